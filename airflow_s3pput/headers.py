@@ -1,0 +1,137 @@
+"""Validate ``--header NAME:VALUE`` and ``--grant`` once, at the edge.
+
+Each header the user may set maps to one PutObject/CreateMultipartUpload parameter, the way
+s3transfer whitelists ``ALLOWED_UPLOAD_ARGS``: anything outside the table is rejected before the
+first upload instead of being silently dropped or sent as an unsigned raw header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_s3pput.errors import UsageError
+
+#: header name (lower case) -> PutObject parameter
+HEADER_PARAMS: Mapping[str, str] = {
+    "cache-control": "CacheControl",
+    "content-disposition": "ContentDisposition",
+    "content-encoding": "ContentEncoding",
+    "content-language": "ContentLanguage",
+    "content-type": "ContentType",
+    "expires": "Expires",
+    "x-amz-storage-class": "StorageClass",
+    "x-amz-server-side-encryption": "ServerSideEncryption",
+    "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+    "x-amz-server-side-encryption-context": "SSEKMSEncryptionContext",
+    "x-amz-server-side-encryption-bucket-key-enabled": "BucketKeyEnabled",
+    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
+    "x-amz-tagging": "Tagging",
+    "x-amz-acl": "ACL",
+}
+USER_METADATA_PREFIX = "x-amz-meta-"
+
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+)
+SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def validate_acl(acl: str | None) -> str | None:
+    if acl is None or acl == "":
+        return None
+    if acl not in CANNED_ACLS:
+        raise UsageError(f"invalid --grant {acl!r}: expected one of {', '.join(CANNED_ACLS)}")
+    return acl
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not _TOKEN.match(name):
+        raise UsageError(f"malformed --header {text!r}: expected NAME:VALUE")
+    if not value:
+        raise UsageError(f"malformed --header {text!r}: empty value")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UsageError(f"malformed --header {name!r}: control characters in value")
+    lower = name.lower()
+    if lower not in HEADER_PARAMS and not lower.startswith(USER_METADATA_PREFIX):
+        raise UsageError(
+            f"unsupported --header {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "
+            f"or {USER_METADATA_PREFIX}*"
+        )
+    if lower.startswith(USER_METADATA_PREFIX) and len(lower) == len(USER_METADATA_PREFIX):
+        raise UsageError(f"malformed --header {text!r}: metadata name missing after x-amz-meta-")
+    return name, value
+
+
+def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str, Any]:
+    """Turn the ``--header`` list (and ``--grant``) into PutObject keyword arguments.
+
+    The result is validated: the transfer code passes it to boto3 as it is.
+    """
+    params: dict[str, Any] = {}
+    metadata: dict[str, str] = {}
+    for text in headers:
+        name, value = parse_header(text)
+        lower = name.lower()
+        if lower.startswith(USER_METADATA_PREFIX):
+            metadata[lower[len(USER_METADATA_PREFIX) :]] = value
+            continue
+        param = HEADER_PARAMS[lower]
+        params[param] = _check_value(param, name, value)
+    if metadata:
+        total = sum(len(k) + len(v) for k, v in metadata.items())
+        if total > 2048:
+            raise UsageError(f"user metadata is {total} bytes: S3 allows at most 2 KB")
+        params["Metadata"] = metadata
+    acl = validate_acl(grant)
+    if acl:
+        if "ACL" in params and params["ACL"] != acl:
+            raise UsageError("--grant and --header x-amz-acl disagree")
+        params["ACL"] = acl
+    return params
+
+
+def _check_value(param: str, name: str, value: str) -> Any:
+    if param == "ACL":
+        return validate_acl(value)
+    if param == "StorageClass" and value not in STORAGE_CLASSES:
+        raise UsageError(f"invalid --header {name}: {value!r} is not a storage class")
+    if param == "ServerSideEncryption" and value not in SSE_VALUES:
+        raise UsageError(f"invalid --header {name}: expected one of {', '.join(SSE_VALUES)}")
+    if param == "BucketKeyEnabled":
+        if value.lower() not in ("true", "false"):
+            raise UsageError(f"invalid --header {name}: expected true or false")
+        return value.lower() == "true"
+    if param == "Expires":
+        try:
+            return email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"invalid --header {name}: {value!r} is not an HTTP date "
+                "(e.g. 'Wed, 21 Oct 2026 07:28:00 GMT')"
+            ) from None
+    return value

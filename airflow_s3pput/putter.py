@@ -1,0 +1,239 @@
+"""Upload one file: the unit of work that a worker thread runs.
+
+``Putter.put(task)`` never raises: whatever happens to a file becomes a ``PutResult``, so one
+bad file never stops the others (s3transfer keeps the same split: the task body is small, the
+exception capture lives in one wrapper, ``Putter.put``).
+
+Integrity: every PutObject and UploadPart carries the Content-MD5 of the bytes we read, so a body
+corrupted in transit is rejected by the server; the ETag it answers is checked against the MD5
+(or the multipart ETag) we computed. The file is read once; if its size or mtime changed since
+the walk, or while we read it, the file is reported as failed instead of storing a half-old mix.
+A failed multipart upload is aborted, so no orphaned parts are left behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_s3pput.content import (
+    BytesContent,
+    FileContent,
+    guess_content_type,
+    gzip_bytes,
+    gzip_to_tempfile,
+    should_gzip,
+)
+from airflow_s3pput.modes import RemoteObject, get_mode
+from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.s3client import make_client
+from airflow_s3pput.stats import PutResult
+
+MAX_PART_WORKERS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PutTask:
+    """One file to consider, with what the listing found under its key (picklable)."""
+
+    path: str
+    key: str
+    size: int
+    mtime_ns: int
+    remote: RemoteObject | None = None
+
+
+class FileChanged(Exception):
+    """The file is not the one the walk saw, or it changed while we read it."""
+
+
+class Putter:
+    """Uploads files with one S3 client and a pool of part uploaders (one per process)."""
+
+    def __init__(self, options: UploadOptions, client: Any = None) -> None:
+        self.options = options
+        self.mode = get_mode(options.mode)
+        self.params = options.put_params()
+        self.client = (
+            client
+            if client is not None
+            else make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
+        )
+        self._part_pool: ThreadPoolExecutor | None = None
+        # An ETag only equals the MD5 when the server stores the bytes as sent.
+        self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
+
+    @property
+    def part_pool(self) -> ThreadPoolExecutor:
+        if self._part_pool is None:
+            workers = max(2, min(self.options.threads, MAX_PART_WORKERS))
+            self._part_pool = ThreadPoolExecutor(workers, thread_name_prefix="s3pput-part")
+        return self._part_pool
+
+    def close(self) -> None:
+        if self._part_pool is not None:
+            self._part_pool.shutdown(wait=True)
+
+    def put(self, task: PutTask) -> PutResult:
+        try:
+            return self._put(task)
+        except FileChanged as exc:
+            return PutResult(task.path, task.key, "fail", error=str(exc))
+        except FileNotFoundError:
+            return PutResult(task.path, task.key, "fail", error="file disappeared before upload")
+        except OSError as exc:
+            return PutResult(task.path, task.key, "fail", error=f"cannot read: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - every other failure is this file's, reported
+            return PutResult(task.path, task.key, "fail", error=describe_error(exc))
+
+    def _put(self, task: PutTask) -> PutResult:
+        fd = os.open(task.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            _check_unchanged(fd, task, "since it was listed")
+            content_type = self.options.content_type or guess_content_type(task.key)
+            gz = self.options.gzip and should_gzip(task.key, content_type, self.options.gzip_types)
+            extra = {"ContentType": content_type, **self.params}
+            if gz:
+                extra["ContentEncoding"] = "gzip"
+            if task.size < self.options.multipart_threshold:
+                return self._put_small(fd, task, gz, extra)
+            return self._put_large(fd, task, gz, extra)
+        finally:
+            os.close(fd)
+
+    def _put_small(self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]) -> PutResult:
+        data = _read_exactly(fd, task.size)
+        _check_unchanged(fd, task, "while it was read")
+        if gz:
+            data = gzip_bytes(data, self.options.gzip_level)
+        content = BytesContent(data, self.options.part_size_for(len(data)))
+        decision = self.mode.decide(content, task.remote)
+        if not decision.put:
+            return PutResult(task.path, task.key, "skip", decision.reason)
+        if self.options.dry_run:
+            return PutResult(task.path, task.key, "put", decision.reason, len(data))
+        response = self.client.put_object(
+            Bucket=self.options.bucket,
+            Key=task.key,
+            Body=data,
+            ContentMD5=base64.b64encode(content.md5).decode(),
+            **extra,
+        )
+        self._check_etag(response, content.md5.hex())
+        return PutResult(task.path, task.key, "put", decision.reason, len(data))
+
+    def _put_large(self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]) -> PutResult:
+        spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None
+        try:
+            if spool is not None:
+                _check_unchanged(fd, task, "while it was compressed")
+            source_fd = spool.fileno() if spool is not None else fd
+            size = os.fstat(source_fd).st_size
+            content = FileContent(source_fd, size, self.options.part_size_for(size))
+            decision = self.mode.decide(content, task.remote)
+            if not decision.put:
+                return PutResult(task.path, task.key, "skip", decision.reason)
+            if self.options.dry_run:
+                return PutResult(task.path, task.key, "put", decision.reason, size)
+            self._multipart(source_fd, size, task, extra, verify_fd=None if spool else fd)
+            return PutResult(task.path, task.key, "put", decision.reason, size)
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def _multipart(
+        self, fd: int, size: int, task: PutTask, extra: dict[str, Any], verify_fd: int | None
+    ) -> None:
+        bucket, key = self.options.bucket, task.key
+        part_size = self.options.part_size_for(size)
+        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        try:
+            futures = [
+                self.part_pool.submit(
+                    self._upload_part, fd, key, upload_id, number, offset, min(part_size, size - offset)
+                )
+                for number, offset in enumerate(range(0, size, part_size), start=1)
+            ]
+            parts = [f.result() for f in futures]
+            if verify_fd is not None:
+                _check_unchanged(verify_fd, task, "while it was uploaded")
+            response = self.client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts]},
+            )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        digest = hashlib.md5(b"".join(d for _, _, d in parts), usedforsecurity=False).hexdigest()
+        self._check_etag(response, f"{digest}-{len(parts)}")
+
+    def _upload_part(
+        self, fd: int, key: str, upload_id: str, number: int, offset: int, length: int
+    ) -> tuple[int, str, bytes]:
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise FileChanged(f"file shrank while it was uploaded (part {number})")
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        response = self.client.upload_part(
+            Bucket=self.options.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=base64.b64encode(digest).decode(),
+        )
+        return number, response["ETag"], digest
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        # Best effort: the error that made us abort is the one to report.
+        with contextlib.suppress(Exception):
+            self.client.abort_multipart_upload(Bucket=self.options.bucket, Key=key, UploadId=upload_id)
+
+    def _check_etag(self, response: dict[str, Any], expected: str) -> None:
+        etag = str(response.get("ETag", "")).strip('"').lower()
+        if self.etag_is_md5 and etag and etag != expected:
+            raise IntegrityError(f"server ETag {etag} does not match the uploaded bytes ({expected})")
+
+
+class IntegrityError(Exception):
+    pass
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks = []
+    offset = 0
+    while offset < size:
+        data = os.pread(fd, size - offset, offset)
+        if not data:
+            raise FileChanged("file shrank while it was read")
+        chunks.append(data)
+        offset += len(data)
+    if os.pread(fd, 1, size):
+        raise FileChanged("file grew while it was read")
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _check_unchanged(fd: int, task: PutTask, when: str) -> None:
+    st = os.fstat(fd)
+    if st.st_size != task.size or st.st_mtime_ns != task.mtime_ns:
+        raise FileChanged(f"file changed {when} (size {task.size} -> {st.st_size})")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed request, without request details that could carry secrets."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = error.get("Message") or ""
+        return f"{code}: {message}".strip().rstrip(":")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

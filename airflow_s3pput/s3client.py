@@ -1,0 +1,43 @@
+"""Build boto3 S3 clients from ``ConnectionSettings``: one per process, shared by its threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_s3pput.options import ConnectionSettings
+
+
+def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        profile_name=settings.profile,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        aws_session_token=settings.session_token,
+        region_name=settings.region,
+    )
+    style = settings.addressing_style
+    if style == "auto" and settings.endpoint_url:
+        style = "path"  # S3-compatible servers rarely resolve bucket subdomains
+    config = Config(
+        max_pool_connections=max(pool_size, 10),
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        # We send our own Content-MD5, which every S3-compatible server verifies; the default
+        # CRC32 on every request costs CPU and breaks some servers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        parameter_validation=False,
+        s3={"addressing_style": style},  # type: ignore[arg-type]
+        tcp_keepalive=True,
+    )
+    return session.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        use_ssl=settings.secure,
+        verify=settings.verify,
+        config=config,
+    )

@@ -1,0 +1,209 @@
+"""Stream the files under SOURCE as ``FileEntry`` values, in S3 key order.
+
+Keys are ``PREFIX/relative/path`` with ``/`` separators: no leading ``/`` for an empty prefix
+and no ``//`` for a prefix that ends in ``/``. A directory is walked with its entries sorted
+so that the keys come out in lexicographic (S3) order, which is what lets a batch be described
+by a key range (``first``..``last``) and re-walked later without listing every path in it.
+
+Problems with single paths (unreadable directory, broken link, FIFO, a name that is not
+UTF-8, a key over 1,024 bytes) are yielded as ``WalkError`` values: one bad path never stops
+the walk, the caller counts it as a failure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from airflow_s3pput.errors import UsageError
+
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    key: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalkError:
+    path: str
+    key: str
+    message: str
+
+
+WalkItem = FileEntry | WalkError
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Inclusive range of keys; ``None`` means unbounded on that side."""
+
+    first: str | None = None
+    last: str | None = None
+
+    def __contains__(self, key: str) -> bool:
+        return (self.first is None or key >= self.first) and (self.last is None or key <= self.last)
+
+    def may_hold_dir(self, dir_key: str) -> bool:
+        """Whether any key under ``dir_key/`` can fall in the range (prunes the walk)."""
+        # Every key under the directory lies in [dir_key + "/", dir_key + "0"): "0" follows "/".
+        if self.last is not None and dir_key + "/" > self.last:
+            return False
+        return self.first is None or dir_key + "0" > self.first
+
+
+def join_key(prefix: str, relative: str) -> str:
+    """``prefix`` + ``/`` + ``relative`` without a leading or doubled slash."""
+    prefix = prefix.lstrip("/")
+    if not prefix:
+        return relative
+    return prefix.rstrip("/") + "/" + relative
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to pick from the tree: include/exclude globs and the symlink policy.
+
+    Globs are matched against the path relative to SOURCE (with ``/``) and against the base
+    name, as s3-parallel-put and rsync users expect (``*.log`` excludes logs at any depth).
+    """
+
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    follow_dir_symlinks: bool = False
+
+    def wants(self, relative: str) -> bool:
+        name = relative.rsplit("/", 1)[-1]
+
+        def hit(patterns: Sequence[str]) -> bool:
+            return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+        if self.include and not hit(self.include):
+            return False
+        return not hit(self.exclude)
+
+
+def check_sources(sources: Sequence[str]) -> None:
+    """Fail early, with one line, on a SOURCE that does not exist or is not a file/directory."""
+    if not sources:
+        raise UsageError("no SOURCE given")
+    for source in sources:
+        if not os.path.exists(source):
+            raise UsageError(f"SOURCE {source!r} does not exist")
+        mode = os.stat(source).st_mode
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            raise UsageError(f"SOURCE {source!r} is neither a regular file nor a directory")
+        if not os.access(source, os.R_OK):
+            raise UsageError(f"SOURCE {source!r} is not readable")
+
+
+def walk(
+    sources: Sequence[str],
+    prefix: str = "",
+    selection: Selection = Selection(),
+    key_range: KeyRange = KeyRange(),
+) -> Iterator[WalkItem]:
+    """Yield every file under ``sources`` in key order, restricted to ``key_range``."""
+    streams = [_walk_source(s, prefix, selection, key_range) for s in sources]
+    if len(streams) == 1:
+        yield from streams[0]
+    else:
+        import heapq
+
+        yield from heapq.merge(*streams, key=lambda item: item.key)
+
+
+def _walk_source(source: str, prefix: str, selection: Selection, key_range: KeyRange) -> Iterator[WalkItem]:
+    source = os.path.abspath(source)
+    if os.path.isdir(source):
+        root_key = join_key(prefix, "").rstrip("/")
+        real = os.path.realpath(source)
+        yield from _walk_dir(source, "", root_key, selection, key_range, {real})
+        return
+    name = os.path.basename(source)
+    item = _file_item(source, name, join_key(prefix, name))
+    if item is not None and item.key in key_range and selection.wants(name):
+        yield item
+
+
+def _walk_dir(
+    path: str,
+    relative: str,
+    dir_key: str,
+    selection: Selection,
+    key_range: KeyRange,
+    ancestors: set[str],
+) -> Iterator[WalkItem]:
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except OSError as exc:
+        yield WalkError(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
+        return
+    children: list[tuple[str, os.DirEntry[str], bool]] = []
+    for entry in entries:
+        is_dir = _is_walkable_dir(entry, selection)
+        # Sorting by name + "/" for directories puts keys in plain lexicographic order.
+        children.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+    children.sort(key=lambda c: c[0])
+    for _, entry, is_dir in children:
+        rel = f"{relative}{entry.name}"
+        key = f"{dir_key}/{entry.name}" if dir_key else entry.name
+        if is_dir:
+            if not key_range.may_hold_dir(key):
+                continue
+            real = os.path.realpath(entry.path)
+            if real in ancestors:
+                yield WalkError(entry.path, key, "symlink loop: directory already being walked")
+                continue
+            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, ancestors | {real})
+            continue
+        if key_range.last is not None and key > key_range.last:
+            return  # sorted: nothing after this can be in range
+        if key not in key_range or not selection.wants(rel):
+            continue
+        item = _file_item(entry.path, rel, key)
+        if item is not None:
+            yield item
+
+
+def _is_walkable_dir(entry: os.DirEntry[str], selection: Selection) -> bool:
+    try:
+        if entry.is_symlink():
+            return selection.follow_dir_symlinks and entry.is_dir(follow_symlinks=True)
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
+    """Stat one path; ``None`` for directory symlinks that are not followed."""
+    if _has_surrogate(key):
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        return WalkError(shown, shown, "file name is not valid UTF-8: S3 keys must be UTF-8")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        return WalkError(path, key, f"key is {len(key.encode())} bytes: S3 allows at most {MAX_KEY_BYTES}")
+    try:
+        st = os.stat(path)  # follows file symlinks on purpose
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return WalkError(path, key, "broken symlink")
+        return WalkError(path, key, "file disappeared")
+    except OSError as exc:
+        return WalkError(path, key, f"cannot stat: {exc.strerror or exc}")
+    if stat.S_ISDIR(st.st_mode):
+        return None  # a directory symlink we chose not to follow
+    if not stat.S_ISREG(st.st_mode):
+        return WalkError(path, key, "not a regular file (FIFO, socket or device): skipped")
+    return FileEntry(path, key, st.st_size, st.st_mtime_ns)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

