@@ -7,7 +7,8 @@ by a key range (``first``..``last``) and re-walked later without listing every p
 
 Problems with single paths (unreadable directory, broken link, FIFO, a name that is not
 UTF-8, a key over 1,024 bytes) are yielded as ``WalkError`` values: one bad path never stops
-the walk, the caller counts it as a failure.
+the walk, the caller counts it as a failure. Errors keep the key order too (a directory's error
+is keyed ``dir/``), so each falls in exactly one key range and is reported once.
 """
 
 from __future__ import annotations
@@ -145,23 +146,28 @@ def _walk_dir(
         with os.scandir(path) as it:
             entries = list(it)
     except OSError as exc:
-        yield WalkError(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
+        error = _dir_error(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
+        if error.key in key_range:
+            yield error
         return
-    children: list[tuple[str, os.DirEntry[str], bool]] = []
+    children: list[tuple[str, str, os.DirEntry[str], bool]] = []
     for entry in entries:
         is_dir = _is_walkable_dir(entry, selection)
+        name = _printable(entry.name)
         # Sorting by name + "/" for directories puts keys in plain lexicographic order.
-        children.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+        children.append((name + "/" if is_dir else name, name, entry, is_dir))
     children.sort(key=lambda c: c[0])
-    for _, entry, is_dir in children:
+    for _, name, entry, is_dir in children:
         rel = f"{relative}{entry.name}"
-        key = f"{dir_key}/{entry.name}" if dir_key else entry.name
+        key = f"{dir_key}/{name}" if dir_key else name
         if is_dir:
             if not key_range.may_hold_dir(key):
                 continue
             real = os.path.realpath(entry.path)
             if real in ancestors:
-                yield WalkError(entry.path, key, "symlink loop: directory already being walked")
+                error = _dir_error(entry.path, key, "symlink loop: directory already being walked")
+                if error.key in key_range:
+                    yield error
                 continue
             yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, ancestors | {real})
             continue
@@ -185,9 +191,10 @@ def _is_walkable_dir(entry: os.DirEntry[str], selection: Selection) -> bool:
 
 def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
     """Stat one path; ``None`` for directory symlinks that are not followed."""
-    if _has_surrogate(key):
-        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-        return WalkError(shown, shown, "file name is not valid UTF-8: S3 keys must be UTF-8")
+    if not _is_utf8(relative) or not _is_utf8(key):
+        return WalkError(
+            _printable(path), _printable(key), "file name is not valid UTF-8: S3 keys must be UTF-8"
+        )
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         return WalkError(path, key, f"key is {len(key.encode())} bytes: S3 allows at most {MAX_KEY_BYTES}")
     try:
@@ -205,5 +212,25 @@ def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
     return FileEntry(path, key, st.st_size, st.st_mtime_ns)
 
 
-def _has_surrogate(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+def _dir_error(path: str, dir_key: str, message: str) -> WalkError:
+    """An error for a whole directory, keyed ``dir/`` so that it sorts where its files would."""
+    return WalkError(_printable(path), dir_key + "/" if dir_key else "", message)
+
+
+def _is_utf8(text: str) -> bool:
+    # Names that are not UTF-8 arrive with lone surrogates (surrogateescape), which cannot encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """``text``, or for a name that is not UTF-8, the name with its bad bytes shown as ``\\xNN``.
+
+    Keys are built from these, so a bad name still sorts in place and prints without error.
+    """
+    if _is_utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -1,0 +1,329 @@
+"""The walker: keys, order, selection, symlinks, bad paths as values, key-range pruning."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from airflow_s3pput.errors import UsageError
+from airflow_s3pput.walker import (
+    FileEntry,
+    KeyRange,
+    Selection,
+    WalkError,
+    WalkItem,
+    check_sources,
+    join_key,
+    walk,
+)
+from tests.conftest import make_tree
+
+
+def keys(items: list[WalkItem]) -> list[str]:
+    return [i.key for i in items]
+
+
+def files(items: list[WalkItem]) -> list[str]:
+    return [i.key for i in items if isinstance(i, FileEntry)]
+
+
+def errors(items: list[WalkItem]) -> dict[str, str]:
+    return {i.key: i.message for i in items if isinstance(i, WalkError)}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "relative", "expected"),
+    [
+        pytest.param("", "a/b.txt", "a/b.txt", id="empty-prefix-no-leading-slash"),
+        pytest.param("p", "a.txt", "p/a.txt", id="plain-prefix"),
+        pytest.param("p/", "a.txt", "p/a.txt", id="prefix-trailing-slash-no-double"),
+        pytest.param("p//", "a.txt", "p/a.txt", id="prefix-two-trailing-slashes"),
+        pytest.param("/p/", "a.txt", "p/a.txt", id="prefix-leading-slash-dropped"),
+        pytest.param("/", "a.txt", "a.txt", id="slash-only-prefix"),
+        pytest.param("x/y", "z", "x/y/z", id="nested-prefix"),
+    ],
+)
+def test_join_key(prefix: str, relative: str, expected: str) -> None:
+    assert join_key(prefix, relative) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        pytest.param("", ["a.txt", "d/b.txt"], id="empty"),
+        pytest.param("p", ["p/a.txt", "p/d/b.txt"], id="plain"),
+        pytest.param("p/", ["p/a.txt", "p/d/b.txt"], id="trailing-slash"),
+        pytest.param("/p/q/", ["p/q/a.txt", "p/q/d/b.txt"], id="leading-and-trailing-slash"),
+    ],
+)
+def test_walk_keys_with_prefix(tmp_path: Path, prefix: str, expected: list[str]) -> None:
+    make_tree(tmp_path, {"a.txt": "a", "d/b.txt": "b"})
+    assert keys(list(walk([str(tmp_path)], prefix))) == expected
+
+
+TRICKY = [
+    "a.txt",
+    "a/b.c",
+    "a/b/c",
+    "a-b",
+    "a b",
+    "a0",
+    "a!/x",
+    "ab/c",
+    "A",
+    "Z/z",
+    "_",
+    "~tilde",
+    "é.txt",
+    "e/é/ü ß.bin",
+    "日本語/ファイル.txt",
+    "emoji 🎉.txt",
+    "space dir/with space.txt",
+    "empty",
+    "x/y/z/deep.txt",
+    "x.y",
+    "x-/1",
+]
+
+
+def test_walk_key_order_is_sorted_keys(tmp_path: Path) -> None:
+    tree: dict[str, bytes | str] = {name: f"content of {name}" for name in TRICKY}
+    tree["empty"] = b""
+    make_tree(tmp_path, tree)
+    items = list(walk([str(tmp_path)], "pre"))
+    got = keys(items)
+    assert got == sorted(got)
+    assert set(got) == {f"pre/{name}" for name in tree}
+    assert not errors(items)
+    sizes = {i.key: i.size for i in items if isinstance(i, FileEntry)}
+    assert sizes["pre/empty"] == 0
+    assert sizes["pre/emoji 🎉.txt"] == len(b"content of emoji \xf0\x9f\x8e\x89.txt")
+
+
+def test_single_file_source(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"dir/report 1.csv": "x,y\n"})
+    items = list(walk([str(tmp_path / "dir" / "report 1.csv")], "out/"))
+    assert len(items) == 1
+    item = items[0]
+    assert isinstance(item, FileEntry)
+    assert (item.key, item.size) == ("out/report 1.csv", 4)
+    assert item.path == str(tmp_path / "dir" / "report 1.csv")
+
+
+def test_several_sources_are_merged_in_key_order(tmp_path: Path) -> None:
+    one = make_tree(tmp_path / "one", {"b.txt": "1", "d/x": "1", "m": "1"})
+    two = make_tree(tmp_path / "two", {"a.txt": "2", "d/y": "2", "z": "2"})
+    single = make_tree(tmp_path / "three", {"c.txt": "3"}) / "c.txt"
+    got = keys(list(walk([str(one), str(two), str(single)], "")))
+    assert got == ["a.txt", "b.txt", "c.txt", "d/x", "d/y", "m", "z"]
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "expected"),
+    [
+        pytest.param((), (), ["a.log", "a.txt", "d/b.log", "d/b.txt", "d/e/c.txt"], id="everything"),
+        pytest.param(("*.txt",), (), ["a.txt", "d/b.txt", "d/e/c.txt"], id="include-basename-any-depth"),
+        pytest.param((), ("*.log",), ["a.txt", "d/b.txt", "d/e/c.txt"], id="exclude-basename-any-depth"),
+        pytest.param(("d/*",), (), ["d/b.log", "d/b.txt", "d/e/c.txt"], id="include-relative-path"),
+        pytest.param(("*.txt",), ("d/e/*",), ["a.txt", "d/b.txt"], id="include-then-exclude"),
+        pytest.param(("*.txt", "*.log"), ("a.*",), ["d/b.log", "d/b.txt", "d/e/c.txt"], id="several"),
+        pytest.param(("nothing",), (), [], id="include-matches-nothing"),
+    ],
+)
+def test_include_exclude(
+    tmp_path: Path, include: tuple[str, ...], exclude: tuple[str, ...], expected: list[str]
+) -> None:
+    make_tree(tmp_path, {k: "x" for k in ("a.log", "a.txt", "d/b.log", "d/b.txt", "d/e/c.txt")})
+    assert keys(list(walk([str(tmp_path)], "", Selection(include, exclude)))) == expected
+
+
+def test_include_applies_to_single_file_source(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"a.log": "x"})
+    assert list(walk([str(tmp_path / "a.log")], "", Selection(exclude=("*.log",)))) == []
+
+
+def test_file_symlink_is_followed(tmp_path: Path) -> None:
+    make_tree(tmp_path / "outside", {"target.bin": b"12345"})
+    src = make_tree(tmp_path / "src", {"real.txt": "r"})
+    (src / "link.bin").symlink_to(tmp_path / "outside" / "target.bin")
+    items = list(walk([str(src)]))
+    assert [(i.key, i.size) for i in items if isinstance(i, FileEntry)] == [("link.bin", 5), ("real.txt", 1)]
+
+
+def _tree_with_dir_links(tmp_path: Path) -> Path:
+    make_tree(tmp_path / "other", {"o.txt": "o"})
+    src = make_tree(tmp_path / "src", {"a/f.txt": "f"})
+    (src / "b").symlink_to(tmp_path / "other", target_is_directory=True)
+    (src / "a" / "up").symlink_to(src, target_is_directory=True)  # a loop back to the root
+    return src
+
+
+@pytest.mark.timeout(20)
+def test_dir_symlinks_not_followed_by_default(tmp_path: Path) -> None:
+    items = list(walk([str(_tree_with_dir_links(tmp_path))]))
+    assert keys(items) == ["a/f.txt"]
+
+
+@pytest.mark.timeout(20)
+def test_dir_symlinks_followed_and_loops_reported(tmp_path: Path) -> None:
+    items = list(walk([str(_tree_with_dir_links(tmp_path))], "", Selection(follow_dir_symlinks=True)))
+    assert files(items) == ["a/f.txt", "b/o.txt"]
+    errs = errors(items)
+    assert len(errs) == 1
+    [(key, message)] = errs.items()
+    assert key.startswith("a/up")
+    assert "loop" in message
+    assert keys(items) == sorted(keys(items))
+
+
+def test_bad_paths_are_walk_errors(tmp_path: Path) -> None:
+    src = make_tree(tmp_path, {"good.txt": "g", "z.txt": "z"})
+    (src / "broken").symlink_to(tmp_path / "missing")
+    os.mkfifo(src / "fifo")
+    items = list(walk([str(src)]))
+    assert files(items) == ["good.txt", "z.txt"]
+    errs = errors(items)
+    assert set(errs) == {"broken", "fifo"}
+    assert "broken symlink" in errs["broken"]
+    assert "FIFO" in errs["fifo"]
+    assert keys(items) == sorted(keys(items))
+
+
+def test_non_utf8_name_is_a_printable_walk_error(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"a.txt": "a", "z.txt": "z"})
+    with open(os.path.join(os.fsencode(tmp_path), b"bad-\xff.txt"), "wb") as f:
+        f.write(b"x")
+    items = list(walk([str(tmp_path)]))
+    assert files(items) == ["a.txt", "z.txt"]
+    [bad] = [i for i in items if isinstance(i, WalkError)]
+    assert "UTF-8" in bad.message
+    # What is reported must be printable and JSON-safe: no lone surrogates.
+    bad.path.encode("utf-8")
+    bad.key.encode("utf-8")
+    assert "bad-" in bad.key
+    assert keys(items) == sorted(keys(items))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "parts"),
+    [
+        pytest.param("", ["d" * 250] * 4 + ["f" * 30], id="deep-path"),
+        pytest.param("p" * 1000, ["f" * 30], id="long-prefix"),
+    ],
+)
+def test_key_over_1024_bytes_is_a_walk_error(tmp_path: Path, prefix: str, parts: list[str]) -> None:
+    make_tree(tmp_path, {"ok.txt": "o", "/".join(parts): "x"})
+    items = list(walk([str(tmp_path)], prefix))
+    errs = [i for i in items if isinstance(i, WalkError)]
+    assert len(errs) == 1
+    assert "1024" in errs[0].message
+    short = [i for i in items if isinstance(i, FileEntry)]
+    assert [i.key.rsplit("/", 1)[-1] for i in short] == ["ok.txt"]
+
+
+def test_key_of_exactly_1024_bytes_is_fine(tmp_path: Path) -> None:
+    make_tree(tmp_path, {"f" * 20: "x"})
+    [item] = list(walk([str(tmp_path)], "p" * 1003))  # 1003 + "/" + 20 = 1024
+    assert isinstance(item, FileEntry)
+    assert len(item.key.encode()) == 1024
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda p: p / "missing", "does not exist", id="missing"),
+        pytest.param(lambda p: (os.mkfifo(p / "fifo"), p / "fifo")[1], "neither", id="fifo"),
+    ],
+)
+def test_check_sources_rejects(tmp_path: Path, make: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        check_sources([str(make(tmp_path))])  # type: ignore[operator]
+
+
+def test_check_sources_needs_one() -> None:
+    with pytest.raises(UsageError, match="no SOURCE"):
+        check_sources([])
+
+
+# --- key ranges -------------------------------------------------------------------------------
+
+
+def _range_tree(tmp_path: Path) -> Path:
+    rng = random.Random(7)
+    names = ["a", "a.b", "a-b", "a0", "b", "é", "zz", "a b"]
+    tree: dict[str, bytes] = {}
+    for _ in range(160):
+        depth = rng.randint(1, 4)
+        tree["/".join(rng.choice(names) + rng.choice(["", "1", ".x"]) for _ in range(depth))] = b"."
+    # A file whose name is also used as a directory elsewhere would clash: drop those paths.
+    dirs = {"/".join(k.split("/")[:n]) for k in tree for n in range(1, k.count("/") + 1)}
+    tree = {k: v for k, v in tree.items() if k not in dirs}
+    tree["a/loop.txt"] = b"sorts before the loop directory's own key"
+    src = make_tree(tmp_path / "src", tree)
+    (src / "a" / "broken").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(src / "b.fifo")
+    (src / "a" / "loop").symlink_to(src, target_is_directory=True)
+    return src
+
+
+def _random_bound(rng: random.Random, all_keys: list[str]) -> str | None:
+    choice = rng.random()
+    if choice < 0.15:
+        return None
+    key = rng.choice(all_keys)
+    if choice < 0.5:
+        return key
+    if choice < 0.65:
+        return key + "\0"
+    if choice < 0.8:
+        return key.rsplit("/", 1)[0] + "/"
+    return key[: rng.randint(0, len(key))]
+
+
+def test_key_range_walk_is_exact_subset_of_full_walk(tmp_path: Path) -> None:
+    src = _range_tree(tmp_path)
+    selection = Selection(follow_dir_symlinks=True)
+    full = list(walk([str(src)], "p/", selection))
+    all_keys = keys(full)
+    assert all_keys == sorted(all_keys)
+    assert errors(full)  # the range walk must place errors too
+    rng = random.Random(11)
+    for _ in range(300):
+        first, last = _random_bound(rng, all_keys), _random_bound(rng, all_keys)
+        key_range = KeyRange(first, last)
+        expected = [i for i in full if i.key in key_range]
+        assert list(walk([str(src)], "p/", selection, key_range)) == expected, key_range
+
+
+def test_chained_ranges_cover_every_item_once(tmp_path: Path) -> None:
+    # The planner chains ranges (after + "\0", last]: each item of the full walk, including
+    # errors for whole directories, must come out of exactly one of them.
+    src = _range_tree(tmp_path)
+    selection = Selection(follow_dir_symlinks=True)
+    full = list(walk([str(src)], "", selection))
+    rng = random.Random(3)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(len(full)), 6))
+        lasts = [full[c].key for c in cuts]
+        bounds = list(zip([None, *lasts], [*lasts, None], strict=True))
+        ranges = [KeyRange(None if a is None else a + "\0", b) for a, b in bounds]
+        pieces = [item for r in ranges for item in walk([str(src)], "", selection, r)]
+        assert pieces == full
+
+
+@pytest.mark.parametrize(
+    ("key_range", "dir_key", "may_hold"),
+    [
+        pytest.param(KeyRange(), "d", True, id="unbounded"),
+        pytest.param(KeyRange(last="d"), "d", False, id="last-is-dir-name"),
+        pytest.param(KeyRange(last="d/"), "d", True, id="last-is-dir-slash"),
+        pytest.param(KeyRange(first="d0"), "d", False, id="first-after-every-child"),
+        pytest.param(KeyRange(first="d/zzz"), "d", True, id="first-inside"),
+        pytest.param(KeyRange(first="d.txt", last="d.txt"), "d", False, id="sibling-file-only"),
+    ],
+)
+def test_may_hold_dir(key_range: KeyRange, dir_key: str, may_hold: bool) -> None:
+    assert key_range.may_hold_dir(dir_key) is may_hold
