@@ -1,0 +1,114 @@
+"""A throwaway Airflow for the demo, the tests and the benchmarks: home, config, connection.
+
+Airflow runs as subprocesses with their own environment, so the calling process never imports
+Airflow with the wrong settings. The AWS connection is passed the way a deployment would set
+it, ``AIRFLOW_CONN_<ID>`` as JSON, pointing at a ``LocalS3Server``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow_s3pput.local_s3 import LocalS3Server
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO / "dags_examples"
+
+
+def connection_json(s3: LocalS3Server) -> str:
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": s3.access_key,
+            "password": s3.secret_key,
+            "extra": {"endpoint_url": s3.endpoint_url, "region_name": "us-east-1"},
+        }
+    )
+
+
+def airflow_env(
+    home: Path,
+    s3: LocalS3Server,
+    *,
+    conn_id: str = "aws_default",
+    dags_folder: Path = EXAMPLE_DAGS,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for Airflow commands: SQLite home, our DAGs, an AWS connection to ``s3``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))}
+    bin_dir = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "false",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            f"AIRFLOW_CONN_{conn_id.upper()}": connection_json(s3),
+            # Workers of the mapped tasks must not pick up credentials from anywhere else.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def airflow(env: Mapping[str, str], *args: str, log: Path | None = None, timeout: float = 900) -> int:
+    """Run the ``airflow`` command of this interpreter's environment; output goes to ``log``."""
+    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    if log is None:
+        return subprocess.run(command, env=dict(env), timeout=timeout, check=False).returncode
+    with open(log, "ab") as out:
+        return subprocess.run(
+            command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        ).returncode
+
+
+def migrate(env: Mapping[str, str], log: Path) -> None:
+    if airflow(env, "db", "migrate", log=log) != 0:
+        raise RuntimeError(f"airflow db migrate failed; see {log}")
+
+
+def dags_test(env: Mapping[str, str], dag_id: str, conf: Mapping[str, Any], log: Path) -> int:
+    return airflow(env, "dags", "test", dag_id, "-c", json.dumps(dict(conf)), log=log)
+
+
+def read_xcoms(home: Path, dag_id: str, task_id: str, key: str = "return_value") -> list[Any]:
+    """XCom values of ``task_id`` in the latest run of ``dag_id``, by map index."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        run = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()
+        if run is None:
+            return []
+        rows = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = ? "
+            "ORDER BY map_index",
+            (dag_id, run[0], task_id, key),
+        ).fetchall()
+    return [json.loads(value) for (value,) in rows]
+
+
+def task_states(home: Path, dag_id: str) -> dict[tuple[str, int], str]:
+    """``(task_id, map_index) -> state`` in the latest run of ``dag_id``."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        run = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()
+        if run is None:
+            return {}
+        rows = db.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run[0]),
+        ).fetchall()
+    return {(task_id, map_index): state for task_id, map_index, state in rows}
