@@ -1,0 +1,188 @@
+"""Local ETags, candidate part sizes, deterministic gzip, content types."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from airflow_s3pput.content import (
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_GZIP_TYPES,
+    BytesContent,
+    FileContent,
+    guess_content_type,
+    gzip_bytes,
+    gzip_to_tempfile,
+    should_gzip,
+)
+from airflow_s3pput.etag import MIB, candidate_part_sizes, iter_chunks, md5_range
+
+
+def reference_multipart_etag(data: bytes, part_size: int) -> str:
+    """What S3 answers for a multipart upload: md5 of the concatenated part MD5s, dash, count."""
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
+
+
+DATA = os.urandom(3 * 1024 + 17)
+
+
+@pytest.mark.parametrize(
+    "part_size",
+    [
+        pytest.param(1024, id="4-parts"),
+        pytest.param(3 * 1024 + 17, id="1-part"),
+        pytest.param(1000, id="odd"),
+    ],
+)
+def test_multipart_etag_matches_reference(tmp_path: Path, part_size: int) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    expected = reference_multipart_etag(DATA, part_size)
+    assert BytesContent(DATA, part_size).multipart_etag(part_size) == expected
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert FileContent(fd, len(DATA), part_size).multipart_etag(part_size) == expected
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("etag", "configured", "matches"),
+    [
+        pytest.param(hashlib.md5(DATA).hexdigest(), 1024, True, id="single-part-md5"),
+        pytest.param('"' + hashlib.md5(DATA).hexdigest().upper() + '"', 1024, True, id="quoted-upper"),
+        pytest.param("0" * 32, 1024, False, id="other-md5"),
+        pytest.param(reference_multipart_etag(DATA, 1024), 1024, True, id="multipart-our-part-size"),
+        pytest.param(reference_multipart_etag(DATA, 773), 2048, True, id="multipart-exact-division"),
+        pytest.param(reference_multipart_etag(DATA, 1000), 1024, False, id="multipart-unguessable-size"),
+        pytest.param(reference_multipart_etag(DATA, 1024)[:-1] + "9", 1024, False, id="wrong-part-count"),
+        pytest.param("abc-x", 1024, False, id="malformed-count"),
+        pytest.param("", 1024, False, id="empty"),
+    ],
+)
+def test_matches_etag(etag: str, configured: int, matches: bool) -> None:
+    assert BytesContent(DATA, configured).matches_etag(etag) is matches
+
+
+def test_matches_etag_of_whole_mib_parts() -> None:
+    # Another tool split the file into the fewest whole MiB that give 3 parts; we use 5 MiB.
+    data = b"x" * (17 * MIB + 3)
+    assert BytesContent(data, 5 * MIB).matches_etag(reference_multipart_etag(data, 6 * MIB))
+
+
+def test_empty_content() -> None:
+    content = BytesContent(b"", 5 * MIB)
+    assert content.matches_etag(hashlib.md5(b"").hexdigest())
+    assert not content.matches_etag(reference_multipart_etag(b"x", 5 * MIB))
+
+
+@pytest.mark.parametrize(
+    ("size", "parts", "configured", "expected"),
+    [
+        pytest.param(12 * MIB, 3, 5 * MIB, [5 * MIB, 4 * MIB], id="configured-first-then-exact-mib"),
+        pytest.param(12 * MIB, 2, 5 * MIB, [6 * MIB], id="configured-wrong-count"),
+        pytest.param(10 * MIB + 1, 2, 8 * MIB, [8 * MIB, 6 * MIB, 5 * MIB + 1], id="mib-and-exact"),
+        pytest.param(100, 1, 5 * MIB, [5 * MIB, MIB, 100], id="one-part"),
+        pytest.param(0, 1, 5 * MIB, [], id="empty-file"),
+        pytest.param(100, 0, 5 * MIB, [], id="zero-parts"),
+        pytest.param(100, 200, 5 * MIB, [], id="more-parts-than-bytes"),
+    ],
+)
+def test_candidate_part_sizes(size: int, parts: int, configured: int, expected: list[int]) -> None:
+    got = candidate_part_sizes(size, parts, configured)
+    assert got == expected
+    for part in got:
+        assert -(-size // part) == parts
+
+
+def test_md5_range_and_short_read(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(DATA)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert md5_range(fd, 100, 1000) == hashlib.md5(DATA[100:1100]).digest()
+        assert b"".join(iter_chunks(fd, 0, len(DATA), chunk=100)) == DATA
+        with pytest.raises(OSError, match="shrank"):
+            md5_range(fd, 0, len(DATA) + 1)
+    finally:
+        os.close(fd)
+
+
+# --- gzip ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [pytest.param(1, id="level-1"), pytest.param(9, id="level-9")])
+def test_gzip_bytes_is_deterministic(level: int) -> None:
+    data = b"hello world\n" * 1000
+    first = gzip_bytes(data, level)
+    assert gzip_bytes(data, level) == first
+    assert gzip.decompress(first) == data
+    assert first[4:8] == b"\0\0\0\0"  # header mtime is zero
+
+
+def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
+    data = os.urandom(1000) * 3000  # ~3 MB, compressible
+    path = tmp_path / "big.txt"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        outputs = []
+        for _ in range(2):
+            tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
+            tmp.seek(0)
+            outputs.append(tmp.read())
+            tmp.close()
+    finally:
+        os.close(fd)
+    assert outputs[0] == outputs[1]
+    assert gzip.decompress(outputs[0]) == data
+    assert list(tmp_path.iterdir()) == [path]  # the spool file is unnamed
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "types", "expected"),
+    [
+        pytest.param("a.html", "text/html", DEFAULT_GZIP_TYPES, True, id="html"),
+        pytest.param("a.css", "text/css", DEFAULT_GZIP_TYPES, True, id="css"),
+        pytest.param("a.js", "text/javascript", DEFAULT_GZIP_TYPES, True, id="js"),
+        pytest.param("a.json", "application/json", DEFAULT_GZIP_TYPES, True, id="json"),
+        pytest.param("a.xml", "application/xml", DEFAULT_GZIP_TYPES, True, id="xml"),
+        pytest.param("a.svg", "image/svg+xml", DEFAULT_GZIP_TYPES, True, id="svg"),
+        pytest.param("a.txt", "text/plain", DEFAULT_GZIP_TYPES, True, id="plain"),
+        pytest.param("a.txt", "Text/Plain; charset=utf-8", DEFAULT_GZIP_TYPES, True, id="params-case"),
+        pytest.param("a.png", "image/png", DEFAULT_GZIP_TYPES, False, id="png-not"),
+        pytest.param("a.bin", "application/octet-stream", DEFAULT_GZIP_TYPES, False, id="binary-not"),
+        pytest.param("a.png", "image/png", ("all",), True, id="all-types"),
+        pytest.param("a.png", "image/png", ("image/png",), True, id="custom-type"),
+        pytest.param("a.html", "text/html", ("image/png",), False, id="custom-type-excludes-html"),
+        pytest.param("a.txt.gz", "text/plain", ("all",), False, id="already-gzip-never"),
+        pytest.param("a.css.br", "text/css", DEFAULT_GZIP_TYPES, False, id="already-brotli-never"),
+    ],
+)
+def test_should_gzip(name: str, content_type: str, types: tuple[str, ...], expected: bool) -> None:
+    assert should_gzip(name, content_type, types) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("index.html", "text/html", id="html"),
+        pytest.param("dir/style.css", "text/css", id="css"),
+        pytest.param("a.json", "application/json", id="json"),
+        pytest.param("photo.JPG", "image/jpeg", id="upper-case-ext"),
+        pytest.param("a.png", "image/png", id="png"),
+        pytest.param("a.tar.gz", "application/x-tar", id="tar-gz"),
+        pytest.param("a.gz", "application/gzip", id="bare-gz"),
+        pytest.param("README", DEFAULT_CONTENT_TYPE, id="no-extension"),
+        pytest.param("a.unknownext", DEFAULT_CONTENT_TYPE, id="unknown-extension"),
+        pytest.param("", DEFAULT_CONTENT_TYPE, id="empty"),
+    ],
+)
+def test_guess_content_type(name: str, expected: str) -> None:
+    assert guess_content_type(name) == expected

@@ -1,0 +1,51 @@
+"""The engine must import and work without Airflow: no engine module may import ``airflow``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import airflow_s3pput
+
+PACKAGE = Path(airflow_s3pput.__file__).parent
+ENGINE_MODULES = sorted(
+    p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__main__", "demo", "local_airflow")
+)
+
+
+def test_engine_modules_found() -> None:
+    assert {"walker", "engine", "cli", "putter", "pool", "stats", "modes"} <= set(ENGINE_MODULES)
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", ENGINE_MODULES)
+def test_no_airflow_import_in_source(module: str) -> None:
+    imported = _imports(PACKAGE / f"{module}.py")
+    assert not {n for n in imported if n == "airflow" or n.startswith("airflow.")}
+
+
+def test_no_airflow_in_sys_modules_after_import() -> None:
+    code = (
+        "import sys, importlib\n"
+        f"for name in {ENGINE_MODULES!r}:\n"
+        "    importlib.import_module('airflow_s3pput.' + name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == ""
