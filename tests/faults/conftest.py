@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,12 @@ def fault_proxy(s3_server: LocalS3Server) -> Iterator[FaultProxy]:
     """A :class:`FaultProxy` in front of :func:`s3_server`, stopped after the test."""
     with FaultProxy(upstream=("127.0.0.1", s3_server.port)) as proxy:
         yield proxy
+    assert proxy_threads(proxy) == [], "FaultProxy.stop() left threads behind"
+
+
+def proxy_threads(proxy: FaultProxy) -> list[str]:
+    """Names of the live threads that belong to ``proxy``."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(f"faultproxy-{proxy.port}-")]
 
 
 @pytest.fixture
@@ -40,7 +47,7 @@ def proxy_client(s3_server: LocalS3Server, fault_proxy: FaultProxy) -> Callable[
 
     def make(**config: Any) -> Any:
         options: dict[str, Any] = {
-            "retries": {"max_attempts": 1, "mode": "standard"},
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
             "connect_timeout": 2,
             "read_timeout": 5,
             "max_pool_connections": 1,

@@ -32,8 +32,9 @@ Fault kinds (see :class:`Fault` for their parameters):
     ``100 Continue`` if asked), so the keep-alive connection stays usable, as with real S3.
 ``truncate``
     Relay the request, relay the response headers (with the full ``Content-Length``) and only
-    part of the body, then close the connection. For a response without a body, half of the
-    header block is sent instead.
+    part of the body, then close the connection. For a response without a body (a PUT's, a
+    HEAD's) only the start of the status line is sent, e.g. ``HTTP/1.1 2``: clients accept a
+    header block cut short by EOF, so cutting the headers would not be noticed.
 ``blackhole``
     Read the request and never answer, until the client gives up or the proxy stops.
 ``refuse``
@@ -51,15 +52,25 @@ receives, so a faithful relay works (rewriting ``Host`` would break the signatur
 server's interim ``100 Continue`` is relayed before the body is. When the proxy answers a request
 itself (``error``, ``reset``) it sends its own ``100 Continue`` when it wants the body.
 
+What boto3 (botocore 1.44, one attempt) raises, as checked by ``test_proxy.py``: ``reset`` and
+``truncate`` of a bodiless response -> ``ConnectionClosedError``; ``truncate`` of a GET body ->
+``ResponseStreamingError`` when the body is read; ``delay`` and ``blackhole`` ->
+``ReadTimeoutError`` (for a PUT after botocore's extra 1 s wait for ``100 Continue``); ``error``
+-> ``ClientError`` with the S3 code; ``refuse`` -> ``EndpointConnectionError``. To see one
+attempt, configure ``retries={"total_max_attempts": 1}``: botocore's ``max_attempts`` counts
+*retries*, so ``max_attempts=1`` makes two attempts.
+
 Requests are matched on the path-style S3 URL that boto3 uses for an IP endpoint
 (``/bucket/key?query``). One thread serves each client connection; sockets are blocking, and
 :meth:`FaultProxy.stop` shuts every socket down to wake those threads, so it returns quickly.
-Standard library only.
+``refuse`` shuts the listening socket down and later listens again on it; on Linux the explicitly
+bound port stays reserved meanwhile (elsewhere the port is bound again). Standard library only.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import fnmatch
 import http
 import random
@@ -96,7 +107,7 @@ _S3_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-class _Closed(Exception):
+class _ClosedError(Exception):
     """The peer closed its side, or sent something we cannot frame: drop the connection."""
 
 
@@ -295,7 +306,7 @@ class _Stream:
     def _fill(self) -> None:
         data = self.sock.recv(_CHUNK)
         if not data:
-            raise _Closed("peer closed")
+            raise _ClosedError("peer closed")
         self.buf += data
 
     def read_head(self) -> bytes:
@@ -307,13 +318,13 @@ class _Stream:
             if end >= 0:
                 return self._take(end + 4)
             if len(self.buf) > _MAX_HEAD:
-                raise _Closed("header block too large")
+                raise _ClosedError("header block too large")
             self._fill()
 
     def readline(self) -> bytes:
         while (end := self.buf.find(b"\n")) < 0:
             if len(self.buf) > _MAX_HEAD:
-                raise _Closed("line too long")
+                raise _ClosedError("line too long")
             self._fill()
         return self._take(end + 1)
 
@@ -352,7 +363,7 @@ def _parse_head(head: bytes) -> tuple[list[str], dict[str, str]]:
 def _parse_request(head: bytes, index: int) -> Request:
     start, headers = _parse_head(head)
     if len(start) != 3 or not start[2].startswith("HTTP/"):
-        raise _Closed(f"bad request line {start!r}")
+        raise _ClosedError(f"bad request line {start!r}")
     method, target = start[0].upper(), start[1]
     parts = urlsplit(target)
     query = parse_qs(parts.query, keep_blank_values=True)
@@ -362,7 +373,7 @@ def _parse_request(head: bytes, index: int) -> Request:
 def _parse_status(head: bytes) -> tuple[int, dict[str, str]]:
     start, headers = _parse_head(head)
     if len(start) < 2 or not start[0].startswith("HTTP/") or not start[1].isdigit():
-        raise _Closed(f"bad status line {start!r}")
+        raise _ClosedError(f"bad status line {start!r}")
     return int(start[1]), headers
 
 
@@ -407,7 +418,7 @@ def _iter_chunked(stream: _Stream) -> Iterator[bytes]:
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError as exc:
-            raise _Closed(f"bad chunk size line {line!r}") from exc
+            raise _ClosedError(f"bad chunk size line {line!r}") from exc
         if size == 0:
             break
         yield from _iter_exact(stream, size + 2)  # the chunk and its CRLF
@@ -422,25 +433,21 @@ def _iter_until_close(stream: _Stream) -> Iterator[bytes]:
     while True:
         try:
             yield stream.read_some(_CHUNK)
-        except _Closed:
+        except _ClosedError:
             return
 
 
 def _abort(sock: socket.socket) -> None:
     """Close ``sock`` with ``SO_LINGER 0``: the kernel sends RST, the peer sees ECONNRESET."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     sock.close()
 
 
 def _shutdown(sock: socket.socket) -> None:
     """Wake any thread blocked on ``sock`` (close alone does not) and send FIN."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _is_dropped(sock: socket.socket) -> bool:
@@ -502,15 +509,17 @@ class _Connection:
                 fault = self.proxy._choose(request)
                 if not self._handle(request, head, fault):
                     break
-        except (_Closed, OSError):
+        except (_ClosedError, OSError, ValueError):  # peer gone, stopping, or unparseable
             pass
         finally:
             self._close()
 
     def _handle(self, request: Request, head: bytes, fault: Fault | None) -> bool:
         kind = fault.kind if fault is not None else "pass"
-        if fault is None or kind in ("pass", "delay", "truncate") or (
-            kind == "reset" and fault.forward
+        if (
+            fault is None
+            or kind in ("pass", "delay", "truncate")
+            or (kind == "reset" and fault.forward)
         ):
             return self._forward(request, head, fault)
         if kind == "error":
@@ -570,9 +579,8 @@ class _Connection:
             self._relay_request_body(request, upstream)
         status, rhead, rheaders, body_sent = self._read_final_head(request, upstream, body_sent)
         framing = _response_framing(request.method, status, rheaders)
-        if fault is not None and fault.kind == "delay":
-            if self.proxy._wait_or_stop(fault.seconds):
-                return False
+        if fault is not None and fault.kind == "delay" and self.proxy._wait_or_stop(fault.seconds):
+            return False  # stopping
         if fault is not None and fault.kind == "reset":
             self._reset_client()
             return False
@@ -606,7 +614,8 @@ class _Connection:
         """Send the head and part of the body, then close both connections."""
         kind, length = framing
         if kind == "none" or (kind == "length" and length == 0):
-            self.client.send(rhead[: len(rhead) // 2])
+            # Clients accept a header block cut short by EOF, so cut the status line instead.
+            self.client.send(rhead[: rhead.find(b" ") + 2])
         else:
             keep = fault.keep_bytes
             if keep is None:
@@ -710,10 +719,12 @@ class FaultProxy:
         if self._listener is not None:
             raise RuntimeError("FaultProxy already started")
         self._stop_event.clear()
+        self._refusing = False
         self._listener = self._bind_free_port()
         self.port = int(self._listener.getsockname()[1])
         self._listener.listen(128)
         self._spawn(self._accept_loop, "accept")
+        self._apply_refuse()  # rules installed before start() may say refuse
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
