@@ -49,8 +49,8 @@ def upload(
     ``client`` replaces the S3 client everywhere and keeps the work in this process (tests).
     """
     check_sources(options.sources)
+    check_bucket(options, client)  # first: it turns a bad profile or endpoint into one line
     control = client if client is not None else make_client(options.connection)
-    check_bucket(options, client)
     dispatcher = make_dispatcher(options, client)
     try:
         run = _Run(options, control, dispatcher, on_result)
@@ -140,12 +140,14 @@ def check_bucket(options: UploadOptions, client: Any = None) -> None:
     here by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
     aborting a multipart upload, which leaves no object behind; a dry run writes nothing.
     """
-    if client is None:
-        fast = dataclasses.replace(options.connection, max_attempts=min(options.connection.max_attempts, 3))
-        client = make_client(fast)
     bucket = options.bucket
     where = options.connection.endpoint_url or "AWS S3"
     try:
+        if client is None:
+            fast = dataclasses.replace(
+                options.connection, max_attempts=min(options.connection.max_attempts, 3)
+            )
+            client = make_client(fast)
         client.head_bucket(Bucket=bucket)
         if get_mode(options.mode).needs_listing:
             client.list_objects_v2(Bucket=bucket, Prefix=join_key(options.prefix, ""), MaxKeys=1)
@@ -163,9 +165,12 @@ def bucket_error(exc: Exception, bucket: str, where: str) -> str:
         ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
+        ProfileNotFound,
         SSLError,
     )
 
+    if isinstance(exc, ProfileNotFound):
+        return f"AWS profile {exc.kwargs.get('profile')!r} not found in the AWS config files"
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
     if isinstance(exc, SSLError):
