@@ -84,6 +84,9 @@ def parse_header(text: str) -> tuple[str, str]:
         )
     if lower.startswith(USER_METADATA_PREFIX) and len(lower) == len(USER_METADATA_PREFIX):
         raise UsageError(f"malformed --header {text!r}: metadata name missing after x-amz-meta-")
+    if lower.startswith(USER_METADATA_PREFIX) and not value.isascii():
+        # boto3 refuses it for every file otherwise: S3 user metadata travels as ASCII headers.
+        raise UsageError(f"invalid --header {name!r}: user metadata values must be ASCII")
     return name, value
 
 

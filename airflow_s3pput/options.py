@@ -106,7 +106,9 @@ class UploadOptions:
             )
         if not 1 <= self.gzip_level <= 9:
             raise UsageError("--gzip-level must be between 1 and 9")
-        if self.content_type is not None and ("/" not in self.content_type or "\n" in self.content_type):
+        if self.content_type is not None and (
+            "/" not in self.content_type or any(ord(c) < 32 or ord(c) == 127 for c in self.content_type)
+        ):
             raise UsageError(f"invalid --content-type {self.content_type!r}")
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:

@@ -37,6 +37,8 @@ def assert_usage_error(run: CliRun, server: LocalS3Server, *fragments: str) -> N
         pytest.param(("--header", "Cache-Control:"), ("empty value",), id="empty-header"),
         pytest.param(("--header", "Cache-Control: a\x01b"), ("control characters",), id="control-char"),
         pytest.param(("--content-type", "nonsense"), ("--content-type",), id="invalid-content-type"),
+        pytest.param(("--content-type", "text/plain\r"), ("--content-type",), id="content-type-control"),
+        pytest.param(("--header", "x-amz-meta-who: José"), ("ASCII",), id="metadata-not-ascii"),
     ],
 )
 def test_invalid_input(
