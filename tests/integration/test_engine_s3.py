@@ -172,6 +172,25 @@ def test_file_changed_between_walk_and_put(
     assert set(list_keys(s3_client, bucket)) == {"a.txt", "z.txt"}
 
 
+def test_unreadable_file_fails_alone(
+    s3_client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests run as root, who reads any file: refuse the open the way chmod 000 would.
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "secret.txt": "s", "z.txt": "z"})
+    real_open = os.open
+
+    def deny(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("secret.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", deny)
+    stats = engine.upload(opts(bucket, src), client=s3_client)
+    assert (stats.files_put, stats.failed) == (2, 1)
+    assert stats.failures == (("secret.txt", "cannot read: Permission denied"),)
+    assert set(list_keys(s3_client, bucket)) == {"a.txt", "z.txt"}
+
+
 # --- ETags as the server computes them --------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -327,3 +328,38 @@ def test_chained_ranges_cover_every_item_once(tmp_path: Path) -> None:
 )
 def test_may_hold_dir(key_range: KeyRange, dir_key: str, may_hold: bool) -> None:
     assert key_range.may_hold_dir(dir_key) is may_hold
+
+
+def test_unlistable_directory_is_one_walk_error_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root reads any directory, so refuse the listing the way a permission problem would.
+    src = make_tree(tmp_path, {"a.txt": "a", "locked/x.txt": "x", "locked.txt": "l", "m/y.txt": "y"})
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = list(walk([str(src)], "p"))
+    assert keys(items) == ["p/a.txt", "p/locked.txt", "p/locked/", "p/m/y.txt"]
+    assert errors(items) == {"p/locked/": "cannot list directory: Permission denied"}
+    # Ranges that touch the directory report it once, in the range that holds its key.
+    assert errors(list(walk([str(src)], "p", key_range=KeyRange(None, "p/locked.txt")))) == {}
+    assert errors(list(walk([str(src)], "p", key_range=KeyRange("p/locked.txt\0", None)))) == {
+        "p/locked/": "cannot list directory: Permission denied"
+    }
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
+def test_unreadable_directory_for_real(tmp_path: Path) -> None:
+    src = make_tree(tmp_path, {"a.txt": "a", "locked/x.txt": "x"})
+    (src / "locked").chmod(0)
+    try:
+        items = list(walk([str(src)]))
+    finally:
+        (src / "locked").chmod(0o755)
+    assert files(items) == ["a.txt"]
+    assert list(errors(items)) == ["locked/"]
