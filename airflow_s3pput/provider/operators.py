@@ -279,7 +279,10 @@ class S3PPutReduceOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
-        plan = ti.xcom_pull(task_ids=self.plan_task_id) or []
+        plan = ti.xcom_pull(task_ids=self.plan_task_id)
+        if plan is None:
+            # Without a plan nothing was uploaded: never let the run end green.
+            raise AirflowException("s3pput: the plan task failed; nothing was uploaded")
         planned = len(plan)
         parts = [Stats.from_dict(s) for s in self._batch_stats(ti, planned) if s]
         stats = Stats.merge_all(parts)

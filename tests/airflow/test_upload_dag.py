@@ -1,0 +1,140 @@
+"""The ``s3pput_upload`` example DAG through real Airflow against a real SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_s3pput.local_s3 import LocalS3Server
+from tests.airflow.conftest import RunDag
+from tests.conftest import list_keys, make_tree
+
+
+def sample_files(count: int) -> dict[str, bytes]:
+    return {f"d{i % 4}/sub{i % 3}/f{i:04d}.txt": f"file {i}\n".encode() * (i % 7 + 1) for i in range(count)}
+
+
+def conf(source: Path, bucket: str, **more: Any) -> dict[str, Any]:
+    return {"source": str(source), "bucket": bucket, "prefix": "up", **more}
+
+
+def test_upload_lands_every_object_and_reduces_totals(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    files = sample_files(45)
+    source = make_tree(tmp_path / "src", files)
+    result = run_upload_dag(conf(source, bucket, batch_size=10))
+    assert result.exit_code == 0, result.log[-3000:]
+
+    plan = result.xcoms("upload.plan")[0]
+    assert len(plan) == 5
+    assert result.count("upload.put", "success") == len(plan)
+    summary = result.summary
+    assert summary["files_put"] == 45 and summary["files_failed"] == 0
+    assert summary["bytes_put"] == sum(len(b) for b in files.values())
+    assert summary["batches"] == 5 and summary["batches_missing"] == 0
+    stored = list_keys(s3_client, bucket, "up/")
+    assert set(stored) == {f"up/{k}" for k in files}
+    for key, body in files.items():
+        assert stored[f"up/{key}"]["ETag"].strip('"') == hashlib.md5(body).hexdigest()
+
+    again = run_upload_dag(conf(source, bucket, batch_size=10))
+    assert again.exit_code == 0
+    assert again.summary["files_put"] == 0
+    assert again.summary["skipped"] == {"unchanged": 45}
+
+
+def test_failing_file_fails_the_run_and_is_reported(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = make_tree(tmp_path / "src", sample_files(12))
+    os.mkfifo(source / "d1" / "a-fifo")
+    result = run_upload_dag(conf(source, bucket, batch_size=5))
+    assert result.exit_code != 0
+    assert result.states[("upload.reduce", -1)] == "failed"
+    assert result.count("upload.put", "failed") == 1
+    assert result.count("upload.put", "success") == 2
+    # The failed batch still reported its stats, so the good files are counted and landed.
+    pushed = result.xcoms("upload.put", "s3pput_stats")
+    assert len(pushed) == 1 and pushed[0]["files_failed"] == 1
+    assert "up/d1/a-fifo" in json.dumps(pushed[0]["failures"])
+    assert len(list_keys(s3_client, bucket, "up/")) == 12
+    # `dags test` prints the task logs: the reduce table lists the failure.
+    assert "FAILED up/d1/a-fifo" in result.log
+
+
+def test_batches_are_capped_at_max_map_length(run_upload_dag: RunDag, tmp_path: Path, bucket: str) -> None:
+    source = make_tree(tmp_path / "src", sample_files(20))
+    result = run_upload_dag(conf(source, bucket, batch_size=1), env={"AIRFLOW__CORE__MAX_MAP_LENGTH": "4"})
+    assert result.exit_code == 0, result.log[-3000:]
+    plan = result.xcoms("upload.plan")[0]
+    assert len(plan) <= 4
+    assert sum(b["files"] for b in plan) == 20
+    assert result.summary["files_put"] == 20
+
+
+@pytest.mark.slow
+def test_xcoms_stay_small_for_a_20000_file_dry_run(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = tmp_path / "src"
+    for d in range(20):
+        folder = source / f"dir{d:02d}"
+        folder.mkdir(parents=True)
+        for i in range(1000):
+            (folder / f"file{i:04d}.bin").touch()
+    result = run_upload_dag(conf(source, bucket, dry_run=True, batch_size=2500))
+    assert result.exit_code == 0, result.log[-3000:]
+    assert result.summary["files_put"] == 20000 and result.summary["dry_run"] is True
+    assert list_keys(s3_client, bucket) == {}
+    total = sum(
+        len(json.dumps(v))
+        for task in ("upload.plan", "upload.put", "upload.reduce")
+        for v in result.xcoms(task)
+    )
+    assert total < 100_000, total
+
+
+def test_connection_from_airflow_not_from_the_environment(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_server: LocalS3Server
+) -> None:
+    """Credentials and endpoint come from the Airflow connection; no secret reaches the log."""
+    source = make_tree(tmp_path / "src", sample_files(3))
+    result = run_upload_dag(conf(source, bucket))
+    assert result.exit_code == 0
+    assert s3_server.secret_key not in result.log
+    xcoms = json.dumps([result.xcoms(t) for t in ("upload.plan", "upload.put", "upload.reduce")])
+    assert s3_server.secret_key not in xcoms and s3_server.access_key not in xcoms
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        pytest.param(
+            {"put_mode": "sideways"},
+            "Invalid input for param put_mode: 'sideways' is not one of ['add', 'stupid', 'update']",
+            id="form-refuses-mode",
+        ),
+        pytest.param({"batch_size": 0}, "Invalid input for param batch_size", id="form-refuses-batch-size"),
+        pytest.param(
+            {"headers": ["X-Bogus:1"]}, "s3pput: unsupported --header 'X-Bogus'", id="operator-refuses-header"
+        ),
+        pytest.param(
+            {"source": "/nonexistent/s3pput"},
+            "s3pput: SOURCE '/nonexistent/s3pput' does not exist",
+            id="operator-refuses-source",
+        ),
+    ],
+)
+def test_bad_params_fail_with_a_clear_message(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, bad: dict[str, Any], message: str
+) -> None:
+    source = make_tree(tmp_path / "src", sample_files(2))
+    result = run_upload_dag({**conf(source, bucket), **bad})
+    assert result.exit_code != 0
+    assert message in result.log, result.log[-2500:]
