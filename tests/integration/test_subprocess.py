@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,11 +48,18 @@ def test_exit_codes_and_no_traceback(
 ) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     (src / "broken").symlink_to(tmp_path / "missing")
+    with open(os.path.join(os.fsencode(src), b"latin1-\xe9.txt"), "wb") as f:
+        f.write(b"a name that is not UTF-8")
 
     failed = run(s3_server, "--bucket", bucket, str(src))
     assert failed.returncode == 1
     assert "s3pput: failed" in failed.stderr and "broken symlink" in failed.stderr
+    assert "latin1-\\xe9.txt" in failed.stderr and "not valid UTF-8" in failed.stderr
+    assert "files failed   2" in failed.stdout
     assert set(list_keys(s3_client, bucket)) == {"a.txt"}
+    as_json = run(s3_server, "--bucket", bucket, "--json", str(src))
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["files_failed"] == 2
 
     for argv, message in (
         (("--bucket", "no-such-bucket-here", str(src)), "does not exist"),
@@ -63,6 +71,6 @@ def test_exit_codes_and_no_traceback(
         assert done.stdout == ""
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("s3pput: error: "), done.stderr
         assert message in done.stderr
-    for done in (failed,):
+    for done in (failed, as_json):
         assert "Traceback" not in done.stderr
         assert s3_server.secret_key not in done.stdout + done.stderr
