@@ -7,6 +7,7 @@ from airflow.sdk import DAG
 
 from airflow_s3pput.provider import s3pput_task_group
 
+# [START s3pput_daily]
 with DAG(
     dag_id="s3pput_daily",
     schedule="@daily",
@@ -23,3 +24,4 @@ with DAG(
         put_mode="update",
         put_kwargs={"retries": 2},
     )
+# [END s3pput_daily]
