@@ -1,0 +1,38 @@
+"""The CRT data plane sends the same headers that boto3 would for our PutObject arguments."""
+
+from __future__ import annotations
+
+from airflow_s3pput.crt import request_headers
+from airflow_s3pput.headers import header_params
+
+
+def test_every_supported_header_maps_back_to_its_http_name() -> None:
+    given = [
+        "Cache-Control:max-age=60",
+        "Content-Disposition:attachment",
+        "Content-Language:en",
+        "Expires:Wed, 21 Oct 2026 07:28:00 GMT",
+        "x-amz-storage-class:STANDARD_IA",
+        "x-amz-server-side-encryption:AES256",
+        "x-amz-server-side-encryption-bucket-key-enabled:true",
+        "x-amz-tagging:team=data",
+        "x-amz-website-redirect-location:/other",
+        "x-amz-meta-owner:data",
+    ]
+    params = header_params(given, grant="public-read")
+    sent = dict(request_headers({**params, "ContentMD5": "bWQ1", "ContentType": "text/plain"}))
+    assert sent == {
+        "cache-control": "max-age=60",
+        "content-disposition": "attachment",
+        "content-language": "en",
+        "expires": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "x-amz-storage-class": "STANDARD_IA",
+        "x-amz-server-side-encryption": "AES256",
+        "x-amz-server-side-encryption-bucket-key-enabled": "true",
+        "x-amz-tagging": "team=data",
+        "x-amz-website-redirect-location": "/other",
+        "x-amz-meta-owner": "data",
+        "x-amz-acl": "public-read",
+        "Content-MD5": "bWQ1",
+        "content-type": "text/plain",
+    }
