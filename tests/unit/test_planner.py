@@ -70,7 +70,7 @@ def test_descriptor_round_trips_and_does_not_grow_with_its_files() -> None:
     small = Batch(3, "a" * 1024, "b" * 1024, "a" * 1024 + "x", "b" * 1024, 1, 10)
     huge = Batch(3, "a" * 1024, "b" * 1024, "a" * 1024 + "x", "b" * 1024, 10**9, 10**15)
     assert Batch.from_dict(huge.to_dict()) == huge
-    assert len(str(huge.to_dict())) - len(str(small.to_dict())) < 20
+    assert len(str(huge.to_dict())) - len(str(small.to_dict())) < 40  # only the counts grow
 
 
 def test_rewalking_each_batch_reproduces_the_full_walk(tmp_path: Path) -> None:
