@@ -20,7 +20,7 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
-from airflow_s3pput.options import ConnectionSettings, UploadOptions, default_processes
+from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions, default_concurrency
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult
 
@@ -98,9 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     speed = p.add_argument_group("concurrency")
     speed.add_argument(
-        "--processes", type=int, default=default_processes(), help="worker processes (default: CPUs, max 8)"
+        "--transport",
+        default="auto",
+        choices=TRANSPORTS,
+        help="data plane for single PUTs: crt (AWS C runtime, fastest), boto3, or auto (crt if installed)",
     )
-    speed.add_argument("--threads", type=int, default=16, help="uploading threads per process (default 16)")
+    speed.add_argument(
+        "--processes", type=int, default=None, help="worker processes (default: 1 with crt, CPUs with boto3)"
+    )
+    speed.add_argument(
+        "--threads", type=int, default=None, help="requests in flight per process (default: 64 crt, 16 boto3)"
+    )
     speed.add_argument(
         "--multipart-threshold",
         type=parse_size,
@@ -138,6 +146,7 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         profile=args.profile,
         max_attempts=args.retries + 1,
     )
+    processes, threads = default_concurrency(args.transport)
     return UploadOptions(
         bucket=args.bucket or "",
         sources=tuple(args.sources),
@@ -154,8 +163,9 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         include=tuple(args.include),
         exclude=tuple(args.exclude),
         follow_symlinks=args.follow_symlinks,
-        processes=args.processes,
-        threads=args.threads,
+        processes=processes if args.processes is None else args.processes,
+        threads=threads if args.threads is None else args.threads,
+        transport=args.transport,
         multipart_threshold=args.multipart_threshold,
         part_size=args.part_size,
         connection=connection,

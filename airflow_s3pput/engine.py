@@ -70,7 +70,7 @@ class _Run:
         self.dispatcher = dispatcher
         self.on_result = on_result
         self.collector = StatsCollector(dry_run=options.dry_run)
-        self.pending: dict[Future[list[PutResult]], int] = {}
+        self.pending: dict[Future[list[PutResult]], list[PutTask]] = {}
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
 
@@ -94,7 +94,7 @@ class _Run:
                     if not self.pending:
                         return  # the limit is reached
                     self._drain(block=True)
-                self.pending[self.dispatcher.submit(tasks)] = len(tasks)
+                self.pending[self.dispatcher.submit(tasks)] = tasks
                 self.in_flight += len(tasks)
             self._drain(block=False)
         while self.pending:
@@ -123,8 +123,14 @@ class _Run:
             return
         done, _ = wait(self.pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in done:
-            self.in_flight -= self.pending.pop(future)
-            for result in future.result():
+            tasks = self.pending.pop(future)
+            self.in_flight -= len(tasks)
+            try:
+                results = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
+                message = f"worker failed: {describe_error(exc)}"
+                results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
+            for result in results:
                 self.record(result)
 
 

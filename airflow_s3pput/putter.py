@@ -29,8 +29,9 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
-from airflow_s3pput.modes import RemoteObject, get_mode
-from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
+from airflow_s3pput.options import UploadOptions, resolve_transport
 from airflow_s3pput.s3client import make_client
 from airflow_s3pput.stats import PutResult
 
@@ -65,6 +66,10 @@ class Putter:
             else make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
         )
         self._part_pool: ThreadPoolExecutor | None = None
+        # Single PUTs go through the CRT data plane unless a client was injected (tests, moto).
+        self.sender: CrtSender | None = None
+        if client is None and not options.dry_run and resolve_transport(options.transport) == "crt":
+            self.sender = CrtSender(options.connection, options.bucket)
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
 
@@ -78,6 +83,8 @@ class Putter:
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
+        if self.sender is not None:
+            self.sender.close()
 
     def put(self, task: PutTask) -> PutResult:
         try:
@@ -100,6 +107,9 @@ class Putter:
             extra = {"ContentType": content_type, **self.params}
             if gz:
                 extra["ContentEncoding"] = "gzip"
+            if self.options.dry_run and not self.mode.needs_listing and not gz:
+                # Nothing to compare and nothing to send: no need to read the file.
+                return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
             if task.size < self.options.multipart_threshold:
                 return self._put_small(fd, task, gz, extra)
             return self._put_large(fd, task, gz, extra)
@@ -117,13 +127,13 @@ class Putter:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
             return PutResult(task.path, task.key, "put", decision.reason, len(data))
-        response = self.client.put_object(
-            Bucket=self.options.bucket,
-            Key=task.key,
-            Body=data,
-            ContentMD5=base64.b64encode(content.md5).decode(),
-            **extra,
-        )
+        md5 = base64.b64encode(content.md5).decode()
+        if self.sender is not None:
+            response = self.sender.put_object(task.key, data, {"ContentMD5": md5, **extra})
+        else:
+            response = self.client.put_object(
+                Bucket=self.options.bucket, Key=task.key, Body=data, ContentMD5=md5, **extra
+            )
         self._check_etag(response, content.md5.hex())
         return PutResult(task.path, task.key, "put", decision.reason, len(data))
 
@@ -230,6 +240,8 @@ def describe_error(exc: BaseException) -> str:
     """One line for a failed request, without request details that could carry secrets."""
     from botocore.exceptions import ClientError
 
+    if isinstance(exc, CrtRequestError):
+        return str(exc)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

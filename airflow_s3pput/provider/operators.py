@@ -18,7 +18,7 @@ from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.engine import selection_of, upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.options import UploadOptions, default_concurrency
 from airflow_s3pput.planner import Batch, plan_batches
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, Stats
@@ -42,6 +42,7 @@ UPLOAD_FIELDS: tuple[str, ...] = (
     "include",
     "exclude",
     "follow_symlinks",
+    "transport",
     "processes",
     "threads",
     "multipart_threshold",
@@ -56,6 +57,13 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(str(v) for v in value)
+
+
+def _as_int(value: object) -> int | None:
+    """``None`` (or its rendering) means "the default"; anything else must be an integer."""
+    if value is None or str(value).strip() in ("", "None"):
+        return None
+    return int(str(value))
 
 
 def _as_bool(value: object) -> bool:
@@ -88,8 +96,9 @@ class _UploadSettings(BaseOperator):
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
         follow_symlinks: bool = False,
-        processes: int = 1,
-        threads: int = 16,
+        transport: str = "auto",
+        processes: int | None = None,
+        threads: int | None = None,
         multipart_threshold: int = 16 * MIB,
         part_size: int = 16 * MIB,
         aws_conn_id: str | None = "aws_default",
@@ -110,6 +119,7 @@ class _UploadSettings(BaseOperator):
         self.include = include
         self.exclude = exclude
         self.follow_symlinks = follow_symlinks
+        self.transport = transport
         self.processes = processes
         self.threads = threads
         self.multipart_threshold = multipart_threshold
@@ -124,6 +134,7 @@ class _UploadSettings(BaseOperator):
                 from airflow_s3pput.provider.connection import settings_from_connection
 
                 connection = settings_from_connection(self.aws_conn_id or None)
+            default_processes, default_threads = default_concurrency(str(self.transport))
             options = UploadOptions(
                 bucket=str(self.bucket or ""),
                 sources=_as_tuple(self.source),
@@ -138,8 +149,9 @@ class _UploadSettings(BaseOperator):
                 include=_as_tuple(self.include),
                 exclude=_as_tuple(self.exclude),
                 follow_symlinks=_as_bool(self.follow_symlinks),
-                processes=int(self.processes),
-                threads=int(self.threads),
+                transport=str(self.transport),
+                processes=_as_int(self.processes) or default_processes,
+                threads=_as_int(self.threads) or default_threads,
                 multipart_threshold=int(self.multipart_threshold),
                 part_size=int(self.part_size),
             )
@@ -181,17 +193,21 @@ class S3PPutPlanOperator(_UploadSettings):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         options = self.upload_options(with_connection=False)
-        limit = None if self.limit is None or str(self.limit) in ("", "None") else int(self.limit)
+        try:
+            limit = _as_int(self.limit)
+            batch_size, batch_bytes = int(str(self.batch_size)), int(str(self.batch_bytes))
+        except ValueError as exc:
+            raise AirflowFailException(f"s3pput: invalid parameter: {exc}") from None
         if limit is not None and limit < 0:
             raise AirflowFailException(f"s3pput: limit must be 0 or more, not {limit}")
-        if int(self.batch_size) < 1 or int(self.batch_bytes) < 1:
+        if batch_size < 1 or batch_bytes < 1:
             raise AirflowFailException("s3pput: batch_size and batch_bytes must be positive")
         max_batches = self.max_batches or max_map_length()
         items = walk(options.sources, options.prefix, selection_of(options))
         batches = plan_batches(
             items,
-            max_files=int(self.batch_size),
-            max_bytes=int(self.batch_bytes),
+            max_files=batch_size,
+            max_bytes=batch_bytes,
             max_batches=max_batches,
             limit=limit,
         )
@@ -296,7 +312,6 @@ class S3PPutReduceOperator(BaseOperator):
                 f"s3pput: {stats.failed} files failed, {summary['batches_missing']} batches did not report"
             )
         return summary
-
 
     def _batch_stats(self, ti: Any, planned: int) -> list[dict[str, Any] | None]:
         """Each batch's stats: its return value, or what a failed try pushed before failing."""

@@ -27,7 +27,7 @@ def s3pput_task_group(
     ``options`` are the upload settings, all templated: ``source``, ``bucket``, ``prefix``,
     ``put_mode`` (add/stupid/update), ``dry_run``, ``limit``, ``content_type``, ``gzip``,
     ``gzip_types``, ``headers`` (``NAME:VALUE`` list), ``grant``, ``include``, ``exclude``,
-    ``follow_symlinks``, ``processes`` and ``threads`` (per put task), ``multipart_threshold``,
+    ``follow_symlinks``, ``transport``, ``processes`` and ``threads`` (per put task), ``multipart_threshold``,
     ``part_size``, ``batch_size`` (files per batch), ``batch_bytes``, ``aws_conn_id``.
     ``put_kwargs`` go to the mapped put task only (e.g. ``retries``, ``pool``, ``queue``).
 

@@ -1,0 +1,123 @@
+"""The CRT data plane against the real server: integrity, headers, errors, same result as boto3."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_s3pput.cli import main
+from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.options import ConnectionSettings
+from tests.conftest import list_keys, make_tree
+
+
+def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtSender:
+    settings = ConnectionSettings(
+        endpoint_url=server.endpoint_url,
+        region="us-east-1",
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        **more,
+    )
+    return CrtSender(settings, bucket)
+
+
+def md5_b64(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+def test_a_body_that_does_not_match_its_md5_is_rejected(
+    s3_server: LocalS3Server, bucket: str, s3_client: Any
+) -> None:
+    crt = sender(s3_server, bucket)
+    try:
+        with pytest.raises(CrtRequestError, match="BadDigest"):
+            crt.put_object("bad", b"payload", {"ContentMD5": md5_b64(b"another payload")})
+        etag = crt.put_object("good", b"payload", {"ContentMD5": md5_b64(b"payload")})["ETag"]
+    finally:
+        crt.close()
+    assert etag.strip('"') == hashlib.md5(b"payload").hexdigest()
+    assert set(list_keys(s3_client, bucket)) == {"good"}
+
+
+def test_awkward_keys_round_trip(s3_server: LocalS3Server, bucket: str, s3_client: Any) -> None:
+    keys = ["a b/c+d", "é/ü.txt", "100%/x", "q?x=1&y=2", "h#a;b,c=d", "t~*()!'@$"]
+    crt = sender(s3_server, bucket)
+    try:
+        for key in keys:
+            crt.put_object(key, key.encode(), {"ContentMD5": md5_b64(key.encode())})
+    finally:
+        crt.close()
+    for key in keys:
+        assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
+
+
+def test_unreachable_endpoint_fails_fast_with_a_name(unused_port: int) -> None:
+    settings = ConnectionSettings(
+        endpoint_url=f"http://127.0.0.1:{unused_port}", access_key="a", secret_key="b", max_attempts=2
+    )
+    crt = CrtSender(settings, "some-bucket")
+    try:
+        with pytest.raises(CrtRequestError, match="CONNECTION_REFUSED"):
+            crt.put_object("k", b"x", {})
+    finally:
+        crt.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    from airflow_s3pput.local_s3 import free_port
+
+    return free_port()
+
+
+def stored(client: Any, bucket: str, prefix: str) -> dict[str, tuple[Any, ...]]:
+    result = {}
+    for key in list_keys(client, bucket, prefix):
+        head = client.head_object(Bucket=bucket, Key=key)
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        result[key[len(prefix) :]] = (
+            hashlib.md5(body).hexdigest(),
+            head["ContentType"],
+            head.get("ContentEncoding"),
+            head.get("CacheControl"),
+            head.get("Metadata"),
+        )
+    return result
+
+
+def test_crt_and_boto3_store_the_same_objects(
+    s3_env: LocalS3Server, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    files = {
+        "index.html": "<p>hi</p>" * 50,
+        "data/a.json": '{"a": 1}',
+        "img/x.bin": b"\x00\x01" * 999,
+        "empty": "",
+    }
+    source = make_tree(tmp_path / "src", files)
+    common = [
+        "--bucket",
+        bucket,
+        "--gzip",
+        "--header",
+        "Cache-Control:max-age=60",
+        "--header",
+        "x-amz-meta-team:data",
+    ]
+    for transport in ("crt", "boto3"):
+        code = main(
+            [*common, "--prefix", transport, "--transport", transport, str(source)], out=io.StringIO()
+        )
+        assert code == 0
+    crt, boto = stored(s3_client, bucket, "crt/"), stored(s3_client, bucket, "boto3/")
+    assert crt == boto
+    assert set(crt) == set(files)
+    assert crt["index.html"][1:4] == ("text/html", "gzip", "max-age=60")
+    assert crt["index.html"][4] == {"team": "data"}
