@@ -6,17 +6,18 @@ which lets one process keep up with s5cmd. We use it for single-part PUTs only: 
 in charge of listing, the bucket checks and multipart uploads, where we send a Content-MD5 per
 part (the CRT's multipart path would silently drop it).
 
-``CrtSender.put_object`` blocks its calling thread (the GIL is released while it waits), so
-the engine's worker threads use it exactly like ``client.put_object``; the number of threads is
-the number of requests in flight. Build one sender per process, after any fork: a CRT client
+``CrtSender.put_async`` starts a PUT and calls back when it ends, so one thread can keep a
+few hundred requests in flight (``pool.CrtDispatcher``); ``put_object`` is the blocking form,
+used like ``client.put_object``. Build one sender per process, after any fork: a CRT client
 inherited across ``fork()`` hangs.
 """
 
 from __future__ import annotations
 
 import email.utils
+import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -26,6 +27,9 @@ from airflow_s3pput.options import ConnectionSettings
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
+
+
+PutCallback = Callable[[dict[str, str] | None, "CrtRequestError | None"], None]
 
 
 def crt_available() -> bool:
@@ -130,8 +134,22 @@ class CrtSender:
 
     def put_object(self, key: str, body: bytes, params: Mapping[str, Any]) -> dict[str, str]:
         """PUT ``body`` under ``key``; returns ``{"ETag": ...}`` like boto3, raises on failure."""
-        import io
+        done = threading.Event()
+        outcome: list[Any] = []
 
+        def finished(response: dict[str, str] | None, error: CrtRequestError | None) -> None:
+            outcome[:] = [response, error]
+            done.set()
+
+        self.put_async(key, body, params, finished)
+        done.wait()
+        response, error = outcome
+        if error is not None:
+            raise error
+        return dict(response)
+
+    def put_async(self, key: str, body: bytes, params: Mapping[str, Any], callback: PutCallback) -> None:
+        """Start a PUT; ``callback(response, error)`` runs on a CRT thread when it ends."""
         from awscrt.http import HttpHeaders, HttpRequest
         from awscrt.s3 import S3RequestType
 
@@ -140,26 +158,24 @@ class CrtSender:
             headers.add(name, value)
         path = f"{self.path_prefix}/{quote(key, safe='/~')}"
         request = HttpRequest("PUT", path, headers, io.BytesIO(body))
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
+        etag: list[str] = [""]
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
-            outcome["etag"] = next((v for k, v in headers if k.lower() == "etag"), "")
+            etag[0] = next((v for k, v in headers if k.lower() == "etag"), "")
 
         def on_done(error: BaseException | None = None, status_code: int | None = None,
                     error_body: bytes | None = None, **kwargs: Any) -> None:  # fmt: skip
-            outcome["error"] = error
-            outcome["status"] = status_code
-            outcome["body"] = error_body
-            done.set()
+            if error is None:
+                callback({"ETag": etag[0]}, None)
+            else:
+                callback(None, _request_error(error, status_code, error_body))
 
-        self.client.make_request(
-            type=S3RequestType.PUT_OBJECT, request=request, on_headers=on_headers, on_done=on_done
-        )
-        done.wait()
-        if outcome["error"] is not None:
-            raise _request_error(outcome["error"], outcome["status"], outcome["body"])
-        return {"ETag": outcome.get("etag", "")}
+        try:
+            self.client.make_request(
+                type=S3RequestType.PUT_OBJECT, request=request, on_headers=on_headers, on_done=on_done
+            )
+        except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
+            callback(None, CrtRequestError(type(exc).__name__, str(exc)))
 
     def close(self) -> None:
         shutdown = self.client.shutdown_event

@@ -12,14 +12,14 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.modes import RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
-from airflow_s3pput.putter import PutTask, describe_error
+from airflow_s3pput.putter import MAX_PART_WORKERS, PutTask, describe_error
 from airflow_s3pput.remote import lookup
 from airflow_s3pput.s3client import make_client
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
@@ -27,6 +27,8 @@ from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, che
 
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
+#: directories listed at once
+LISTING_THREADS = 8
 
 ResultCallback = Callable[[PutResult], None]
 T = TypeVar("T")
@@ -46,14 +48,17 @@ def upload(
     """Upload what ``options`` selects (within ``key_range``) and return the run's ``Stats``.
 
     Raises ``UsageError`` (before anything is uploaded) for bad sources or an unusable bucket.
-    ``client`` replaces the S3 client everywhere and keeps the work in this process (tests).
+    ``client`` replaces the S3 clients everywhere and keeps the work in this process (tests).
     """
     check_sources(options.sources)
+    if client is not None:  # an injected client (tests, moto) must serve every request
+        options = dataclasses.replace(options, transport="boto3", processes=1)
     check_bucket(options, client)  # first: it turns a bad profile or endpoint into one line
-    control = client if client is not None else make_client(options.connection)
+    if client is None:
+        client = make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
     dispatcher = make_dispatcher(options, client)
     try:
-        run = _Run(options, control, dispatcher, on_result)
+        run = _Run(options, client, dispatcher, on_result)
         run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
         return run.collector.freeze()
     finally:
@@ -73,6 +78,7 @@ class _Run:
         self.pending: dict[Future[list[PutResult]], list[PutTask]] = {}
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
+        self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -86,6 +92,12 @@ class _Run:
         return room
 
     def feed(self, items: Iterator[FileEntry | WalkError]) -> None:
+        try:
+            self._feed(items)
+        finally:
+            self.listers.shutdown(wait=True)
+
+    def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         # With --limit, send files one by one so that no more than the limit are ever put.
         chunk = 1 if self.options.limit is not None else self.dispatcher.chunk_size
         for group in _batched(items, LOOKUP_GROUP):
@@ -110,7 +122,8 @@ class _Run:
         remote: dict[str, RemoteObject] = {}
         if self.mode.needs_listing and entries:
             try:
-                remote = lookup(self.client, self.options.bucket, [e.key for e in entries])
+                keys = [e.key for e in entries]
+                remote = lookup(self.client, self.options.bucket, keys, self.listers)
             except Exception as exc:  # noqa: BLE001 - without the listing we cannot decide
                 message = f"cannot list existing objects: {describe_error(exc)}"
                 for entry in entries:

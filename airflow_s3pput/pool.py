@@ -9,12 +9,15 @@ in a process that already runs threads (an Airflow task does).
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import signal
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.options import UploadOptions, resolve_transport
 from airflow_s3pput.putter import PutTask, Putter
 from airflow_s3pput.stats import PutResult
 
@@ -31,7 +34,9 @@ class Dispatcher(Protocol):
 class ThreadDispatcher:
     """All work in this process: one client, ``threads`` workers."""
 
-    chunk_size = 1
+    # A few files per submission: each thread still has one request in flight at a time, and the
+    # executor's per-future cost is paid once per chunk.
+    chunk_size = 4
 
     def __init__(self, options: UploadOptions, client: Any = None) -> None:
         self.putter = Putter(options, client)
@@ -42,6 +47,51 @@ class ThreadDispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.putter.close()
+
+
+class CrtDispatcher:
+    """One thread reads, compares and starts PUTs; the CRT completes them on its own threads.
+
+    With no worker thread per request, the Python cost of a small file is its read, its MD5 and
+    two callbacks, which is what lets one process keep up with s5cmd. Multipart uploads (boto3,
+    blocking) run on ``threads`` helper threads.
+    """
+
+    chunk_size = 16
+
+    def __init__(self, options: UploadOptions, client: Any = None) -> None:
+        self.putter = Putter(options, client)
+        self.threshold = options.multipart_threshold
+        self.large = ThreadPoolExecutor(max(2, min(options.threads, 8)), thread_name_prefix="s3pput-large")
+
+    def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]:
+        future: Future[list[PutResult]] = Future()
+        results: list[PutResult | None] = [None] * len(tasks)
+        remaining = [len(tasks)]
+        lock = threading.Lock()
+
+        def store(index: int, result: PutResult) -> None:
+            results[index] = result
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                future.set_result([r for r in results if r is not None])
+
+        for index, task in enumerate(tasks):
+            done = functools.partial(store, index)
+            if task.size >= self.threshold:
+                self.large.submit(self._put_blocking, task, done)
+            else:
+                self.putter.put_async(task, done)
+        return future
+
+    def _put_blocking(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
+        done(self.putter.put(task))
+
+    def close(self) -> None:
+        self.large.shutdown(wait=True, cancel_futures=True)
         self.putter.close()
 
 
@@ -82,6 +132,9 @@ def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
 
 
 def make_dispatcher(options: UploadOptions, client: Any = None) -> Dispatcher:
-    if options.processes == 1 or client is not None:
+    """Threads in this process (sharing ``client``) for one process, else worker processes."""
+    if options.processes == 1:
+        if resolve_transport(options.transport) == "crt":
+            return CrtDispatcher(options, client)
         return ThreadDispatcher(options, client)
     return ProcessDispatcher(options)

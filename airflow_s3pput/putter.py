@@ -17,9 +17,10 @@ import base64
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_s3pput.content import (
     BytesContent,
@@ -36,6 +37,7 @@ from airflow_s3pput.s3client import make_client
 from airflow_s3pput.stats import PutResult
 
 MAX_PART_WORKERS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,17 @@ class PutTask:
     size: int
     mtime_ns: int
     remote: RemoteObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinglePut:
+    """A file read, compared and found worth a single PutObject: what to send."""
+
+    task: PutTask
+    data: bytes
+    md5_hex: str
+    params: dict[str, Any]
+    reason: str
 
 
 class FileChanged(Exception):
@@ -66,9 +79,9 @@ class Putter:
             else make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
         )
         self._part_pool: ThreadPoolExecutor | None = None
-        # Single PUTs go through the CRT data plane unless a client was injected (tests, moto).
+        # Single PUTs go through the CRT data plane when chosen; boto3 keeps multipart uploads.
         self.sender: CrtSender | None = None
-        if client is None and not options.dry_run and resolve_transport(options.transport) == "crt":
+        if not options.dry_run and resolve_transport(options.transport) == "crt":
             self.sender = CrtSender(options.connection, options.bucket)
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
@@ -87,8 +100,32 @@ class Putter:
             self.sender.close()
 
     def put(self, task: PutTask) -> PutResult:
+        """Upload one file and wait for it; never raises."""
+        prepared = self._guard(task, self._prepare, task)
+        if isinstance(prepared, PutResult):
+            return prepared
+        return self._guard(task, self._send, prepared)
+
+    def put_async(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
+        """Like ``put`` for a file below the multipart threshold: the file is read and
+        compared in this thread, the PUT itself completes on the CRT's callback."""
+        prepared = self._guard(task, self._prepare, task)
+        if isinstance(prepared, PutResult):
+            done(prepared)
+        elif self.sender is None:
+            done(self._guard(task, self._send, prepared))
+        else:
+
+            def finished(response: dict[str, str] | None, error: Exception | None) -> None:
+                done(self._guard(task, self._finish, prepared, response, error))
+
+            self.sender.put_async(task.key, prepared.data, prepared.params, finished)
+
+    @staticmethod
+    def _guard(task: PutTask, step: Callable[..., T], *args: Any) -> T | PutResult:
+        """Run one step for ``task``; whatever goes wrong becomes that file's failure."""
         try:
-            return self._put(task)
+            return step(*args)
         except FileChanged as exc:
             return PutResult(task.path, task.key, "fail", error=str(exc))
         except FileNotFoundError:
@@ -98,7 +135,11 @@ class Putter:
         except Exception as exc:  # noqa: BLE001 - every other failure is this file's, reported
             return PutResult(task.path, task.key, "fail", error=describe_error(exc))
 
-    def _put(self, task: PutTask) -> PutResult:
+    def _prepare(self, task: PutTask) -> PutResult | SinglePut:
+        """Read and compare a file: a final result, or a single PUT ready to send.
+
+        Large files are uploaded here, in parts, and come back as a final result.
+        """
         fd = os.open(task.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             _check_unchanged(fd, task, "since it was listed")
@@ -111,12 +152,14 @@ class Putter:
                 # Nothing to compare and nothing to send: no need to read the file.
                 return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
             if task.size < self.options.multipart_threshold:
-                return self._put_small(fd, task, gz, extra)
+                return self._prepare_small(fd, task, gz, extra)
             return self._put_large(fd, task, gz, extra)
         finally:
             os.close(fd)
 
-    def _put_small(self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]) -> PutResult:
+    def _prepare_small(
+        self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]
+    ) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
         if gz:
@@ -127,15 +170,24 @@ class Putter:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
             return PutResult(task.path, task.key, "put", decision.reason, len(data))
-        md5 = base64.b64encode(content.md5).decode()
+        params = {"ContentMD5": base64.b64encode(content.md5).decode(), **extra}
+        return SinglePut(task, data, content.md5.hex(), params, decision.reason)
+
+    def _send(self, put: SinglePut) -> PutResult:
         if self.sender is not None:
-            response = self.sender.put_object(task.key, data, {"ContentMD5": md5, **extra})
+            response = self.sender.put_object(put.task.key, put.data, put.params)
         else:
             response = self.client.put_object(
-                Bucket=self.options.bucket, Key=task.key, Body=data, ContentMD5=md5, **extra
+                Bucket=self.options.bucket, Key=put.task.key, Body=put.data, **put.params
             )
-        self._check_etag(response, content.md5.hex())
-        return PutResult(task.path, task.key, "put", decision.reason, len(data))
+        return self._finish(put, response, None)
+
+    def _finish(self, put: SinglePut, response: dict[str, Any] | None, error: Exception | None) -> PutResult:
+        if error is not None:
+            raise error
+        assert response is not None
+        self._check_etag(response, put.md5_hex)
+        return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
 
     def _put_large(self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]) -> PutResult:
         spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None

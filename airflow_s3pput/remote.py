@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from typing import Any
 
 from airflow_s3pput.modes import RemoteObject
@@ -21,14 +22,26 @@ def parent_prefix(key: str) -> str:
     return key[: cut + 1] if cut >= 0 else ""
 
 
-def lookup(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, RemoteObject]:
-    """Return the listed size and ETag of each of ``keys`` that exists in ``bucket``."""
+def lookup(
+    client: Any, bucket: str, keys: Iterable[str], executor: Executor | None = None
+) -> dict[str, RemoteObject]:
+    """Return the listed size and ETag of each of ``keys`` that exists in ``bucket``.
+
+    With an ``executor``, directories are listed concurrently (boto3 clients are thread-safe):
+    a tree of many small folders is otherwise a chain of round trips.
+    """
     by_dir: dict[str, set[str]] = defaultdict(set)
     for key in keys:
         by_dir[parent_prefix(key)].add(key)
     found: dict[str, RemoteObject] = {}
-    for prefix, wanted in by_dir.items():
-        found.update(_list_dir(client, bucket, prefix, wanted))
+    if executor is None or len(by_dir) == 1:
+        listings: Iterable[dict[str, RemoteObject]] = (
+            _list_dir(client, bucket, prefix, wanted) for prefix, wanted in by_dir.items()
+        )
+    else:
+        listings = executor.map(lambda item: _list_dir(client, bucket, *item), by_dir.items())
+    for listing in listings:
+        found.update(listing)
     return found
 
 

@@ -12,7 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-"$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -r "$here/requirements/dev.lock"
+# Compile bytecode now: where PYTHONDONTWRITEBYTECODE is set, every run would recompile boto3
+# and Airflow (~0.7 s of CPU per process start).
+"$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" -r "$here/requirements/dev.lock"
 if [ "$mode" = "--no-editable" ]; then
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps "$here"
 else
