@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import io
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
+from airflow_s3pput.s3client import make_session
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
@@ -67,7 +69,6 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 class CrtSender:
     def __init__(self, settings: ConnectionSettings, bucket: str) -> None:
-        import boto3
         from awscrt.auth import AwsCredentials, AwsCredentialsProvider
         from awscrt.io import (
             ClientBootstrap,
@@ -78,13 +79,7 @@ class CrtSender:
         )
         from awscrt.s3 import S3Client, S3RequestTlsMode, S3RetryConfig, create_default_s3_signing_config
 
-        session = boto3.session.Session(
-            profile_name=settings.profile,
-            aws_access_key_id=settings.access_key,
-            aws_secret_access_key=settings.secret_key,
-            aws_session_token=settings.session_token,
-            region_name=settings.region,
-        )
+        session = make_session(settings)
         region = session.region_name or "us-east-1"
         credentials = session.get_credentials()
         if credentials is None:
@@ -131,6 +126,9 @@ class CrtSender:
             retry_config=S3RetryConfig(max_retries=settings.max_attempts - 1, backoff_scale_factor_ms=100),
             connect_timeout_ms=int(settings.connect_timeout * 1000),
         )
+        # The CRT has no read timeout: a server that never answers would hold a PUT forever.
+        # Give every attempt a connect and a read timeout's worth, then cancel the request.
+        self.watchdog = _Watchdog(settings.max_attempts * (settings.connect_timeout + settings.read_timeout))
 
     def put_object(self, key: str, body: bytes, params: Mapping[str, Any]) -> dict[str, str]:
         """PUT ``body`` under ``key``; returns ``{"ETag": ...}`` like boto3, raises on failure."""
@@ -159,28 +157,99 @@ class CrtSender:
         path = f"{self.path_prefix}/{quote(key, safe='/~')}"
         request = HttpRequest("PUT", path, headers, io.BytesIO(body))
         etag: list[str] = [""]
+        watch = self.watchdog.watch()
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
             etag[0] = next((v for k, v in headers if k.lower() == "etag"), "")
 
         def on_done(error: BaseException | None = None, status_code: int | None = None,
                     error_body: bytes | None = None, **kwargs: Any) -> None:  # fmt: skip
+            timed_out = self.watchdog.forget(watch)
             if error is None:
                 callback({"ETag": etag[0]}, None)
+            elif timed_out:
+                callback(None, CrtRequestError("RequestTimeout", f"no answer in {self.watchdog.seconds:g} s"))
             else:
                 callback(None, _request_error(error, status_code, error_body))
 
         try:
-            self.client.make_request(
+            started = self.client.make_request(
                 type=S3RequestType.PUT_OBJECT, request=request, on_headers=on_headers, on_done=on_done
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
+            self.watchdog.forget(watch)
             callback(None, CrtRequestError(type(exc).__name__, str(exc)))
+            return
+        self.watchdog.started(watch, started)
 
     def close(self) -> None:
+        self.watchdog.close()
         shutdown = self.client.shutdown_event
         del self.client
         shutdown.wait(10)
+
+
+class _Watch:
+    __slots__ = ("deadline", "request", "timed_out")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.request: Any = None
+        self.timed_out = False
+
+
+class _Watchdog:
+    """Cancels the CRT requests still running ``seconds`` after they were started.
+
+    Every request gets the same allowance, so deadlines come in start order and one thread
+    checks only the oldest ones.
+    """
+
+    def __init__(self, seconds: float, tick: float = 0.25) -> None:
+        self.seconds = seconds
+        self.tick = tick
+        self.lock = threading.Lock()
+        self.watches: dict[int, _Watch] = {}  # in start order
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def watch(self) -> _Watch:
+        watch = _Watch(time.monotonic() + self.seconds)
+        with self.lock:
+            self.watches[id(watch)] = watch
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="s3pput-crt-watchdog", daemon=True)
+                self.thread.start()
+        return watch
+
+    def started(self, watch: _Watch, request: Any) -> None:
+        with self.lock:
+            watch.request = request
+
+    def forget(self, watch: _Watch) -> bool:
+        """Stop watching; whether the watchdog cancelled the request."""
+        with self.lock:
+            self.watches.pop(id(watch), None)
+            return watch.timed_out
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.tick):
+            now = time.monotonic()
+            expired = []
+            with self.lock:
+                for watch in self.watches.values():
+                    if watch.deadline > now:
+                        break
+                    if watch.request is not None and not watch.timed_out:
+                        watch.timed_out = True
+                        expired.append(watch.request)
+            for request in expired:
+                request.cancel()
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
 
 
 def _request_error(error: BaseException, status: int | None, body: bytes | None) -> CrtRequestError:

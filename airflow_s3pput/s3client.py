@@ -7,17 +7,23 @@ from typing import Any
 from airflow_s3pput.options import ConnectionSettings
 
 
-def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
+def make_session(settings: ConnectionSettings) -> Any:
+    """A boto3 session: explicit keys when given, else the standard AWS credential chain."""
     import boto3
-    from botocore.config import Config
 
-    session = boto3.session.Session(
+    return boto3.session.Session(
         profile_name=settings.profile,
         aws_access_key_id=settings.access_key,
         aws_secret_access_key=settings.secret_key,
         aws_session_token=settings.session_token,
         region_name=settings.region,
     )
+
+
+def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
+    from botocore.config import Config
+
+    session = make_session(settings)
     style = settings.addressing_style
     if style == "auto" and settings.endpoint_url:
         style = "path"  # S3-compatible servers rarely resolve bucket subdomains
