@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test bench lint lock clean
+.PHONY: venv browser demo test bench lint lock clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -18,8 +18,12 @@ venv: $(STAMP)
 demo: venv
 	$(PY) -m airflow_s3pput.demo
 
-## test: the whole suite (unit, real SeaweedFS, real Airflow)
-test: venv
+## browser: headless Chromium + chromedriver from Debian for the trigger-form test
+browser:
+	bash scripts/install-browser.sh
+
+## test: the whole suite (unit, real SeaweedFS, real Airflow, the trigger form in Chromium)
+test: venv browser
 	$(PY) -m pytest
 
 ## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md

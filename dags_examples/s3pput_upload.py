@@ -28,9 +28,15 @@ with DAG(
         "bucket": Param(
             "my-bucket", type="string", minLength=3, title="Bucket", description="Destination bucket."
         ),
-        "prefix": Param("", type="string", title="Prefix", description="Keys are PREFIX/relative/path."),
+        "prefix": Param(
+            "",
+            type=["null", "string"],
+            title="Prefix",
+            description="Keys are PREFIX/relative/path; leave empty for keys at the bucket's root.",
+        ),
         "put_mode": Param(
             "update",
+            type="string",
             enum=["add", "stupid", "update"],
             title="Put mode",
             description="add: only missing keys; stupid: always put; update: missing or changed (MD5).",
@@ -73,6 +79,7 @@ with DAG(
                 "bucket-owner-read",
                 "bucket-owner-full-control",
             ],
+            values_display={"null": "(none: the bucket's default)"},
             title="Canned ACL",
             description="Optional canned ACL for every object.",
         ),

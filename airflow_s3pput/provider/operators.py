@@ -324,6 +324,10 @@ class S3PPutReduceOperator(BaseOperator):
 
 
 def summary_table(stats: Stats, summary: dict[str, Any]) -> str:
-    lines = [stats.table()]
-    lines.append(f"batches  {summary['batches']:,} planned, {summary['batches_missing']:,} missing")
-    return "\n".join(lines)
+    """The merged stats as a table, with one row for the batches: planned and missing."""
+    rows = dataclasses.replace(stats, batches=1).table().splitlines()  # no bare batch-count row
+    at = next((i for i, line in enumerate(rows) if line.startswith(("FAILED ", "... and "))), len(rows))
+    width = len("files skipped")  # the widest row name in Stats.table
+    planned = f"{summary['batches']:,} planned, {summary['batches_missing']:,} missing"
+    rows.insert(at, f"{'batches':<{width}}  {planned}")
+    return "\n".join(rows)

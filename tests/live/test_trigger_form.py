@@ -313,12 +313,6 @@ def test_trigger_form_renders_params_and_triggers_a_run(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="dags_examples/s3pput_upload.py: Param 'prefix' is type='string', so the form marks it "
-    "required and keeps Trigger disabled while it is empty (the default); see the report for the fix",
-)
 def test_trigger_form_accepts_the_defaults_with_an_empty_prefix(
     live_airflow: LiveAirflow, browser: Any
 ) -> None:
