@@ -94,6 +94,7 @@ def test_template_fields_render_from_params() -> None:
 def test_provider_is_registered() -> None:
     from importlib.metadata import entry_points
 
-    (entry,) = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_s3pput")]
+    ours = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_s3pput")]
+    (entry,) = ours
     info = entry.load()()
     assert info["package-name"] == "airflow-s3pput"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -46,9 +47,9 @@ def test_ranges_chain_end_to_end_and_cover_every_key() -> None:
     keys = sorted({"".join(random.Random(i).choices("ab/.-é0", k=6)) for i in range(300)})
     batches = plan_batches(entries(keys), max_files=17, max_bytes=10**9, max_batches=1024)
     assert batches[0].after is None and batches[-1].last is None
-    for before, after in zip(batches, batches[1:], strict=False):
+    for before, after in itertools.pairwise(batches):
         assert after.after == before.last == before.last_key
-    for key in keys + ["", "\uffff", "zzz", "a"]:
+    for key in [*keys, "", "\uffff", "zzz", "a"]:
         assert sum(key in b.key_range for b in batches) == 1, key
 
 
