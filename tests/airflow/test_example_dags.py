@@ -98,3 +98,17 @@ def test_provider_is_registered() -> None:
     (entry,) = ours
     info = entry.load()()
     assert info["package-name"] == "airflow-s3pput"
+
+
+def test_airflow_providers_list_shows_the_package(airflow_home: Path, s3_server: Any, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from airflow_s3pput.local_airflow import airflow_env
+
+    command = [str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"]
+    env = airflow_env(airflow_home, s3_server)
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=True).stdout
+    listed = json.loads(out[out.index("[") :])
+    assert any(p["package_name"] == "airflow-s3pput" for p in listed), [p["package_name"] for p in listed]
