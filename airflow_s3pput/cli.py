@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--part-size", type=parse_size, default=16 * MIB, help="multipart part size (default 16MiB)"
     )
     speed.add_argument("--retries", type=int, default=4, help="retries of a failed request (default 4)")
+    speed.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="connect timeout (default 10)"
+    )
+    speed.add_argument(
+        "--read-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a server's answer (default 60)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--verbose", "-v", action="store_true", help="print every file")
     out.add_argument("--quiet", "-q", action="store_true", help="print only errors")
@@ -145,6 +155,8 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         verify=verify,
         profile=args.profile,
         max_attempts=args.retries + 1,
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
     )
     processes, threads = default_concurrency(args.transport)
     return UploadOptions(

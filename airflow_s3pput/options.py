@@ -23,6 +23,7 @@ MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 MAX_PROCESSES = 64
 MAX_THREADS = 256
+MAX_TIMEOUT = 3600.0
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 
@@ -76,8 +77,9 @@ class ConnectionSettings:
             raise UsageError(f"invalid --endpoint-url {self.endpoint_url!r}: expected http(s)://host[:port]")
         if not 1 <= self.max_attempts <= 20:
             raise UsageError("--retries must be between 0 and 19")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise UsageError("timeouts must be positive")
+        # Written so that NaN fails too.
+        if not (0 < self.connect_timeout <= MAX_TIMEOUT and 0 < self.read_timeout <= MAX_TIMEOUT):
+            raise UsageError(f"--connect-timeout and --read-timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
 
 
 @dataclass(frozen=True)
