@@ -224,12 +224,16 @@ class _Watchdog:
 
     def started(self, watch: _Watch, request: Any) -> None:
         with self.lock:
-            watch.request = request
+            if id(watch) in self.watches:  # not finished already
+                watch.request = request
 
     def forget(self, watch: _Watch) -> bool:
         """Stop watching; whether the watchdog cancelled the request."""
         with self.lock:
             self.watches.pop(id(watch), None)
+            # The request's callbacks hold the watch: keeping the request here would make a
+            # cycle that keeps the CRT client alive, and close() would wait for its shutdown.
+            watch.request = None
             return watch.timed_out
 
     def _run(self) -> None:

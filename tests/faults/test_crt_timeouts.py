@@ -1,0 +1,56 @@
+"""The CRT data plane has no read timeout of its own: our watchdog must end a PUT nobody answers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.options import ConnectionSettings
+
+from .conftest import FAULTS_BUCKET
+from .proxy import Fault, FaultProxy
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def sender(s3_server: LocalS3Server, proxy: FaultProxy, **settings: float) -> CrtSender:
+    return CrtSender(
+        ConnectionSettings(
+            endpoint_url=proxy.endpoint_url,
+            region="us-east-1",
+            access_key=s3_server.access_key,
+            secret_key=s3_server.secret_key,
+            max_attempts=2,
+            **settings,  # type: ignore[arg-type]
+        ),
+        FAULTS_BUCKET,
+    )
+
+
+def test_a_blackholed_put_is_cancelled_after_its_attempts_timeouts(
+    s3_server: LocalS3Server, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.set_rules([Fault("blackhole", method="PUT")])
+    crt = sender(s3_server, fault_proxy, connect_timeout=0.5, read_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(CrtRequestError) as raised:
+        crt.put_object(f"w-{uuid.uuid4().hex}", b"never answered", {})
+    elapsed = time.monotonic() - started
+    crt.close()
+    assert raised.value.code == "RequestTimeout"
+    assert 2.5 <= elapsed < 6, elapsed  # 2 attempts x (0.5 + 1.0) s, plus the watchdog's tick
+
+
+def test_close_after_puts_does_not_wait_for_the_clients_shutdown_timeout(
+    s3_server: LocalS3Server, fault_proxy: FaultProxy
+) -> None:
+    crt = sender(s3_server, fault_proxy)
+    for i in range(3):
+        crt.put_object(f"w-{uuid.uuid4().hex}-{i}", b"x" * i, {})
+    started = time.monotonic()
+    crt.close()
+    assert time.monotonic() - started < 2  # a request kept alive by the watchdog made this 10 s
