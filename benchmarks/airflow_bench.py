@@ -1,0 +1,367 @@
+"""The small tree through the example DAG ``s3pput_upload``, against the bare CLI on the same tree.
+
+Two ways to run the DAG:
+
+* ``airflow dags test`` (in-process, tasks one after another): the wall time of the command,
+  Airflow's own start-up included, as a user would see it;
+* a real Airflow: api-server, scheduler (LocalExecutor, mapped put tasks in parallel),
+  dag-processor and triggerer, the components ``airflow standalone`` runs, started one by one
+  in process groups of their own. The DAG run is triggered through the REST API as the UI's
+  form does; its wall time is from the POST to the API reporting the run finished, and the
+  task instances' own durations show where it went.
+
+Each DAG run writes to a fresh prefix and is verified like the CLI runs: the reduce task's summary
+and the object count under the prefix. Airflow's start-up and ``db migrate`` are not counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from measure import run_measured
+from tools import client_env, s3pput_argv
+from verify import list_prefix
+
+from airflow_s3pput.local_airflow import airflow_env, migrate
+from airflow_s3pput.local_s3 import LocalS3Server, free_port
+
+DAG_ID = "s3pput_upload"
+REDUCE = "upload.reduce"
+PUT = "upload.put"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+PARALLELISM = 4
+STARTUP_TIMEOUT = 180.0
+RUN_TIMEOUT = 600.0
+#: batch sizes tried under the scheduler (files per mapped put task); 2000 is the DAG's default
+#: the default comes again last: the first DAG run of a fresh Airflow pays cold-start costs
+BATCH_SIZES = (2000, 1000, 5000, 2000)
+USERNAME = "bench"
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+class _Api:
+    def __init__(self, base_url: str, password: str) -> None:
+        import httpx
+
+        self.base_url = base_url
+        self.password = password
+        self.http = httpx.Client(timeout=30.0)
+        self.token: str | None = None
+
+    def login(self) -> None:
+        response = self.http.post(
+            f"{self.base_url}/auth/token", json={"username": USERNAME, "password": self.password}
+        )
+        response.raise_for_status()
+        self.token = response.json()["access_token"]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self.token is None:
+            self.login()
+        response = self.http.request(
+            method,
+            f"{self.base_url}/api/v2{path}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            **kwargs,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _wait_ready(api: _Api, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        dead = [name for name, p in procs.items() if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"Airflow components exited: {dead}")
+        try:
+            health = api.http.get(f"{api.base_url}/api/v2/monitor/health").json()
+            bad = [
+                n
+                for n in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                if (health.get(n) or {}).get("status") != "healthy"
+            ]
+            if not bad:
+                api.call("GET", f"/dags/{DAG_ID}")
+                return
+            last = f"not healthy: {bad}"
+        except Exception as exc:  # noqa: BLE001 - not up yet, whatever the reason
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    raise RuntimeError(f"Airflow not ready after {STARTUP_TIMEOUT:.0f}s ({last})")
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]], mark: str) -> None:
+    """SIGTERM the process groups we created, SIGKILL what is left, then our marked strays."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    # Task processes start groups of their own: find them by the marker we put in their env.
+    try:
+        import psutil
+    except ImportError:
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        strays = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("S3PPUT_BENCH_AIRFLOW") == mark:
+                    strays.append(proc)
+            except (psutil.Error, OSError):
+                continue
+        if not strays:
+            return
+        time.sleep(0.5)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+def _verify(
+    client: Any, bucket: str, prefix: str, files: int, summary: dict[str, Any] | None
+) -> tuple[bool, str]:
+    objects = list_prefix(client, bucket, prefix).objects
+    if objects != files:
+        return False, f"{objects} objects under the prefix, expected {files}"
+    if not summary:
+        return False, "no summary from the reduce task"
+    if summary.get("files_failed"):
+        return False, f"{summary['files_failed']} files failed"
+    if summary.get("files_put", 0) + summary.get("files_skipped", 0) != files:
+        return (
+            False,
+            f"summary counts {summary.get('files_put')} put + {summary.get('files_skipped')} skipped",
+        )
+    return True, ""
+
+
+def run(
+    s3: LocalS3Server,
+    bucket: str,
+    tree: Any,
+    workdir: Path,
+    client: Any,
+    *,
+    standalone: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"dags_test": [], "standalone": [], "notes": []}
+    home = workdir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({USERNAME: password}))
+    mark = secrets.token_hex(8)
+    env = airflow_env(
+        home,
+        s3,
+        extra={
+            "S3PPUT_BENCH_AIRFLOW": mark,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
+        },
+    )
+    started = time.monotonic()
+    try:
+        migrate(env, home / "migrate.log")
+    except RuntimeError as exc:
+        result["error"] = str(exc)
+        return result
+    result["migrate_seconds"] = time.monotonic() - started
+
+    cli_env = client_env(s3.env())
+    cli_walls: list[float] = []
+
+    def bare_cli(n: int) -> None:
+        prefix = f"airflow-cli/{n}"
+        m = run_measured(
+            s3pput_argv(s3.endpoint_url)(tree.root, bucket, prefix), cli_env, timeout=RUN_TIMEOUT
+        )
+        ok = m.ok and list_prefix(client, bucket, prefix).objects == tree.files
+        log(f"  [airflow] bare CLI             {m.wall:7.2f}s wall {'ok' if ok else 'FAILED'}")
+        if ok:
+            cli_walls.append(m.wall)
+
+    bare_cli(0)
+    # -- airflow dags test ------------------------------------------------------------------
+    prefix = "airflow-dags-test/0"
+    conf = {"source": str(tree.root), "bucket": bucket, "prefix": prefix}
+    argv = [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
+    m = run_measured(argv, env, timeout=RUN_TIMEOUT)
+    (home / "dags-test.log").write_text(m.stdout_tail + "\n" + m.stderr_tail)
+    from airflow_s3pput.local_airflow import read_xcoms, task_states
+
+    summaries = read_xcoms(home, DAG_ID, REDUCE)
+    ok, why = _verify(client, bucket, prefix, tree.files, summaries[0] if summaries else None)
+    ok = ok and m.ok
+    puts = [s for (task, _), s in task_states(home, DAG_ID).items() if task == PUT]
+    record = {
+        "label": "batch_size 2000 (default)",
+        "wall": m.wall,
+        "cpu": m.cpu,
+        "verified": ok,
+        "error": why or (f"exit {m.returncode}" if not m.ok else ""),
+        "put_tasks": len(puts),
+    }
+    result["dags_test"].append(record)
+    log(
+        f"  [airflow] dags test            {m.wall:7.2f}s wall {'ok' if ok else 'FAILED: ' + record['error']}"
+    )
+    bare_cli(1)
+
+    # -- a real scheduler -------------------------------------------------------------------
+    if standalone:
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        api = _Api(base_url, password)
+        try:
+            started = time.monotonic()
+            for name in COMPONENTS:
+                with open(home / f"{name}.log", "ab") as out:
+                    extra = ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
+                    procs[name] = subprocess.Popen(
+                        [str(Path(sys.executable).parent / "airflow"), name, *extra],
+                        cwd=home,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+            _wait_ready(api, procs)
+            api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+            result["standalone_ready_seconds"] = time.monotonic() - started
+            log(f"  [airflow] scheduler ready in {result['standalone_ready_seconds']:.1f}s")
+            for n, batch_size in enumerate(BATCH_SIZES):
+                prefix = f"airflow-scheduler/{n}"
+                conf = {
+                    "source": str(tree.root),
+                    "bucket": bucket,
+                    "prefix": prefix,
+                    "batch_size": batch_size,
+                }
+                label = f"batch_size {batch_size}" + (" (default)" if batch_size == 2000 else "")
+                if batch_size in BATCH_SIZES[:n]:
+                    label += ", again"
+                result["standalone"].append(
+                    _scheduled_run(api, client, bucket, prefix, tree.files, conf, label, log)
+                )
+            bare_cli(2)
+        except Exception as exc:  # noqa: BLE001 - reported in the table, the rest of the bench goes on
+            result["error"] = f"scheduler run failed: {type(exc).__name__}: {exc} (logs were in {home})"
+            log(f"  [airflow] {result['error']}")
+        finally:
+            api.close()
+            _stop(procs, mark)
+    result["cli_walls"] = cli_walls
+    result["cli_wall"] = statistics.median(cli_walls) if cli_walls else None
+    result["notes"].append(
+        f"Scheduler settings: LocalExecutor, parallelism {PARALLELISM}, SQLite; each mapped put task "
+        "runs the engine with the operator's defaults in its own task process."
+    )
+    return result
+
+
+def _scheduled_run(
+    api: _Api,
+    client: Any,
+    bucket: str,
+    prefix: str,
+    files: int,
+    conf: dict[str, Any],
+    label: str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    started = time.monotonic()
+    run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    run_id = run["dag_run_id"]
+    deadline = started + RUN_TIMEOUT
+    while True:
+        run = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        if run["state"] in ("success", "failed"):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    wall = time.monotonic() - started
+    tis = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[
+        "task_instances"
+    ]
+    durations = {}
+    for ti in tis:
+        durations.setdefault(ti["task_id"], []).append(
+            _seconds(ti.get("start_date"), ti.get("end_date")) or 0.0
+        )
+    summary = None
+    try:
+        entry = api.call(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{REDUCE}/xcomEntries/return_value",
+            params={"map_index": -1},
+        )
+        summary = json.loads(entry["value"]) if isinstance(entry["value"], str) else entry["value"]
+    except Exception:  # noqa: BLE001 - no summary: reported below
+        pass
+    ok, why = _verify(client, bucket, prefix, files, summary)
+    ok = ok and run["state"] == "success"
+    record = {
+        "label": label,
+        "wall": wall,
+        "state": run["state"],
+        "dag_run_seconds": _seconds(run.get("start_date"), run.get("end_date")),
+        "queued_seconds": _seconds(run.get("queued_at"), run.get("start_date")),
+        "plan_seconds": (durations.get("upload.plan") or [None])[0],
+        "reduce_seconds": (durations.get(REDUCE) or [None])[0],
+        "put_durations": durations.get(PUT, []),
+        "verified": ok,
+        "error": why or ("" if run["state"] == "success" else f"run {run['state']}"),
+    }
+    puts = record["put_durations"]
+    log(
+        f"  [airflow] scheduler {label:<26} {wall:7.2f}s wall, run {record['dag_run_seconds'] or 0:.1f}s, "
+        f"plan {record['plan_seconds'] or 0:.1f}s, {len(puts)} puts {min(puts, default=0):.1f}-{max(puts, default=0):.1f}s, "
+        f"reduce {record['reduce_seconds'] or 0:.1f}s {'ok' if ok else 'FAILED: ' + record['error']}"
+    )
+    return record
