@@ -81,6 +81,7 @@ class LocalS3Server:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self._ports: list[int] = []
         self.log_path = os.path.join(self.data_dir, "weed.log")
 
     @property
@@ -97,7 +98,9 @@ class LocalS3Server:
         }
 
     def start(self) -> LocalS3Server:
-        s3_port, master, volume, filer, admin = _free_ports(5)
+        """Start ``weed``; after a ``stop(keep_data=True)``, again on the same ports and data."""
+        self._ports = self._ports or _free_ports(5)
+        s3_port, master, volume, filer, admin = self._ports
         self.port = s3_port
         args = [
             find_weed(),
@@ -173,7 +176,7 @@ class LocalS3Server:
             config=Config(retries={"max_attempts": 2, "mode": "standard"}),
         )
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -182,7 +185,7 @@ class LocalS3Server:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
-        if self._own_dir:
+        if self._own_dir and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalS3Server:

@@ -213,6 +213,7 @@ class Putter:
     ) -> None:
         bucket, key = self.options.bucket, task.key
         part_size = self.options.part_size_for(size)
+        self._abort_leftovers(key)
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         try:
             futures = [
@@ -252,6 +253,18 @@ class Putter:
             ContentMD5=base64.b64encode(digest).decode(),
         )
         return number, response["ETag"], digest
+
+    def _abort_leftovers(self, key: str) -> None:
+        """Abort the open multipart uploads of ``key`` that an earlier run could not abort.
+
+        When the server was unreachable at the time, a failed upload's abort failed as well;
+        its parts would be kept (and billed) forever. Best effort, like ``_abort``.
+        """
+        with contextlib.suppress(Exception):
+            listing = self.client.list_multipart_uploads(Bucket=self.options.bucket, Prefix=key)
+            for upload in listing.get("Uploads", []):
+                if upload["Key"] == key:
+                    self._abort(key, upload["UploadId"])
 
     def _abort(self, key: str, upload_id: str) -> None:
         # Best effort: the error that made us abort is the one to report.
