@@ -74,6 +74,8 @@ class Selection:
 
     Globs are matched against the path relative to SOURCE (with ``/``) and against the base
     name, as s3-parallel-put and rsync users expect (``*.log`` excludes logs at any depth).
+    ``follow_dir_symlinks`` (``--follow-symlinks``) walks into directory symlinks and lets file
+    symlinks point outside SOURCE; without it, such a file symlink is a ``WalkError``.
     """
 
     include: Sequence[str] = ()
@@ -112,7 +114,8 @@ def walk(
     key_range: KeyRange = KeyRange(),
 ) -> Iterator[WalkItem]:
     """Yield every file under ``sources`` in key order, restricted to ``key_range``."""
-    streams = [_walk_source(s, prefix, selection, key_range) for s in sources]
+    roots = tuple(os.path.realpath(s) for s in sources)
+    streams = [_walk_source(s, prefix, selection, key_range, roots) for s in sources]
     if len(streams) == 1:
         yield from streams[0]
     else:
@@ -121,12 +124,14 @@ def walk(
         yield from heapq.merge(*streams, key=lambda item: item.key)
 
 
-def _walk_source(source: str, prefix: str, selection: Selection, key_range: KeyRange) -> Iterator[WalkItem]:
+def _walk_source(
+    source: str, prefix: str, selection: Selection, key_range: KeyRange, roots: tuple[str, ...]
+) -> Iterator[WalkItem]:
     source = os.path.abspath(source)
     if os.path.isdir(source):
         root_key = join_key(prefix, "").rstrip("/")
         real = os.path.realpath(source)
-        yield from _walk_dir(source, "", root_key, selection, key_range, {real})
+        yield from _walk_dir(source, "", root_key, selection, key_range, {real}, roots)
         return
     name = os.path.basename(source)
     item = _file_item(source, name, join_key(prefix, name))
@@ -141,6 +146,7 @@ def _walk_dir(
     selection: Selection,
     key_range: KeyRange,
     ancestors: set[str],
+    roots: tuple[str, ...],
 ) -> Iterator[WalkItem]:
     try:
         with os.scandir(path) as it:
@@ -169,13 +175,15 @@ def _walk_dir(
                 if error.key in key_range:
                     yield error
                 continue
-            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, ancestors | {real})
+            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, ancestors | {real}, roots)
             continue
         if key_range.last is not None and key > key_range.last:
             return  # sorted: nothing after this can be in range
         if key not in key_range or not selection.wants(rel):
             continue
         item = _file_item(entry.path, rel, key)
+        if item is not None and not selection.follow_dir_symlinks and _links_outside(entry, roots):
+            item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")
         if item is not None:
             yield item
 
@@ -210,6 +218,17 @@ def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
     if not stat.S_ISREG(st.st_mode):
         return WalkError(path, key, "not a regular file (FIFO, socket or device): skipped")
     return FileEntry(path, key, st.st_size, st.st_mtime_ns)
+
+
+def _links_outside(entry: os.DirEntry[str], roots: tuple[str, ...]) -> bool:
+    """Whether ``entry`` is a symlink whose target is under none of the SOURCE ``roots``."""
+    try:
+        if not entry.is_symlink():
+            return False
+    except OSError:
+        return False
+    real = os.path.realpath(entry.path)
+    return not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def _dir_error(path: str, dir_key: str, message: str) -> WalkError:

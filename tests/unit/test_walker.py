@@ -150,8 +150,19 @@ def test_file_symlink_is_followed(tmp_path: Path) -> None:
     make_tree(tmp_path / "outside", {"target.bin": b"12345"})
     src = make_tree(tmp_path / "src", {"real.txt": "r"})
     (src / "link.bin").symlink_to(tmp_path / "outside" / "target.bin")
+    (src / "inside.txt").symlink_to(src / "real.txt")
+    items = list(walk([str(src)], "", Selection(follow_dir_symlinks=True)))
+    assert [(i.key, i.size) for i in items if isinstance(i, FileEntry)] == [
+        ("inside.txt", 1),
+        ("link.bin", 5),
+        ("real.txt", 1),
+    ]
+    # Without --follow-symlinks, only the link that leaves SOURCE is refused.
     items = list(walk([str(src)]))
-    assert [(i.key, i.size) for i in items if isinstance(i, FileEntry)] == [("link.bin", 5), ("real.txt", 1)]
+    assert [i.key for i in items if isinstance(i, FileEntry)] == ["inside.txt", "real.txt"]
+    assert [(i.key, i.message) for i in items if isinstance(i, WalkError)] == [
+        ("link.bin", "symlink to a file outside SOURCE (see --follow-symlinks)")
+    ]
 
 
 def _tree_with_dir_links(tmp_path: Path) -> Path:
