@@ -79,7 +79,7 @@ class ConnectionSettings:
             raise UsageError("--retries must be between 0 and 19")
         # Written so that NaN fails too.
         if not (0 < self.connect_timeout <= MAX_TIMEOUT and 0 < self.read_timeout <= MAX_TIMEOUT):
-            raise UsageError(f"--connect-timeout and --read-timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
+            raise UsageError(f"timeouts (--connect-timeout, --read-timeout) must be in (0, {MAX_TIMEOUT:g}]")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,9 @@ class UploadOptions:
             raise UsageError("--bucket is required")
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:
             raise UsageError(f"invalid bucket name {self.bucket!r}")
+        if ".." in self.prefix.split("/"):
+            # Such keys escape their folder when someone syncs the bucket back to a disk.
+            raise UsageError(f"invalid --prefix {self.prefix!r}: '..' is not allowed in keys")
         if self.mode not in MODES:
             raise UsageError(f"invalid --put {self.mode!r}: expected one of {', '.join(MODES)}")
         if self.limit is not None and self.limit < 0:
