@@ -22,7 +22,7 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
 from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions, default_concurrency
 from airflow_s3pput.progress import Progress
-from airflow_s3pput.stats import PutResult
+from airflow_s3pput.stats import PutResult, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _SIZE = re.compile(r"^(\d+)\s*([kmgt]i?b?|b)?$", re.IGNORECASE)
@@ -201,16 +201,16 @@ class Reporter:
         self.progress.add(result)
         if result.action == "fail":
             self._clear()
-            print(f"s3pput: failed {result.path} -> {result.key}: {result.error}", file=self.err)
+            print(f"s3pput: failed {_where(result)}: {result.error}", file=self.err)
         elif self.dry_run and not self.quiet:
             self._clear()
             if result.action == "put":
-                print(f"would put {result.path} -> {result.key}", file=self.files_out)
+                print(f"would put {_where(result)}", file=self.files_out)
             else:
-                print(f"would skip {result.path} -> {result.key} ({result.reason})", file=self.files_out)
+                print(f"would skip {_where(result)} ({result.reason})", file=self.files_out)
         elif self.verbose:
             verb = "put" if result.action == "put" else f"skip ({result.reason})"
-            print(f"{verb} {result.path} -> {result.key}", file=self.files_out)
+            print(f"{verb} {_where(result)}", file=self.files_out)
         if self.live and self.progress.due():
             self.err.write("\r\033[K" + self.progress.line())
             self.err.flush()
@@ -223,6 +223,11 @@ class Reporter:
 
     def finish(self) -> None:
         self._clear()
+
+
+def _where(result: PutResult) -> str:
+    """``PATH -> KEY`` on one line: a newline or other control character in a name is escaped."""
+    return f"{one_line(result.path)} -> {one_line(result.key)}"
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

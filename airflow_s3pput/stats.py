@@ -136,7 +136,7 @@ class Stats:
             rows.append(("batches", f"{self.batches:,}"))
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
-        lines += [f"FAILED {key}: {error}" for key, error in self.failures]
+        lines += [f"FAILED {one_line(key)}: {error}" for key, error in self.failures]
         if self.failed > len(self.failures):
             lines.append(f"... and {self.failed - len(self.failures)} more failures")
         return "\n".join(lines)
@@ -188,3 +188,8 @@ class StatsCollector:
             finished=self._clock(),
             dry_run=self.dry_run,
         )
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines and other control characters escaped, so that it prints on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
