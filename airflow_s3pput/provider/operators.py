@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -25,6 +25,7 @@ from airflow_s3pput.stats import PutResult, Stats
 from airflow_s3pput.walker import check_sources, walk
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATS_XCOM_KEY = "s3pput_stats"
 #: the upload settings every put task shares, all templated
@@ -56,6 +57,8 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,)
+    if not isinstance(value, Sequence):
+        raise TypeError("expected a string or a list of strings")
     return tuple(str(v) for v in value)
 
 
@@ -63,7 +66,22 @@ def _as_int(value: object) -> int | None:
     """``None`` (or its rendering) means "the default"; anything else must be an integer."""
     if value is None or str(value).strip() in ("", "None"):
         return None
+    if isinstance(value, bool) or not str(value).strip().lstrip("-").isdigit():
+        raise ValueError("expected an integer")
     return int(str(value))
+
+
+def _param(name: str, convert: Callable[[Any], T], value: Any) -> T:
+    """``convert(value)``, or a ``UsageError`` that names the parameter and shows the value."""
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid {name} {value!r}: {exc}") from None
+
+
+def _or_default(value: int | None, default: int) -> int:
+    # Not ``value or default``: 0 is a bad value to report, not "the default".
+    return default if value is None else value
 
 
 def _as_bool(value: object) -> bool:
@@ -73,7 +91,7 @@ def _as_bool(value: object) -> bool:
             return True
         if value.strip().lower() in ("false", "0", "no", "off", "", "none"):
             return False
-        raise ValueError(f"expected true or false, not {value!r}")
+        raise ValueError("expected true or false")
     return bool(value)
 
 
@@ -137,23 +155,25 @@ class _UploadSettings(BaseOperator):
             default_processes, default_threads = default_concurrency(str(self.transport))
             options = UploadOptions(
                 bucket=str(self.bucket or ""),
-                sources=_as_tuple(self.source),
+                sources=_param("source", _as_tuple, self.source),
                 prefix=str(self.prefix or ""),
                 mode=str(self.put_mode),
-                dry_run=_as_bool(self.dry_run_only),
+                dry_run=_param("dry_run", _as_bool, self.dry_run_only),
                 content_type=self.content_type or None,
-                gzip=_as_bool(self.gzip),
-                gzip_types=_as_tuple(self.gzip_types) or DEFAULT_GZIP_TYPES,
-                headers=_as_tuple(self.headers),
+                gzip=_param("gzip", _as_bool, self.gzip),
+                gzip_types=_param("gzip_types", _as_tuple, self.gzip_types) or DEFAULT_GZIP_TYPES,
+                headers=_param("headers", _as_tuple, self.headers),
                 grant=self.grant or None,
-                include=_as_tuple(self.include),
-                exclude=_as_tuple(self.exclude),
-                follow_symlinks=_as_bool(self.follow_symlinks),
+                include=_param("include", _as_tuple, self.include),
+                exclude=_param("exclude", _as_tuple, self.exclude),
+                follow_symlinks=_param("follow_symlinks", _as_bool, self.follow_symlinks),
                 transport=str(self.transport),
-                processes=_as_int(self.processes) or default_processes,
-                threads=_as_int(self.threads) or default_threads,
-                multipart_threshold=int(self.multipart_threshold),
-                part_size=int(self.part_size),
+                processes=_or_default(_param("processes", _as_int, self.processes), default_processes),
+                threads=_or_default(_param("threads", _as_int, self.threads), default_threads),
+                multipart_threshold=_or_default(
+                    _param("multipart_threshold", _as_int, self.multipart_threshold), 16 * MIB
+                ),
+                part_size=_or_default(_param("part_size", _as_int, self.part_size), 16 * MIB),
             )
             if connection is not None:
                 options = dataclasses.replace(options, connection=connection)
@@ -194,10 +214,11 @@ class S3PPutPlanOperator(_UploadSettings):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         options = self.upload_options(with_connection=False)
         try:
-            limit = _as_int(self.limit)
-            batch_size, batch_bytes = int(str(self.batch_size)), int(str(self.batch_bytes))
-        except ValueError as exc:
-            raise AirflowFailException(f"s3pput: invalid parameter: {exc}") from None
+            limit = _param("limit", _as_int, self.limit)
+            batch_size = _or_default(_param("batch_size", _as_int, self.batch_size), 2000)
+            batch_bytes = _or_default(_param("batch_bytes", _as_int, self.batch_bytes), 4096 * MIB)
+        except UsageError as exc:
+            raise AirflowFailException(f"s3pput: {exc}") from None
         if limit is not None and limit < 0:
             raise AirflowFailException(f"s3pput: limit must be 0 or more, not {limit}")
         if batch_size < 1 or batch_bytes < 1:
