@@ -182,7 +182,7 @@ def _walk_dir(
         if key not in key_range or not selection.wants(rel):
             continue
         item = _file_item(entry.path, rel, key)
-        if item is not None and not selection.follow_dir_symlinks and _links_outside(entry, roots):
+        if isinstance(item, FileEntry) and not selection.follow_dir_symlinks and _links_outside(entry, roots):
             item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")
         if item is not None:
             yield item

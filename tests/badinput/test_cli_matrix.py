@@ -222,7 +222,7 @@ def _bad_tree(root: Path, outside: Path) -> dict[str, str]:
     return {
         "fifo": "not a regular file",
         "sock": "not a regular file",
-        "devnull": "outside SOURCE",
+        "devnull": "not a regular file",
         "broken": "broken symlink",
         "loop-a": "cannot stat",
         "loop-b": "cannot stat",
