@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -236,6 +237,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     try:
         args = build_parser().parse_args(argv)
         options = options_from_args(args)
+        if args.no_verify_ssl:
+            # One line for the user's explicit choice, instead of urllib3's warning per connection.
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
         reporter = Reporter(args, out, err)
         try:
             stats = upload(options, on_result=reporter)

@@ -191,6 +191,7 @@ def test_untrusted_certificate_fails_unless_opted_out(
     assert trusted.code == 0, trusted.err
     unverified = cli(*base, "--prefix", "insecure", "--no-verify-ssl", str(src))
     assert unverified.code == 0, unverified.err
+    assert unverified.err == "s3pput: warning: TLS certificates are not verified (--no-verify-ssl)\n"
     assert set(list_keys(s3_client, bucket)) == {
         f"{p}/{k}" for p in ("ca", "insecure") for k in ("a.txt", "d/b.txt")
     }
