@@ -147,7 +147,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         # The default conf, warm (its last run): what a user gets; then the best conf tried.
         default = [r for r in runs if "(default)" in r["label"]][-1:] or runs[:1]
         best = min(runs, key=lambda r: r["wall"])
-        for label, r in ((f"default conf ({default[0]['label']})", default[0]), (f"best: {best['label']}", best)):
+        for label, r in (
+            (f"default conf ({default[0]['label']})", default[0]),
+            (f"best: {best['label']}", best),
+        ):
             if label.startswith("best") and r is default[0]:
                 continue
             rows.append(
@@ -158,6 +161,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 )
             )
     return rows
+
+
+def _sources(engine: str) -> str:
+    """The sources digest of an ``engine_version`` string (the whole string for old results)."""
+    return engine.rsplit("(sources ", 1)[-1] if "(sources " in engine else engine
 
 
 def render(results: dict[str, Any]) -> str:
@@ -186,7 +194,12 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|",
         f"| s3pput source | commit {m.get('engine', 'unknown')}"
         + (
-            f" at the start, {m['engine_end']} at the end (the engine changed during the run)"
+            f" at the start, {m['engine_end']} at the end"
+            + (
+                " (the engine changed during the run)"
+                if _sources(m["engine_end"]) != _sources(m["engine"])
+                else ""
+            )
             if m.get("engine_end") and m["engine_end"] != m.get("engine")
             else ""
         )
@@ -270,12 +283,20 @@ def render(results: dict[str, Any]) -> str:
                 f"{len(ok)}/{len(runs)} |"
             )
         best = min(
-            (lbl for lbl in by if lbl != "s5cmd" and any(r["verified"] for r in by[lbl])),
+            (
+                lbl
+                for lbl in by
+                if lbl != "s5cmd" and "--put" not in lbl and any(r["verified"] for r in by[lbl])
+            ),
             key=lambda lbl: _median([r["wall"] for r in by[lbl] if r["verified"]]) or 1e9,
             default=None,
         )
         if best:
-            out += ["", f"Fastest setting in this run: `{best}`."]
+            out += [
+                "",
+                f"Fastest concurrency setting in this run: `{best}` (single runs: treat "
+                "differences under ~20% as noise on this machine).",
+            ]
         out.append("")
 
     airflow = results.get("airflow")

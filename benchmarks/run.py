@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -136,10 +137,16 @@ def _git(*args: str) -> str:
 
 
 def engine_version() -> str:
-    """The commit of the s3pput under test, and whether its sources differ from it."""
+    """The commit of the s3pput under test, whether its sources differ from it, and a digest of
+    those sources (other engineers may change them while a run goes on)."""
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = bool(_git("status", "--porcelain", "--", "airflow_s3pput"))
-    return commit + (" + uncommitted engine changes" if dirty else "")
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "airflow_s3pput").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return (
+        commit + (" + uncommitted engine changes" if dirty else "") + f" (sources {digest.hexdigest()[:10]})"
+    )
 
 
 def machine_info() -> dict[str, Any]:
