@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,37 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
+
+
+@dataclass
+class CliRun:
+    """What one in-process ``s3pput`` run returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` summary: stdout must hold exactly one JSON object."""
+        lines = [line for line in self.out.splitlines() if line.strip()]
+        assert len(lines) == 1, self.out
+        data: dict[str, Any] = json.loads(lines[0])
+        return data
+
+
+CliRunner = Callable[..., CliRun]
+
+
+def assert_usage_error(run: CliRun, *fragments: str, server: LocalS3Server | None = None) -> None:
+    """Exit 2, nothing on stdout, exactly one line on stderr that holds every fragment."""
+    assert run.code == 2, (run.out, run.err)
+    assert run.out == ""
+    lines = run.err.splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("s3pput: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in run.err
+    if server is not None:
+        assert server.secret_key not in run.out + run.err

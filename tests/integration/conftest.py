@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from airflow_s3pput.cli import main
 from airflow_s3pput.local_s3 import LocalS3Server
-
-
-@dataclass
-class CliRun:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The ``--json`` summary: stdout must hold exactly one JSON object."""
-        lines = [line for line in self.out.splitlines() if line.strip()]
-        assert len(lines) == 1, self.out
-        data: dict[str, Any] = json.loads(lines[0])
-        return data
-
-
-CliRunner = Callable[..., CliRun]
+from tests.conftest import CliRun, CliRunner
 
 
 @pytest.fixture

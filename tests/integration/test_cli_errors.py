@@ -10,21 +10,7 @@ import pytest
 
 from airflow_s3pput.cli import main
 from airflow_s3pput.local_s3 import LocalS3Server, free_port
-from tests.conftest import list_keys, make_tree
-
-from .conftest import CliRun, CliRunner
-
-
-def assert_usage_error(run: CliRun, server: LocalS3Server, *fragments: str) -> None:
-    assert run.code == 2, (run.out, run.err)
-    assert run.out == ""
-    lines = run.err.splitlines()
-    assert len(lines) == 1, run.err
-    assert lines[0].startswith("s3pput: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in run.err
-    assert server.secret_key not in run.out + run.err
+from tests.conftest import CliRunner, assert_usage_error, list_keys, make_tree
 
 
 @pytest.mark.parametrize(
@@ -52,7 +38,7 @@ def test_invalid_input(
 ) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     run = cli("--bucket", bucket, *args, str(src))
-    assert_usage_error(run, s3_env, *fragments)
+    assert_usage_error(run, *fragments, server=s3_env)
     assert list_keys(s3_client, bucket) == {}
 
 
@@ -61,12 +47,12 @@ def test_missing_source(
 ) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     run = cli("--bucket", bucket, str(src), str(tmp_path / "nope"))
-    assert_usage_error(run, s3_env, "does not exist", "nope")
+    assert_usage_error(run, "does not exist", "nope", server=s3_env)
     assert list_keys(s3_client, bucket) == {}
 
 
 def test_no_source(cli: CliRunner, s3_env: LocalS3Server, bucket: str) -> None:
-    assert_usage_error(cli("--bucket", bucket), s3_env, "no SOURCE")
+    assert_usage_error(cli("--bucket", bucket), "no SOURCE", server=s3_env)
 
 
 @pytest.mark.parametrize("mode", ["update", "stupid"])
@@ -77,7 +63,7 @@ def test_missing_bucket_is_not_created(
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     name = f"missing-{tmp_path.name[-12:].lower().replace('_', '-')}-{mode}"
     run = cli("--bucket", name, "--put", mode, *dry_run, str(src))
-    assert_usage_error(run, s3_env, "does not exist", name)
+    assert_usage_error(run, "does not exist", name, server=s3_env)
     buckets = {b["Name"] for b in s3_client.list_buckets()["Buckets"]}
     assert name not in buckets
 
@@ -102,7 +88,7 @@ def test_bad_credentials(
         monkeypatch.setenv(name, value)
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     run = cli("--bucket", bucket, str(src))
-    assert_usage_error(run, s3_env, bucket)
+    assert_usage_error(run, bucket, server=s3_env)
     assert "wrong-secret-value" not in run.err
     assert list_keys(s3_client, bucket) == {}
 
@@ -116,7 +102,7 @@ def test_no_credentials(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
-    assert_usage_error(cli("--bucket", bucket, str(src)), s3_env, "credentials")
+    assert_usage_error(cli("--bucket", bucket, str(src)), "credentials", server=s3_env)
 
 
 def test_unknown_profile(
@@ -124,7 +110,8 @@ def test_unknown_profile(
 ) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
-    assert_usage_error(cli("--bucket", bucket, "--profile", "no-such-profile", str(src)), s3_env, "profile")
+    run = cli("--bucket", bucket, "--profile", "no-such-profile", str(src))
+    assert_usage_error(run, "profile", server=s3_env)
 
 
 @pytest.mark.timeout(60)
@@ -132,7 +119,7 @@ def test_unreachable_endpoint(cli: CliRunner, s3_env: LocalS3Server, bucket: str
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     run = cli("--bucket", bucket, "--endpoint-url", endpoint, str(src))
-    assert_usage_error(run, s3_env, "cannot reach", endpoint)
+    assert_usage_error(run, "cannot reach", endpoint, server=s3_env)
 
 
 def test_secret_never_in_output_of_failing_runs(
