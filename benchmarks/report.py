@@ -344,7 +344,7 @@ def airflow_section(airflow: dict[str, Any]) -> list[str]:
     ]
     for name, how in (
         ("dags_test", "`airflow dags test` (in-process, sequential)"),
-        ("standalone", "scheduler + LocalExecutor (`airflow standalone`)"),
+        ("standalone", "scheduler + LocalExecutor (the `airflow standalone` components)"),
     ):
         for r in airflow.get(name, []):
             puts = r.get("put_durations") or []
