@@ -53,12 +53,13 @@ def upload(
     check_sources(options.sources)
     if client is not None:  # an injected client (tests, moto) must serve every request
         options = dataclasses.replace(options, transport="boto3", processes=1)
-    check_bucket(options, client)  # first: it turns a bad profile or endpoint into one line
+    # First: it turns a bad profile or endpoint into one line.
+    prefix_empty = check_bucket(options, client)
     if client is None:
         client = make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
     dispatcher = make_dispatcher(options, client)
     try:
-        run = _Run(options, client, dispatcher, on_result)
+        run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
         run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
         return run.collector.freeze()
     finally:
@@ -67,11 +68,19 @@ def upload(
 
 class _Run:
     def __init__(
-        self, options: UploadOptions, client: Any, dispatcher: Dispatcher, on_result: ResultCallback | None
+        self,
+        options: UploadOptions,
+        client: Any,
+        dispatcher: Dispatcher,
+        on_result: ResultCallback | None,
+        *,
+        prefix_empty: bool = False,
     ) -> None:
         self.options = options
         self.client = client
         self.mode = get_mode(options.mode)
+        # Under an empty prefix every key is new: a listing could only say so, slowly.
+        self.list_remote = self.mode.needs_listing and not prefix_empty
         self.dispatcher = dispatcher
         self.on_result = on_result
         self.collector = StatsCollector(dry_run=options.dry_run)
@@ -120,7 +129,7 @@ class _Run:
             else:
                 entries.append(item)
         remote: dict[str, RemoteObject] = {}
-        if self.mode.needs_listing and entries:
+        if self.list_remote and entries:
             try:
                 keys = [e.key for e in entries]
                 remote = lookup(self.client, self.options.bucket, keys, self.listers)
@@ -152,12 +161,14 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def check_bucket(options: UploadOptions, client: Any = None) -> None:
+def check_bucket(options: UploadOptions, client: Any = None) -> bool:
     """Fail with one line, before any upload, if the bucket is missing or not usable.
 
     Some S3-compatible servers create a bucket on the first PUT, so a missing bucket is found
     here by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
     aborting a multipart upload, which leaves no object behind; a dry run writes nothing.
+
+    Returns whether the prefix is known to hold no object yet: then there is nothing to list.
     """
     bucket = options.bucket
     where = options.connection.endpoint_url or "AWS S3"
@@ -168,14 +179,17 @@ def check_bucket(options: UploadOptions, client: Any = None) -> None:
             )
             client = make_client(fast)
         client.head_bucket(Bucket=bucket)
+        prefix_empty = False
         if get_mode(options.mode).needs_listing:
-            client.list_objects_v2(Bucket=bucket, Prefix=join_key(options.prefix, ""), MaxKeys=1)
+            page = client.list_objects_v2(Bucket=bucket, Prefix=join_key(options.prefix, ""), MaxKeys=1)
+            prefix_empty = not page.get("Contents") and not page.get("CommonPrefixes")
         if not options.dry_run:
             probe = join_key(options.prefix, f".s3pput-write-check-{uuid.uuid4().hex}")
             upload_id = client.create_multipart_upload(Bucket=bucket, Key=probe)["UploadId"]
             client.abort_multipart_upload(Bucket=bucket, Key=probe, UploadId=upload_id)
     except Exception as exc:  # noqa: BLE001 - translated to one line below
         raise UsageError(bucket_error(exc, bucket, where)) from None
+    return prefix_empty
 
 
 def bucket_error(exc: Exception, bucket: str, where: str) -> str:

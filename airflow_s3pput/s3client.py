@@ -24,6 +24,11 @@ def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
     from botocore.config import Config
 
     session = make_session(settings)
+    # We never read LastModified: leave timestamps as strings, as aws-cli does (dateutil parsing
+    # is a tenth of a listing's CPU).
+    session._session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=lambda value: value
+    )
     style = settings.addressing_style
     if style == "auto" and settings.endpoint_url:
         style = "path"  # S3-compatible servers rarely resolve bucket subdomains
