@@ -63,6 +63,49 @@ def airflow_env(
     return env
 
 
+def live_airflow_env(
+    home: Path,
+    s3: LocalS3Server,
+    *,
+    port: int,
+    users: Mapping[str, str],
+    parallelism: int,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for a live Airflow (api-server, scheduler, dag-processor, triggerer).
+
+    LocalExecutor with ``parallelism`` slots, the API on ``127.0.0.1:port``, the simple auth
+    manager with ``users`` (name -> password, all admins) written to a file in ``home``.
+    Tasks reach the API server through ``EXECUTION_API_SERVER_URL``: without it they die right
+    after "Pre Execute".
+    """
+    import secrets
+
+    base_url = f"http://127.0.0.1:{port}"
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps(dict(users)))
+    live = {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(parallelism),
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:admin" for name in users),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # Every component must sign and check tokens with the same secrets.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
+    }
+    return airflow_env(home, s3, extra={**live, **(extra or {})})
+
+
 def airflow(env: Mapping[str, str], *args: str, log: Path | None = None, timeout: float = 900) -> int:
     """Run the ``airflow`` command of this interpreter's environment; output goes to ``log``."""
     command = [str(Path(sys.executable).parent / "airflow"), *args]

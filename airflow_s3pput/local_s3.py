@@ -115,6 +115,10 @@ class LocalS3Server:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-admin.port={admin}",
+            # Every bucket is a collection that grows volumes of its own on its first writes;
+            # the automatic limit (free disk / volume size) runs out after a few dozen buckets
+            # and the server then answers 500 to every PUT. Volumes are sparse files: allow many.
+            "-volume.max=4000",
             "-admin.ui=false",
             "-webdav=false",
         ]

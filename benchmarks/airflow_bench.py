@@ -34,7 +34,7 @@ from measure import run_measured
 from tools import client_env, s3pput_argv
 from verify import list_prefix
 
-from airflow_s3pput.local_airflow import airflow_env, migrate
+from airflow_s3pput.local_airflow import live_airflow_env, migrate
 from airflow_s3pput.local_s3 import LocalS3Server, free_port
 
 DAG_ID = "s3pput_upload"
@@ -181,28 +181,14 @@ def run(
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({USERNAME: password}))
     mark = secrets.token_hex(8)
-    env = airflow_env(
+    env = live_airflow_env(
         home,
         s3,
-        extra={
-            "S3PPUT_BENCH_AIRFLOW": mark,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": base_url,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
-        },
+        port=port,
+        users={USERNAME: password},
+        parallelism=PARALLELISM,
+        extra={"S3PPUT_BENCH_AIRFLOW": mark},
     )
     started = time.monotonic()
     try:

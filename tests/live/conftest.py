@@ -32,7 +32,7 @@ import httpx
 import psutil
 import pytest
 
-from airflow_s3pput.local_airflow import airflow_env, migrate
+from airflow_s3pput.local_airflow import live_airflow_env, migrate
 from airflow_s3pput.local_s3 import LocalS3Server, free_port
 
 DAG_ID = "s3pput_upload"
@@ -290,33 +290,14 @@ def live_airflow(s3_server: LocalS3Server, tmp_path_factory: pytest.TempPathFact
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     password = secrets.token_urlsafe(12)
-    passwords_file = home / "simple_auth_manager_passwords.json"
-    passwords_file.write_text(json.dumps({USERNAME: password}))
     mark = uuid.uuid4().hex
-    env = airflow_env(
+    env = live_airflow_env(
         home,
         s3_server,
-        extra={
-            MARKER: mark,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": base_url,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-            # Every component must sign and check tokens with the same secrets.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "false",
-            "PYTHONUNBUFFERED": "1",
-        },
+        port=port,
+        users={USERNAME: password},
+        parallelism=PARALLELISM,
+        extra={MARKER: mark, "PYTHONUNBUFFERED": "1"},
     )
     started = time.monotonic()
     migrate(env, home / "migrate.log")
