@@ -123,7 +123,11 @@ class CrtSender:
             part_size=64 * 1024**2,
             multipart_upload_threshold=5 * 1024**3,
             throughput_target_gbps=10.0,
-            retry_config=S3RetryConfig(max_retries=settings.max_attempts - 1, backoff_scale_factor_ms=100),
+            # Back off like botocore's standard mode (exponential with jitter, up to 20 s), so
+            # a burst of 503 SlowDown is ridden out the same way on both data planes.
+            retry_config=S3RetryConfig(
+                max_retries=settings.max_attempts - 1, backoff_scale_factor_ms=500, max_backoff_secs=20
+            ),
             connect_timeout_ms=int(settings.connect_timeout * 1000),
         )
         # The CRT has no read timeout: a server that never answers would hold a PUT forever.
