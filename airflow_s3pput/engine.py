@@ -20,8 +20,8 @@ from airflow_s3pput.modes import RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import MAX_PART_WORKERS, PutTask, describe_error
-from airflow_s3pput.remote import lookup
-from airflow_s3pput.s3client import make_client
+from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
 
@@ -53,10 +53,11 @@ def upload(
     check_sources(options.sources)
     if client is not None:  # an injected client (tests, moto) must serve every request
         options = dataclasses.replace(options, transport="boto3", processes=1)
-    # First: it turns a bad profile or endpoint into one line.
-    prefix_empty = check_bucket(options, client)
+    session = None if client is not None else open_session(options)
+    # First: it turns a bad endpoint or credentials into one line.
+    prefix_empty = check_bucket(options, client, session)
     if client is None:
-        client = make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
+        client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
     dispatcher = make_dispatcher(options, client)
     try:
         run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
@@ -88,6 +89,7 @@ class _Run:
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
+        self.remote = RemoteIndex(client, options.bucket, self.listers)
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -131,8 +133,7 @@ class _Run:
         remote: dict[str, RemoteObject] = {}
         if self.list_remote and entries:
             try:
-                keys = [e.key for e in entries]
-                remote = lookup(self.client, self.options.bucket, keys, self.listers)
+                remote = self.remote.lookup(e.key for e in entries)
             except Exception as exc:  # noqa: BLE001 - without the listing we cannot decide
                 message = f"cannot list existing objects: {describe_error(exc)}"
                 for entry in entries:
@@ -161,7 +162,19 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def check_bucket(options: UploadOptions, client: Any = None) -> bool:
+def open_session(options: UploadOptions) -> Any:
+    """The boto3 session every client of the run is made from; a bad profile is one line."""
+    try:
+        return make_session(options.connection)
+    except Exception as exc:  # noqa: BLE001 - translated to one line
+        raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
+
+
+def _where(options: UploadOptions) -> str:
+    return options.connection.endpoint_url or "AWS S3"
+
+
+def check_bucket(options: UploadOptions, client: Any = None, session: Any = None) -> bool:
     """Fail with one line, before any upload, if the bucket is missing or not usable.
 
     Some S3-compatible servers create a bucket on the first PUT, so a missing bucket is found
@@ -171,13 +184,13 @@ def check_bucket(options: UploadOptions, client: Any = None) -> bool:
     Returns whether the prefix is known to hold no object yet: then there is nothing to list.
     """
     bucket = options.bucket
-    where = options.connection.endpoint_url or "AWS S3"
+    where = _where(options)
     try:
         if client is None:
             fast = dataclasses.replace(
                 options.connection, max_attempts=min(options.connection.max_attempts, 3)
             )
-            client = make_client(fast)
+            client = make_client(fast, session=session)
         client.head_bucket(Bucket=bucket)
         prefix_empty = False
         if get_mode(options.mode).needs_listing:

@@ -6,12 +6,13 @@ the whole prefix is read). Otherwise keys are grouped by their parent "directory
 directory is listed with ``Delimiter="/"``, starting just before the group's first key and
 stopping after its last one: within one directory, servers that list in tree order rather than
 S3's lexicographic order (SeaweedFS does) agree with S3, so stopping early is safe there.
-Memory holds only the keys asked for.
+Memory holds the keys asked for and the one flat listing kept for the run (``RemoteIndex``).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import Executor
@@ -22,8 +23,10 @@ from airflow_s3pput.modes import RemoteObject
 #: a group spread over this many directories is looked up with one flat listing of their
 #: common prefix (1,000 keys a request) instead of one listing per directory ...
 FLAT_LISTING_MIN_DIRS = 20
-#: ... unless that prefix holds more than this many pages of objects
-FLAT_LISTING_MAX_PAGES = 10
+#: ... unless that prefix holds more objects than this
+FLAT_LISTING_MAX_OBJECTS = 10_000
+#: a flat listing of a prefix with this many subdirectories or fewer lists them concurrently
+SPLIT_LISTING_MAX_DIRS = 16
 #: objects a listing request asks for (S3's maximum)
 LIST_PAGE_KEYS = 1000
 
@@ -33,32 +36,68 @@ def parent_prefix(key: str) -> str:
     return key[: cut + 1] if cut >= 0 else ""
 
 
-def lookup(
-    client: Any, bucket: str, keys: Iterable[str], executor: Executor | None = None
-) -> dict[str, RemoteObject]:
-    """Return the listed size and ETag of each of ``keys`` that exists in ``bucket``.
+class RemoteIndex:
+    """What the bucket holds, learnt group by group over one run.
+
+    A complete flat listing is kept (one at a time, at most ``FLAT_LISTING_MAX_OBJECTS``) and
+    answers every later group under its prefix: a tree of many small directories is then
+    listed once per run rather than once per group. A prefix found too crowded for a
+    flat listing is remembered, and so are its parents, so the attempt is not repeated.
 
     With an ``executor``, directories are listed concurrently (boto3 clients are thread-safe):
     a tree of many small folders is otherwise a chain of round trips.
     """
-    by_dir: dict[str, set[str]] = defaultdict(set)
-    for key in keys:
-        by_dir[parent_prefix(key)].add(key)
-    if len(by_dir) >= FLAT_LISTING_MIN_DIRS:
-        wanted = set().union(*by_dir.values())
-        flat = _list_flat(client, bucket, _common_dir(by_dir), wanted)
-        if flat is not None:
-            return flat
-    found: dict[str, RemoteObject] = {}
-    if executor is None or len(by_dir) == 1:
-        listings: Iterable[dict[str, RemoteObject]] = (
-            _list_dir(client, bucket, prefix, wanted) for prefix, wanted in by_dir.items()
-        )
-    else:
-        listings = executor.map(lambda item: _list_dir(client, bucket, *item), by_dir.items())
-    for listing in listings:
-        found.update(listing)
-    return found
+
+    def __init__(self, client: Any, bucket: str, executor: Executor | None = None) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.executor = executor
+        self._listed_prefix: str | None = None
+        self._listed: dict[str, RemoteObject] = {}
+        self._crowded: set[str] = set()
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, RemoteObject]:
+        """Return the listed size and ETag of each of ``keys`` that exists in the bucket."""
+        by_dir: dict[str, set[str]] = defaultdict(set)
+        for key in keys:
+            by_dir[parent_prefix(key)].add(key)
+        if len(by_dir) >= FLAT_LISTING_MIN_DIRS:
+            listing = self._flat_listing(_common_dir(by_dir))
+            if listing is not None:
+                return {key: listing[key] for wanted in by_dir.values() for key in wanted if key in listing}
+        found: dict[str, RemoteObject] = {}
+        if self.executor is None or len(by_dir) == 1:
+            listings: Iterable[dict[str, RemoteObject]] = (
+                _list_dir(self.client, self.bucket, prefix, wanted) for prefix, wanted in by_dir.items()
+            )
+        else:
+            listings = self.executor.map(
+                lambda item: _list_dir(self.client, self.bucket, *item), by_dir.items()
+            )
+        for listing in listings:
+            found.update(listing)
+        return found
+
+    def _flat_listing(self, prefix: str) -> dict[str, RemoteObject] | None:
+        """Every object under ``prefix``, or ``None`` if it holds too many for one listing."""
+        if self._listed_prefix is not None and prefix.startswith(self._listed_prefix):
+            return self._listed
+        # A prefix under a crowded one may be small: only it and its parents are known crowded.
+        if any(crowded.startswith(prefix) for crowded in self._crowded):
+            return None
+        listing = _list_flat(self.client, self.bucket, prefix, self.executor)
+        if listing is None:
+            self._crowded.add(prefix)
+        else:
+            self._listed_prefix, self._listed = prefix, listing
+        return listing
+
+
+def lookup(
+    client: Any, bucket: str, keys: Iterable[str], executor: Executor | None = None
+) -> dict[str, RemoteObject]:
+    """One-off ``RemoteIndex(client, bucket, executor).lookup(keys)``."""
+    return RemoteIndex(client, bucket, executor).lookup(keys)
 
 
 def _common_dir(prefixes: Iterable[str]) -> str:
@@ -66,22 +105,62 @@ def _common_dir(prefixes: Iterable[str]) -> str:
     return common[: common.rfind("/") + 1]
 
 
-def _list_flat(client: Any, bucket: str, prefix: str, wanted: set[str]) -> dict[str, RemoteObject] | None:
-    """One listing of everything under ``prefix``, or ``None`` if it holds too much for that."""
+def _list_flat(
+    client: Any, bucket: str, prefix: str, executor: Executor | None = None
+) -> dict[str, RemoteObject] | None:
+    """Everything under ``prefix``, or ``None`` if it holds more than ``FLAT_LISTING_MAX_OBJECTS``.
+
+    With an ``executor``, a prefix of a few subdirectories has them listed concurrently: a
+    listing is a chain of page requests, and each subdirectory is a chain of its own.
+    """
+    budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
+    if executor is not None:
+        top = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=LIST_PAGE_KEYS)
+        subdirs = [common["Prefix"] for common in top.get("CommonPrefixes", [])]
+        if not top.get("IsTruncated") and 2 <= len(subdirs) <= SPLIT_LISTING_MAX_DIRS:
+            found: dict[str, RemoteObject] = {}
+            _collect(top, None, found)
+            if not budget.take(len(found)):
+                return None
+            parts = list(executor.map(lambda subdir: _list_pages(client, bucket, subdir, budget), subdirs))
+            if any(part is None for part in parts):
+                return None
+            for part in parts:
+                found.update(part or {})
+            return found
+    return _list_pages(client, bucket, prefix, budget)
+
+
+def _list_pages(client: Any, bucket: str, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
     found: dict[str, RemoteObject] = {}
-    for _ in range(FLAT_LISTING_MAX_PAGES):
+    while True:
         page = client.list_objects_v2(**kwargs)
-        _collect(page, wanted, found)
+        if not budget.take(len(page.get("Contents", []))):
+            return None
+        _collect(page, None, found)
         if not page.get("IsTruncated"):
             return found
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
-    return None
 
 
-def _collect(page: dict[str, Any], wanted: set[str], found: dict[str, RemoteObject]) -> None:
+class _Budget:
+    """How many more listed objects one flat listing may hold, shared by its threads."""
+
+    def __init__(self, objects: int) -> None:
+        self.left = objects
+        self.lock = threading.Lock()
+
+    def take(self, objects: int) -> bool:
+        with self.lock:
+            self.left -= objects
+            return self.left >= 0
+
+
+def _collect(page: dict[str, Any], wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:
+    """Add the page's objects (those in ``wanted``, unless that is ``None``) to ``found``."""
     for obj in page.get("Contents", []):
-        if obj["Key"] in wanted:
+        if wanted is None or obj["Key"] in wanted:
             found[obj["Key"]] = RemoteObject(int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_s3pput import listing_parser
 from airflow_s3pput.options import ConnectionSettings
 
 
@@ -20,10 +21,13 @@ def make_session(settings: ConnectionSettings) -> Any:
     )
 
 
-def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
+def make_client(settings: ConnectionSettings, pool_size: int = 10, session: Any = None) -> Any:
+    """A client tuned for s3pput; pass the ``session`` of an earlier client to share its loaded
+    service model (a new session costs ~60 ms of CPU, a client from a used one ~3 ms)."""
     from botocore.config import Config
 
-    session = make_session(settings)
+    if session is None:
+        session = make_session(settings)
     # We never read LastModified: leave timestamps as strings, as aws-cli does (dateutil parsing
     # is a tenth of a listing's CPU).
     session._session.get_component("response_parser_factory").set_parser_defaults(
@@ -45,10 +49,12 @@ def make_client(settings: ConnectionSettings, pool_size: int = 10) -> Any:
         s3={"addressing_style": style},  # type: ignore[arg-type]
         tcp_keepalive=True,
     )
-    return session.client(
+    client = session.client(
         "s3",
         endpoint_url=settings.endpoint_url,
         use_ssl=settings.secure,
         verify=settings.verify,
         config=config,
     )
+    listing_parser.install(client)
+    return client

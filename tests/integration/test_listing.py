@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_s3pput import engine
+from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.remote import FLAT_LISTING_MIN_DIRS
+from airflow_s3pput.s3client import make_client
 from tests.conftest import make_tree
 
 from .conftest import RequestLog
@@ -37,8 +42,9 @@ def test_many_small_directories_are_listed_flat_and_still_compared(
     stats = engine.upload(opts(bucket, src, prefix="wide"), client=client)
     assert stats.put_reasons == {"changed": 1}
     assert stats.skipped == {"unchanged": len(WIDE) - 1}
-    # the bucket check and one flat listing, not one listing per directory
-    assert log.counts["ListObjectsV2"] == 2, log.counts
+    # the bucket check and one flat listing (after one request that finds too many subdirectories
+    # to list side by side), not one listing per directory
+    assert log.counts["ListObjectsV2"] == 3, log.counts
 
 
 def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
@@ -46,12 +52,78 @@ def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
 ) -> None:
     from airflow_s3pput import remote
 
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_PAGES", 1)
     client, log = logged_client
     src = make_tree(tmp_path / "src", WIDE)
     engine.upload(opts(bucket, src, prefix="crowd"), client=client)
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 2)  # the prefix holds two pages
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 3)  # the flat listing stops mid-way
     log.calls.clear()
     stats = engine.upload(opts(bucket, src, prefix="crowd"), client=client)
     assert stats.skipped == {"unchanged": len(WIDE)}
     assert log.counts["ListObjectsV2"] >= 1 + FLAT_LISTING_MIN_DIRS
+
+
+#: three areas of ten directories, three files each: 90 files
+AREAS = {f"a{a}/d{d}/f{f}.txt": f"{a}{d}{f}" for a in range(3) for d in range(10) for f in range(3)}
+
+
+def test_a_run_lists_a_prefix_once_for_all_its_lookup_groups(
+    logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from airflow_s3pput import remote
+
+    client, log = logged_client
+    src = make_tree(tmp_path / "src", AREAS)
+    engine.upload(opts(bucket, src, prefix="areas"), client=client)
+    (src / "a2" / "d9" / "f2.txt").write_text("changed, and longer")
+    monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups over 3-4 directories; one spans a0 and a1
+    monkeypatch.setattr(remote, "FLAT_LISTING_MIN_DIRS", 3)
+    log.calls.clear()
+    stats = engine.upload(opts(bucket, src, prefix="areas"), client=client)
+    assert stats.put_reasons == {"changed": 1}
+    assert stats.skipped == {"unchanged": len(AREAS) - 1}
+    # the bucket check; "areas/a0/" for the first groups (its 10 directories listed side by side);
+    # "areas/" for the group spanning a0 and a1 (3 subdirectories side by side), which answers the
+    # rest but the last group: 2 files in one directory, looked up by listing that directory
+    assert log.counts["ListObjectsV2"] == 1 + (1 + 10) + (1 + 3) + 1, log.counts
+
+
+@pytest.mark.parametrize("limit", [10_000, len(AREAS) - 1], ids=["fits", "too-many"])
+def test_a_split_listing_finds_what_a_sequential_one_finds(
+    s3_client: Any, bucket: str, monkeypatch: Any, limit: int
+) -> None:
+    from airflow_s3pput import remote
+
+    keys = [f"p/{key}" for key in AREAS] + ["p/top.txt", "p2/outside"]
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 7)  # several pages per subdirectory
+    with ThreadPoolExecutor(4) as executor:
+        split = remote._list_flat(s3_client, bucket, "p/", executor)
+    sequential = remote._list_flat(s3_client, bucket, "p/")
+    assert split == sequential
+    if limit < len(AREAS):
+        assert split is None
+    else:
+        assert split is not None and set(split) == {key for key in keys if key.startswith("p/")}
+
+
+def test_listing_pages_parsed_in_one_pass_match_botocore(s3_server: Any, s3_client: Any, bucket: str) -> None:
+    odd = ["p/a & b <c>.txt", "p/é/ü", "p/x+y%20z", "p/sp ace/t", 'p/"quoted"', "p/d/" + "long" * 50]
+    for key in odd:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"x" * len(key))
+    settings = ConnectionSettings(
+        endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key
+    )
+    ours = make_client(settings)
+    for kwargs in ({"Prefix": "p/"}, {"Prefix": "p/", "Delimiter": "/"}, {"Prefix": "p/", "MaxKeys": 2}):
+        fast = ours.list_objects_v2(Bucket=bucket, **kwargs)
+        plain = s3_client.list_objects_v2(Bucket=bucket, **kwargs)
+        assert [(o["Key"], o["Size"], o["ETag"]) for o in fast.get("Contents", [])] == [
+            (o["Key"], o["Size"], o["ETag"]) for o in plain.get("Contents", [])
+        ]
+        assert fast.get("CommonPrefixes") == plain.get("CommonPrefixes")
+        assert fast["IsTruncated"] == plain["IsTruncated"]
+        assert fast.get("NextContinuationToken") == plain.get("NextContinuationToken")
+    assert {o["Key"] for o in ours.list_objects_v2(Bucket=bucket, Prefix="p/")["Contents"]} == set(odd)

@@ -1,0 +1,74 @@
+"""The one-pass ListObjectsV2 parser returns what botocore's own parser returns, for the fields it keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.parsers import RestXMLParser
+
+from airflow_s3pput.listing_parser import parse_list_objects_v2
+
+NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+
+PAGE = f"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult {NS}><Name>b</Name><Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys>
+<Delimiter>/</Delimiter><IsTruncated>true</IsTruncated><NextContinuationToken>tok+/=</NextContinuationToken>
+<Contents><Key>p/a &amp; b &lt;c&gt; &#34;d&#34; é</Key><LastModified>2026-11-25T11:57:15.000Z</LastModified>
+<ETag>&#34;94b99a13ea747dcfa87568226d5574d8&#34;</ETag><Size>2124</Size><StorageClass>STANDARD</StorageClass>
+<Owner><ID>x</ID><DisplayName>y</DisplayName></Owner></Contents>
+<Contents><Key>p/big</Key><ETag>"0123456789abcdef0123456789abcdef-3"</ETag><Size>52428800000</Size></Contents>
+<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>
+<CommonPrefixes><Prefix>p/z z/</Prefix></CommonPrefixes>
+</ListBucketResult>"""
+
+LAST_PAGE = f"""<ListBucketResult {NS}><Name>b</Name><Prefix>p/</Prefix><IsTruncated>false</IsTruncated>
+<EncodingType>url</EncodingType><Contents><Key>p/x%2By</Key><Size>0</Size><ETag>"e"</ETag></Contents>
+</ListBucketResult>"""
+
+EMPTY = f"<ListBucketResult {NS}><Name>b</Name><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount>" + (
+    "</ListBucketResult>"
+)
+
+KEPT_OBJECT_FIELDS = {"Key", "ETag", "Size", "LastModified", "StorageClass"}
+
+
+def botocore_parse(body: str) -> dict[str, Any]:
+    model = botocore.session.get_session().get_service_model("s3")
+    shape = model.operation_model("ListObjectsV2").output_shape
+    parsed = RestXMLParser(timestamp_parser=str).parse(
+        {"body": body.encode(), "headers": {}, "status_code": 200}, shape
+    )
+    parsed.pop("ResponseMetadata", None)
+    for obj in parsed.get("Contents", []):
+        for field in set(obj) - KEPT_OBJECT_FIELDS:
+            del obj[field]
+    return parsed
+
+
+@pytest.mark.parametrize("body", [PAGE, LAST_PAGE, EMPTY], ids=["page", "url-encoded", "empty"])
+def test_matches_botocore(body: str) -> None:
+    ours = parse_list_objects_v2(body.encode())
+    assert ours == botocore_parse(body)
+
+
+def test_sizes_are_ints_and_etags_keep_their_quotes() -> None:
+    parsed = parse_list_objects_v2(PAGE.encode())
+    assert parsed["Contents"][1]["Size"] == 52_428_800_000
+    assert parsed["Contents"][0]["ETag"] == '"94b99a13ea747dcfa87568226d5574d8"'
+    assert parsed["Contents"][0]["Key"] == 'p/a & b <c> "d" é'
+    assert parsed["IsTruncated"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<Error><Code>InternalError</Code><Message>boom</Message></Error>",
+        b"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+    ],
+    ids=["error-document", "object-without-key"],
+)
+def test_refuses_what_it_does_not_understand(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_list_objects_v2(body)
