@@ -117,6 +117,8 @@ class BytesContent(Content):
         self.data = data
 
     def md5_range(self, offset: int, length: int) -> bytes:
+        if offset == 0 and length == len(self.data):  # the common case: no view to make
+            return hashlib.md5(self.data, usedforsecurity=False).digest()
         view = memoryview(self.data)[offset : offset + length]
         return hashlib.md5(view, usedforsecurity=False).digest()
 

@@ -90,6 +90,8 @@ class _Run:
         self.in_flight_limit = options.processes * options.threads * 4
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
         self.remote = RemoteIndex(client, options.bucket, self.listers)
+        if self.list_remote:
+            self.remote.prefetch(join_key(options.prefix, ""))
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -106,6 +108,7 @@ class _Run:
         try:
             self._feed(items)
         finally:
+            self.remote.close()
             self.listers.shutdown(wait=True)
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,11 +81,19 @@ class Putter:
         )
         self._part_pool: ThreadPoolExecutor | None = None
         # Single PUTs go through the CRT data plane when chosen; boto3 keeps multipart uploads.
-        self.sender: CrtSender | None = None
-        if not options.dry_run and resolve_transport(options.transport) == "crt":
-            self.sender = CrtSender(options.connection, options.bucket)
+        self.uses_crt = not options.dry_run and resolve_transport(options.transport) == "crt"
+        self._sender: CrtSender | None = None
+        self._sender_lock = threading.Lock()
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
+
+    @property
+    def sender(self) -> CrtSender:
+        """The CRT data plane, started by the first PUT: a run that puts nothing never pays for it."""
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = CrtSender(self.options.connection, self.options.bucket)
+            return self._sender
 
     @property
     def part_pool(self) -> ThreadPoolExecutor:
@@ -96,8 +105,8 @@ class Putter:
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
-        if self.sender is not None:
-            self.sender.close()
+        if self._sender is not None:
+            self._sender.close()
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
@@ -112,14 +121,19 @@ class Putter:
         prepared = self._guard(task, self._prepare, task)
         if isinstance(prepared, PutResult):
             done(prepared)
-        elif self.sender is None:
+            return
+        if not self.uses_crt:
             done(self._guard(task, self._send, prepared))
-        else:
+            return
+        sender = self._guard(task, lambda: self.sender)
+        if isinstance(sender, PutResult):  # the CRT could not start
+            done(sender)
+            return
 
-            def finished(response: dict[str, str] | None, error: Exception | None) -> None:
-                done(self._guard(task, self._finish, prepared, response, error))
+        def finished(response: dict[str, str] | None, error: Exception | None) -> None:
+            done(self._guard(task, self._finish, prepared, response, error))
 
-            self.sender.put_async(task.key, prepared.data, prepared.params, finished)
+        sender.put_async(task.key, prepared.data, prepared.params, finished)
 
     @staticmethod
     def _guard(task: PutTask, step: Callable[..., T], *args: Any) -> T | PutResult:
@@ -143,23 +157,29 @@ class Putter:
         fd = os.open(task.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             _check_unchanged(fd, task, "since it was listed")
-            content_type = self.options.content_type or guess_content_type(task.key)
-            gz = self.options.gzip and should_gzip(task.key, content_type, self.options.gzip_types)
-            extra = {"ContentType": content_type, **self.params}
-            if gz:
-                extra["ContentEncoding"] = "gzip"
+            gz = self.options.gzip and should_gzip(
+                task.key, self._content_type(task.key), self.options.gzip_types
+            )
             if self.options.dry_run and not self.mode.needs_listing and not gz:
                 # Nothing to compare and nothing to send: no need to read the file.
                 return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
             if task.size < self.options.multipart_threshold:
-                return self._prepare_small(fd, task, gz, extra)
-            return self._put_large(fd, task, gz, extra)
+                return self._prepare_small(fd, task, gz)
+            return self._put_large(fd, task, gz)
         finally:
             os.close(fd)
 
-    def _prepare_small(
-        self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]
-    ) -> PutResult | SinglePut:
+    def _content_type(self, key: str) -> str:
+        return self.options.content_type or guess_content_type(key)
+
+    def _object_params(self, key: str, gz: bool) -> dict[str, Any]:
+        """The headers of a new object. Only for files that are put: a skipped file needs none."""
+        params = {"ContentType": self._content_type(key), **self.params}
+        if gz:
+            params["ContentEncoding"] = "gzip"
+        return params
+
+    def _prepare_small(self, fd: int, task: PutTask, gz: bool) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
         if gz:
@@ -170,11 +190,11 @@ class Putter:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
             return PutResult(task.path, task.key, "put", decision.reason, len(data))
-        params = {"ContentMD5": base64.b64encode(content.md5).decode(), **extra}
+        params = {"ContentMD5": base64.b64encode(content.md5).decode(), **self._object_params(task.key, gz)}
         return SinglePut(task, data, content.md5.hex(), params, decision.reason)
 
     def _send(self, put: SinglePut) -> PutResult:
-        if self.sender is not None:
+        if self.uses_crt:
             response = self.sender.put_object(put.task.key, put.data, put.params)
         else:
             response = self.client.put_object(
@@ -189,7 +209,7 @@ class Putter:
         self._check_etag(response, put.md5_hex)
         return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
 
-    def _put_large(self, fd: int, task: PutTask, gz: bool, extra: dict[str, Any]) -> PutResult:
+    def _put_large(self, fd: int, task: PutTask, gz: bool) -> PutResult:
         spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None
         try:
             if spool is not None:
@@ -202,7 +222,8 @@ class Putter:
                 return PutResult(task.path, task.key, "skip", decision.reason)
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
-            self._multipart(source_fd, size, task, extra, verify_fd=None if spool else fd)
+            params = self._object_params(task.key, gz)
+            self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
             return PutResult(task.path, task.key, "put", decision.reason, size)
         finally:
             if spool is not None:

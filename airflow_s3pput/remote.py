@@ -15,7 +15,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 from typing import Any
 
 from airflow_s3pput.modes import RemoteObject
@@ -43,6 +43,8 @@ class RemoteIndex:
     answers every later group under its prefix: a tree of many small directories is then
     listed once per run rather than once per group. A prefix found too crowded for a
     flat listing is remembered, and so are its parents, so the attempt is not repeated.
+    ``prefetch`` starts the flat listing of the run's prefix before the first group is known, so
+    that it overlaps the walk.
 
     With an ``executor``, directories are listed concurrently (boto3 clients are thread-safe):
     a tree of many small folders is otherwise a chain of round trips.
@@ -55,16 +57,37 @@ class RemoteIndex:
         self._listed_prefix: str | None = None
         self._listed: dict[str, RemoteObject] = {}
         self._crowded: set[str] = set()
+        self._prefetch: tuple[str, Future[dict[str, RemoteObject] | None]] | None = None
+
+    def prefetch(self, prefix: str) -> None:
+        """Start the flat listing of ``prefix`` (under which every key looked up must be)."""
+        future: Future[dict[str, RemoteObject] | None] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(_list_flat(self.client, self.bucket, prefix, self.executor))
+            except BaseException as exc:  # noqa: BLE001 - the first lookup raises it
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="s3pput-prefetch", daemon=True).start()
+        self._prefetch = (prefix, future)
+
+    def close(self) -> None:
+        """Wait for a prefetch no lookup asked for (a run with nothing to look up)."""
+        if self._prefetch is not None:
+            wait([self._prefetch[1]])
 
     def lookup(self, keys: Iterable[str]) -> dict[str, RemoteObject]:
         """Return the listed size and ETag of each of ``keys`` that exists in the bucket."""
+        if self._prefetch is not None:
+            (prefix, future), self._prefetch = self._prefetch, None
+            self._keep(prefix, future.result())
         by_dir: dict[str, set[str]] = defaultdict(set)
         for key in keys:
             by_dir[parent_prefix(key)].add(key)
-        if len(by_dir) >= FLAT_LISTING_MIN_DIRS:
-            listing = self._flat_listing(_common_dir(by_dir))
-            if listing is not None:
-                return {key: listing[key] for wanted in by_dir.values() for key in wanted if key in listing}
+        listing = self._flat_listing(_common_dir(by_dir), list_now=len(by_dir) >= FLAT_LISTING_MIN_DIRS)
+        if listing is not None:
+            return {key: listing[key] for wanted in by_dir.values() for key in wanted if key in listing}
         found: dict[str, RemoteObject] = {}
         if self.executor is None or len(by_dir) == 1:
             listings: Iterable[dict[str, RemoteObject]] = (
@@ -78,19 +101,23 @@ class RemoteIndex:
             found.update(listing)
         return found
 
-    def _flat_listing(self, prefix: str) -> dict[str, RemoteObject] | None:
-        """Every object under ``prefix``, or ``None`` if it holds too many for one listing."""
+    def _flat_listing(self, prefix: str, *, list_now: bool) -> dict[str, RemoteObject] | None:
+        """Every object under ``prefix`` from the listing kept, else (``list_now``) from a new
+        one; ``None`` if there is none or the prefix holds too many objects for one."""
         if self._listed_prefix is not None and prefix.startswith(self._listed_prefix):
             return self._listed
         # A prefix under a crowded one may be small: only it and its parents are known crowded.
-        if any(crowded.startswith(prefix) for crowded in self._crowded):
+        if not list_now or any(crowded.startswith(prefix) for crowded in self._crowded):
             return None
         listing = _list_flat(self.client, self.bucket, prefix, self.executor)
+        self._keep(prefix, listing)
+        return listing
+
+    def _keep(self, prefix: str, listing: dict[str, RemoteObject] | None) -> None:
         if listing is None:
             self._crowded.add(prefix)
         else:
             self._listed_prefix, self._listed = prefix, listing
-        return listing
 
 
 def lookup(

@@ -130,8 +130,11 @@ def _walk_source(
     source = os.path.abspath(source)
     if os.path.isdir(source):
         root_key = join_key(prefix, "").rstrip("/")
-        real = os.path.realpath(source)
-        yield from _walk_dir(source, "", root_key, selection, key_range, {real}, roots)
+        try:
+            ancestors = {_identity(source)}
+        except OSError:
+            ancestors = set()  # listing it reports the problem
+        yield from _walk_dir(source, "", root_key, selection, key_range, ancestors, roots)
         return
     name = os.path.basename(source)
     item = _file_item(source, name, join_key(prefix, name))
@@ -145,7 +148,7 @@ def _walk_dir(
     dir_key: str,
     selection: Selection,
     key_range: KeyRange,
-    ancestors: set[str],
+    ancestors: set[tuple[int, int]],
     roots: tuple[str, ...],
 ) -> Iterator[WalkItem]:
     try:
@@ -169,13 +172,18 @@ def _walk_dir(
         if is_dir:
             if not key_range.may_hold_dir(key):
                 continue
-            real = os.path.realpath(entry.path)
-            if real in ancestors:
-                error = _dir_error(entry.path, key, "symlink loop: directory already being walked")
+            try:
+                identity = _identity(entry.path)
+                problem = "symlink loop: directory already being walked" if identity in ancestors else ""
+            except OSError as exc:
+                identity, problem = (0, 0), f"cannot list directory: {exc.strerror or exc}"
+            if problem:
+                error = _dir_error(entry.path, key, problem)
                 if error.key in key_range:
                     yield error
                 continue
-            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, ancestors | {real}, roots)
+            inner = ancestors | {identity}
+            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, inner, roots)
             continue
         if key_range.last is not None and key > key_range.last:
             return  # sorted: nothing after this can be in range
@@ -186,6 +194,13 @@ def _walk_dir(
             item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")
         if item is not None:
             yield item
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """What tells a directory from another whatever the path to it: one stat, where realpath
+    would take one per path component."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _is_walkable_dir(entry: os.DirEntry[str], selection: Selection) -> bool:

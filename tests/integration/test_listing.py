@@ -67,7 +67,23 @@ def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
 AREAS = {f"a{a}/d{d}/f{f}.txt": f"{a}{d}{f}" for a in range(3) for d in range(10) for f in range(3)}
 
 
-def test_a_run_lists_a_prefix_once_for_all_its_lookup_groups(
+def test_a_run_lists_its_prefix_once_for_all_its_lookup_groups(
+    logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    client, log = logged_client
+    src = make_tree(tmp_path / "src", AREAS)
+    engine.upload(opts(bucket, src, prefix="areas"), client=client)
+    (src / "a2" / "d9" / "f2.txt").write_text("changed, and longer")
+    monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups
+    log.calls.clear()
+    stats = engine.upload(opts(bucket, src, prefix="areas"), client=client)
+    assert stats.put_reasons == {"changed": 1}
+    assert stats.skipped == {"unchanged": len(AREAS) - 1}
+    # the bucket check, then "areas/" listed while the walk starts: its 3 subdirectories side by side
+    assert log.counts["ListObjectsV2"] == 1 + (1 + 3), log.counts
+
+
+def test_a_crowded_prefix_is_not_listed_flat_twice(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
     from airflow_s3pput import remote
@@ -76,16 +92,21 @@ def test_a_run_lists_a_prefix_once_for_all_its_lookup_groups(
     src = make_tree(tmp_path / "src", AREAS)
     engine.upload(opts(bucket, src, prefix="areas"), client=client)
     (src / "a2" / "d9" / "f2.txt").write_text("changed, and longer")
-    monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups over 3-4 directories; one spans a0 and a1
+    monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups over 3-4 directories
     monkeypatch.setattr(remote, "FLAT_LISTING_MIN_DIRS", 3)
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", 40)  # an area (30) fits, "areas/" does not
     log.calls.clear()
     stats = engine.upload(opts(bucket, src, prefix="areas"), client=client)
     assert stats.put_reasons == {"changed": 1}
     assert stats.skipped == {"unchanged": len(AREAS) - 1}
-    # the bucket check; "areas/a0/" for the first groups (its 10 directories listed side by side);
-    # "areas/" for the group spanning a0 and a1 (3 subdirectories side by side), which answers the
-    # rest but the last group: 2 files in one directory, looked up by listing that directory
-    assert log.counts["ListObjectsV2"] == 1 + (1 + 10) + (1 + 3) + 1, log.counts
+    flat_starts = [
+        params["query_string"]["prefix"]
+        for name, params in log.calls
+        if name == "ListObjectsV2"
+        and not {"delimiter", "continuation-token", "start-after"} & set(params["query_string"])
+    ]
+    assert "areas/a0/d0/" in flat_starts  # the areas were listed flat, side by side
+    assert len(flat_starts) == len(set(flat_starts)), flat_starts
 
 
 @pytest.mark.parametrize("limit", [10_000, len(AREAS) - 1], ids=["fits", "too-many"])
