@@ -46,7 +46,10 @@ def make_client(settings: ConnectionSettings, pool_size: int = 10, session: Any 
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         parameter_validation=False,
-        s3={"addressing_style": style},  # type: ignore[arg-type]
+        # Every body we send carries a (signed) Content-MD5, so a SHA-256 of it in the signature
+        # adds no protection; botocore computes one over plain HTTP unless told not to, which is
+        # ~0.3 s of CPU per 512 MiB (the CRT data plane never does).
+        s3={"addressing_style": style, "payload_signing_enabled": False},  # type: ignore[arg-type]
         tcp_keepalive=True,
     )
     client = session.client(
