@@ -84,7 +84,7 @@ with DAG(
             description="Optional canned ACL for every object.",
         ),
         "batch_size": Param(
-            2000, type="integer", minimum=1, title="Batch size", description="Files per mapped put task."
+            10_000, type="integer", minimum=1, title="Batch size", description="Files per mapped put task."
         ),
         "aws_conn_id": Param(
             "aws_default", type="string", title="AWS connection", description="Airflow connection id for S3."
