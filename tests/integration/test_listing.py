@@ -31,17 +31,26 @@ def test_an_empty_prefix_is_not_listed_file_by_file(
     assert log.counts["ListObjectsV2"] == 1  # the bucket check found the prefix empty
 
 
+def rerun_with_one_change(
+    logged_client: tuple[Any, RequestLog], bucket: str, tree: dict[str, str], root: Path, changed: str
+) -> None:
+    """Upload ``tree``, change the file ``changed``, clear the request log and upload again:
+    the second run must put exactly that file."""
+    client, log = logged_client
+    src = make_tree(root, tree)
+    engine.upload(opts(bucket, src, prefix=root.name), client=client)
+    (src / changed).write_text("changed, and longer")
+    log.calls.clear()
+    stats = engine.upload(opts(bucket, src, prefix=root.name), client=client)
+    assert stats.put_reasons == {"changed": 1}
+    assert stats.skipped == {"unchanged": len(tree) - 1}
+
+
 def test_many_small_directories_are_listed_flat_and_still_compared(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path
 ) -> None:
-    client, log = logged_client
-    src = make_tree(tmp_path / "src", WIDE)
-    engine.upload(opts(bucket, src, prefix="wide"), client=client)
-    (src / "d07" / "f1.txt").write_text("changed, and longer")
-    log.calls.clear()
-    stats = engine.upload(opts(bucket, src, prefix="wide"), client=client)
-    assert stats.put_reasons == {"changed": 1}
-    assert stats.skipped == {"unchanged": len(WIDE) - 1}
+    rerun_with_one_change(logged_client, bucket, WIDE, tmp_path / "wide", "d07/f1.txt")
+    log = logged_client[1]
     # the bucket check and one flat listing (after one request that finds too many subdirectories
     # to list side by side), not one listing per directory
     assert log.counts["ListObjectsV2"] == 3, log.counts
@@ -70,15 +79,9 @@ AREAS = {f"a{a}/d{d}/f{f}.txt": f"{a}{d}{f}" for a in range(3) for d in range(10
 def test_a_run_lists_its_prefix_once_for_all_its_lookup_groups(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    client, log = logged_client
-    src = make_tree(tmp_path / "src", AREAS)
-    engine.upload(opts(bucket, src, prefix="areas"), client=client)
-    (src / "a2" / "d9" / "f2.txt").write_text("changed, and longer")
     monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups
-    log.calls.clear()
-    stats = engine.upload(opts(bucket, src, prefix="areas"), client=client)
-    assert stats.put_reasons == {"changed": 1}
-    assert stats.skipped == {"unchanged": len(AREAS) - 1}
+    rerun_with_one_change(logged_client, bucket, AREAS, tmp_path / "areas", "a2/d9/f2.txt")
+    log = logged_client[1]
     # the bucket check, then "areas/" listed while the walk starts: its 3 subdirectories side by side
     assert log.counts["ListObjectsV2"] == 1 + (1 + 3), log.counts
 
@@ -88,17 +91,11 @@ def test_a_crowded_prefix_is_not_listed_flat_twice(
 ) -> None:
     from airflow_s3pput import remote
 
-    client, log = logged_client
-    src = make_tree(tmp_path / "src", AREAS)
-    engine.upload(opts(bucket, src, prefix="areas"), client=client)
-    (src / "a2" / "d9" / "f2.txt").write_text("changed, and longer")
     monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups over 3-4 directories
     monkeypatch.setattr(remote, "FLAT_LISTING_MIN_DIRS", 3)
     monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", 40)  # an area (30) fits, "areas/" does not
-    log.calls.clear()
-    stats = engine.upload(opts(bucket, src, prefix="areas"), client=client)
-    assert stats.put_reasons == {"changed": 1}
-    assert stats.skipped == {"unchanged": len(AREAS) - 1}
+    rerun_with_one_change(logged_client, bucket, AREAS, tmp_path / "areas", "a2/d9/f2.txt")
+    log = logged_client[1]
     flat_starts = [
         params["query_string"]["prefix"]
         for name, params in log.calls
