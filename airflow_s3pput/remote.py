@@ -120,13 +120,6 @@ class RemoteIndex:
             self._listed_prefix, self._listed = prefix, listing
 
 
-def lookup(
-    client: Any, bucket: str, keys: Iterable[str], executor: Executor | None = None
-) -> dict[str, RemoteObject]:
-    """One-off ``RemoteIndex(client, bucket, executor).lookup(keys)``."""
-    return RemoteIndex(client, bucket, executor).lookup(keys)
-
-
 def _common_dir(prefixes: Iterable[str]) -> str:
     common = os.path.commonprefix(list(prefixes))  # noqa: RUF071 - keys are strings, not paths
     return common[: common.rfind("/") + 1]

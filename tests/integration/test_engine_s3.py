@@ -16,7 +16,7 @@ from airflow_s3pput.content import BytesContent, FileContent
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import UploadOptions
-from airflow_s3pput.remote import lookup
+from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.walker import WalkItem
 from tests.conftest import list_keys, make_tree
 
@@ -256,7 +256,7 @@ def test_lookup_by_pages_in_tree_ordered_server(s3_client: Any, bucket: str) -> 
         s3_client.put_object(Bucket=bucket, Key=key, Body=data)
     wanted = ["p/a.txt", "p/a0", "p/d/03", "p/d/04", "p/d/08", "p/missing", "p/d/missing", "p/zz/x", "q/none"]
     paged = SmallPages(s3_client)
-    found = lookup(paged, bucket, wanted)
+    found = RemoteIndex(paged, bucket).lookup(wanted)
     expected = {
         k: RemoteObject(len(stored[k]), hashlib.md5(stored[k]).hexdigest()) for k in wanted if k in stored
     }
