@@ -62,7 +62,7 @@ def parse_list_objects_v2(body: bytes) -> dict[str, Any]:
         if tag == "Contents":
             contents.append(_object(element))
         elif tag == "CommonPrefixes":
-            prefixes.append({"Prefix": element.findtext(f"{_NS}Prefix") or element.findtext("Prefix") or ""})
+            prefixes.append({"Prefix": element.findtext("{*}Prefix") or ""})  # in any namespace, or none
         elif tag == "IsTruncated":
             parsed["IsTruncated"] = (element.text or "").strip() == "true"
         elif tag in _TEXT_FIELDS:
