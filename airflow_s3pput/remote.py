@@ -137,7 +137,9 @@ def _list_flat(
     if executor is not None:
         top = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=LIST_PAGE_KEYS)
         subdirs = [common["Prefix"] for common in top.get("CommonPrefixes", [])]
-        if not top.get("IsTruncated") and 2 <= len(subdirs) <= SPLIT_LISTING_MAX_DIRS:
+        # Not truncated, the page holds every object directly under the prefix: only the
+        # subdirectories are left to list (none, for a prefix without any).
+        if not top.get("IsTruncated") and len(subdirs) <= SPLIT_LISTING_MAX_DIRS:
             found: dict[str, RemoteObject] = {}
             _collect(top, None, found)
             if not budget.take(len(found)):

@@ -86,6 +86,15 @@ def test_a_run_lists_its_prefix_once_for_all_its_lookup_groups(
     assert log.counts["ListObjectsV2"] == 1 + (1 + 3), log.counts
 
 
+def test_a_prefix_without_subdirectories_is_listed_in_one_request(
+    logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path
+) -> None:
+    flat = {f"f{i:02d}.txt": str(i) for i in range(25)}
+    rerun_with_one_change(logged_client, bucket, flat, tmp_path / "flat", "f07.txt")
+    # the bucket check, then the one page that lists "flat/" by directory: it holds everything
+    assert logged_client[1].counts["ListObjectsV2"] == 1 + 1, logged_client[1].counts
+
+
 def test_a_crowded_prefix_is_not_listed_flat_twice(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
