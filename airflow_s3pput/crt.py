@@ -66,7 +66,9 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 class CrtSender:
-    def __init__(self, settings: ConnectionSettings, bucket: str) -> None:
+    def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
+        """``session``: the boto3 session of the run's client, so that credentials are resolved
+        (and refreshed) once per process; a new one is made from ``settings`` without it."""
         from awscrt.auth import AwsCredentials, AwsCredentialsProvider
         from awscrt.io import (
             ClientBootstrap,
@@ -77,7 +79,8 @@ class CrtSender:
         )
         from awscrt.s3 import S3Client, S3RequestTlsMode, S3RetryConfig, create_default_s3_signing_config
 
-        session = make_session(settings)
+        if session is None:
+            session = make_session(settings)
         region = session.region_name or "us-east-1"
         credentials = session.get_credentials()
         if credentials is None:

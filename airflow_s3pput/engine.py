@@ -58,7 +58,7 @@ def upload(
     prefix_empty = check_bucket(options, client, session)
     if client is None:
         client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
-    dispatcher = make_dispatcher(options, client)
+    dispatcher = make_dispatcher(options, client, session)
     try:
         run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
         run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))

@@ -38,8 +38,8 @@ class ThreadDispatcher:
     # executor's per-future cost is paid once per chunk.
     chunk_size = 4
 
-    def __init__(self, options: UploadOptions, client: Any = None) -> None:
-        self.putter = Putter(options, client)
+    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
+        self.putter = Putter(options, client, session)
         self.pool = ThreadPoolExecutor(options.threads, thread_name_prefix="s3pput")
 
     def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]:
@@ -60,8 +60,8 @@ class CrtDispatcher:
 
     chunk_size = 16
 
-    def __init__(self, options: UploadOptions, client: Any = None) -> None:
-        self.putter = Putter(options, client)
+    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
+        self.putter = Putter(options, client, session)
         self.threshold = options.multipart_threshold
         self.large = ThreadPoolExecutor(max(2, min(options.threads, 8)), thread_name_prefix="s3pput-large")
 
@@ -131,10 +131,11 @@ def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
     return list(threads.map(putter.put, tasks))
 
 
-def make_dispatcher(options: UploadOptions, client: Any = None) -> Dispatcher:
-    """Threads in this process (sharing ``client``) for one process, else worker processes."""
+def make_dispatcher(options: UploadOptions, client: Any = None, session: Any = None) -> Dispatcher:
+    """Threads in this process (sharing ``client`` and its boto3 ``session``) for one process,
+    else worker processes (each with its own)."""
     if options.processes == 1:
         if resolve_transport(options.transport) == "crt":
-            return CrtDispatcher(options, client)
-        return ThreadDispatcher(options, client)
+            return CrtDispatcher(options, client, session)
+        return ThreadDispatcher(options, client, session)
     return ProcessDispatcher(options)

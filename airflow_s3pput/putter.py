@@ -34,7 +34,7 @@ from airflow_s3pput.content import (
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
-from airflow_s3pput.s3client import make_client
+from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult
 
 MAX_PART_WORKERS = 8
@@ -70,15 +70,17 @@ class FileChanged(Exception):
 class Putter:
     """Uploads files with one S3 client and a pool of part uploaders (one per process)."""
 
-    def __init__(self, options: UploadOptions, client: Any = None) -> None:
+    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
+        """``client`` and the boto3 ``session`` it came from are made here when not given; the
+        CRT data plane takes its credentials from the same session."""
         self.options = options
         self.mode = get_mode(options.mode)
         self.params = options.put_params()
-        self.client = (
-            client
-            if client is not None
-            else make_client(options.connection, pool_size=options.threads + MAX_PART_WORKERS)
-        )
+        if client is None:
+            session = session if session is not None else make_session(options.connection)
+            client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
+        self.client = client
+        self.session = session
         self._part_pool: ThreadPoolExecutor | None = None
         # Single PUTs go through the CRT data plane when chosen; boto3 keeps multipart uploads.
         self.uses_crt = not options.dry_run and resolve_transport(options.transport) == "crt"
@@ -92,7 +94,7 @@ class Putter:
         """The CRT data plane, started by the first PUT: a run that puts nothing never pays for it."""
         with self._sender_lock:
             if self._sender is None:
-                self._sender = CrtSender(self.options.connection, self.options.bucket)
+                self._sender = CrtSender(self.options.connection, self.options.bucket, self.session)
             return self._sender
 
     @property

@@ -121,3 +121,33 @@ def test_crt_and_boto3_store_the_same_objects(
     assert set(crt) == set(files)
     assert crt["index.html"][1:4] == ("text/html", "gzip", "max-age=60")
     assert crt["index.html"][4] == {"team": "data"}
+
+
+def test_a_run_resolves_credentials_in_one_boto3_session(
+    s3_env: LocalS3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3.session
+
+    from airflow_s3pput import engine
+    from airflow_s3pput.options import UploadOptions
+
+    sessions: list[Any] = []
+
+    class CountedSession(boto3.session.Session):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            sessions.append(self)
+
+    monkeypatch.setattr(boto3.session, "Session", CountedSession)
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    options = UploadOptions(
+        bucket=bucket,
+        sources=(str(src),),
+        processes=1,
+        transport="crt",
+        connection=ConnectionSettings(endpoint_url=s3_env.endpoint_url),
+    )
+    stats = engine.upload(options)
+    assert stats.files_put == 2
+    # the bucket check, the listing and multipart client and the CRT's credentials: one session
+    assert len(sessions) == 1
