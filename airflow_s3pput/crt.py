@@ -95,16 +95,15 @@ class CrtSender:
 
         provider = AwsCredentialsProvider.new_delegate(current_credentials)
         self.bucket = bucket
+        # Path style, on AWS too (the regional endpoint): works for bucket names with dots under TLS.
+        self.path_prefix = "/" + quote(bucket, safe="")
         if settings.endpoint_url:
             endpoint = urlsplit(settings.endpoint_url)
             secure = endpoint.scheme == "https"
             self.host = endpoint.netloc
-            self.path_prefix = "/" + quote(bucket, safe="")
         else:
             secure = settings.secure
-            # Path style on the regional endpoint: works for bucket names with dots under TLS.
             self.host = f"s3.{region}.amazonaws.com"
-            self.path_prefix = "/" + quote(bucket, safe="")
         tls_options = None
         if secure:
             tls = TlsContextOptions()

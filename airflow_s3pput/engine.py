@@ -247,5 +247,4 @@ def bucket_error(exc: Exception, bucket: str, where: str) -> str:
             return (
                 f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
             )
-        return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"
     return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"

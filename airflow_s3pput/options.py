@@ -15,7 +15,7 @@ from typing import Any
 from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.headers import header_params, validate_acl
+from airflow_s3pput.headers import header_params
 from airflow_s3pput.modes import MODES
 
 MIN_PART_SIZE = 5 * MIB
@@ -146,8 +146,7 @@ class UploadOptions:
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:
                 raise UsageError(f"invalid --gzip-type {gzip_type!r}: a MIME type or 'all'")
-        validate_acl(self.grant)
-        params = self.put_params()
+        params = self.put_params()  # validates the headers and the --grant ACL
         if self.gzip and "ContentEncoding" in params:
             raise UsageError("--gzip sets Content-Encoding itself: drop the Content-Encoding header")
         if self.content_type and "ContentType" in params:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from airflow_s3pput.options import ConnectionSettings
 
 
-def settings_from_connection(aws_conn_id: str | None, **overrides: object) -> ConnectionSettings:
+def settings_from_connection(aws_conn_id: str | None) -> ConnectionSettings:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     hook = S3Hook(aws_conn_id=aws_conn_id)
@@ -25,5 +25,4 @@ def settings_from_connection(aws_conn_id: str | None, **overrides: object) -> Co
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
         session_token=credentials.token,
-        **overrides,  # type: ignore[arg-type]
     )
