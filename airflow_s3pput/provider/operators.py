@@ -18,7 +18,7 @@ from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.engine import selection_of, upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import UploadOptions, default_concurrency
+from airflow_s3pput.options import ConnectionSettings, UploadOptions, default_concurrency
 from airflow_s3pput.planner import Batch, plan_batches
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, Stats
@@ -147,7 +147,7 @@ class _UploadSettings(BaseOperator):
     def upload_options(self, *, with_connection: bool) -> UploadOptions:
         """Validate the rendered fields into engine options; bad input fails without retries."""
         try:
-            connection = None
+            connection = ConnectionSettings()
             if with_connection:
                 from airflow_s3pput.provider.connection import settings_from_connection
 
@@ -174,9 +174,8 @@ class _UploadSettings(BaseOperator):
                     _param("multipart_threshold", _as_int, self.multipart_threshold), 16 * MIB
                 ),
                 part_size=_or_default(_param("part_size", _as_int, self.part_size), 16 * MIB),
+                connection=connection,
             )
-            if connection is not None:
-                options = dataclasses.replace(options, connection=connection)
             check_sources(options.sources)
         except UsageError as exc:
             raise AirflowFailException(f"s3pput: {exc}") from None
