@@ -2,16 +2,16 @@
 
 boto3 spends about 1.5 ms of Python CPU per PutObject (signing, serialising, parsing), which
 caps one process near 500 objects/s; the CRT signs and speaks HTTP in C at about 0.3 ms,
-which lets one process keep up with s5cmd. We use it for single-part PUTs only: boto3 stays
-in charge of listing, the bucket checks and multipart uploads, where we send a Content-MD5 per
-part (the CRT's multipart path would silently drop it).
+which lets one process keep up with s5cmd. Single-part PUTs go through the CRT's own PutObject
+request; any other call (``request``) is sent as it is, so multipart uploads keep our
+Content-MD5 per part (the CRT's own multipart path would silently drop it). Whether listing,
+the bucket checks and multipart uploads use this or boto3 is ``crt_client``'s decision.
 
 ``CrtSender.put_async`` starts a PUT and calls back when it ends, so one thread can keep a
 few hundred requests in flight (``pool.CrtDispatcher``); ``put_object`` is the blocking form,
 used like ``client.put_object``. Build one sender per process, after any fork: a CRT client
 inherited across ``fork()`` hangs.
 """
-
 from __future__ import annotations
 
 import email.utils
@@ -21,18 +21,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.s3client import make_session
+from airflow_s3pput.s3client import make_session, plain_credentials
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
 
 
 PutCallback = Callable[[dict[str, str] | None, "CrtRequestError | None"], None]
+ResponseCallback = Callable[["CrtResponse | None", "CrtRequestError | None"], None]
 
 
 def crt_available() -> bool:
@@ -41,11 +42,23 @@ def crt_available() -> bool:
 
 
 class CrtRequestError(Exception):
-    """A PUT the server refused or that could not be sent, after the CRT's retries."""
+    """A request the server refused (``status`` set) or that could not be sent, after the
+    CRT's retries."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(
+        self, code: str, message: str, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
+        self.message = message
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+class CrtResponse(NamedTuple):
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
 
 
 def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -65,11 +78,27 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return headers
 
 
+def uses_tls(settings: ConnectionSettings) -> bool:
+    return urlsplit(settings.endpoint_url).scheme == "https" if settings.endpoint_url else settings.secure
+
+
+def retry_config(max_attempts: int) -> Any:
+    """Back off like botocore's standard mode (exponential with jitter, up to 20 s), so a burst
+    of 503 SlowDown is ridden out the same way on both data planes."""
+    from awscrt.s3 import S3RetryConfig, S3RetryMode
+
+    if max_attempts == 1:  # max_retries=0 would mean the CRT's default of 5
+        return S3RetryConfig(retry_mode=S3RetryMode.NONE)
+    return S3RetryConfig(max_retries=max_attempts - 1, backoff_scale_factor_ms=500, max_backoff_secs=20)
+
+
 class CrtSender:
     def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
-        """``session``: the boto3 session of the run's client, so that credentials are resolved
-        (and refreshed) once per process; a new one is made from ``settings`` without it."""
-        from awscrt.auth import AwsCredentials, AwsCredentialsProvider
+        """``session``: the boto3 session of the run's boto3 client, so that credentials are
+        resolved (and refreshed) once per process. Without one, plain keys (given, or in the
+        environment) are used as they are, without loading botocore; anything else (profiles,
+        roles, SSO) is resolved by a new boto3 session."""
+        from awscrt.auth import AwsCredentialsProvider
         from awscrt.io import (
             ClientBootstrap,
             ClientTlsContext,
@@ -77,33 +106,21 @@ class CrtSender:
             EventLoopGroup,
             TlsContextOptions,
         )
-        from awscrt.s3 import S3Client, S3RequestTlsMode, S3RetryConfig, create_default_s3_signing_config
+        from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
 
-        if session is None:
-            session = make_session(settings)
-        region = session.region_name or "us-east-1"
-        credentials = session.get_credentials()
-        if credentials is None:
-            from botocore.exceptions import NoCredentialsError
-
-            raise NoCredentialsError()
-
-        def current_credentials() -> AwsCredentials:
-            # Asked per signing: refreshable credentials (roles, SSO) stay fresh on long runs.
-            frozen = credentials.get_frozen_credentials()
-            return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
-
-        provider = AwsCredentialsProvider.new_delegate(current_credentials)
+        keys = plain_credentials(settings) if session is None else None
+        if keys is not None:
+            region = keys.region
+            provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
+        else:
+            region, provider = _session_credentials(session or make_session(settings))
         self.bucket = bucket
         # Path style, on AWS too (the regional endpoint): works for bucket names with dots under TLS.
         self.path_prefix = "/" + quote(bucket, safe="")
-        if settings.endpoint_url:
-            endpoint = urlsplit(settings.endpoint_url)
-            secure = endpoint.scheme == "https"
-            self.host = endpoint.netloc
-        else:
-            secure = settings.secure
-            self.host = f"s3.{region}.amazonaws.com"
+        secure = uses_tls(settings)
+        self.host = (
+            urlsplit(settings.endpoint_url).netloc if settings.endpoint_url else f"s3.{region}.amazonaws.com"
+        )
         tls_options = None
         if secure:
             tls = TlsContextOptions()
@@ -123,11 +140,7 @@ class CrtSender:
             part_size=64 * 1024**2,
             multipart_upload_threshold=5 * 1024**3,
             throughput_target_gbps=10.0,
-            # Back off like botocore's standard mode (exponential with jitter, up to 20 s), so
-            # a burst of 503 SlowDown is ridden out the same way on both data planes.
-            retry_config=S3RetryConfig(
-                max_retries=settings.max_attempts - 1, backoff_scale_factor_ms=500, max_backoff_secs=20
-            ),
+            retry_config=retry_config(settings.max_attempts),
             connect_timeout_ms=int(settings.connect_timeout * 1000),
         )
         # The CRT has no read timeout: a server that never answers would hold a PUT forever.
@@ -136,49 +149,110 @@ class CrtSender:
 
     def put_object(self, key: str, body: bytes, params: Mapping[str, Any]) -> dict[str, str]:
         """PUT ``body`` under ``key``; returns ``{"ETag": ...}`` like boto3, raises on failure."""
+        response = self.request("PUT", key, headers=request_headers(params), body=body, put_object=True)
+        return {"ETag": response.headers.get("etag", "")}
+
+    def put_async(self, key: str, body: bytes, params: Mapping[str, Any], callback: PutCallback) -> None:
+        """Start a PUT; ``callback(response, error)`` runs on a CRT thread when it ends."""
+
+        def finished(response: CrtResponse | None, error: CrtRequestError | None) -> None:
+            callback(None if response is None else {"ETag": response.headers.get("etag", "")}, error)
+
+        self.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
+
+    def request(
+        self,
+        method: str,
+        key: str = "",
+        *,
+        query: str = "",
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+        operation: str | None = None,
+        put_object: bool = False,
+    ) -> CrtResponse:
+        """Send one request to the bucket (``key`` empty) or an object and wait for it."""
         done = threading.Event()
         outcome: list[Any] = []
 
-        def finished(response: dict[str, str] | None, error: CrtRequestError | None) -> None:
+        def finished(response: CrtResponse | None, error: CrtRequestError | None) -> None:
             outcome[:] = [response, error]
             done.set()
 
-        self.put_async(key, body, params, finished)
+        self.request_async(
+            method,
+            key,
+            headers or [],
+            body,
+            finished,
+            query=query,
+            operation=operation,
+            put_object=put_object,
+        )
         done.wait()
         response, error = outcome
         if error is not None:
             raise error
-        return dict(response)
+        return response  # type: ignore[no-any-return]
 
-    def put_async(self, key: str, body: bytes, params: Mapping[str, Any], callback: PutCallback) -> None:
-        """Start a PUT; ``callback(response, error)`` runs on a CRT thread when it ends."""
+    def request_async(
+        self,
+        method: str,
+        key: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        callback: ResponseCallback,
+        *,
+        query: str = "",
+        operation: str | None = None,
+        put_object: bool = False,
+    ) -> None:
+        """Start a signed request; ``callback(response, error)`` runs on a CRT thread at its end.
+
+        ``put_object`` sends a single-part PutObject (the CRT's own request type for it); any
+        other request is sent as it is, named by ``operation``, with its response body kept.
+        """
         from awscrt.http import HttpHeaders, HttpRequest
         from awscrt.s3 import S3RequestType
 
-        headers = HttpHeaders([("Host", self.host), ("Content-Length", str(len(body)))])
-        for name, value in request_headers(params):
-            headers.add(name, value)
-        path = f"{self.path_prefix}/{quote(key, safe='/~')}"
-        request = HttpRequest("PUT", path, headers, io.BytesIO(body))
-        etag: list[str] = [""]
+        http_headers = HttpHeaders([("Host", self.host)])
+        if body is not None:
+            http_headers.add("Content-Length", str(len(body)))
+        for name, value in headers:
+            http_headers.add(name, value)
+        path = f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix
+        if query:
+            path += "?" + query
+        request = HttpRequest(method, path, http_headers, io.BytesIO(body) if body is not None else None)
+        received: dict[str, str] = {}
+        chunks: list[bytes] = []
         watch = self.watchdog.watch()
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
-            etag[0] = next((v for k, v in headers if k.lower() == "etag"), "")
+            received.update((k.lower(), v) for k, v in headers)
+
+        def on_body(chunk: bytes, **kwargs: Any) -> None:
+            chunks.append(bytes(chunk))
 
         def on_done(error: BaseException | None = None, status_code: int | None = None,
-                    error_body: bytes | None = None, **kwargs: Any) -> None:  # fmt: skip
+                    error_headers: list[tuple[str, str]] | None = None, error_body: bytes | None = None,
+                    **kwargs: Any) -> None:  # fmt: skip
             timed_out = self.watchdog.forget(watch)
             if error is None:
-                callback({"ETag": etag[0]}, None)
+                callback(CrtResponse(status_code or 200, received, b"".join(chunks)), None)
             elif timed_out:
                 callback(None, CrtRequestError("RequestTimeout", f"no answer in {self.watchdog.seconds:g} s"))
             else:
-                callback(None, _request_error(error, status_code, error_body))
+                callback(None, _request_error(error, status_code, error_headers, error_body))
 
         try:
             started = self.client.make_request(
-                type=S3RequestType.PUT_OBJECT, request=request, on_headers=on_headers, on_done=on_done
+                type=S3RequestType.PUT_OBJECT if put_object else S3RequestType.DEFAULT,
+                operation_name=None if put_object else operation or method,
+                request=request,
+                on_headers=on_headers,
+                on_body=None if put_object else on_body,
+                on_done=on_done,
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
@@ -191,6 +265,24 @@ class CrtSender:
         shutdown = self.client.shutdown_event
         del self.client
         shutdown.wait(10)
+
+
+def _session_credentials(session: Any) -> tuple[str, Any]:
+    """The region and a CRT credentials provider that asks the boto3 ``session`` per signing,
+    so that refreshable credentials (roles, SSO) stay fresh on long runs."""
+    from awscrt.auth import AwsCredentials, AwsCredentialsProvider
+
+    credentials = session.get_credentials()
+    if credentials is None:
+        from botocore.exceptions import NoCredentialsError
+
+        raise NoCredentialsError()
+
+    def current_credentials() -> AwsCredentials:
+        frozen = credentials.get_frozen_credentials()
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return session.region_name or "us-east-1", AwsCredentialsProvider.new_delegate(current_credentials)
 
 
 class _Watch:
@@ -260,12 +352,20 @@ class _Watchdog:
             self.thread.join()
 
 
-def _request_error(error: BaseException, status: int | None, body: bytes | None) -> CrtRequestError:
+#: the CRT reports these answers by name only (no status) once its retries are spent
+_STATUS_OF_ERROR = {"AWS_ERROR_S3_SLOW_DOWN": 503, "AWS_ERROR_S3_INTERNAL_ERROR": 500}
+
+
+def _request_error(
+    error: BaseException, status: int | None, headers: list[tuple[str, str]] | None, body: bytes | None
+) -> CrtRequestError:
     code, message = "", ""
     if body and b"<Code>" in body:
         code = body.split(b"<Code>", 1)[1].split(b"</Code>", 1)[0].decode(errors="replace")
         if b"<Message>" in body:
             message = body.split(b"<Message>", 1)[1].split(b"</Message>", 1)[0].decode(errors="replace")
+    name = getattr(error, "name", type(error).__name__)
+    status = status or _STATUS_OF_ERROR.get(name)
     if not code:
-        code = str(status) if status else getattr(error, "name", type(error).__name__)
-    return CrtRequestError(code, message)
+        code = str(status) if status else name
+    return CrtRequestError(code, message, status or None, {k.lower(): v for k, v in headers or ()})

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.modes import RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
@@ -51,20 +52,27 @@ def upload(
     ``client`` replaces the S3 clients everywhere and keeps the work in this process (tests).
     """
     check_sources(options.sources)
+    session = crt_client = None
     if client is not None:  # an injected client (tests, moto) must serve every request
         options = dataclasses.replace(options, transport="boto3", processes=1)
-    session = None if client is not None else open_session(options)
-    # First: it turns a bad endpoint or credentials into one line.
-    prefix_empty = check_bucket(options, client, session)
-    if client is None:
-        client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
-    dispatcher = make_dispatcher(options, client, session)
+    else:
+        crt_client = client = open_client(options)
+        session = None if client is not None else open_session(options)
     try:
-        run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
-        run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
-        return run.collector.freeze()
+        # First: it turns a bad endpoint or credentials into one line.
+        prefix_empty = check_bucket(options, client, session)
+        if client is None:
+            client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
+        dispatcher = make_dispatcher(options, client, session)
+        try:
+            run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
+            run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
+            return run.collector.freeze()
+        finally:
+            dispatcher.close()
     finally:
-        dispatcher.close()
+        if crt_client is not None:
+            crt_client.close()
 
 
 class _Run:
@@ -165,6 +173,14 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def open_client(options: UploadOptions) -> CrtS3Client | None:
+    """The run's CRT client when it needs no boto3 session (see ``crt_client``), else None."""
+    try:
+        return open_crt_client(options)
+    except Exception as exc:  # noqa: BLE001 - translated to one line
+        raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
+
+
 def open_session(options: UploadOptions) -> Any:
     """The boto3 session every client of the run is made from; a bad profile is one line."""
     try:
@@ -185,14 +201,17 @@ def check_bucket(options: UploadOptions, client: Any = None, session: Any = None
     aborting a multipart upload, which leaves no object behind; a dry run writes nothing.
 
     Returns whether the prefix is known to hold no object yet: then there is nothing to list.
+    The check retries less than the run, so that a wrong endpoint is reported quickly: it uses
+    a client of its own unless ``client`` is an injected one (tests).
     """
     bucket = options.bucket
     where = _where(options)
+    fast = dataclasses.replace(options.connection, max_attempts=min(options.connection.max_attempts, 3))
+    own_client = None
     try:
-        if client is None:
-            fast = dataclasses.replace(
-                options.connection, max_attempts=min(options.connection.max_attempts, 3)
-            )
+        if isinstance(client, CrtS3Client):
+            client = own_client = CrtS3Client(fast, bucket)
+        elif client is None:
             client = make_client(fast, session=session)
         client.head_bucket(Bucket=bucket)
         prefix_empty = False
@@ -205,6 +224,9 @@ def check_bucket(options: UploadOptions, client: Any = None, session: Any = None
             client.abort_multipart_upload(Bucket=bucket, Key=probe, UploadId=upload_id)
     except Exception as exc:  # noqa: BLE001 - translated to one line below
         raise UsageError(bucket_error(exc, bucket, where)) from None
+    finally:
+        if own_client is not None:
+            own_client.close()
     return prefix_empty
 
 

@@ -32,6 +32,7 @@ from airflow_s3pput.content import (
     should_gzip,
 )
 from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
 from airflow_s3pput.s3client import make_client, make_session
@@ -76,6 +77,9 @@ class Putter:
         self.options = options
         self.mode = get_mode(options.mode)
         self.params = options.put_params()
+        self._own_client: CrtS3Client | None = None
+        if client is None and session is None:
+            client = self._own_client = open_crt_client(options)
         if client is None:
             session = session if session is not None else make_session(options.connection)
             client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
@@ -92,6 +96,8 @@ class Putter:
     @property
     def sender(self) -> CrtSender:
         """The CRT data plane, started by the first PUT: a run that puts nothing never pays for it."""
+        if isinstance(self.client, CrtS3Client):
+            return self.client.sender  # one CRT client serves the run's control calls and PUTs
         with self._sender_lock:
             if self._sender is None:
                 self._sender = CrtSender(self.options.connection, self.options.bucket, self.session)
@@ -109,6 +115,8 @@ class Putter:
             self._part_pool.shutdown(wait=True)
         if self._sender is not None:
             self._sender.close()
+        if self._own_client is not None:
+            self._own_client.close()
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""

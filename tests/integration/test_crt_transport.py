@@ -14,7 +14,7 @@ from airflow_s3pput.cli import main
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.local_s3 import LocalS3Server
 from airflow_s3pput.options import ConnectionSettings
-from tests.conftest import list_keys, make_tree
+from tests.conftest import list_keys, make_tree, no_aws_env
 
 
 def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtSender:
@@ -123,13 +123,8 @@ def test_crt_and_boto3_store_the_same_objects(
     assert crt["index.html"][4] == {"team": "data"}
 
 
-def test_a_run_resolves_credentials_in_one_boto3_session(
-    s3_env: LocalS3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counted_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     import boto3.session
-
-    from airflow_s3pput import engine
-    from airflow_s3pput.options import UploadOptions
 
     sessions: list[Any] = []
 
@@ -139,15 +134,45 @@ def test_a_run_resolves_credentials_in_one_boto3_session(
             sessions.append(self)
 
     monkeypatch.setattr(boto3.session, "Session", CountedSession)
-    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    return sessions
+
+
+def crt_upload(server: LocalS3Server, bucket: str, tmp_path: Path, **connection: Any) -> int:
+    from airflow_s3pput import engine
+    from airflow_s3pput.options import UploadOptions
+
+    src = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b", "big.bin": b"z" * (6 * 1024**2)})
     options = UploadOptions(
         bucket=bucket,
         sources=(str(src),),
         processes=1,
         transport="crt",
-        connection=ConnectionSettings(endpoint_url=s3_env.endpoint_url),
+        multipart_threshold=5 * 1024**2,
+        connection=ConnectionSettings(endpoint_url=server.endpoint_url, **connection),
     )
     stats = engine.upload(options)
-    assert stats.files_put == 2
+    assert stats.failed == 0, stats.failures
+    return stats.files_put
+
+
+def test_a_run_resolves_profile_credentials_in_one_boto3_session(
+    s3_server: LocalS3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_aws_env(monkeypatch)
+    credentials = tmp_path / "credentials"
+    keys = f"aws_access_key_id = {s3_server.access_key}\naws_secret_access_key = {s3_server.secret_key}\n"
+    credentials.write_text("[bench]\n" + keys)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    sessions = counted_sessions(monkeypatch)
+    assert crt_upload(s3_server, bucket, tmp_path, profile="bench") == 3
     # the bucket check, the listing and multipart client and the CRT's credentials: one session
     assert len(sessions) == 1
+
+
+def test_a_run_with_plain_keys_needs_no_boto3_session(
+    s3_env: LocalS3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = counted_sessions(monkeypatch)
+    assert crt_upload(s3_env, bucket, tmp_path) == 3  # the multipart file too
+    assert sessions == []

@@ -36,3 +36,13 @@ def test_every_supported_header_maps_back_to_its_http_name() -> None:
         "Content-MD5": "bWQ1",
         "content-type": "text/plain",
     }
+
+
+def test_one_attempt_turns_the_crts_retries_off() -> None:
+    from awscrt.s3 import S3RetryMode
+
+    from airflow_s3pput.crt import retry_config
+
+    # max_retries=0 is the CRT's "default" (5 retries): --retries 0 must not mean that.
+    assert retry_config(1).retry_mode == S3RetryMode.NONE
+    assert (retry_config(5).max_retries, retry_config(5).retry_mode) == (4, S3RetryMode.STANDARD)
