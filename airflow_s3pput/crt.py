@@ -12,6 +12,7 @@ few hundred requests in flight (``pool.CrtDispatcher``); ``put_object`` is the b
 used like ``client.put_object``. Build one sender per process, after any fork: a CRT client
 inherited across ``fork()`` hangs.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -24,6 +25,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
+from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.s3client import make_session, plain_credentials
@@ -167,7 +169,7 @@ class CrtSender:
         *,
         query: str = "",
         headers: list[tuple[str, str]] | None = None,
-        body: bytes | None = None,
+        body: bytes | FileRange | None = None,
         operation: str | None = None,
         put_object: bool = False,
     ) -> CrtResponse:
@@ -200,7 +202,7 @@ class CrtSender:
         method: str,
         key: str,
         headers: list[tuple[str, str]],
-        body: bytes | None,
+        body: bytes | FileRange | None,
         callback: ResponseCallback,
         *,
         query: str = "",
@@ -223,7 +225,8 @@ class CrtSender:
         path = f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix
         if query:
             path += "?" + query
-        request = HttpRequest(method, path, http_headers, io.BytesIO(body) if body is not None else None)
+        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        request = HttpRequest(method, path, http_headers, stream)
         received: dict[str, str] = {}
         chunks: list[bytes] = []
         watch = self.watchdog.watch()

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from airflow_s3pput.crt import CrtRequestError, CrtResponse, CrtSender, request_headers, uses_tls
+from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.listing_parser import parse_list_objects_v2
 from airflow_s3pput.options import ConnectionSettings, UploadOptions, resolve_transport
 from airflow_s3pput.s3client import plain_credentials
@@ -92,7 +93,7 @@ class CrtS3Client:
         return {"UploadId": _text(_document(response, "CreateMultipartUpload"), "UploadId")}
 
     def upload_part(
-        self, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes, ContentMD5: str
+        self, Bucket: str, Key: str, UploadId: str, PartNumber: int, Body: bytes | FileRange, ContentMD5: str
     ) -> dict[str, Any]:
         query = {"partNumber": str(PartNumber), "uploadId": UploadId}
         headers = [("Content-MD5", ContentMD5)]
@@ -143,7 +144,7 @@ class CrtS3Client:
         *,
         query: dict[str, str] | None = None,
         headers: list[tuple[str, str]] | None = None,
-        body: bytes | None = None,
+        body: bytes | FileRange | None = None,
     ) -> CrtResponse:
         if bucket != self.bucket:
             raise ValueError(f"this client serves bucket {self.bucket!r}, not {bucket!r}")

@@ -33,6 +33,8 @@ from airflow_s3pput.content import (
 )
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
+from airflow_s3pput.etag import md5_range
+from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
 from airflow_s3pput.s3client import make_client, make_session
@@ -271,16 +273,20 @@ class Putter:
     def _upload_part(
         self, fd: int, key: str, upload_id: str, number: int, offset: int, length: int
     ) -> tuple[int, str, bytes]:
-        data = os.pread(fd, length, offset)
-        if len(data) != length:
-            raise FileChanged(f"file shrank while it was uploaded (part {number})")
-        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        body: bytes | FileRange
+        if isinstance(self.client, CrtS3Client):  # the CRT copies the body: let it read the file
+            digest, body = md5_range(fd, offset, length), FileRange(fd, offset, length)
+        else:
+            body = os.pread(fd, length, offset)
+            if len(body) != length:
+                raise FileChanged(f"file shrank while it was uploaded (part {number})")
+            digest = hashlib.md5(body, usedforsecurity=False).digest()
         response = self.client.upload_part(
             Bucket=self.options.bucket,
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=data,
+            Body=body,
             ContentMD5=base64.b64encode(digest).decode(),
         )
         return number, response["ETag"], digest
