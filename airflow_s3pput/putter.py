@@ -74,8 +74,9 @@ class Putter:
     """Uploads files with one S3 client and a pool of part uploaders (one per process)."""
 
     def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
-        """``client`` and the boto3 ``session`` it came from are made here when not given; the
-        CRT data plane takes its credentials from the same session."""
+        """``client`` and the boto3 ``session`` it came from are made here when not given (a
+        ``CrtS3Client`` instead, when ``crt_client`` says no session is needed); the CRT data
+        plane takes its credentials from the same session, or is the CRT client's own."""
         self.options = options
         self.mode = get_mode(options.mode)
         self.params = options.put_params()
