@@ -64,12 +64,13 @@ class CrtS3Client:
         Delimiter: str = "",
         MaxKeys: int = 1000,
         ContinuationToken: str = "",
+        StartAfter: str = "",
     ) -> dict[str, Any]:
         query = {"list-type": "2", "encoding-type": "url", "max-keys": str(MaxKeys), "prefix": Prefix}
-        if Delimiter:
-            query["delimiter"] = Delimiter
-        if ContinuationToken:
-            query["continuation-token"] = ContinuationToken
+        for name, value in (("delimiter", Delimiter), ("continuation-token", ContinuationToken),
+                            ("start-after", StartAfter)):  # fmt: skip
+            if value:
+                query[name] = value
         page = parse_list_objects_v2(self._call("ListObjectsV2", Bucket, "GET", query=query).body)
         if page.get("EncodingType") == "url":  # decoded as botocore does
             for name in ("Prefix", "Delimiter", "StartAfter"):

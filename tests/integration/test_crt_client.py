@@ -65,7 +65,12 @@ def test_listing_pages_equal_boto3s_for_awkward_keys(crt: CrtS3Client, s3_client
     keys = ["p/a b/c+d", "p/é/ü.txt", "p/100%/x", "p/q?x=1&y=2", "p/t~*()!'@$", "p/<&>.txt", "p/top", "other"]
     for number, key in enumerate(keys):
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"x" * number)
-    for kwargs in ({"Prefix": "p/", "MaxKeys": 3}, {"Prefix": "p/", "Delimiter": "/"}, {"Prefix": "p/é/"}):
+    for kwargs in (
+        {"Prefix": "p/", "MaxKeys": 3},
+        {"Prefix": "p/", "Delimiter": "/"},
+        {"Prefix": "p/é/"},
+        {"Prefix": "p/", "StartAfter": "p/a b/c+d", "Delimiter": "/", "MaxKeys": 2},
+    ):
         ours = comparable(all_pages(crt, bucket, **kwargs))
         assert ours == comparable(all_pages(s3_client, bucket, **kwargs))
     listed = [o["Key"] for page in all_pages(crt, bucket, Prefix="p/", MaxKeys=3) for o in page["Contents"]]

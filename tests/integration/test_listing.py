@@ -72,6 +72,35 @@ def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
     assert log.counts["ListObjectsV2"] >= 1 + FLAT_LISTING_MIN_DIRS
 
 
+def test_the_crt_client_lists_a_crowded_prefix_directory_by_directory(
+    s3_env: Any, bucket: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from collections import Counter
+
+    from airflow_s3pput import remote
+    from airflow_s3pput.crt_client import CrtS3Client
+
+    calls: Counter[str] = Counter()
+    original = CrtS3Client._call
+
+    def counted(self: CrtS3Client, operation: str, *args: Any, **kwargs: Any) -> Any:
+        calls[operation] += 1
+        return original(self, operation, *args, **kwargs)
+
+    monkeypatch.setattr(CrtS3Client, "_call", counted)
+    src = make_tree(tmp_path / "src", WIDE)
+    connection = ConnectionSettings(endpoint_url=s3_env.endpoint_url)
+    options = opts(bucket, src, prefix="crowd", transport="crt", connection=connection)
+    assert engine.upload(options).files_put == len(WIDE)
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 3)
+    calls.clear()
+    stats = engine.upload(options)
+    assert stats.failed == 0, stats.failures
+    assert stats.skipped == {"unchanged": len(WIDE)}
+    assert calls["ListObjectsV2"] >= 1 + FLAT_LISTING_MIN_DIRS  # by directory, through the CRT
+
+
 #: three areas of ten directories, three files each: 90 files
 AREAS = {f"a{a}/d{d}/f{f}.txt": f"{a}{d}{f}" for a in range(3) for d in range(10) for f in range(3)}
 
