@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Collection
 from typing import BinaryIO
 
-from airflow_s3pput.etag import MIB, candidate_part_sizes, md5_range
+from airflow_s3pput.etag import MIB, candidate_part_sizes, md5_range, multipart_etag
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: what ``--gzip`` compresses unless told otherwise: the original's html/css/javascript plus
@@ -108,7 +108,7 @@ class Content:
         digests = [
             self.md5_range(off, min(part_size, self._size - off)) for off in range(0, self._size, part_size)
         ]
-        return hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest() + f"-{len(digests)}"
+        return multipart_etag(digests)
 
 
 class BytesContent(Content):

@@ -362,12 +362,14 @@ _STATUS_OF_ERROR = {"AWS_ERROR_S3_SLOW_DOWN": 503, "AWS_ERROR_S3_INTERNAL_ERROR"
 def _request_error(
     error: BaseException, status: int | None, headers: list[tuple[str, str]] | None, body: bytes | None
 ) -> CrtRequestError:
+    name = getattr(error, "name", "")
+    if not name:  # raised by our own code in a CRT callback (the body stream): keep its words
+        return CrtRequestError(type(error).__name__, str(error))
     code, message = "", ""
     if body and b"<Code>" in body:
         code = body.split(b"<Code>", 1)[1].split(b"</Code>", 1)[0].decode(errors="replace")
         if b"<Message>" in body:
             message = body.split(b"<Message>", 1)[1].split(b"</Message>", 1)[0].decode(errors="replace")
-    name = getattr(error, "name", type(error).__name__)
     status = status or _STATUS_OF_ERROR.get(name)
     if not code:
         code = str(status) if status else name

@@ -10,13 +10,17 @@ MIB = 1024 * 1024
 _READ = 1024 * 1024
 
 
+class FileChanged(Exception):
+    """The file is not the one the walk saw, or it changed while we read it."""
+
+
 def iter_chunks(fd: int, offset: int, length: int, chunk: int = _READ) -> Iterator[bytes]:
     """Read ``length`` bytes at ``offset`` from ``fd`` with ``pread``, ``chunk`` at a time."""
     end = offset + length
     while offset < end:
         data = os.pread(fd, min(chunk, end - offset), offset)
         if not data:
-            raise OSError(f"file shrank while reading (short read at byte {offset})")
+            raise FileChanged(f"file shrank while it was read (at byte {offset})")
         offset += len(data)
         yield data
 
@@ -26,6 +30,11 @@ def md5_range(fd: int, offset: int, length: int) -> bytes:
     for data in iter_chunks(fd, offset, length):
         digest.update(data)
     return digest.digest()
+
+
+def multipart_etag(part_digests: list[bytes]) -> str:
+    """The ETag S3 gives an object uploaded in parts with these MD5s."""
+    return hashlib.md5(b"".join(part_digests), usedforsecurity=False).hexdigest() + f"-{len(part_digests)}"
 
 
 def candidate_part_sizes(size: int, parts: int, configured: int) -> list[int]:

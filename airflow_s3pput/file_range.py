@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 
+from airflow_s3pput.etag import FileChanged
+
 
 class FileRange(io.RawIOBase):
     def __init__(self, fd: int, offset: int, length: int) -> None:
@@ -45,6 +47,6 @@ class FileRange(io.RawIOBase):
             got = os.preadv(self.fd, [view[:wanted]], self.offset + self.position)
         if got == 0:
             # Fewer bytes than the part's Content-MD5 covers: the server would refuse the part.
-            raise OSError(f"file shrank while it was uploaded (at byte {self.offset + self.position})")
+            raise FileChanged(f"file shrank while it was uploaded (at byte {self.offset + self.position})")
         self.position += got
         return got

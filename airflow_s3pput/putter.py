@@ -33,7 +33,7 @@ from airflow_s3pput.content import (
 )
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
-from airflow_s3pput.etag import md5_range
+from airflow_s3pput.etag import FileChanged, md5_range, multipart_etag
 from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
@@ -64,10 +64,6 @@ class SinglePut:
     md5_hex: str
     params: dict[str, Any]
     reason: str
-
-
-class FileChanged(Exception):
-    """The file is not the one the walk saw, or it changed while we read it."""
 
 
 class Putter:
@@ -268,8 +264,7 @@ class Putter:
         except BaseException:
             self._abort(key, upload_id)
             raise
-        digest = hashlib.md5(b"".join(d for _, _, d in parts), usedforsecurity=False).hexdigest()
-        self._check_etag(response, f"{digest}-{len(parts)}")
+        self._check_etag(response, multipart_etag([digest for _, _, digest in parts]))
 
     def _upload_part(
         self, fd: int, key: str, upload_id: str, number: int, offset: int, length: int

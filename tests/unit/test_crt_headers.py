@@ -46,3 +46,21 @@ def test_one_attempt_turns_the_crts_retries_off() -> None:
     # max_retries=0 is the CRT's "default" (5 retries): --retries 0 must not mean that.
     assert retry_config(1).retry_mode == S3RetryMode.NONE
     assert (retry_config(5).max_retries, retry_config(5).retry_mode) == (4, S3RetryMode.STANDARD)
+
+
+def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:
+    from awscrt.exceptions import AwsCrtError
+
+    from airflow_s3pput.crt import _request_error
+    from airflow_s3pput.etag import FileChanged
+
+    body = b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
+    crt_error = AwsCrtError(code=0, name="AWS_ERROR_S3_INVALID_RESPONSE_STATUS", message="")
+    refused = _request_error(crt_error, 503, [("X-Amz-Request-Id", "r1")], body)
+    assert (refused.code, refused.message, refused.status, refused.headers) == (
+        "SlowDown", "Reduce your rate", 503, {"x-amz-request-id": "r1"},
+    )  # fmt: skip
+    spent = _request_error(AwsCrtError(code=0, name="AWS_ERROR_S3_SLOW_DOWN", message=""), None, None, None)
+    assert (spent.code, spent.status) == ("503", 503)  # retries spent: only the name is left
+    ours = _request_error(FileChanged("file shrank while it was uploaded (at byte 7)"), None, None, None)
+    assert str(ours) == "FileChanged: file shrank while it was uploaded (at byte 7)"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_s3pput.etag import FileChanged
 from airflow_s3pput.file_range import FileRange
 
 
@@ -48,7 +49,7 @@ def test_a_file_that_shrank_under_it_is_an_error_not_a_short_part(tmp_path: Path
         part = FileRange(descriptor, 0, 1000)
         os.truncate(path, 500)
         assert part.readinto(bytearray(800)) == 500
-        with pytest.raises(OSError, match="shrank"):
+        with pytest.raises(FileChanged, match="shrank"):
             part.readinto(bytearray(800))
     finally:
         os.close(descriptor)
