@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
 from typing import Any
 
@@ -153,17 +153,24 @@ def _list_flat(
     return _list_pages(client, bucket, prefix, budget)
 
 
-def _list_pages(client: Any, bucket: str, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_KEYS}
-    found: dict[str, RemoteObject] = {}
+def _pages(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """ListObjectsV2 pages, the next one fetched only when asked for."""
     while True:
         page = client.list_objects_v2(**kwargs)
+        yield page
+        if not page.get("IsTruncated"):
+            return
+        kwargs.pop("StartAfter", None)
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _list_pages(client: Any, bucket: str, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
+    found: dict[str, RemoteObject] = {}
+    for page in _pages(client, Bucket=bucket, Prefix=prefix, MaxKeys=LIST_PAGE_KEYS):
         if not budget.take(len(page.get("Contents", []))):
             return None
         _collect(page, None, found)
-        if not page.get("IsTruncated"):
-            return found
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    return found
 
 
 class _Budget:
@@ -194,11 +201,9 @@ def _list_dir(client: Any, bucket: str, prefix: str, wanted: set[str]) -> dict[s
     if len(start_after) > len(prefix):
         kwargs["StartAfter"] = start_after
     found: dict[str, RemoteObject] = {}
-    while True:
-        page = client.list_objects_v2(**kwargs)
+    for page in _pages(client, **kwargs):
         contents = page.get("Contents", [])
         _collect(page, wanted, found)
-        if not page.get("IsTruncated") or (contents and contents[-1]["Key"] > last):
-            return found
-        kwargs.pop("StartAfter", None)
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        if contents and contents[-1]["Key"] > last:
+            break  # past the last key we look for
+    return found
