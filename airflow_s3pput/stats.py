@@ -117,8 +117,11 @@ class Stats:
             dry_run=bool(data.get("dry_run", False)),
         )
 
-    def table(self) -> str:
-        """A human summary, one fact a line, the way s3-parallel-put ended its runs."""
+    def table(self, batches: str | None = None) -> str:
+        """A human summary, one fact a line, the way s3-parallel-put ended its runs.
+
+        ``batches`` replaces the batch count's value (the Airflow reduce says how many were
+        planned and missing)."""
         skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
         rows = [
             ("files put" if not self.dry_run else "files to put", f"{self.files_put:,}"),
@@ -132,8 +135,8 @@ class Stats:
             ("files/s", f"{self.files_per_second:,.1f}"),
             ("bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"),
         ]
-        if self.batches != 1:
-            rows.append(("batches", f"{self.batches:,}"))
+        if batches is not None or self.batches != 1:
+            rows.append(("batches", batches or f"{self.batches:,}"))
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
         lines += [f"FAILED {one_line(key)}: {error}" for key, error in self.failures]

@@ -6,7 +6,6 @@ engine. Nothing here opens a connection before ``execute``, so parsing a DAG is 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -352,9 +351,4 @@ class S3PPutReduceOperator(BaseOperator):
 
 def summary_table(stats: Stats, summary: dict[str, Any]) -> str:
     """The merged stats as a table, with one row for the batches: planned and missing."""
-    rows = dataclasses.replace(stats, batches=1).table().splitlines()  # no bare batch-count row
-    at = next((i for i, line in enumerate(rows) if line.startswith(("FAILED ", "... and "))), len(rows))
-    width = len("files skipped")  # the widest row name in Stats.table
-    planned = f"{summary['batches']:,} planned, {summary['batches_missing']:,} missing"
-    rows.insert(at, f"{'batches':<{width}}  {planned}")
-    return "\n".join(rows)
+    return stats.table(batches=f"{summary['batches']:,} planned, {summary['batches_missing']:,} missing")

@@ -165,6 +165,12 @@ def test_table_dry_run_and_batches() -> None:
     assert "batches        3" in table
 
 
+def test_table_batches_row_told_by_the_caller_comes_before_the_failures() -> None:
+    lines = collect(RESULTS).table(batches="4 planned, 1 missing").splitlines()
+    at = lines.index("batches        4 planned, 1 missing")
+    assert lines[at - 1].startswith("bytes/s") and lines[at + 1].startswith("FAILED ")
+
+
 # --- progress ---------------------------------------------------------------------------------------
 
 
