@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from airflow_s3pput.stats import PutResult
+from airflow_s3pput.stats import PutResult, StatsCollector
 
 
 class Progress:
@@ -27,21 +27,15 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self._last_shown = self.started
-        self.done = 0
-        self.put = 0
-        self.skipped = 0
-        self.failed = 0
-        self.bytes = 0
+        self.counts = StatsCollector()
 
     def add(self, result: PutResult) -> None:
-        self.done += 1
-        if result.action == "put":
-            self.put += 1
-            self.bytes += result.bytes
-        elif result.action == "skip":
-            self.skipped += 1
-        else:
-            self.failed += 1
+        self.counts.add(result)
+
+    @property
+    def done(self) -> int:
+        counts = self.counts
+        return counts.files_put + sum(counts.skipped.values()) + counts.failed
 
     def due(self) -> bool:
         """True at most once per ``interval``: time to show the line again."""
@@ -53,13 +47,14 @@ class Progress:
 
     def line(self) -> str:
         elapsed = max(self.clock() - self.started, 1e-9)
-        rate = self.done / elapsed
-        done = f"{self.done:,}" + (f"/{self.total_files:,}" if self.total_files else "")
-        text = (
-            f"{done} files ({self.put:,} put, {self.skipped:,} skipped, {self.failed:,} failed), "
-            f"{self.bytes / 1048576:,.1f} MiB, {rate:,.0f} files/s, "
-            f"{self.bytes / 1048576 / elapsed:,.1f} MiB/s"
+        done, counts = self.done, self.counts
+        rate = done / elapsed
+        mib = counts.bytes_put / 1048576
+        text = f"{done:,}" + (f"/{self.total_files:,}" if self.total_files else "")
+        text += (
+            f" files ({counts.files_put:,} put, {sum(counts.skipped.values()):,} skipped, "
+            f"{counts.failed:,} failed), {mib:,.1f} MiB, {rate:,.0f} files/s, {mib / elapsed:,.1f} MiB/s"
         )
-        if self.total_files and rate > 0 and self.done < self.total_files:
-            text += f", ETA {(self.total_files - self.done) / rate:,.0f}s"
+        if self.total_files and rate > 0 and done < self.total_files:
+            text += f", ETA {(self.total_files - done) / rate:,.0f}s"
         return text
