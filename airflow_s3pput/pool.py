@@ -54,8 +54,8 @@ class CrtDispatcher:
     """One thread reads, compares and starts PUTs; the CRT completes them on its own threads.
 
     With no worker thread per request, the Python cost of a small file is its read, its MD5 and
-    two callbacks, which is what lets one process keep up with s5cmd. Multipart uploads (boto3,
-    blocking) run on ``threads`` helper threads.
+    two callbacks, which is what lets one process keep up with s5cmd. Multipart uploads (blocking
+    calls on the putter's client, boto3 or ``CrtS3Client``) run on ``threads`` helper threads.
     """
 
     chunk_size = 16

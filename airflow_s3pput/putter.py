@@ -85,7 +85,7 @@ class Putter:
         self.client = client
         self.session = session
         self._part_pool: ThreadPoolExecutor | None = None
-        # Single PUTs go through the CRT data plane when chosen; boto3 keeps multipart uploads.
+        # Single PUTs go through the CRT data plane when chosen; multipart uploads through `client`.
         self.uses_crt = not options.dry_run and resolve_transport(options.transport) == "crt"
         self._sender: CrtSender | None = None
         self._sender_lock = threading.Lock()
