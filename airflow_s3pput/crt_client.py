@@ -15,6 +15,7 @@ import hashlib
 import xml.etree.ElementTree as ETree
 from typing import Any
 from urllib.parse import quote, unquote_plus
+from xml.sax.saxutils import escape
 
 from airflow_s3pput.crt import CrtRequestError, CrtResponse, CrtSender, request_headers, uses_tls
 from airflow_s3pput.file_range import FileRange
@@ -105,7 +106,7 @@ class CrtS3Client:
         self, Bucket: str, Key: str, UploadId: str, MultipartUpload: dict[str, Any]
     ) -> dict[str, Any]:
         parts = "".join(
-            f"<Part><PartNumber>{part['PartNumber']}</PartNumber><ETag>{_escape(part['ETag'])}</ETag></Part>"
+            f"<Part><PartNumber>{part['PartNumber']}</PartNumber><ETag>{escape(part['ETag'])}</ETag></Part>"
             for part in MultipartUpload["Parts"]
         )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
@@ -192,7 +193,3 @@ def _document(response: CrtResponse, operation: str) -> ETree.Element:
 
 def _text(element: ETree.Element, name: str) -> str:
     return element.findtext("{*}" + name) or ""  # in any namespace, or none
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
