@@ -56,8 +56,8 @@ def upload(
     if client is not None:  # an injected client (tests, moto) must serve every request
         options = dataclasses.replace(options, transport="boto3", processes=1)
     else:
-        crt_client = client = open_client(options)
-        session = None if client is not None else open_session(options)
+        crt_client, session = connect(options)
+        client = crt_client
     try:
         # First: it turns a bad endpoint or credentials into one line.
         prefix_empty = check_bucket(options, client, session)
@@ -173,18 +173,12 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def open_client(options: UploadOptions) -> CrtS3Client | None:
-    """The run's CRT client when it needs no boto3 session (see ``crt_client``), else None."""
+def connect(options: UploadOptions) -> tuple[CrtS3Client | None, Any]:
+    """The run's CRT client when it needs no boto3 session (see ``crt_client``), else the boto3
+    session every client of the run is made from; a bad profile or endpoint is one line."""
     try:
-        return open_crt_client(options)
-    except Exception as exc:  # noqa: BLE001 - translated to one line
-        raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
-
-
-def open_session(options: UploadOptions) -> Any:
-    """The boto3 session every client of the run is made from; a bad profile is one line."""
-    try:
-        return make_session(options.connection)
+        crt_client = open_crt_client(options)
+        return crt_client, None if crt_client is not None else make_session(options.connection)
     except Exception as exc:  # noqa: BLE001 - translated to one line
         raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
 
