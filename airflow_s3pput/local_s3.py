@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from airflow_s3pput.options import ConnectionSettings
+
 
 def find_weed() -> str:
     """Return the path of the ``weed`` binary: beside this interpreter first, then on PATH."""
@@ -96,6 +98,16 @@ class LocalS3Server:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": self.endpoint_url,
         }
+
+    def connection(self, **overrides: Any) -> ConnectionSettings:
+        """Engine settings that point at this server with its credentials (``overrides`` win)."""
+        values: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "region": "us-east-1",
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+        }
+        return ConnectionSettings(**{**values, **overrides})
 
     def start(self) -> LocalS3Server:
         """Start ``weed``; after a ``stop(keep_data=True)``, again on the same ports and data."""

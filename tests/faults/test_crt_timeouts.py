@@ -9,7 +9,6 @@ import pytest
 
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.local_s3 import LocalS3Server
-from airflow_s3pput.options import ConnectionSettings
 
 from .conftest import FAULTS_BUCKET
 from .proxy import Fault, FaultProxy
@@ -19,14 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def sender(s3_server: LocalS3Server, proxy: FaultProxy, **settings: float) -> CrtSender:
     return CrtSender(
-        ConnectionSettings(
-            endpoint_url=proxy.endpoint_url,
-            region="us-east-1",
-            access_key=s3_server.access_key,
-            secret_key=s3_server.secret_key,
-            max_attempts=2,
-            **settings,  # type: ignore[arg-type]
-        ),
+        s3_server.connection(endpoint_url=proxy.endpoint_url, max_attempts=2, **settings),
         FAULTS_BUCKET,
     )
 

@@ -19,19 +19,9 @@ from airflow_s3pput.options import ConnectionSettings
 MiB = 1024**2
 
 
-def settings_for(server: LocalS3Server, **more: Any) -> ConnectionSettings:
-    return ConnectionSettings(
-        endpoint_url=server.endpoint_url,
-        region="us-east-1",
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        **more,
-    )
-
-
 @pytest.fixture
 def crt(s3_server: LocalS3Server, bucket: str) -> Iterator[CrtS3Client]:
-    client = CrtS3Client(settings_for(s3_server), bucket)
+    client = CrtS3Client(s3_server.connection(), bucket)
     yield client
     client.close()
 
@@ -123,7 +113,7 @@ def test_an_aborted_upload_leaves_nothing(crt: CrtS3Client, s3_client: Any, buck
 
 def test_errors_read_as_boto3s(s3_server: LocalS3Server, bucket: str) -> None:
     missing = f"missing-{uuid.uuid4().hex[:8]}"
-    client = CrtS3Client(settings_for(s3_server), missing)
+    client = CrtS3Client(s3_server.connection(), missing)
     try:
         with pytest.raises(ClientError) as raised:
             client.head_bucket(Bucket=missing)
@@ -133,9 +123,7 @@ def test_errors_read_as_boto3s(s3_server: LocalS3Server, bucket: str) -> None:
     assert bucket_error(raised.value, missing, "here") == f"bucket {missing!r} does not exist at here"
 
     forged = CrtS3Client(
-        ConnectionSettings(
-            endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key="wrong"
-        ),
+        s3_server.connection(secret_key="wrong"),
         bucket,
     )
     try:

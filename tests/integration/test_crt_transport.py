@@ -18,14 +18,7 @@ from tests.conftest import list_keys, make_tree, no_aws_env
 
 
 def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtSender:
-    settings = ConnectionSettings(
-        endpoint_url=server.endpoint_url,
-        region="us-east-1",
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        **more,
-    )
-    return CrtSender(settings, bucket)
+    return CrtSender(server.connection(**more), bucket)
 
 
 def md5_b64(body: bytes) -> str:

@@ -169,9 +169,7 @@ def test_listing_pages_parsed_in_one_pass_match_botocore(s3_server: Any, s3_clie
     odd = ["p/a & b <c>.txt", "p/é/ü", "p/x+y%20z", "p/sp ace/t", 'p/"quoted"', "p/d/" + "long" * 50]
     for key in odd:
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"x" * len(key))
-    settings = ConnectionSettings(
-        endpoint_url=s3_server.endpoint_url, access_key=s3_server.access_key, secret_key=s3_server.secret_key
-    )
+    settings = s3_server.connection()
     ours = make_client(settings)
     for kwargs in ({"Prefix": "p/"}, {"Prefix": "p/", "Delimiter": "/"}, {"Prefix": "p/", "MaxKeys": 2}):
         fast = ours.list_objects_v2(Bucket=bucket, **kwargs)
