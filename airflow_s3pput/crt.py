@@ -365,12 +365,19 @@ def _request_error(
     name = getattr(error, "name", "")
     if not name:  # raised by our own code in a CRT callback (the body stream): keep its words
         return CrtRequestError(type(error).__name__, str(error))
-    code, message = "", ""
-    if body and b"<Code>" in body:
-        code = body.split(b"<Code>", 1)[1].split(b"</Code>", 1)[0].decode(errors="replace")
-        if b"<Message>" in body:
-            message = body.split(b"<Message>", 1)[1].split(b"</Message>", 1)[0].decode(errors="replace")
+    code, message = error_code_and_message(body or b"")
     status = status or _STATUS_OF_ERROR.get(name)
     if not code:
         code = str(status) if status else name
     return CrtRequestError(code, message, status or None, {k.lower(): v for k, v in headers or ()})
+
+
+def error_code_and_message(body: bytes) -> tuple[str, str]:
+    """The Code and Message of an S3 error document ("" for what it does not hold)."""
+
+    def text(tag: bytes) -> str:
+        start, end = b"<" + tag + b">", b"</" + tag + b">"
+        return body.split(start, 1)[1].split(end, 1)[0].decode(errors="replace") if start in body else ""
+
+    code = text(b"Code")
+    return (code, text(b"Message")) if code else ("", "")

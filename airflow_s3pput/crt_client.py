@@ -17,7 +17,14 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 from xml.sax.saxutils import escape
 
-from airflow_s3pput.crt import CrtRequestError, CrtResponse, CrtSender, request_headers, uses_tls
+from airflow_s3pput.crt import (
+    CrtRequestError,
+    CrtResponse,
+    CrtSender,
+    error_code_and_message,
+    request_headers,
+    uses_tls,
+)
 from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.listing_parser import parse_list_objects_v2
 from airflow_s3pput.options import ConnectionSettings, UploadOptions, resolve_transport
@@ -185,9 +192,8 @@ def _client_error(operation: str, code: str, message: str, status: int, headers:
 def _document(response: CrtResponse, operation: str) -> ETree.Element:
     root = ETree.fromstring(response.body)
     if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
-        raise _client_error(
-            operation, _text(root, "Code"), _text(root, "Message"), response.status, response.headers
-        )
+        code, message = error_code_and_message(response.body)
+        raise _client_error(operation, code, message, response.status, response.headers)
     return root
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from airflow_s3pput.crt import request_headers
 from airflow_s3pput.headers import header_params
 
@@ -64,3 +66,17 @@ def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:
     assert (spent.code, spent.status) == ("503", 503)  # retries spent: only the name is left
     ours = _request_error(FileChanged("file shrank while it was uploaded (at byte 7)"), None, None, None)
     assert str(ours) == "FileChanged: file shrank while it was uploaded (at byte 7)"
+
+
+def test_a_200_answer_holding_an_error_document_raises_like_boto3() -> None:
+    from botocore.exceptions import ClientError
+
+    from airflow_s3pput.crt import CrtResponse
+    from airflow_s3pput.crt_client import _document
+
+    body = b"<?xml version='1.0'?><Error><Code>InternalError</Code><Message>try again</Message></Error>"
+    with pytest.raises(ClientError) as raised:
+        _document(CrtResponse(200, {}, body), "CompleteMultipartUpload")
+    assert raised.value.response["Error"] == {"Code": "InternalError", "Message": "try again"}
+    done = b'<Result xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ETag>"e-2"</ETag></Result>'
+    assert _document(CrtResponse(200, {}, done), "CompleteMultipartUpload").findtext("{*}ETag") == '"e-2"'
