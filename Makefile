@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 ## demo: a real upload through Airflow to an embedded local S3 server, then the summary
 demo: venv
-	$(PY) -m airflow_s3pput.demo
+	$(PY) -m airflow_s3pput.testing.demo
 
 ## browser: headless Chromium + chromedriver from Debian for the trigger-form test
 browser:

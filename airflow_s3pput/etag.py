@@ -6,12 +6,10 @@ import hashlib
 import os
 from collections.abc import Iterator
 
+from airflow_s3pput.errors import FileChanged
+
 MIB = 1024 * 1024
 _READ = 1024 * 1024
-
-
-class FileChanged(Exception):
-    """The file is not the one the walk saw, or it changed while we read it."""
 
 
 def iter_chunks(fd: int, offset: int, length: int, chunk: int = _READ) -> Iterator[bytes]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 
-from airflow_s3pput.etag import FileChanged
+from airflow_s3pput.errors import FileChanged
 
 
 class FileRange(io.RawIOBase):

@@ -33,7 +33,8 @@ from airflow_s3pput.content import (
 )
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
-from airflow_s3pput.etag import FileChanged, md5_range, multipart_etag
+from airflow_s3pput.errors import FileChanged, IntegrityError
+from airflow_s3pput.etag import md5_range, multipart_etag
 from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
@@ -308,10 +309,6 @@ class Putter:
         etag = str(response.get("ETag", "")).strip('"').lower()
         if self.etag_is_md5 and etag and etag != expected:
             raise IntegrityError(f"server ETag {etag} does not match the uploaded bytes ({expected})")
-
-
-class IntegrityError(Exception):
-    pass
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -34,8 +34,8 @@ from measure import run_measured
 from tools import client_env, s3pput_argv
 from verify import list_prefix
 
-from airflow_s3pput.local_airflow import live_airflow_env, migrate
-from airflow_s3pput.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 
 DAG_ID = "s3pput_upload"
 REDUCE = "upload.reduce"
@@ -221,7 +221,7 @@ def run(
     argv = [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
     m = run_measured(argv, env, timeout=RUN_TIMEOUT)
     (home / "dags-test.log").write_text(m.stdout_tail + "\n" + m.stderr_tail)
-    from airflow_s3pput.local_airflow import read_xcoms, task_states
+    from airflow_s3pput.testing.local_airflow import read_xcoms, task_states
 
     summaries = read_xcoms(home, DAG_ID, REDUCE)
     ok, why = _verify(client, bucket, prefix, tree.files, summaries[0] if summaries else None)

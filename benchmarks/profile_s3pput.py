@@ -40,7 +40,7 @@ from profile_summary import summarise  # noqa: E402
 from tools import client_env, s3pput_argv  # noqa: E402
 from verify import list_prefix  # noqa: E402
 
-from airflow_s3pput.local_s3 import LocalS3Server  # noqa: E402
+from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
 
 BUCKET = "bench"
 TICK = os.sysconf("SC_CLK_TCK")

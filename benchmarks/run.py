@@ -56,7 +56,7 @@ from measure import run_measured  # noqa: E402
 from tools import Tool, client_env, make_tools, s3pput_argv  # noqa: E402
 from verify import list_prefix, rewritten  # noqa: E402
 
-from airflow_s3pput.local_s3 import LocalS3Server, find_weed  # noqa: E402
+from airflow_s3pput.testing.local_s3 import LocalS3Server, find_weed  # noqa: E402
 
 BUCKET = "bench"
 WORKLOADS = ("small", "update", "large", "mixed")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
+import io
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.cli import main
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from tests.helpers import CliRun, CliRunner, assert_clean
 
 
 @pytest.fixture(scope="session")
@@ -45,58 +44,23 @@ def s3_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> LocalS3
     return s3_server
 
 
-def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
-    """Create ``files`` (relative path -> content) under ``root``."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return root
+@pytest.fixture
+def cli(s3_env: LocalS3Server) -> CliRunner:
+    """``cli(*argv)`` runs ``s3pput`` in this process against the test server and checks that
+    it printed no traceback and no secret.
 
+    One process with threads unless the test passes ``--processes``: spawning workers costs
+    a second per run and is covered by its own tests.
+    """
 
-def list_keys(client: Any, bucket: str, prefix: str = "") -> dict[str, dict[str, Any]]:
-    keys: dict[str, dict[str, Any]] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            keys[obj["Key"]] = obj
-    return keys
+    def run(*argv: str) -> CliRun:
+        args = list(argv)
+        if not any(a.startswith("--processes") for a in args):
+            args = ["--processes", "1", *args]
+        out, err = io.StringIO(), io.StringIO()
+        code = main(args, out=out, err=err)
+        result = CliRun(code, out.getvalue(), err.getvalue())
+        assert_clean(result.out + result.err, s3_env)
+        return result
 
-
-def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-
-
-@dataclass
-class CliRun:
-    """What one in-process ``s3pput`` run returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The ``--json`` summary: stdout must hold exactly one JSON object."""
-        lines = [line for line in self.out.splitlines() if line.strip()]
-        assert len(lines) == 1, self.out
-        data: dict[str, Any] = json.loads(lines[0])
-        return data
-
-
-CliRunner = Callable[..., CliRun]
-
-
-def assert_usage_error(run: CliRun, *fragments: str, server: LocalS3Server | None = None) -> None:
-    """Exit 2, nothing on stdout, exactly one line on stderr that holds every fragment."""
-    assert run.code == 2, (run.out, run.err)
-    assert run.out == ""
-    lines = run.err.splitlines()
-    assert len(lines) == 1, run.err
-    assert lines[0].startswith("s3pput: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in run.err
-    if server is not None:
-        assert server.secret_key not in run.out + run.err
+    return run

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_airflow import airflow_env, dags_test, migrate, read_xcoms, task_states
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_airflow import airflow_env, dags_test, migrate, read_xcoms, task_states
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
 
 @dataclass

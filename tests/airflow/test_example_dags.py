@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_airflow import EXAMPLE_DAGS
+from airflow_s3pput.testing.local_airflow import EXAMPLE_DAGS
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_airflow_providers_list_shows_the_package(airflow_home: Path, s3_server:
     import subprocess
     import sys
 
-    from airflow_s3pput.local_airflow import airflow_env
+    from airflow_s3pput.testing.local_airflow import airflow_env
 
     command = [str(Path(sys.executable).parent / "airflow"), "providers", "list", "-o", "json"]
     env = airflow_env(airflow_home, s3_server)

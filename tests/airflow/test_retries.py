@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_airflow import airflow_env, dags_test, read_xcoms, task_states
-from airflow_s3pput.local_s3 import LocalS3Server
-from tests.conftest import list_keys, make_tree
+from airflow_s3pput.testing.local_airflow import airflow_env, dags_test, read_xcoms, task_states
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.faults.proxy import Fault, FaultProxy
+from tests.helpers import list_keys, make_tree
 
 DAG_ID = "s3pput_retry"
 RETRY_DAG = f'''

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.airflow.conftest import RunDag
-from tests.conftest import list_keys, make_tree
+from tests.helpers import list_keys, make_tree
 
 
 def sample_files(count: int) -> dict[str, bytes]:

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 
 from airflow_s3pput import engine
-from airflow_s3pput.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 from airflow_s3pput.walker import MAX_KEY_BYTES
-from tests.conftest import CliRunner, assert_usage_error, list_keys, make_tree
+from tests.helpers import SESSION_TOKEN, CliRunner, assert_clean, assert_usage_error, list_keys, make_tree
 
-from .conftest import SESSION_TOKEN, assert_clean
 from .tls import TlsRelay, self_signed_cert
 
 pytestmark = pytest.mark.timeout(60)

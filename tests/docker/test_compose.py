@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from airflow_s3pput.local_airflow import connection_json
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_airflow import connection_json
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
-from .proxy import FaultProxy
-
-FAULTS_BUCKET = "faults-bucket"
+from .proxy import FAULTS_BUCKET, FaultProxy, proxy_threads
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +25,6 @@ def fault_proxy(s3_server: LocalS3Server) -> Iterator[FaultProxy]:
     with FaultProxy(upstream=("127.0.0.1", s3_server.port)) as proxy:
         yield proxy
     assert proxy_threads(proxy) == [], "FaultProxy.stop() left threads behind"
-
-
-def proxy_threads(proxy: FaultProxy) -> list[str]:
-    """Names of the live threads that belong to ``proxy``."""
-    return [t.name for t in threading.enumerate() if t.name.startswith(f"faultproxy-{proxy.port}-")]
 
 
 @pytest.fixture

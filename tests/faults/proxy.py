@@ -516,11 +516,7 @@ class _Connection:
 
     def _handle(self, request: Request, head: bytes, fault: Fault | None) -> bool:
         kind = fault.kind if fault is not None else "pass"
-        if (
-            fault is None
-            or kind in ("pass", "delay", "truncate")
-            or (kind == "reset" and fault.forward)
-        ):
+        if fault is None or kind in ("pass", "delay", "truncate") or (kind == "reset" and fault.forward):
             return self._forward(request, head, fault)
         if kind == "error":
             return self._handle_error(request, fault)
@@ -954,3 +950,12 @@ class FaultProxy:
             "methods": {},
             "faults": {kind: 0 for kind in FAULT_KINDS if kind != "pass"},
         }
+
+
+#: the bucket of the fault suite's SeaweedFS
+FAULTS_BUCKET = "faults-bucket"
+
+
+def proxy_threads(proxy: FaultProxy) -> list[str]:
+    """Names of the live threads that belong to ``proxy``."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(f"faultproxy-{proxy.port}-")]

@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 from airflow_s3pput.crt import CrtRequestError, CrtSender
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
-from .conftest import FAULTS_BUCKET
-from .proxy import Fault, FaultProxy
+from .proxy import FAULTS_BUCKET, Fault, FaultProxy
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -30,11 +30,10 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.cli import main
-from airflow_s3pput.local_s3 import LocalS3Server
-from tests.conftest import list_keys
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from tests.helpers import list_keys
 
-from .conftest import FAULTS_BUCKET
-from .proxy import Fault, FaultProxy, Request
+from .proxy import FAULTS_BUCKET, Fault, FaultProxy, Request
 
 MIB = 1024 * 1024
 SMALL_FILES = 24

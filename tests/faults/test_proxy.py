@@ -27,10 +27,9 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
-from .conftest import proxy_threads
-from .proxy import Fault, FaultProxy, Request
+from .proxy import Fault, FaultProxy, Request, proxy_threads
 
 pytestmark = pytest.mark.timeout(60)
 

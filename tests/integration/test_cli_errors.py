@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.cli import main
-from airflow_s3pput.local_s3 import LocalS3Server, free_port
-from tests.conftest import CliRunner, assert_usage_error, list_keys, make_tree
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from tests.helpers import CliRunner, assert_usage_error, list_keys, make_tree
 
 
 @pytest.mark.parametrize(

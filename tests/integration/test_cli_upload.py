@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import list_keys, make_tree
-
-from .conftest import CliRunner
+from tests.helpers import CliRunner, list_keys, make_tree
 
 TREE: dict[str, bytes | str] = {
     "index.html": "<html>hello</html>\n" * 50,

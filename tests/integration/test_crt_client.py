@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from airflow_s3pput.crt_client import CrtS3Client
 from airflow_s3pput.engine import bucket_error
-from airflow_s3pput.local_s3 import LocalS3Server, free_port
 from airflow_s3pput.options import ConnectionSettings
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 
 MiB = 1024**2
 

@@ -12,9 +12,9 @@ import pytest
 
 from airflow_s3pput.cli import main
 from airflow_s3pput.crt import CrtRequestError, CrtSender
-from airflow_s3pput.local_s3 import LocalS3Server
 from airflow_s3pput.options import ConnectionSettings
-from tests.conftest import list_keys, make_tree, no_aws_env
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from tests.helpers import list_keys, make_tree, no_aws_env
 
 
 def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtSender:
@@ -65,7 +65,7 @@ def test_unreachable_endpoint_fails_fast_with_a_name(unused_port: int) -> None:
 
 @pytest.fixture
 def unused_port() -> int:
-    from airflow_s3pput.local_s3 import free_port
+    from airflow_s3pput.testing.local_s3 import free_port
 
     return free_port()
 

@@ -18,9 +18,7 @@ from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.walker import WalkItem
-from tests.conftest import list_keys, make_tree
-
-from .conftest import RequestLog
+from tests.helpers import RequestLog, list_keys, make_tree
 
 TREE = {f"d{i % 3}/sub/f{i}.txt": f"file {i}" for i in range(12)} | {"top.txt": "top"}
 

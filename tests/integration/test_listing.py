@@ -12,9 +12,8 @@ from airflow_s3pput import engine
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.remote import FLAT_LISTING_MIN_DIRS
 from airflow_s3pput.s3client import make_client
-from tests.conftest import make_tree
+from tests.helpers import RequestLog, make_tree
 
-from .conftest import RequestLog
 from .test_engine_s3 import opts
 
 #: more directories than FLAT_LISTING_MIN_DIRS, a few files each

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
 S3PPUT = str(Path(sys.executable).parent / "s3pput")
 LIMIT_MB = 300

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from airflow_s3pput.cli import main
 from airflow_s3pput.etag import MIB
-from tests.conftest import make_tree, no_aws_env
+from tests.helpers import make_tree, no_aws_env
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.local_s3 import LocalS3Server
-from tests.conftest import list_keys, make_tree
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from tests.helpers import list_keys, make_tree
 
 S3PPUT = str(Path(sys.executable).parent / "s3pput")
 

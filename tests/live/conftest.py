@@ -32,8 +32,8 @@ import httpx
 import psutil
 import pytest
 
-from airflow_s3pput.local_airflow import live_airflow_env, migrate
-from airflow_s3pput.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 
 DAG_ID = "s3pput_upload"
 USERNAME = "tester"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import list_keys
+from tests.helpers import list_keys
 from tests.live.conftest import ARTIFACTS, DAG_ID, LiveAirflow
 
 pytestmark = pytest.mark.slow

@@ -54,7 +54,7 @@ def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:
     from awscrt.exceptions import AwsCrtError
 
     from airflow_s3pput.crt import _request_error
-    from airflow_s3pput.etag import FileChanged
+    from airflow_s3pput.errors import FileChanged
 
     body = b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
     crt_error = AwsCrtError(code=0, name="AWS_ERROR_S3_INVALID_RESPONSE_STATUS", message="")

@@ -19,7 +19,8 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
-from airflow_s3pput.etag import MIB, FileChanged, candidate_part_sizes, iter_chunks, md5_range
+from airflow_s3pput.errors import FileChanged
+from airflow_s3pput.etag import MIB, candidate_part_sizes, iter_chunks, md5_range
 
 
 def reference_multipart_etag(data: bytes, part_size: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_s3pput.etag import FileChanged
+from airflow_s3pput.errors import FileChanged
 from airflow_s3pput.file_range import FileRange
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.s3client import make_session, plain_credentials
-from tests.conftest import no_aws_env
+from tests.helpers import no_aws_env
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_s3pput.planner import Batch, plan_batches
 from airflow_s3pput.walker import FileEntry, WalkError, walk
-from tests.conftest import make_tree
+from tests.helpers import make_tree
 
 
 def entries(keys: list[str], size: int = 10) -> list[FileEntry]:

@@ -20,7 +20,7 @@ from airflow_s3pput.walker import (
     join_key,
     walk,
 )
-from tests.conftest import make_tree
+from tests.helpers import make_tree
 
 
 def keys(items: list[WalkItem]) -> list[str]:

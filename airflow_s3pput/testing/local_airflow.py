@@ -16,10 +16,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_s3pput.local_s3 import LocalS3Server
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_DAGS = REPO / "dags_examples"
+
+def example_dags_folder() -> Path:
+    """The example DAGs: ``$S3PPUT_DAGS_FOLDER``, else ``dags_examples/`` of the checkout this
+    package runs from (an editable install), else ``dags_examples/`` under the current directory
+    (an installed wheel run from a checkout, as in the Docker image)."""
+    override = os.environ.get("S3PPUT_DAGS_FOLDER")
+    if override:
+        return Path(override)
+    checkout = Path(__file__).resolve().parents[2] / "dags_examples"
+    return checkout if checkout.is_dir() else Path.cwd() / "dags_examples"
+
+
+EXAMPLE_DAGS = example_dags_folder()
 
 
 def connection_json(s3: LocalS3Server) -> str:

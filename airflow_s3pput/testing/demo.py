@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from airflow_s3pput.local_airflow import REPO, airflow_env, dags_test, migrate, read_xcoms, task_states
-from airflow_s3pput.local_s3 import LocalS3Server
 from airflow_s3pput.stats import Stats
+from airflow_s3pput.testing.local_airflow import airflow_env, dags_test, migrate, read_xcoms, task_states
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 
 BUCKET = "s3pput-demo"
 DAG_ID = "s3pput_upload"
@@ -41,7 +40,7 @@ def make_sample_tree(root: Path, files: int = 2000, seed: int = 7) -> tuple[int,
 
 
 def main() -> int:
-    work = REPO / ".demo"
+    work = Path.cwd() / ".demo"
     shutil.rmtree(work, ignore_errors=True)
     source, home = work / "source", work / "airflow"
     source.mkdir(parents=True)
@@ -78,5 +77,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.chdir(REPO)
     sys.exit(main())
