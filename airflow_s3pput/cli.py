@@ -21,9 +21,10 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
-from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions, default_concurrency
+from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, one_line
+from airflow_s3pput.transport import default_concurrency
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _SIZE = re.compile(r"^(\d+)\s*([kmgt]i?b?|b)?$", re.IGNORECASE)

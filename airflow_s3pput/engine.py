@@ -13,17 +13,17 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
-from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
-from airflow_s3pput.errors import UsageError
+from airflow_s3pput.errors import S3Error, UsageError, describe_error
 from airflow_s3pput.modes import RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
-from airflow_s3pput.putter import MAX_PART_WORKERS, PutTask, describe_error
+from airflow_s3pput.putter import PutTask
 from airflow_s3pput.remote import RemoteIndex
-from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.transport import Transport, open_transport
 from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
 
 #: files whose remote state one listing round covers
@@ -44,49 +44,46 @@ def upload(
     *,
     key_range: KeyRange = KeyRange(),
     on_result: ResultCallback | None = None,
-    client: Any = None,
+    transport: Transport | None = None,
 ) -> Stats:
     """Upload what ``options`` selects (within ``key_range``) and return the run's ``Stats``.
 
     Raises ``UsageError`` (before anything is uploaded) for bad sources or an unusable bucket.
-    ``client`` replaces the S3 clients everywhere and keeps the work in this process (tests).
+    ``transport`` replaces the one ``open_transport`` would choose and keeps the work in this
+    process (tests: a recording or in-memory transport, moto's client).
     """
     check_sources(options.sources)
-    session = crt_client = None
-    if client is not None:  # an injected client (tests, moto) must serve every request
-        options = dataclasses.replace(options, transport="boto3", processes=1)
+    own = transport is None
+    if transport is None:
+        transport = connect(options)
     else:
-        crt_client, session = connect(options)
-        client = crt_client
+        options = dataclasses.replace(options, processes=1)
     try:
         # First: it turns a bad endpoint or credentials into one line.
-        prefix_empty = check_bucket(options, client, session)
-        if client is None:
-            client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
-        dispatcher = make_dispatcher(options, client, session)
+        prefix_empty = check_bucket(options, transport)
+        dispatcher = make_dispatcher(options, transport)
         try:
-            run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
+            run = _Run(options, transport, dispatcher, on_result, prefix_empty=prefix_empty)
             run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
             return run.collector.freeze()
         finally:
             dispatcher.close()
     finally:
-        if crt_client is not None:
-            crt_client.close()
+        if own:
+            transport.close()
 
 
 class _Run:
     def __init__(
         self,
         options: UploadOptions,
-        client: Any,
+        transport: Transport,
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
         *,
         prefix_empty: bool = False,
     ) -> None:
         self.options = options
-        self.client = client
         self.mode = get_mode(options.mode)
         # Under an empty prefix every key is new: a listing could only say so, slowly.
         self.list_remote = self.mode.needs_listing and not prefix_empty
@@ -97,7 +94,7 @@ class _Run:
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
-        self.remote = RemoteIndex(client, options.bucket, self.listers)
+        self.remote = RemoteIndex(transport, self.listers)
         if self.list_remote:
             self.remote.prefetch(join_key(options.prefix, ""))
 
@@ -173,13 +170,11 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def connect(options: UploadOptions) -> tuple[CrtS3Client | None, Any]:
-    """The run's CRT client when it needs no boto3 session (see ``crt_client``), else the boto3
-    session every client of the run is made from; a bad profile or endpoint is one line."""
+def connect(options: UploadOptions) -> Transport:
+    """The run's transport; credentials or a profile that cannot be resolved are one line."""
     try:
-        crt_client = open_crt_client(options)
-        return crt_client, None if crt_client is not None else make_session(options.connection)
-    except Exception as exc:  # noqa: BLE001 - translated to one line
+        return open_transport(options)
+    except S3Error as exc:
         raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
 
 
@@ -187,80 +182,95 @@ def _where(options: UploadOptions) -> str:
     return options.connection.endpoint_url or "AWS S3"
 
 
-def check_bucket(options: UploadOptions, client: Any = None, session: Any = None) -> bool:
+#: the write check's multipart uploads, under the run's prefix
+WRITE_CHECK = ".s3pput-write-check-"
+#: a write check's upload lives for milliseconds: one this old was left by a killed run
+STALE_WRITE_CHECK = timedelta(minutes=10)
+
+
+def check_bucket(options: UploadOptions, transport: Transport | None = None) -> bool:
     """Fail with one line, before any upload, if the bucket is missing or not usable.
 
     Some S3-compatible servers create a bucket on the first PUT, so a missing bucket is found
     here by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
-    aborting a multipart upload, which leaves no object behind; a dry run writes nothing.
+    aborting a multipart upload, which leaves no object behind (and the uploads a killed run's
+    check left are aborted here); a dry run writes nothing. The check retries less than the
+    run, so that a wrong endpoint is reported quickly.
 
     Returns whether the prefix is known to hold no object yet: then there is nothing to list.
-    The check retries less than the run, so that a wrong endpoint is reported quickly: it uses
-    a client of its own unless ``client`` is an injected one (tests).
     """
-    bucket = options.bucket
     where = _where(options)
-    fast = dataclasses.replace(options.connection, max_attempts=min(options.connection.max_attempts, 3))
-    own_client = None
+    own = transport is None
     try:
-        if isinstance(client, CrtS3Client):
-            client = own_client = CrtS3Client(fast, bucket)
-        elif client is None:
-            client = make_client(fast, session=session)
-        client.head_bucket(Bucket=bucket)
-        prefix_empty = False
-        if get_mode(options.mode).needs_listing:
-            page = client.list_objects_v2(Bucket=bucket, Prefix=join_key(options.prefix, ""), MaxKeys=1)
-            prefix_empty = not page.get("Contents") and not page.get("CommonPrefixes")
-        if not options.dry_run:
-            probe = join_key(options.prefix, f".s3pput-write-check-{uuid.uuid4().hex}")
-            upload_id = client.create_multipart_upload(Bucket=bucket, Key=probe)["UploadId"]
-            client.abort_multipart_upload(Bucket=bucket, Key=probe, UploadId=upload_id)
-    except Exception as exc:  # noqa: BLE001 - translated to one line below
-        raise UsageError(bucket_error(exc, bucket, where)) from None
-    finally:
-        if own_client is not None:
-            own_client.close()
+        run_transport = transport if transport is not None else open_transport(options)
+        quick = run_transport.quick()
+        try:
+            quick.head_bucket()
+            prefix_empty = False
+            if get_mode(options.mode).needs_listing:
+                page = quick.list_page(join_key(options.prefix, ""), max_keys=1)
+                prefix_empty = not page.objects and not page.prefixes
+            if not options.dry_run:
+                _check_writable(quick, join_key(options.prefix, WRITE_CHECK))
+        finally:
+            if quick is not run_transport:
+                quick.close()
+            if own:
+                run_transport.close()
+    except S3Error as exc:
+        raise UsageError(bucket_error(exc, options.bucket, where)) from None
     return prefix_empty
 
 
-def bucket_error(exc: Exception, bucket: str, where: str) -> str:
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        ProfileNotFound,
-        SSLError,
-    )
+def _check_writable(transport: Transport, probe_prefix: str) -> None:
+    probe = probe_prefix + uuid.uuid4().hex
+    upload_id = transport.create_multipart(probe, {})
+    _abort_unless_gone(transport, probe, upload_id)
+    stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
+    for upload in transport.open_uploads(probe_prefix):
+        # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
+        # look stale and lose its upload here, which its own abort tolerates.
+        if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:
+            _abort_unless_gone(transport, upload.key, upload.upload_id)
 
-    if isinstance(exc, ProfileNotFound):
-        return f"AWS profile {exc.kwargs.get('profile')!r} not found in the AWS config files"
-    if isinstance(exc, NoCredentialsError):
+
+def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:
+    try:
+        transport.abort_multipart(key, upload_id)
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload" and exc.status != 404:
+            raise
+
+
+def _initiated(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(timezone.utc)  # unreadable: never old enough to abort
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def bucket_error(exc: S3Error, bucket: str, where: str) -> str:
+    """The one line for a bucket that cannot be used, from the transport's ``S3Error``."""
+    code, status = exc.code, exc.status
+    if code == S3Error.PROFILE_NOT_FOUND:
+        return f"AWS profile {exc.message} not found in the AWS config files"
+    if code == S3Error.NO_CREDENTIALS:
         return "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
-    if isinstance(exc, SSLError):
+    if code == S3Error.TLS_UNTRUSTED:
         return (
             f"TLS certificate of {where} is not trusted "
             "(use --ca-bundle, or --no-verify-ssl at your own risk)"
         )
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
-        return f"cannot reach {where}: {type(exc).__name__}"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("404", "NoSuchBucket") or status == 404:
-            return f"bucket {bucket!r} does not exist at {where}"
-        if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
-            region = (
-                exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
-            )
-            hint = f" (it is in {region})" if region else ""
-            return f"bucket {bucket!r} is in another region{hint}: pass --region"
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-            return f"{where} rejected the credentials ({code})"
-        if code in ("403", "AccessDenied") or status == 403:
-            return (
-                f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
-            )
+    if code == S3Error.UNREACHABLE:
+        return f"cannot reach {where}: {exc.message or code}"
+    if code in ("404", "NoSuchBucket") or status == 404:
+        return f"bucket {bucket!r} does not exist at {where}"
+    if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
+        hint = f" (it is in {exc.region})" if exc.region else ""
+        return f"bucket {bucket!r} is in another region{hint}: pass --region"
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+        return f"{where} rejected the credentials ({code})"
+    if code in ("403", "AccessDenied") or status == 403:
+        return f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
     return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"

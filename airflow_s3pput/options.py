@@ -7,10 +7,10 @@ plain data: the object pickles into worker processes and its ``repr`` holds no s
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
@@ -31,30 +31,6 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 TRANSPORTS = ("auto", "crt", "boto3")
 
 
-def default_processes() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-def resolve_transport(transport: str) -> str:
-    """``auto`` picks the CRT data plane when ``awscrt`` is installed, boto3 otherwise."""
-    if transport != "auto":
-        return transport
-    from airflow_s3pput.crt import crt_available
-
-    return "crt" if crt_available() else "boto3"
-
-
-def default_concurrency(transport: str) -> tuple[int, int]:
-    """(processes, threads) that suit the data plane.
-
-    The CRT signs and sends in C, so one process with many requests in flight keeps up with the
-    server; boto3 spends ~1.5 ms of Python CPU per request and needs a process per core.
-    """
-    if resolve_transport(transport) == "crt":
-        return 1, 64
-    return default_processes(), 16
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
     """How a worker process builds its S3 client. Secrets are kept out of ``repr``."""
@@ -71,6 +47,10 @@ class ConnectionSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     addressing_style: str = "auto"
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlsplit(self.endpoint_url).scheme == "https" if self.endpoint_url else self.secure
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None and not re.match(r"^https?://[^/\s]+/?$", self.endpoint_url):

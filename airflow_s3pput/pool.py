@@ -1,10 +1,10 @@
-"""Run ``PutTask`` lists on a pool: threads in this process, or processes each with threads.
+"""Run ``PutTask`` lists: in this process on the transport's own concurrency, or in processes.
 
 Both dispatchers take lists of tasks and give futures of lists of results, so the engine does
 not care which one runs. Worker processes get only picklable inputs (the options and the tasks)
-and build their one S3 client inside the child, as s3transfer's ``processpool`` does: nothing
-boto is picklable, and a client must not cross a fork. They start with ``spawn``, which is safe
-in a process that already runs threads (an Airflow task does).
+and open their own transport inside the child, as s3transfer's ``processpool`` does: nothing
+boto or CRT is picklable, and a client must not cross a fork. They start with ``spawn``, which is
+safe in a process that already runs threads (an Airflow task does).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
-from airflow_s3pput.options import UploadOptions, resolve_transport
+from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.putter import PutTask, Putter
 from airflow_s3pput.stats import PutResult
+from airflow_s3pput.transport import Transport, open_transport
 
 
 class Dispatcher(Protocol):
@@ -31,37 +32,19 @@ class Dispatcher(Protocol):
     def close(self) -> None: ...
 
 
-class ThreadDispatcher:
-    """All work in this process: one client, ``threads`` workers."""
-
-    # A few files per submission: each thread still has one request in flight at a time, and the
-    # executor's per-future cost is paid once per chunk.
-    chunk_size = 4
-
-    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
-        self.putter = Putter(options, client, session)
-        self.pool = ThreadPoolExecutor(options.threads, thread_name_prefix="s3pput")
-
-    def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]:
-        return self.pool.submit(lambda: [self.putter.put(t) for t in tasks])
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.putter.close()
-
-
-class CrtDispatcher:
-    """One thread reads, compares and starts PUTs; the CRT completes them on its own threads.
+class InProcessDispatcher:
+    """One thread reads, compares and starts PUTs; the transport completes them on its own
+    threads (the CRT's event loop, or boto3's sending threads).
 
     With no worker thread per request, the Python cost of a small file is its read, its MD5 and
     two callbacks, which is what lets one process keep up with s5cmd. Multipart uploads (blocking
-    calls on the putter's client, boto3 or ``CrtS3Client``) run on ``threads`` helper threads.
+    calls) run on helper threads.
     """
 
     chunk_size = 16
 
-    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
-        self.putter = Putter(options, client, session)
+    def __init__(self, options: UploadOptions, transport: Transport) -> None:
+        self.putter = Putter(options, transport)
         self.threshold = options.multipart_threshold
         self.large = ThreadPoolExecutor(max(2, min(options.threads, 8)), thread_name_prefix="s3pput-large")
 
@@ -96,7 +79,7 @@ class CrtDispatcher:
 
 
 class ProcessDispatcher:
-    """``processes`` worker processes, each with its own client and ``threads`` workers."""
+    """``processes`` worker processes, each with its own transport and ``threads`` workers."""
 
     def __init__(self, options: UploadOptions) -> None:
         # Enough tasks per submission to amortise the pickling round trip, few enough that
@@ -122,7 +105,10 @@ _worker: tuple[Putter, ThreadPoolExecutor] | None = None
 def _init_worker(options: UploadOptions) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
-    _worker = (Putter(options), ThreadPoolExecutor(options.threads, thread_name_prefix="s3pput"))
+    _worker = (
+        Putter(options, open_transport(options)),
+        ThreadPoolExecutor(options.threads, thread_name_prefix="s3pput"),
+    )
 
 
 def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
@@ -131,11 +117,9 @@ def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
     return list(threads.map(putter.put, tasks))
 
 
-def make_dispatcher(options: UploadOptions, client: Any = None, session: Any = None) -> Dispatcher:
-    """Threads in this process (sharing ``client`` and its boto3 ``session``) for one process,
-    else worker processes (each with its own)."""
+def make_dispatcher(options: UploadOptions, transport: Transport) -> Dispatcher:
+    """The run's own transport in this process for one process, else worker processes (each
+    opens its own)."""
     if options.processes == 1:
-        if resolve_transport(options.transport) == "crt":
-            return CrtDispatcher(options, client, session)
-        return ThreadDispatcher(options, client, session)
+        return InProcessDispatcher(options, transport)
     return ProcessDispatcher(options)

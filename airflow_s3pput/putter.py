@@ -1,21 +1,22 @@
-"""Upload one file: the unit of work that a worker thread runs.
+"""Upload one file: the unit of work of the dispatcher.
 
 ``Putter.put(task)`` never raises: whatever happens to a file becomes a ``PutResult``, so one
 bad file never stops the others (s3transfer keeps the same split: the task body is small, the
-exception capture lives in one wrapper, ``Putter.put``).
+exception capture lives in one wrapper, ``Putter._guard``).
 
 Integrity: every PutObject and UploadPart carries the Content-MD5 of the bytes we read, so a body
 corrupted in transit is rejected by the server; the ETag it answers is checked against the MD5
-(or the multipart ETag) we computed. The file is read once; if its size or mtime changed since
-the walk, or while we read it, the file is reported as failed instead of storing a half-old mix.
-A failed multipart upload is aborted, so no orphaned parts are left behind.
+(or the multipart ETag) we computed. A transfer damaged on the way (the server's digest check
+failed, or its ETag says it stored other bytes) is sent again like any transient fault, up to
+the run's attempts. The file is read once; if its size or mtime changed since the walk, or while
+we read it, the file is reported as failed instead of storing a half-old mix. A failed multipart
+upload is aborted, so no orphaned parts are left behind.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -31,15 +32,12 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
-from airflow_s3pput.crt import CrtRequestError, CrtSender
-from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
-from airflow_s3pput.errors import FileChanged, IntegrityError
+from airflow_s3pput.errors import FileChanged, IntegrityError, S3Error, describe_error
 from airflow_s3pput.etag import md5_range, multipart_etag
-from airflow_s3pput.file_range import FileRange
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
-from airflow_s3pput.options import UploadOptions, resolve_transport
-from airflow_s3pput.s3client import make_client, make_session
+from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
+from airflow_s3pput.transport import PartBody, Transport
 
 MAX_PART_WORKERS = 8
 T = TypeVar("T")
@@ -68,55 +66,31 @@ class SinglePut:
 
 
 class Putter:
-    """Uploads files with one S3 client and a pool of part uploaders (one per process)."""
+    """Uploads files through one transport, with a pool of part uploaders for large files."""
 
-    def __init__(self, options: UploadOptions, client: Any = None, session: Any = None) -> None:
-        """``client`` and the boto3 ``session`` it came from are made here when not given (a
-        ``CrtS3Client`` instead, when ``crt_client`` says no session is needed); the CRT data
-        plane takes its credentials from the same session, or is the CRT client's own."""
+    def __init__(self, options: UploadOptions, transport: Transport) -> None:
         self.options = options
+        self.transport = transport
         self.mode = get_mode(options.mode)
         self.params = options.put_params()
-        self._own_client: CrtS3Client | None = None
-        if client is None and session is None:
-            client = self._own_client = open_crt_client(options)
-        if client is None:
-            session = session if session is not None else make_session(options.connection)
-            client = make_client(options.connection, options.threads + MAX_PART_WORKERS, session)
-        self.client = client
-        self.session = session
+        #: sends of one request whose bytes arrived damaged, before the file is failed
+        self.attempts = options.connection.max_attempts
         self._part_pool: ThreadPoolExecutor | None = None
-        # Single PUTs go through the CRT data plane when chosen; multipart uploads through `client`.
-        self.uses_crt = not options.dry_run and resolve_transport(options.transport) == "crt"
-        self._sender: CrtSender | None = None
-        self._sender_lock = threading.Lock()
+        self._part_pool_lock = threading.Lock()
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
 
     @property
-    def sender(self) -> CrtSender:
-        """The CRT data plane, started by the first PUT: a run that puts nothing never pays for it."""
-        if isinstance(self.client, CrtS3Client):
-            return self.client.sender  # one CRT client serves the run's control calls and PUTs
-        with self._sender_lock:
-            if self._sender is None:
-                self._sender = CrtSender(self.options.connection, self.options.bucket, self.session)
-            return self._sender
-
-    @property
     def part_pool(self) -> ThreadPoolExecutor:
-        if self._part_pool is None:
-            workers = max(2, min(self.options.threads, MAX_PART_WORKERS))
-            self._part_pool = ThreadPoolExecutor(workers, thread_name_prefix="s3pput-part")
-        return self._part_pool
+        with self._part_pool_lock:
+            if self._part_pool is None:
+                workers = max(2, min(self.options.threads, MAX_PART_WORKERS))
+                self._part_pool = ThreadPoolExecutor(workers, thread_name_prefix="s3pput-part")
+            return self._part_pool
 
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
-        if self._sender is not None:
-            self._sender.close()
-        if self._own_client is not None:
-            self._own_client.close()
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
@@ -127,23 +101,25 @@ class Putter:
 
     def put_async(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
         """Like ``put`` for a file below the multipart threshold: the file is read and
-        compared in this thread, the PUT itself completes on the CRT's callback."""
+        compared in this thread, the PUT completes on the transport's callback."""
         prepared = self._guard(task, self._prepare, task)
         if isinstance(prepared, PutResult):
             done(prepared)
             return
-        if not self.uses_crt:
-            done(self._guard(task, self._send, prepared))
-            return
-        sender = self._guard(task, lambda: self.sender)
-        if isinstance(sender, PutResult):  # the CRT could not start
-            done(sender)
-            return
+        self._send_async(prepared, done, attempt=1)
 
-        def finished(response: dict[str, str] | None, error: Exception | None) -> None:
-            done(self._guard(task, self._finish, prepared, response, error))
+    def _send_async(self, put: SinglePut, done: Callable[[PutResult], None], attempt: int) -> None:
+        def finished(etag: str | None, error: S3Error | None) -> None:
+            outcome = self._guard(put.task, self._finish, put, etag, error)
+            if outcome is _DAMAGED and attempt < self.attempts:
+                self._send_async(put, done, attempt + 1)
+            else:
+                done(outcome if isinstance(outcome, PutResult) else self._damaged_result(put, error))
 
-        sender.put_async(task.key, prepared.data, prepared.params, finished)
+        try:
+            self.transport.put_object_async(put.task.key, put.data, put.params, finished)
+        except Exception as exc:  # noqa: BLE001 - could not start (e.g. the CRT): this file failed
+            done(PutResult(put.task.path, put.task.key, "fail", error=describe_error(exc)))
 
     @staticmethod
     def _guard(task: PutTask, step: Callable[..., T], *args: Any) -> T | PutResult:
@@ -204,20 +180,32 @@ class Putter:
         return SinglePut(task, data, content.md5.hex(), params, decision.reason)
 
     def _send(self, put: SinglePut) -> PutResult:
-        if self.uses_crt:
-            response = self.sender.put_object(put.task.key, put.data, put.params)
-        else:
-            response = self.client.put_object(
-                Bucket=self.options.bucket, Key=put.task.key, Body=put.data, **put.params
-            )
-        return self._finish(put, response, None)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                etag = self.transport.put_object(put.task.key, put.data, put.params)
+            except S3Error as error:
+                if error.damaged_in_transit and attempt < self.attempts:
+                    continue
+                raise
+            outcome = self._finish(put, etag, None)
+            if isinstance(outcome, PutResult):
+                return outcome
+        return self._damaged_result(put, None)
 
-    def _finish(self, put: SinglePut, response: dict[str, Any] | None, error: Exception | None) -> PutResult:
+    def _finish(self, put: SinglePut, etag: str | None, error: S3Error | None) -> PutResult | _Damaged:
+        """The file's result from the server's answer; ``_DAMAGED`` when sending it again may help."""
         if error is not None:
+            if error.damaged_in_transit:
+                return _DAMAGED
             raise error
-        assert response is not None
-        self._check_etag(response, put.md5_hex)
+        if self._etag_differs(etag or "", put.md5_hex):
+            return _DAMAGED
         return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
+
+    def _damaged_result(self, put: SinglePut, error: S3Error | None) -> PutResult:
+        why = str(error) if error is not None else "the server's ETag does not match the bytes sent"
+        return PutResult(put.task.path, put.task.key, "fail",
+                         error=f"damaged in transit {self.attempts} times: {why}")  # fmt: skip
 
     def _put_large(self, fd: int, task: PutTask, gz: bool) -> PutResult:
         spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None
@@ -240,53 +228,43 @@ class Putter:
                 spool.close()
 
     def _multipart(
-        self, fd: int, size: int, task: PutTask, extra: dict[str, Any], verify_fd: int | None
+        self, fd: int, size: int, task: PutTask, params: dict[str, Any], verify_fd: int | None
     ) -> None:
-        bucket, key = self.options.bucket, task.key
+        key = task.key
         part_size = self.options.part_size_for(size)
         self._abort_leftovers(key)
-        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        upload_id = self.transport.create_multipart(key, params)
         try:
             futures = [
                 self.part_pool.submit(
-                    self._upload_part, fd, key, upload_id, number, offset, min(part_size, size - offset)
+                    self._upload_part,
+                    key,
+                    upload_id,
+                    number,
+                    PartBody(fd, offset, min(part_size, size - offset)),
                 )
                 for number, offset in enumerate(range(0, size, part_size), start=1)
             ]
             parts = [f.result() for f in futures]
             if verify_fd is not None:
                 _check_unchanged(verify_fd, task, "while it was uploaded")
-            response = self.client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts]},
-            )
+            etag = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
         except BaseException:
             self._abort(key, upload_id)
             raise
-        self._check_etag(response, multipart_etag([digest for _, _, digest in parts]))
+        expected = multipart_etag([digest for _, digest in parts])
+        if self._etag_differs(etag, expected):
+            raise IntegrityError(f"server ETag {etag} does not match the uploaded parts ({expected})")
 
-    def _upload_part(
-        self, fd: int, key: str, upload_id: str, number: int, offset: int, length: int
-    ) -> tuple[int, str, bytes]:
-        body: bytes | FileRange
-        if isinstance(self.client, CrtS3Client):  # the CRT copies the body: let it read the file
-            digest, body = md5_range(fd, offset, length), FileRange(fd, offset, length)
-        else:
-            body = os.pread(fd, length, offset)
-            if len(body) != length:
-                raise FileChanged(f"file shrank while it was uploaded (part {number})")
-            digest = hashlib.md5(body, usedforsecurity=False).digest()
-        response = self.client.upload_part(
-            Bucket=self.options.bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=body,
-            ContentMD5=base64.b64encode(digest).decode(),
-        )
-        return number, response["ETag"], digest
+    def _upload_part(self, key: str, upload_id: str, number: int, body: PartBody) -> tuple[str, bytes]:
+        digest = md5_range(body.fd, body.offset, body.length)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self.transport.upload_part(key, upload_id, number, body, digest), digest
+            except S3Error as error:
+                if not (error.damaged_in_transit and attempt < self.attempts):
+                    raise
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _abort_leftovers(self, key: str) -> None:
         """Abort the open multipart uploads of ``key`` that an earlier run could not abort.
@@ -294,21 +272,26 @@ class Putter:
         When the server was unreachable at the time, a failed upload's abort failed as well;
         its parts would be kept (and billed) forever. Best effort, like ``_abort``.
         """
-        with contextlib.suppress(Exception):
-            listing = self.client.list_multipart_uploads(Bucket=self.options.bucket, Prefix=key)
-            for upload in listing.get("Uploads", []):
-                if upload["Key"] == key:
-                    self._abort(key, upload["UploadId"])
+        with contextlib.suppress(S3Error):
+            for upload in self.transport.open_uploads(key):
+                if upload.key == key:
+                    self._abort(key, upload.upload_id)
 
     def _abort(self, key: str, upload_id: str) -> None:
         # Best effort: the error that made us abort is the one to report.
-        with contextlib.suppress(Exception):
-            self.client.abort_multipart_upload(Bucket=self.options.bucket, Key=key, UploadId=upload_id)
+        with contextlib.suppress(S3Error):
+            self.transport.abort_multipart(key, upload_id)
 
-    def _check_etag(self, response: dict[str, Any], expected: str) -> None:
-        etag = str(response.get("ETag", "")).strip('"').lower()
-        if self.etag_is_md5 and etag and etag != expected:
-            raise IntegrityError(f"server ETag {etag} does not match the uploaded bytes ({expected})")
+    def _etag_differs(self, etag: str, expected: str) -> bool:
+        etag = etag.strip('"').lower()
+        return self.etag_is_md5 and bool(etag) and etag != expected
+
+
+class _Damaged:
+    """What ``Putter._finish`` says when the bytes arrived damaged: send them again."""
+
+
+_DAMAGED = _Damaged()
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -329,18 +312,3 @@ def _check_unchanged(fd: int, task: PutTask, when: str) -> None:
     st = os.fstat(fd)
     if st.st_size != task.size or st.st_mtime_ns != task.mtime_ns:
         raise FileChanged(f"file changed {when} (size {task.size} -> {st.st_size})")
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a failed request, without request details that could carry secrets."""
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, CrtRequestError):
-        return str(exc)
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = error.get("Message") or ""
-        return f"{code}: {message}".strip().rstrip(":")
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -16,9 +16,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
-from typing import Any
 
 from airflow_s3pput.modes import RemoteObject
+from airflow_s3pput.transport import ListPage, Transport
 
 #: a group spread over this many directories is looked up with one flat listing of their
 #: common prefix (1,000 keys a request) instead of one listing per directory ...
@@ -46,13 +46,12 @@ class RemoteIndex:
     ``prefetch`` starts the flat listing of the run's prefix before the first group is known, so
     that it overlaps the walk.
 
-    With an ``executor``, directories are listed concurrently (boto3 clients are thread-safe):
+    With an ``executor``, directories are listed concurrently (transports are thread-safe):
     a tree of many small folders is otherwise a chain of round trips.
     """
 
-    def __init__(self, client: Any, bucket: str, executor: Executor | None = None) -> None:
-        self.client = client
-        self.bucket = bucket
+    def __init__(self, transport: Transport, executor: Executor | None = None) -> None:
+        self.transport = transport
         self.executor = executor
         self._listed_prefix: str | None = None
         self._listed: dict[str, RemoteObject] = {}
@@ -65,7 +64,7 @@ class RemoteIndex:
 
         def run() -> None:
             try:
-                future.set_result(_list_flat(self.client, self.bucket, prefix, self.executor))
+                future.set_result(_list_flat(self.transport, prefix, self.executor))
             except BaseException as exc:  # noqa: BLE001 - the first lookup raises it
                 future.set_exception(exc)
 
@@ -91,12 +90,10 @@ class RemoteIndex:
         found: dict[str, RemoteObject] = {}
         if self.executor is None or len(by_dir) == 1:
             listings: Iterable[dict[str, RemoteObject]] = (
-                _list_dir(self.client, self.bucket, prefix, wanted) for prefix, wanted in by_dir.items()
+                _list_dir(self.transport, prefix, wanted) for prefix, wanted in by_dir.items()
             )
         else:
-            listings = self.executor.map(
-                lambda item: _list_dir(self.client, self.bucket, *item), by_dir.items()
-            )
+            listings = self.executor.map(lambda item: _list_dir(self.transport, *item), by_dir.items())
         for listing in listings:
             found.update(listing)
         return found
@@ -109,7 +106,7 @@ class RemoteIndex:
         # A prefix under a crowded one may be small: only it and its parents are known crowded.
         if not list_now or any(crowded.startswith(prefix) for crowded in self._crowded):
             return None
-        listing = _list_flat(self.client, self.bucket, prefix, self.executor)
+        listing = _list_flat(self.transport, prefix, self.executor)
         self._keep(prefix, listing)
         return listing
 
@@ -126,7 +123,7 @@ def _common_dir(prefixes: Iterable[str]) -> str:
 
 
 def _list_flat(
-    client: Any, bucket: str, prefix: str, executor: Executor | None = None
+    transport: Transport, prefix: str, executor: Executor | None = None
 ) -> dict[str, RemoteObject] | None:
     """Everything under ``prefix``, or ``None`` if it holds more than ``FLAT_LISTING_MAX_OBJECTS``.
 
@@ -135,39 +132,40 @@ def _list_flat(
     """
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     if executor is not None:
-        top = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=LIST_PAGE_KEYS)
-        subdirs = [common["Prefix"] for common in top.get("CommonPrefixes", [])]
+        top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
         # Not truncated, the page holds every object directly under the prefix: only the
         # subdirectories are left to list (none, for a prefix without any).
-        if not top.get("IsTruncated") and len(subdirs) <= SPLIT_LISTING_MAX_DIRS:
+        if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
             found: dict[str, RemoteObject] = {}
             _collect(top, None, found)
             if not budget.take(len(found)):
                 return None
-            parts = list(executor.map(lambda subdir: _list_pages(client, bucket, subdir, budget), subdirs))
+            parts = list(executor.map(lambda subdir: _list_pages(transport, subdir, budget), top.prefixes))
             if any(part is None for part in parts):
                 return None
             for part in parts:
                 found.update(part or {})
             return found
-    return _list_pages(client, bucket, prefix, budget)
+    return _list_pages(transport, prefix, budget)
 
 
-def _pages(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+def _pages(
+    transport: Transport, prefix: str, *, delimiter: str = "", start_after: str = ""
+) -> Iterator[ListPage]:
     """ListObjectsV2 pages, the next one fetched only when asked for."""
-    while True:
-        page = client.list_objects_v2(**kwargs)
+    page = transport.list_page(prefix, delimiter=delimiter, start_after=start_after, max_keys=LIST_PAGE_KEYS)
+    yield page
+    while page.next_token is not None:
+        page = transport.list_page(
+            prefix, delimiter=delimiter, token=page.next_token, max_keys=LIST_PAGE_KEYS
+        )
         yield page
-        if not page.get("IsTruncated"):
-            return
-        kwargs.pop("StartAfter", None)
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def _list_pages(client: Any, bucket: str, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
+def _list_pages(transport: Transport, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
     found: dict[str, RemoteObject] = {}
-    for page in _pages(client, Bucket=bucket, Prefix=prefix, MaxKeys=LIST_PAGE_KEYS):
-        if not budget.take(len(page.get("Contents", []))):
+    for page in _pages(transport, prefix):
+        if not budget.take(len(page.objects)):
             return None
         _collect(page, None, found)
     return found
@@ -186,24 +184,23 @@ class _Budget:
             return self.left >= 0
 
 
-def _collect(page: dict[str, Any], wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:
+def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:
     """Add the page's objects (those in ``wanted``, unless that is ``None``) to ``found``."""
-    for obj in page.get("Contents", []):
-        if wanted is None or obj["Key"] in wanted:
-            found[obj["Key"]] = RemoteObject(int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
+    for key, size, etag in page.objects:
+        if wanted is None or key in wanted:
+            found[key] = RemoteObject(size, etag)
 
 
-def _list_dir(client: Any, bucket: str, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:
+def _list_dir(transport: Transport, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:
     first, last = min(wanted), max(wanted)
     # StartAfter is exclusive: start from a string just below the first key.
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
     start_after = first[:-1]
-    if len(start_after) > len(prefix):
-        kwargs["StartAfter"] = start_after
     found: dict[str, RemoteObject] = {}
-    for page in _pages(client, **kwargs):
-        contents = page.get("Contents", [])
+    pages = _pages(
+        transport, prefix, delimiter="/", start_after=start_after if len(start_after) > len(prefix) else ""
+    )
+    for page in pages:
         _collect(page, wanted, found)
-        if contents and contents[-1]["Key"] > last:
+        if page.objects and page.objects[-1].key > last:
             break  # past the last key we look for
     return found

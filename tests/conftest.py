@@ -11,6 +11,7 @@ import pytest
 
 from airflow_s3pput.cli import main
 from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.testing.moto_s3 import MotoS3Server
 from tests.helpers import CliRun, CliRunner, assert_clean
 
 
@@ -18,6 +19,13 @@ from tests.helpers import CliRun, CliRunner, assert_clean
 def s3_server() -> Iterator[LocalS3Server]:
     """One SeaweedFS for the whole session: 127.0.0.1, free ports, generated credentials."""
     with LocalS3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3Server]:
+    """moto's S3 server for the whole session: it lists keys in lexicographic order, like AWS."""
+    with MotoS3Server() as server:
         yield server
 
 

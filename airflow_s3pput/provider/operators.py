@@ -17,10 +17,11 @@ from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.engine import selection_of, upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import ConnectionSettings, UploadOptions, default_concurrency
+from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.planner import Batch, plan_batches
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, Stats
+from airflow_s3pput.transport import default_concurrency
 from airflow_s3pput.walker import check_sources, walk
 
 log = logging.getLogger(__name__)

@@ -7,16 +7,17 @@ import uuid
 
 import pytest
 
-from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.errors import S3Error
 from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.transport.crt_transport import CrtTransport
 
 from .proxy import FAULTS_BUCKET, Fault, FaultProxy
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def sender(s3_server: LocalS3Server, proxy: FaultProxy, **settings: float) -> CrtSender:
-    return CrtSender(
+def sender(s3_server: LocalS3Server, proxy: FaultProxy, **settings: float) -> CrtTransport:
+    return CrtTransport(
         s3_server.connection(endpoint_url=proxy.endpoint_url, max_attempts=2, **settings),
         FAULTS_BUCKET,
     )
@@ -28,7 +29,7 @@ def test_a_blackholed_put_is_cancelled_after_its_attempts_timeouts(
     fault_proxy.set_rules([Fault("blackhole", method="PUT")])
     crt = sender(s3_server, fault_proxy, connect_timeout=0.5, read_timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(CrtRequestError) as raised:
+    with pytest.raises(S3Error) as raised:
         crt.put_object(f"w-{uuid.uuid4().hex}", b"never answered", {})
     elapsed = time.monotonic() - started
     crt.close()

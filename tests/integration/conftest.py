@@ -12,7 +12,7 @@ from tests.helpers import RequestLog
 
 @pytest.fixture
 def logged_client(s3_server: LocalS3Server) -> tuple[Any, RequestLog]:
-    """A fresh client for the engine (``upload(options, client=...)``) and the log of its calls."""
+    """A fresh boto3 client for the engine (wrapped in ``Boto3Transport``) and the log of its calls."""
     client = s3_server.client()
     log = RequestLog()
     client.meta.events.register("before-call.s3", log)

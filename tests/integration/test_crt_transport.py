@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.cli import main
-from airflow_s3pput.crt import CrtRequestError, CrtSender
+from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.transport.crt_transport import CrtTransport
 from tests.helpers import list_keys, make_tree, no_aws_env
 
 
-def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtSender:
-    return CrtSender(server.connection(**more), bucket)
+def sender(server: LocalS3Server, bucket: str, **more: Any) -> CrtTransport:
+    return CrtTransport(server.connection(**more), bucket)
 
 
 def md5_b64(body: bytes) -> str:
@@ -30,9 +31,9 @@ def test_a_body_that_does_not_match_its_md5_is_rejected(
 ) -> None:
     crt = sender(s3_server, bucket)
     try:
-        with pytest.raises(CrtRequestError, match="BadDigest"):
+        with pytest.raises(S3Error, match="BadDigest"):
             crt.put_object("bad", b"payload", {"ContentMD5": md5_b64(b"another payload")})
-        etag = crt.put_object("good", b"payload", {"ContentMD5": md5_b64(b"payload")})["ETag"]
+        etag = crt.put_object("good", b"payload", {"ContentMD5": md5_b64(b"payload")})
     finally:
         crt.close()
     assert etag.strip('"') == hashlib.md5(b"payload").hexdigest()
@@ -55,9 +56,9 @@ def test_unreachable_endpoint_fails_fast_with_a_name(unused_port: int) -> None:
     settings = ConnectionSettings(
         endpoint_url=f"http://127.0.0.1:{unused_port}", access_key="a", secret_key="b", max_attempts=2
     )
-    crt = CrtSender(settings, "some-bucket")
+    crt = CrtTransport(settings, "some-bucket")
     try:
-        with pytest.raises(CrtRequestError, match="CONNECTION_REFUSED"):
+        with pytest.raises(S3Error, match="CONNECTION_REFUSED"):
             crt.put_object("k", b"x", {})
     finally:
         crt.close()

@@ -17,6 +17,7 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.transport.boto3_transport import Boto3Transport
 from airflow_s3pput.walker import WalkItem
 from tests.helpers import RequestLog, list_keys, make_tree
 
@@ -44,14 +45,27 @@ WRITES = {
         pytest.param(
             "stupid",
             False,
-            {"HeadBucket", "CreateMultipartUpload", "AbortMultipartUpload", "PutObject"},
+            {
+                "HeadBucket",
+                "CreateMultipartUpload",
+                "AbortMultipartUpload",
+                "ListMultipartUploads",
+                "PutObject",
+            },
             len(TREE),
             id="stupid-never-lists",
         ),
         pytest.param(
             "update",
             False,
-            {"HeadBucket", "ListObjectsV2", "CreateMultipartUpload", "AbortMultipartUpload", "PutObject"},
+            {
+                "HeadBucket",
+                "ListObjectsV2",
+                "CreateMultipartUpload",
+                "AbortMultipartUpload",
+                "ListMultipartUploads",
+                "PutObject",
+            },
             len(TREE),
             id="update-lists-never-heads",
         ),
@@ -70,7 +84,9 @@ def test_requests_sent(
 ) -> None:
     client, log = logged_client
     src = make_tree(tmp_path / "src", TREE)
-    stats = engine.upload(opts(bucket, src, mode=mode, dry_run=dry_run), client=client)
+    stats = engine.upload(
+        opts(bucket, src, mode=mode, dry_run=dry_run), transport=Boto3Transport(client, bucket)
+    )
     assert stats.files_put == len(TREE)
     assert set(log.counts) <= allowed, log.counts
     assert log.counts["PutObject"] == puts
@@ -87,7 +103,7 @@ def test_grant_is_sent_as_acl(logged_client: tuple[Any, RequestLog], bucket: str
     client, log = logged_client
     src = make_tree(tmp_path / "src", {"small.txt": "s", "big.bin": os.urandom(6 * MIB)})
     options = opts(bucket, src, grant="public-read", multipart_threshold=5 * MIB, part_size=5 * MIB)
-    stats = engine.upload(options, client=client)
+    stats = engine.upload(options, transport=Boto3Transport(client, bucket))
     assert stats.files_put == 2
     assert [h.get("x-amz-acl") for h in log.headers_of("PutObject")] == ["public-read"]
     assert [h.get("x-amz-acl") for h in log.headers_of("CreateMultipartUpload")][-1] == "public-read"
@@ -98,7 +114,10 @@ def test_every_put_carries_content_md5(
 ) -> None:
     client, log = logged_client
     src = make_tree(tmp_path / "src", {"small.txt": "s", "big.bin": os.urandom(6 * MIB)})
-    engine.upload(opts(bucket, src, multipart_threshold=5 * MIB, part_size=5 * MIB), client=client)
+    engine.upload(
+        opts(bucket, src, multipart_threshold=5 * MIB, part_size=5 * MIB),
+        transport=Boto3Transport(client, bucket),
+    )
     sent = log.headers_of("PutObject") + log.headers_of("UploadPart")
     assert len(sent) == 3
     assert all(h.get("Content-MD5") for h in sent)
@@ -122,7 +141,7 @@ class FailingPart:
 def test_failed_multipart_is_aborted(s3_client: Any, bucket: str, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"big.bin": os.urandom(11 * MIB), "ok.txt": "ok"})
     options = opts(bucket, src, multipart_threshold=5 * MIB, part_size=5 * MIB)
-    stats = engine.upload(options, client=FailingPart(s3_client))
+    stats = engine.upload(options, transport=Boto3Transport(FailingPart(s3_client), bucket))
     assert (stats.files_put, stats.failed) == (1, 1)
     assert stats.failures[0][0] == "big.bin"
     assert "injected failure" in stats.failures[0][1]
@@ -163,7 +182,7 @@ def test_file_changed_between_walk_and_put(
 
     monkeypatch.setattr(engine, "walk", walk_then_change)
     options = opts(bucket, src, multipart_threshold=5 * MIB, part_size=5 * MIB)
-    stats = engine.upload(options, client=s3_client)
+    stats = engine.upload(options, transport=Boto3Transport(s3_client, bucket))
     assert (stats.files_put, stats.failed) == (2, 1)
     assert stats.failures[0][0] == "victim.txt"
     assert message in stats.failures[0][1]
@@ -183,7 +202,7 @@ def test_unreadable_file_fails_alone(
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", deny)
-    stats = engine.upload(opts(bucket, src), client=s3_client)
+    stats = engine.upload(opts(bucket, src), transport=Boto3Transport(s3_client, bucket))
     assert (stats.files_put, stats.failed) == (2, 1)
     assert stats.failures == (("secret.txt", "cannot read: Permission denied"),)
     assert set(list_keys(s3_client, bucket)) == {"a.txt", "z.txt"}
@@ -244,7 +263,7 @@ class SmallPages:
 
     def list_objects_v2(self, **kwargs: Any) -> Any:
         self.pages += 1
-        return self._client.list_objects_v2(MaxKeys=2, **kwargs)
+        return self._client.list_objects_v2(**{**kwargs, "MaxKeys": 2})
 
 
 def test_lookup_by_pages_in_tree_ordered_server(s3_client: Any, bucket: str) -> None:
@@ -254,7 +273,7 @@ def test_lookup_by_pages_in_tree_ordered_server(s3_client: Any, bucket: str) -> 
         s3_client.put_object(Bucket=bucket, Key=key, Body=data)
     wanted = ["p/a.txt", "p/a0", "p/d/03", "p/d/04", "p/d/08", "p/missing", "p/d/missing", "p/zz/x", "q/none"]
     paged = SmallPages(s3_client)
-    found = RemoteIndex(paged, bucket).lookup(wanted)
+    found = RemoteIndex(Boto3Transport(paged, bucket)).lookup(wanted)
     expected = {
         k: RemoteObject(len(stored[k]), hashlib.md5(stored[k]).hexdigest()) for k in wanted if k in stored
     }

@@ -11,7 +11,7 @@ import pytest
 from airflow_s3pput import engine
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.remote import FLAT_LISTING_MIN_DIRS
-from airflow_s3pput.s3client import make_client
+from airflow_s3pput.transport.boto3_transport import Boto3Transport, make_client, make_session
 from tests.helpers import RequestLog, make_tree
 
 from .test_engine_s3 import opts
@@ -25,7 +25,7 @@ def test_an_empty_prefix_is_not_listed_file_by_file(
 ) -> None:
     client, log = logged_client
     src = make_tree(tmp_path / "src", WIDE)
-    stats = engine.upload(opts(bucket, src, prefix="fresh"), client=client)
+    stats = engine.upload(opts(bucket, src, prefix="fresh"), transport=Boto3Transport(client, bucket))
     assert stats.files_put == len(WIDE)
     assert log.counts["ListObjectsV2"] == 1  # the bucket check found the prefix empty
 
@@ -37,10 +37,10 @@ def rerun_with_one_change(
     the second run must put exactly that file."""
     client, log = logged_client
     src = make_tree(root, tree)
-    engine.upload(opts(bucket, src, prefix=root.name), client=client)
+    engine.upload(opts(bucket, src, prefix=root.name), transport=Boto3Transport(client, bucket))
     (src / changed).write_text("changed, and longer")
     log.calls.clear()
-    stats = engine.upload(opts(bucket, src, prefix=root.name), client=client)
+    stats = engine.upload(opts(bucket, src, prefix=root.name), transport=Boto3Transport(client, bucket))
     assert stats.put_reasons == {"changed": 1}
     assert stats.skipped == {"unchanged": len(tree) - 1}
 
@@ -62,11 +62,11 @@ def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
 
     client, log = logged_client
     src = make_tree(tmp_path / "src", WIDE)
-    engine.upload(opts(bucket, src, prefix="crowd"), client=client)
+    engine.upload(opts(bucket, src, prefix="crowd"), transport=Boto3Transport(client, bucket))
     monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
     monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 3)  # the flat listing stops mid-way
     log.calls.clear()
-    stats = engine.upload(opts(bucket, src, prefix="crowd"), client=client)
+    stats = engine.upload(opts(bucket, src, prefix="crowd"), transport=Boto3Transport(client, bucket))
     assert stats.skipped == {"unchanged": len(WIDE)}
     assert log.counts["ListObjectsV2"] >= 1 + FLAT_LISTING_MIN_DIRS
 
@@ -77,16 +77,16 @@ def test_the_crt_client_lists_a_crowded_prefix_directory_by_directory(
     from collections import Counter
 
     from airflow_s3pput import remote
-    from airflow_s3pput.crt_client import CrtS3Client
+    from airflow_s3pput.transport.crt_transport import CrtTransport
 
     calls: Counter[str] = Counter()
-    original = CrtS3Client._call
+    original = CrtTransport._call
 
-    def counted(self: CrtS3Client, operation: str, *args: Any, **kwargs: Any) -> Any:
+    def counted(self: CrtTransport, operation: str, *args: Any, **kwargs: Any) -> Any:
         calls[operation] += 1
         return original(self, operation, *args, **kwargs)
 
-    monkeypatch.setattr(CrtS3Client, "_call", counted)
+    monkeypatch.setattr(CrtTransport, "_call", counted)
     src = make_tree(tmp_path / "src", WIDE)
     connection = ConnectionSettings(endpoint_url=s3_env.endpoint_url)
     options = opts(bucket, src, prefix="crowd", transport="crt", connection=connection)
@@ -155,8 +155,8 @@ def test_a_split_listing_finds_what_a_sequential_one_finds(
     monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
     monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 7)  # several pages per subdirectory
     with ThreadPoolExecutor(4) as executor:
-        split = remote._list_flat(s3_client, bucket, "p/", executor)
-    sequential = remote._list_flat(s3_client, bucket, "p/")
+        split = remote._list_flat(Boto3Transport(s3_client, bucket), "p/", executor)
+    sequential = remote._list_flat(Boto3Transport(s3_client, bucket), "p/")
     assert split == sequential
     if limit < len(AREAS):
         assert split is None
@@ -169,7 +169,7 @@ def test_listing_pages_parsed_in_one_pass_match_botocore(s3_server: Any, s3_clie
     for key in odd:
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"x" * len(key))
     settings = s3_server.connection()
-    ours = make_client(settings)
+    ours = make_client(settings, 10, make_session(settings))
     for kwargs in ({"Prefix": "p/"}, {"Prefix": "p/", "Delimiter": "/"}, {"Prefix": "p/", "MaxKeys": 2}):
         fast = ours.list_objects_v2(Bucket=bucket, **kwargs)
         plain = s3_client.list_objects_v2(Bucket=bucket, **kwargs)

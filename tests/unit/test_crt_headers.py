@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_s3pput.crt import request_headers
 from airflow_s3pput.headers import header_params
+from airflow_s3pput.transport.crt_http import request_headers
 
 
 def test_every_supported_header_maps_back_to_its_http_name() -> None:
@@ -43,7 +43,7 @@ def test_every_supported_header_maps_back_to_its_http_name() -> None:
 def test_one_attempt_turns_the_crts_retries_off() -> None:
     from awscrt.s3 import S3RetryMode
 
-    from airflow_s3pput.crt import retry_config
+    from airflow_s3pput.transport.crt_http import retry_config
 
     # max_retries=0 is the CRT's "default" (5 retries): --retries 0 must not mean that.
     assert retry_config(1).retry_mode == S3RetryMode.NONE
@@ -53,30 +53,34 @@ def test_one_attempt_turns_the_crts_retries_off() -> None:
 def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:
     from awscrt.exceptions import AwsCrtError
 
-    from airflow_s3pput.crt import _request_error
-    from airflow_s3pput.errors import FileChanged
+    from airflow_s3pput.errors import FileChanged, S3Error
+    from airflow_s3pput.transport.crt_http import _request_error
 
     body = b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
     crt_error = AwsCrtError(code=0, name="AWS_ERROR_S3_INVALID_RESPONSE_STATUS", message="")
     refused = _request_error(crt_error, 503, [("X-Amz-Request-Id", "r1")], body)
-    assert (refused.code, refused.message, refused.status, refused.headers) == (
-        "SlowDown", "Reduce your rate", 503, {"x-amz-request-id": "r1"},
-    )  # fmt: skip
+    assert (refused.code, refused.message, refused.status) == ("SlowDown", "Reduce your rate", 503)
+    moved = _request_error(crt_error, 301, [("X-Amz-Bucket-Region", "eu-west-1")], b"")
+    assert (moved.code, moved.status, moved.region) == ("301", 301, "eu-west-1")
+    unreachable = _request_error(AwsCrtError(code=0, name="AWS_IO_SOCKET_CONNECTION_REFUSED", message=""),
+                                 None, None, None)  # fmt: skip
+    assert unreachable.code == S3Error.UNREACHABLE
     spent = _request_error(AwsCrtError(code=0, name="AWS_ERROR_S3_SLOW_DOWN", message=""), None, None, None)
     assert (spent.code, spent.status) == ("503", 503)  # retries spent: only the name is left
     ours = _request_error(FileChanged("file shrank while it was uploaded (at byte 7)"), None, None, None)
     assert str(ours) == "FileChanged: file shrank while it was uploaded (at byte 7)"
 
 
-def test_a_200_answer_holding_an_error_document_raises_like_boto3() -> None:
-    from botocore.exceptions import ClientError
-
-    from airflow_s3pput.crt import CrtResponse
-    from airflow_s3pput.crt_client import _document
+def test_a_200_answer_holding_an_error_document_is_an_s3_error() -> None:
+    from airflow_s3pput.errors import S3Error
+    from airflow_s3pput.transport.crt_http import CrtResponse
+    from airflow_s3pput.transport.crt_transport import _document
 
     body = b"<?xml version='1.0'?><Error><Code>InternalError</Code><Message>try again</Message></Error>"
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(S3Error) as raised:
         _document(CrtResponse(200, {}, body), "CompleteMultipartUpload")
-    assert raised.value.response["Error"] == {"Code": "InternalError", "Message": "try again"}
+    assert (raised.value.code, raised.value.message, raised.value.operation) == (
+        "InternalError", "try again", "CompleteMultipartUpload",
+    )  # fmt: skip
     done = b'<Result xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ETag>"e-2"</ETag></Result>'
     assert _document(CrtResponse(200, {}, done), "CompleteMultipartUpload").findtext("{*}ETag") == '"e-2"'

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from airflow_s3pput.errors import FileChanged
-from airflow_s3pput.file_range import FileRange
+from airflow_s3pput.transport.file_range import FileRange
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import botocore.session
 import pytest
 from botocore.parsers import RestXMLParser
 
-from airflow_s3pput.listing_parser import parse_list_objects_v2
+from airflow_s3pput.transport.listing_parser import parse_list_objects_v2
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 

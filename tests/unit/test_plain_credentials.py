@@ -8,7 +8,8 @@ import boto3
 import pytest
 
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.s3client import make_session, plain_credentials
+from airflow_s3pput.transport.boto3_transport import make_session
+from airflow_s3pput.transport.credentials import plain_credentials
 from tests.helpers import no_aws_env
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}

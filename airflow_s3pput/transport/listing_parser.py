@@ -14,7 +14,10 @@ recognise is left alone for botocore.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ETree
+from collections.abc import Mapping
 from typing import Any
+
+from airflow_s3pput.transport.port import ListedObject, ListPage
 
 EVENT = "before-parse.s3.ListObjectsV2"
 _EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
@@ -91,3 +94,14 @@ def _object(element: ETree.Element) -> dict[str, Any]:
 
 def _local(tag: str) -> str:
     return tag[len(_NS) :] if tag.startswith(_NS) else tag.rpartition("}")[2]
+
+
+def page_of(page: Mapping[str, Any]) -> ListPage:
+    """A ListObjectsV2 result dict (botocore's shape, or our parser's) as a ``ListPage``."""
+    objects = [
+        ListedObject(obj["Key"], int(obj["Size"]), str(obj.get("ETag", "")).strip('"'))
+        for obj in page.get("Contents", ())
+    ]
+    prefixes = [common["Prefix"] for common in page.get("CommonPrefixes", ())]
+    token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+    return ListPage(objects, prefixes, token or None)

@@ -1,22 +1,18 @@
-"""Small PutObjects through AWS's C runtime (``awscrt.s3.S3Client``), the fast data plane.
+"""Signed S3 requests through AWS's C runtime (``awscrt.s3.S3Client``): the fast data plane.
 
 boto3 spends about 1.5 ms of Python CPU per PutObject (signing, serialising, parsing), which
 caps one process near 500 objects/s; the CRT signs and speaks HTTP in C at about 0.3 ms,
 which lets one process keep up with s5cmd. Single-part PUTs go through the CRT's own PutObject
-request; any other call (``request``) is sent as it is, so multipart uploads keep our
-Content-MD5 per part (the CRT's own multipart path would silently drop it). Whether listing,
-the bucket checks and multipart uploads use this or boto3 is ``crt_client``'s decision.
+request; any other request is sent as it is, so multipart uploads keep our Content-MD5 per part
+(the CRT's own multipart path would silently drop it). ``crt_transport`` builds the S3 calls on
+top of ``CrtSender.request_async``; a failed request is an ``S3Error``, translated here once.
 
-``CrtSender.put_async`` starts a PUT and calls back when it ends, so one thread can keep a
-few hundred requests in flight (``pool.CrtDispatcher``); ``put_object`` is the blocking form,
-used like ``client.put_object``. Build one sender per process, after any fork: a CRT client
-inherited across ``fork()`` hangs.
+Build one sender per process, after any fork: a CRT client inherited across ``fork()`` hangs.
 """
 
 from __future__ import annotations
 
 import email.utils
-import importlib.util
 import io
 import threading
 import time
@@ -25,36 +21,19 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
-from airflow_s3pput.file_range import FileRange
+from airflow_s3pput.errors import S3Error
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.s3client import make_session, plain_credentials
+from airflow_s3pput.transport.credentials import plain_credentials
+from airflow_s3pput.transport.file_range import FileRange
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
 
 
-PutCallback = Callable[[dict[str, str] | None, "CrtRequestError | None"], None]
-ResponseCallback = Callable[["CrtResponse | None", "CrtRequestError | None"], None]
-
-
-def crt_available() -> bool:
-    # Found, not imported: the import costs ~50 ms, which a run that puts nothing never pays.
-    return importlib.util.find_spec("awscrt") is not None
-
-
-class CrtRequestError(Exception):
-    """A request the server refused (``status`` set) or that could not be sent, after the
-    CRT's retries."""
-
-    def __init__(
-        self, code: str, message: str, status: int | None = None, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.headers = dict(headers or {})
+ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
+#: error names of the CRT that mean the endpoint was never reached
+_UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
 
 
 class CrtResponse(NamedTuple):
@@ -80,10 +59,6 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return headers
 
 
-def uses_tls(settings: ConnectionSettings) -> bool:
-    return urlsplit(settings.endpoint_url).scheme == "https" if settings.endpoint_url else settings.secure
-
-
 def retry_config(max_attempts: int) -> Any:
     """Back off like botocore's standard mode (exponential with jitter, up to 20 s), so a burst
     of 503 SlowDown is ridden out the same way on both data planes."""
@@ -96,10 +71,9 @@ def retry_config(max_attempts: int) -> Any:
 
 class CrtSender:
     def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
-        """``session``: the boto3 session of the run's boto3 client, so that credentials are
+        """``session``: the boto3 session of the run's control calls, so that credentials are
         resolved (and refreshed) once per process. Without one, plain keys (given, or in the
-        environment) are used as they are, without loading botocore; anything else (profiles,
-        roles, SSO) is resolved by a new boto3 session."""
+        environment) are used as they are, without loading botocore."""
         from awscrt.auth import AwsCredentialsProvider
         from awscrt.io import (
             ClientBootstrap,
@@ -114,12 +88,14 @@ class CrtSender:
         if keys is not None:
             region = keys.region
             provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
+        elif session is not None:
+            region, provider = _session_credentials(session)
         else:
-            region, provider = _session_credentials(session or make_session(settings))
+            raise S3Error(S3Error.NO_CREDENTIALS)
         self.bucket = bucket
         # Path style, on AWS too (the regional endpoint): works for bucket names with dots under TLS.
         self.path_prefix = "/" + quote(bucket, safe="")
-        secure = uses_tls(settings)
+        secure = settings.uses_tls
         self.host = (
             urlsplit(settings.endpoint_url).netloc if settings.endpoint_url else f"s3.{region}.amazonaws.com"
         )
@@ -149,19 +125,6 @@ class CrtSender:
         # Give every attempt a connect and a read timeout's worth, then cancel the request.
         self.watchdog = _Watchdog(settings.max_attempts * (settings.connect_timeout + settings.read_timeout))
 
-    def put_object(self, key: str, body: bytes, params: Mapping[str, Any]) -> dict[str, str]:
-        """PUT ``body`` under ``key``; returns ``{"ETag": ...}`` like boto3, raises on failure."""
-        response = self.request("PUT", key, headers=request_headers(params), body=body, put_object=True)
-        return {"ETag": response.headers.get("etag", "")}
-
-    def put_async(self, key: str, body: bytes, params: Mapping[str, Any], callback: PutCallback) -> None:
-        """Start a PUT; ``callback(response, error)`` runs on a CRT thread when it ends."""
-
-        def finished(response: CrtResponse | None, error: CrtRequestError | None) -> None:
-            callback(None if response is None else {"ETag": response.headers.get("etag", "")}, error)
-
-        self.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
-
     def request(
         self,
         method: str,
@@ -177,7 +140,7 @@ class CrtSender:
         done = threading.Event()
         outcome: list[Any] = []
 
-        def finished(response: CrtResponse | None, error: CrtRequestError | None) -> None:
+        def finished(response: CrtResponse | None, error: S3Error | None) -> None:
             outcome[:] = [response, error]
             done.set()
 
@@ -244,7 +207,7 @@ class CrtSender:
             if error is None:
                 callback(CrtResponse(status_code or 200, received, b"".join(chunks)), None)
             elif timed_out:
-                callback(None, CrtRequestError("RequestTimeout", f"no answer in {self.watchdog.seconds:g} s"))
+                callback(None, S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s"))
             else:
                 callback(None, _request_error(error, status_code, error_headers, error_body))
 
@@ -259,7 +222,7 @@ class CrtSender:
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
-            callback(None, CrtRequestError(type(exc).__name__, str(exc)))
+            callback(None, S3Error(type(exc).__name__, str(exc)))
             return
         self.watchdog.started(watch, started)
 
@@ -277,9 +240,7 @@ def _session_credentials(session: Any) -> tuple[str, Any]:
 
     credentials = session.get_credentials()
     if credentials is None:
-        from botocore.exceptions import NoCredentialsError
-
-        raise NoCredentialsError()
+        raise S3Error(S3Error.NO_CREDENTIALS)
 
     def current_credentials() -> AwsCredentials:
         frozen = credentials.get_frozen_credentials()
@@ -361,15 +322,19 @@ _STATUS_OF_ERROR = {"AWS_ERROR_S3_SLOW_DOWN": 503, "AWS_ERROR_S3_INTERNAL_ERROR"
 
 def _request_error(
     error: BaseException, status: int | None, headers: list[tuple[str, str]] | None, body: bytes | None
-) -> CrtRequestError:
+) -> S3Error:
+    """The ``S3Error`` for a failed CRT request: the one place that reads the CRT's errors."""
     name = getattr(error, "name", "")
     if not name:  # raised by our own code in a CRT callback (the body stream): keep its words
-        return CrtRequestError(type(error).__name__, str(error))
+        return S3Error(type(error).__name__, str(error))
     code, message = error_code_and_message(body or b"")
     status = status or _STATUS_OF_ERROR.get(name)
+    if not code and not status and name.startswith(_UNREACHABLE):
+        return S3Error(S3Error.UNREACHABLE, name)
     if not code:
         code = str(status) if status else name
-    return CrtRequestError(code, message, status or None, {k.lower(): v for k, v in headers or ()})
+    region = {k.lower(): v for k, v in headers or ()}.get("x-amz-bucket-region")
+    return S3Error(code, message, status=status or None, region=region)
 
 
 def error_code_and_message(body: bytes) -> tuple[str, str]:

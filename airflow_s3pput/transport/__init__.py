@@ -1,0 +1,28 @@
+"""The transport port: every S3 call of a run goes through one ``Transport``.
+
+``open_transport(options)`` is the only place that decides which library carries which call
+(see ``choice``); the adapters (``boto3_transport``, ``crt_transport``) each translate their
+library's errors into ``S3Error`` once.
+"""
+
+from airflow_s3pput.transport.choice import default_concurrency, open_transport, resolve_transport
+from airflow_s3pput.transport.port import (
+    ListedObject,
+    ListPage,
+    ObjectParams,
+    OpenUpload,
+    PartBody,
+    Transport,
+)
+
+__all__ = [
+    "ListPage",
+    "ListedObject",
+    "ObjectParams",
+    "OpenUpload",
+    "PartBody",
+    "Transport",
+    "default_concurrency",
+    "open_transport",
+    "resolve_transport",
+]

@@ -1,0 +1,136 @@
+"""Which library carries which S3 call: decided here, once, for every run and worker process.
+
+=========================  =====================  ==============================  ============
+transport (after ``auto``)  endpoint / credentials  single PUTs                     other calls
+=========================  =====================  ==============================  ============
+crt                        plain HTTP, plain keys  CRT                             CRT
+crt                        TLS, or keys a boto3    CRT (signed with the session's  boto3
+                           session must resolve    credentials)
+boto3                      any                     boto3                           boto3
+=========================  =====================  ==============================  ============
+
+``auto`` is ``crt`` when awscrt is installed. Over TLS only the PUTs use the CRT: a certificate
+the CRT does not trust fails its handshake only after s2n's 10-30 s "blinding" delay, per
+attempt, where boto3 reports it at once in the bucket check, before any PUT.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.transport.boto3_transport import Boto3Transport, make_session
+from airflow_s3pput.transport.credentials import plain_credentials
+from airflow_s3pput.transport.port import ListPage, ObjectParams, OpenUpload, PartBody, PutCallback, Transport
+
+if TYPE_CHECKING:
+    from airflow_s3pput.transport.crt_transport import CrtTransport
+
+
+def crt_available() -> bool:
+    # Found, not imported: the import costs ~50 ms, which a run that puts nothing never pays.
+    return importlib.util.find_spec("awscrt") is not None
+
+
+def resolve_transport(transport: str) -> str:
+    """``auto`` picks the CRT when ``awscrt`` is installed, boto3 otherwise."""
+    if transport != "auto":
+        return transport
+    return "crt" if crt_available() else "boto3"
+
+
+def default_concurrency(transport: str) -> tuple[int, int]:
+    """(processes, threads) that suit the transport.
+
+    The CRT signs and sends in C, so one process with many requests in flight keeps up with the
+    server; boto3 spends ~1.5 ms of Python CPU per request and needs a process per core.
+    """
+    if resolve_transport(transport) == "crt":
+        return 1, 64
+    return max(1, min(os.cpu_count() or 1, 8)), 16
+
+
+def open_transport(options: UploadOptions) -> Transport:
+    """The transport of one run or worker process, per the table above. Raises ``S3Error`` for
+    credentials or a profile that cannot be resolved."""
+    settings = options.connection
+    if resolve_transport(options.transport) == "boto3":
+        return Boto3Transport.open(settings, options.bucket, options.threads)
+    if not settings.uses_tls and plain_credentials(settings) is not None:
+        from airflow_s3pput.transport.crt_transport import CrtTransport
+
+        return CrtTransport(settings, options.bucket)
+    session = make_session(settings)
+    return CrtPuts(Boto3Transport.open(settings, options.bucket, options.threads, session), settings, session)
+
+
+class CrtPuts:
+    """Single PUTs through the CRT, every other call through a boto3 transport.
+
+    The CRT client is started by the first PUT: a run that puts nothing never pays for it.
+    """
+
+    def __init__(self, control: Boto3Transport, settings: ConnectionSettings, session: Any) -> None:
+        self.control = control
+        self.bucket = control.bucket
+        self.settings = settings
+        self.session = session
+        self._puts: CrtTransport | None = None
+
+    def _crt(self) -> CrtTransport:
+        if self._puts is None:  # first PUT; from the one dispatcher thread
+            from airflow_s3pput.transport.crt_transport import CrtTransport
+
+            self._puts = CrtTransport(self.settings, self.bucket, self.session)
+        return self._puts
+
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+        return self._crt().put_object(key, body, params)
+
+    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
+        self._crt().put_object_async(key, body, params, callback)
+
+    def quick(self) -> Transport:
+        return self.control.quick()
+
+    def head_bucket(self) -> None:
+        self.control.head_bucket()
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        return self.control.list_page(
+            prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
+        )
+
+    def create_multipart(self, key: str, params: ObjectParams) -> str:
+        return self.control.create_multipart(key, params)
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+        return self.control.upload_part(key, upload_id, number, body, md5)
+
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+        return self.control.complete_multipart(key, upload_id, etags)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.control.abort_multipart(key, upload_id)
+
+    def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        return self.control.open_uploads(prefix)
+
+    def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
+        return self.control.delete_objects(keys)
+
+    def close(self) -> None:
+        if self._puts is not None:
+            self._puts.close()
+        self.control.close()

@@ -1,0 +1,187 @@
+"""The transport over AWS's C runtime: every S3 call s3pput makes, over one ``CrtSender``.
+
+With plain keys (given, or in the environment) and plain HTTP a run then needs nothing from
+botocore: loading it and the S3 model costs ~0.2 s of CPU before the first request, a tenth of
+a 5,000-file upload and a third of an unchanged re-run. The requests are written here from S3's
+REST API (ListObjectsV2 queries, the CompleteMultipartUpload document), and go through the
+CRT's signing, retries and connection pool; each part keeps its Content-MD5.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import xml.etree.ElementTree as ETree
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote, unquote_plus
+from xml.sax.saxutils import escape
+
+from airflow_s3pput.errors import S3Error
+from airflow_s3pput.options import ConnectionSettings
+from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
+from airflow_s3pput.transport.file_range import FileRange
+from airflow_s3pput.transport.listing_parser import page_of, parse_list_objects_v2
+from airflow_s3pput.transport.port import (
+    QUICK_ATTEMPTS,
+    ListPage,
+    ObjectParams,
+    OpenUpload,
+    PartBody,
+    PutCallback,
+)
+
+
+class CrtTransport:
+    """``Transport`` over the CRT for one bucket. ``session``: a boto3 session whose
+    credentials sign the requests (roles, SSO, profiles); without one, plain keys."""
+
+    def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
+        self.settings = settings
+        self.bucket = bucket
+        self.session = session
+        self.sender = CrtSender(settings, bucket, session)
+
+    def quick(self) -> CrtTransport:
+        # A CRT client takes ~0.2 ms to create; its retry settings are fixed at creation.
+        settings = dataclasses.replace(
+            self.settings, max_attempts=min(self.settings.max_attempts, QUICK_ATTEMPTS)
+        )
+        return CrtTransport(settings, self.bucket, self.session)
+
+    def close(self) -> None:
+        self.sender.close()
+
+    def head_bucket(self) -> None:
+        self._call("HeadBucket", "HEAD")
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        query = {"list-type": "2", "encoding-type": "url", "max-keys": str(max_keys), "prefix": prefix}
+        if delimiter:
+            query["delimiter"] = delimiter
+        if token:
+            query["continuation-token"] = token
+        elif start_after:
+            query["start-after"] = start_after
+        page = parse_list_objects_v2(self._call("ListObjectsV2", "GET", query=query).body)
+        if page.get("EncodingType") == "url":  # keys come URL-encoded, as we asked
+            for listed in page.get("Contents", ()):
+                listed["Key"] = unquote_plus(listed["Key"])
+            for common in page.get("CommonPrefixes", ()):
+                common["Prefix"] = unquote_plus(common["Prefix"])
+        return page_of(page)
+
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+        response = self.sender.request(
+            "PUT", key, headers=request_headers(params), body=body, put_object=True
+        )
+        return response.headers.get("etag", "").strip('"')
+
+    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
+        def finished(response: CrtResponse | None, error: S3Error | None) -> None:
+            callback(None if response is None else response.headers.get("etag", "").strip('"'), error)
+
+        self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
+
+    def create_multipart(self, key: str, params: ObjectParams) -> str:
+        response = self._call(
+            "CreateMultipartUpload", "POST", key, query={"uploads": ""}, headers=request_headers(params)
+        )
+        return _text(_document(response, "CreateMultipartUpload"), "UploadId")
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+        # The CRT copies every body it is given: let it read the part from the file instead.
+        query = {"partNumber": str(number), "uploadId": upload_id}
+        headers = [("Content-MD5", base64.b64encode(md5).decode())]
+        stream = FileRange(body.fd, body.offset, body.length)
+        response = self._call("UploadPart", "PUT", key, query=query, headers=headers, body=stream)
+        return response.headers.get("etag", "")
+
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+        parts = "".join(
+            f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
+            for number, etag in enumerate(etags, start=1)
+        )
+        body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+        headers = [("Content-MD5", _md5_base64(body))]
+        response = self._call(
+            "CompleteMultipartUpload", "POST", key, query={"uploadId": upload_id}, headers=headers, body=body
+        )
+        return _text(_document(response, "CompleteMultipartUpload"), "ETag").strip('"')
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
+
+    def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        uploads: list[OpenUpload] = []
+        query = {"uploads": "", "prefix": prefix}
+        while True:
+            root = _document(self._call("ListMultipartUploads", "GET", query=query), "ListMultipartUploads")
+            uploads += [
+                OpenUpload(_text(u, "Key"), _text(u, "UploadId"), _text(u, "Initiated"))
+                for u in root.iterfind("{*}Upload")
+            ]
+            if _text(root, "IsTruncated") != "true":
+                return uploads
+            query.update({"key-marker": _text(root, "NextKeyMarker"),
+                          "upload-id-marker": _text(root, "NextUploadIdMarker")})  # fmt: skip
+
+    def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
+        objects = "".join(f"<Object><Key>{escape(key)}</Key></Object>" for key in keys)
+        if not objects:
+            return {}
+        body = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
+        headers = [("Content-MD5", _md5_base64(body))]
+        response = self._call("DeleteObjects", "POST", query={"delete": ""}, headers=headers, body=body)
+        root = _document(response, "DeleteObjects")
+        return {
+            _text(e, "Key"): f"{_text(e, 'Code')}: {_text(e, 'Message')}".strip(": ")
+            for e in root.iterfind("{*}Error")
+        }
+
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        key: str = "",
+        *,
+        query: dict[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | FileRange | None = None,
+    ) -> CrtResponse:
+        encoded = "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
+            for name, value in sorted((query or {}).items())
+        )
+        try:
+            return self.sender.request(
+                method, key, query=encoded, headers=headers, body=body, operation=operation
+            )
+        except S3Error as error:
+            error.operation = operation
+            raise
+
+
+def _md5_base64(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
+def _document(response: CrtResponse, operation: str) -> ETree.Element:
+    root = ETree.fromstring(response.body)
+    if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
+        code, message = error_code_and_message(response.body)
+        raise S3Error(code, message, status=response.status, operation=operation)
+    return root
+
+
+def _text(element: ETree.Element, name: str) -> str:
+    return element.findtext("{*}" + name) or ""  # in any namespace, or none

@@ -1,0 +1,110 @@
+"""The transport port: the S3 calls s3pput makes, shaped after this project rather than a library.
+
+The engine (walk, listing, putter, bucket check) talks only to a ``Transport``; which library
+carries each call is decided once, by ``open_transport``. Every method raises ``S3Error`` (from
+``errors``) and nothing else for a failed request. Object parameters use S3's own parameter names
+(``ContentType``, ``CacheControl``, ``Metadata``, ``ACL``, ...), as ``headers.header_params``
+validates them; each adapter turns them into what its library sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from airflow_s3pput.errors import S3Error
+
+#: S3 parameters of a new object (``ContentType``, ``Metadata``, ``ACL``, ``ContentMD5`` ...)
+ObjectParams = Mapping[str, Any]
+#: attempts a request of the bucket check gets at most
+QUICK_ATTEMPTS = 3
+#: ``callback(etag, error)``: exactly one of them is set
+PutCallback = Callable[[str | None, S3Error | None], None]
+
+
+class ListedObject(NamedTuple):
+    key: str
+    size: int
+    etag: str  # without quotes
+
+
+class ListPage(NamedTuple):
+    """One ListObjectsV2 page: objects in the server's order, "directories" when a delimiter was
+    given, and the token of the next page (``None`` on the last one)."""
+
+    objects: list[ListedObject]
+    prefixes: list[str]
+    next_token: str | None
+
+
+class OpenUpload(NamedTuple):
+    """An incomplete multipart upload, as ListMultipartUploads shows it."""
+
+    key: str
+    upload_id: str
+    initiated: str  # ISO 8601, as the server wrote it
+
+
+class PartBody(NamedTuple):
+    """Part of an open file: the transport reads it, so no adapter needs the bytes held twice."""
+
+    fd: int
+    offset: int
+    length: int
+
+
+class Transport(Protocol):
+    """What one run (or one worker process) sends to one bucket. Thread-safe."""
+
+    bucket: str
+
+    def quick(self) -> Transport:
+        """The same bucket and credentials with at most 3 attempts a request: for the bucket
+        check, so that a wrong endpoint is reported in a second, not after the run's retries."""
+        ...
+
+    def head_bucket(self) -> None: ...
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page (up to ``max_keys``, at most 1,000) of the keys under ``prefix``."""
+        ...
+
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+        """A single-part PUT; returns the ETag (without quotes)."""
+        ...
+
+    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
+        """Start a single-part PUT; ``callback`` runs on another thread when it ends."""
+        ...
+
+    def create_multipart(self, key: str, params: ObjectParams) -> str:
+        """Start a multipart upload; returns its upload id."""
+        ...
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+        """Send one part with its Content-MD5; returns the part's ETag."""
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+        """Assemble parts 1..N from their ETags; returns the object's ETag (without quotes)."""
+        ...
+
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    def open_uploads(self, prefix: str) -> list[OpenUpload]:
+        """The incomplete multipart uploads whose key starts with ``prefix``."""
+        ...
+
+    def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
+        """Delete up to 1,000 keys; returns the keys that could not be deleted, with the reason."""
+        ...
+
+    def close(self) -> None: ...
