@@ -180,17 +180,20 @@ class Putter:
         return SinglePut(task, data, content.md5.hex(), params, decision.reason)
 
     def _send(self, put: SinglePut) -> PutResult:
-        for attempt in range(1, self.attempts + 1):
+        damage: S3Error | None = None
+        for _ in range(self.attempts):
             try:
                 etag = self.transport.put_object(put.task.key, put.data, put.params)
             except S3Error as error:
-                if error.damaged_in_transit and attempt < self.attempts:
-                    continue
-                raise
+                if not error.damaged_in_transit:
+                    raise
+                damage = error
+                continue
             outcome = self._finish(put, etag, None)
             if isinstance(outcome, PutResult):
                 return outcome
-        return self._damaged_result(put, None)
+            damage = None
+        return self._damaged_result(put, damage)
 
     def _finish(self, put: SinglePut, etag: str | None, error: S3Error | None) -> PutResult | _Damaged:
         """The file's result from the server's answer; ``_DAMAGED`` when sending it again may help."""

@@ -12,13 +12,15 @@ import pytest
 import airflow_s3pput
 
 PACKAGE = Path(airflow_s3pput.__file__).parent
-ENGINE_MODULES = sorted(
-    p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__main__", "demo", "local_airflow")
+ENGINE_MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__main__") + sorted(
+    f"transport/{p.stem}" for p in (PACKAGE / "transport").glob("*.py")
 )
 
 
 def test_engine_modules_found() -> None:
-    assert {"walker", "engine", "cli", "putter", "pool", "stats", "modes"} <= set(ENGINE_MODULES)
+    assert {"walker", "engine", "cli", "putter", "pool", "stats", "modes", "transport/choice"} <= set(
+        ENGINE_MODULES
+    )
 
 
 def _imports(path: Path) -> set[str]:
@@ -41,7 +43,7 @@ def test_no_airflow_in_sys_modules_after_import() -> None:
     code = (
         "import sys, importlib\n"
         f"for name in {ENGINE_MODULES!r}:\n"
-        "    importlib.import_module('airflow_s3pput.' + name)\n"
+        "    importlib.import_module('airflow_s3pput.' + name.replace('/', '.'))\n"
         "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "print(','.join(bad))\n"
     )
@@ -49,3 +51,17 @@ def test_no_airflow_in_sys_modules_after_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", [m for m in ENGINE_MODULES if not m.startswith("transport/")])
+def test_the_engine_reaches_s3_only_through_the_transport_port(module: str) -> None:
+    """Which library carries a call is decided in ``transport/choice.py`` alone: no engine module
+    imports boto3, botocore, awscrt or one of the adapters."""
+    imported = _imports(PACKAGE / f"{module}.py")
+    libraries = {n for n in imported if n.split(".")[0] in ("boto3", "botocore", "awscrt")}
+    adapters = {
+        n
+        for n in imported
+        if n.startswith("airflow_s3pput.transport.") and n != "airflow_s3pput.transport.port"
+    }
+    assert not libraries and not adapters, (libraries, adapters)

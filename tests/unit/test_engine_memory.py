@@ -1,0 +1,172 @@
+"""The listing index and the whole engine against the in-memory transport: no server."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_s3pput import engine, remote
+from airflow_s3pput.errors import S3Error, UsageError
+from airflow_s3pput.etag import MIB
+from airflow_s3pput.modes import RemoteObject
+from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.remote import RemoteIndex
+from tests.helpers import make_tree
+from tests.memory_transport import MemoryTransport
+
+TREE = {f"d{i % 4}/f{i:02}.txt": f"file {i}" for i in range(20)} | {"top.txt": "top"}
+
+
+def opts(src: Path, **overrides: Any) -> UploadOptions:
+    values: dict[str, Any] = {
+        "bucket": "bucket",
+        "sources": (str(src),),
+        "threads": 4,
+        "multipart_threshold": 5 * MIB,
+        "part_size": 5 * MIB,
+        "connection": ConnectionSettings(max_attempts=3),
+    }
+    return UploadOptions(**{**values, **overrides})
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "src", TREE)
+
+
+def test_a_first_upload_puts_every_file_without_listing_an_empty_prefix(src: Path) -> None:
+    transport = MemoryTransport()
+    stats = engine.upload(opts(src, prefix="p"), transport=transport)
+    assert (stats.files_put, stats.failed) == (len(TREE), 0)
+    assert {k: o.body.decode() for k, o in transport.objects.items()} == {
+        f"p/{k}": v for k, v in TREE.items()
+    }
+    # the check's one MaxKeys=1 listing found the prefix empty: nothing else listed
+    assert transport.calls["ListObjectsV2"] == 1
+    assert transport.uploads == {}  # the write check left nothing
+
+
+def test_an_unchanged_rerun_lists_once_and_puts_nothing(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    transport.calls.clear()
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.skipped) == (0, {"unchanged": len(TREE)})
+    assert transport.calls["PutObject"] == 0
+    # the check's, then one flat listing: the prefix by directory, its 4 subdirectories side by side
+    assert transport.calls["ListObjectsV2"] == 1 + 1 + 4
+
+
+def test_a_changed_file_is_put_again(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    (src / "d1" / "f05.txt").write_text("file X")  # same size, other bytes
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.skipped) == (1, {"unchanged": len(TREE) - 1})
+    assert transport.objects["d1/f05.txt"].body == b"file X"
+
+
+def test_a_missing_bucket_is_one_line_before_any_put(src: Path) -> None:
+    transport = MemoryTransport(exists=False)
+    with pytest.raises(UsageError, match="bucket 'bucket' does not exist"):
+        engine.upload(opts(src), transport=transport)
+    assert transport.calls["PutObject"] == 0
+
+
+def test_the_write_check_aborts_stale_checks_of_killed_runs_only(src: Path) -> None:
+    transport = MemoryTransport()
+    stale = transport.open_upload("p/.s3pput-write-check-old", "2020-01-01T00:00:00.000Z")
+    fresh = transport.open_upload("p/.s3pput-write-check-running", "2999-01-01T00:00:00.000Z")
+    users = transport.open_upload("p/big.bin", "2020-01-01T00:00:00.000Z")  # someone else's upload
+    engine.check_bucket(opts(src, prefix="p"), transport)
+    assert set(transport.uploads) == {fresh, users}
+    assert stale not in transport.uploads
+
+
+def test_a_write_check_that_another_run_aborted_is_not_an_error(src: Path) -> None:
+    transport = MemoryTransport()
+    transport.fail_next["AbortMultipartUpload"] = [S3Error("NoSuchUpload", status=404)]
+    engine.check_bucket(opts(src), transport)  # no exception
+
+
+def test_a_dry_run_writes_nothing(src: Path) -> None:
+    transport = MemoryTransport()
+    stats = engine.upload(opts(src, dry_run=True), transport=transport)
+    assert stats.files_put == len(TREE)
+    assert set(transport.calls) <= {"HeadBucket", "ListObjectsV2"}
+
+
+def test_limit_puts_no_more_than_asked(src: Path) -> None:
+    transport = MemoryTransport()
+    stats = engine.upload(opts(src, limit=3), transport=transport)
+    assert stats.files_put == 3 and len(transport.objects) == 3
+
+
+def test_failures_are_counted_and_the_rest_lands(src: Path) -> None:
+    transport = MemoryTransport()
+    transport.fail_next["PutObject"] = [S3Error("AccessDenied", status=403)] * 2
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.failed) == (len(TREE) - 2, 2)
+    assert all(error == "AccessDenied" for _, error in stats.failures)
+
+
+def test_a_listing_that_fails_fails_its_files_not_the_run(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    # the check's listing succeeds, the run's listing fails
+    real = transport.list_page
+    calls = []
+
+    def list_page(prefix: str, **kwargs: Any) -> Any:
+        calls.append(prefix)
+        if len(calls) == 2:
+            raise S3Error("InternalError", status=500)
+        return real(prefix, **kwargs)
+
+    transport.list_page = list_page  # type: ignore[method-assign]
+    stats = engine.upload(opts(src), transport=transport)
+    assert stats.failed == len(TREE)
+    assert all("cannot list existing objects: InternalError" in error for _, error in stats.failures)
+
+
+# -- RemoteIndex: the listing strategy, counted ----------------------------------------------------
+
+
+def stored(transport: MemoryTransport, keys: list[str]) -> dict[str, RemoteObject]:
+    for key in keys:
+        transport.add(key, key.encode())
+    return {key: RemoteObject(len(key), hashlib.md5(key.encode()).hexdigest()) for key in keys}
+
+
+def test_a_group_over_many_directories_is_answered_by_one_flat_listing() -> None:
+    transport = MemoryTransport(page_keys=7)
+    keys = [f"p/d{d:02}/f{f}" for d in range(remote.FLAT_LISTING_MIN_DIRS) for f in range(2)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    assert index.lookup([*keys, "p/d00/missing"]) == expected
+    pages = transport.calls["ListObjectsV2"]
+    assert pages == -(-len(keys) // 7)  # one pass over the prefix, page by page
+    assert index.lookup(keys[:3]) == {k: expected[k] for k in keys[:3]}
+    assert transport.calls["ListObjectsV2"] == pages  # the kept listing answers later groups
+
+
+def test_a_crowded_prefix_is_listed_directory_by_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", 10)
+    transport = MemoryTransport()
+    keys = [f"p/d{d:02}/f{f}" for d in range(remote.FLAT_LISTING_MIN_DIRS) for f in range(2)]
+    expected = stored(transport, keys)
+    assert RemoteIndex(transport).lookup(keys) == expected
+    # one flat attempt given up, then one listing per directory
+    assert transport.calls["ListObjectsV2"] == 1 + remote.FLAT_LISTING_MIN_DIRS
+
+
+def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
+    transport = MemoryTransport(page_keys=2)
+    keys = [f"p/f{i:02}" for i in range(20)]
+    expected = stored(transport, keys)
+    assert RemoteIndex(transport).lookup(["p/f03", "p/f04"]) == {k: expected[k] for k in ("p/f03", "p/f04")}
+    # pages of 2 from just below f03: [f00 f01] [f02 f03] [f04 f05], and no further
+    assert transport.calls["ListObjectsV2"] == 3
