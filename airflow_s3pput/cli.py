@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
@@ -18,7 +19,7 @@ from typing import TextIO
 from airflow_s3pput import __version__
 from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.engine import upload
-from airflow_s3pput.errors import UsageError
+from airflow_s3pput.errors import Interrupted, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
 from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions
@@ -243,22 +244,39 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
             print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
         reporter = Reporter(args, out, err)
+        interrupted = False
         try:
             stats = upload(options, on_result=reporter)
+        except Interrupted as stopped:
+            stats, interrupted = stopped.stats, True  # type: ignore[assignment]
         finally:
             reporter.finish()
     except UsageError as exc:
         print(f"s3pput: error: {exc}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("s3pput: interrupted", file=err)
+        # The second Ctrl-C: the user does not want to wait for the uploads in flight.
+        print("s3pput: interrupted again: not waiting for the uploads in flight", file=err)
+        _abandoned.set()
         return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps(stats.to_dict()), file=out)
     elif not args.quiet:
         print(stats.table(), file=out)
+    if interrupted:
+        print("s3pput: interrupted: uploads in flight were aborted; the summary shows what landed", file=err)
+        return EXIT_INTERRUPTED
     return EXIT_OK if stats.ok else EXIT_FAILED
 
 
+#: set when a second Ctrl-C asked not to wait: the process then exits without joining threads
+_abandoned = threading.Event()
+
+
 def entrypoint() -> None:
-    sys.exit(main())
+    code = main()
+    if _abandoned.is_set():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # worker threads still hold requests: leave them (the journal has them)
+    sys.exit(code)

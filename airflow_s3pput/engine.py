@@ -12,18 +12,19 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
-from airflow_s3pput.errors import S3Error, UsageError, describe_error
+from airflow_s3pput.errors import Interrupted, S3Error, UsageError, describe_error
 from airflow_s3pput.modes import RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
-from airflow_s3pput.putter import PutTask
+from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.transport import Transport, open_transport
+from airflow_s3pput.upload_journal import UploadJournal, journal_for
 from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
 
 #: files whose remote state one listing round covers
@@ -58,18 +59,26 @@ def upload(
         transport = connect(options)
     else:
         options = dataclasses.replace(options, processes=1)
+    abandoned = False
     try:
         # First: it turns a bad endpoint or credentials into one line.
         prefix_empty = check_bucket(options, transport)
+        if not options.dry_run:
+            abort_leftovers(transport, journal_for(options), join_key(options.prefix, ""))
         dispatcher = make_dispatcher(options, transport)
         try:
             run = _Run(options, transport, dispatcher, on_result, prefix_empty=prefix_empty)
             run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
             return run.collector.freeze()
+        except KeyboardInterrupt:
+            # A second Ctrl-C while the first one's uploads finished: leave them, don't wait.
+            abandoned = True
+            raise
         finally:
-            dispatcher.close()
+            if not abandoned:
+                dispatcher.close()
     finally:
-        if own:
+        if own and not abandoned:
             transport.close()
 
 
@@ -110,8 +119,15 @@ class _Run:
         return room
 
     def feed(self, items: Iterator[FileEntry | WalkError]) -> None:
+        """Put what the walk yields; on Ctrl-C stop feeding, let what is on the wire finish or
+        abort, and raise ``Interrupted`` with what landed (a second Ctrl-C stops waiting)."""
         try:
             self._feed(items)
+        except KeyboardInterrupt:
+            self.dispatcher.cancel()
+            while self.pending:
+                self._drain(block=True)
+            raise Interrupted(self.collector.freeze()) from None
         finally:
             self.remote.close()
             self.listers.shutdown(wait=True)
@@ -158,6 +174,8 @@ class _Run:
             self.in_flight -= len(tasks)
             try:
                 results = future.result()
+            except CancelledError:  # Ctrl-C before a worker process took the list
+                results = [PutResult(t.path, t.key, "fail", error=INTERRUPTED) for t in tasks]
             except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
                 message = f"worker failed: {describe_error(exc)}"
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
@@ -176,6 +194,19 @@ def connect(options: UploadOptions) -> Transport:
         return open_transport(options)
     except S3Error as exc:
         raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
+
+
+def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -> None:
+    """Abort the multipart uploads under ``prefix`` that a killed process of this host left
+    open (see ``upload_journal``). Best effort: it never fails the run."""
+    for key, upload_id in journal.leftovers(prefix):
+        try:
+            transport.abort_multipart(key, upload_id)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload" and exc.status != 404:
+                continue  # not answered now: the next run tries again
+        journal.finished(upload_id)
+    journal.compact()
 
 
 def _where(options: UploadOptions) -> str:

@@ -72,3 +72,12 @@ def describe_error(exc: BaseException) -> str:
         return str(exc)
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the run: what landed until then is in ``stats`` (a ``Stats``); uploads in
+    flight were aborted, none was left half-written."""
+
+    def __init__(self, stats: object) -> None:
+        super().__init__("interrupted")
+        self.stats = stats

@@ -29,6 +29,11 @@ class Dispatcher(Protocol):
 
     def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]: ...
 
+    def cancel(self) -> None:
+        """Ctrl-C: what has not started fails as interrupted; multipart uploads are aborted.
+        Every submitted future still completes."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -73,8 +78,11 @@ class InProcessDispatcher:
     def _put_blocking(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
         done(self.putter.put(task))
 
+    def cancel(self) -> None:
+        self.putter.cancelled.set()
+
     def close(self) -> None:
-        self.large.shutdown(wait=True, cancel_futures=True)
+        self.large.shutdown(wait=True)
         self.putter.close()
 
 
@@ -94,6 +102,11 @@ class ProcessDispatcher:
 
     def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]:
         return self.pool.submit(_run_tasks, tasks)
+
+    def cancel(self) -> None:
+        # Lists not started are cancelled (their files then fail as interrupted); the workers
+        # ignore SIGINT and finish the list they hold.
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -20,7 +20,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,14 +32,18 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
-from airflow_s3pput.errors import FileChanged, IntegrityError, S3Error, describe_error
+from airflow_s3pput.errors import FileChanged, IntegrityError, Interrupted, S3Error, describe_error
 from airflow_s3pput.etag import md5_range, multipart_etag
 from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import PartBody, Transport
+from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
+#: how often a waiting multipart upload looks whether Ctrl-C was pressed (seconds)
+CANCEL_POLL = 0.1
+INTERRUPTED = "interrupted before its upload started"
 T = TypeVar("T")
 
 
@@ -68,9 +72,17 @@ class SinglePut:
 class Putter:
     """Uploads files through one transport, with a pool of part uploaders for large files."""
 
-    def __init__(self, options: UploadOptions, transport: Transport) -> None:
+    def __init__(
+        self, options: UploadOptions, transport: Transport, journal: UploadJournal | None = None
+    ) -> None:
+        """``journal``: where the multipart uploads started here are written down until they
+        end (default: the user's cache directory), so that a later run can abort them if this
+        process is killed."""
         self.options = options
         self.transport = transport
+        self.journal = journal if journal is not None else journal_for(options)
+        #: set on Ctrl-C: files not started fail as interrupted, multipart uploads are aborted
+        self.cancelled = threading.Event()
         self.mode = get_mode(options.mode)
         self.params = options.put_params()
         #: sends of one request whose bytes arrived damaged, before the file is failed
@@ -94,6 +106,8 @@ class Putter:
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
+        if self.cancelled.is_set():
+            return PutResult(task.path, task.key, "fail", error=INTERRUPTED)
         prepared = self._guard(task, self._prepare, task)
         if isinstance(prepared, PutResult):
             return prepared
@@ -102,6 +116,9 @@ class Putter:
     def put_async(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
         """Like ``put`` for a file below the multipart threshold: the file is read and
         compared in this thread, the PUT completes on the transport's callback."""
+        if self.cancelled.is_set():
+            done(PutResult(task.path, task.key, "fail", error=INTERRUPTED))
+            return
         prepared = self._guard(task, self._prepare, task)
         if isinstance(prepared, PutResult):
             done(prepared)
@@ -128,6 +145,10 @@ class Putter:
             return step(*args)
         except FileChanged as exc:
             return PutResult(task.path, task.key, "fail", error=str(exc))
+        except Interrupted:
+            return PutResult(
+                task.path, task.key, "fail", error="interrupted: its multipart upload was aborted"
+            )
         except FileNotFoundError:
             return PutResult(task.path, task.key, "fail", error="file disappeared before upload")
         except OSError as exc:
@@ -235,8 +256,8 @@ class Putter:
     ) -> None:
         key = task.key
         part_size = self.options.part_size_for(size)
-        self._abort_leftovers(key)
         upload_id = self.transport.create_multipart(key, params)
+        self.journal.started(key, upload_id)
         try:
             futures = [
                 self.part_pool.submit(
@@ -248,16 +269,33 @@ class Putter:
                 )
                 for number, offset in enumerate(range(0, size, part_size), start=1)
             ]
-            parts = [f.result() for f in futures]
+            parts = self._wait_for_parts(futures)
             if verify_fd is not None:
                 _check_unchanged(verify_fd, task, "while it was uploaded")
             etag = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
         except BaseException:
             self._abort(key, upload_id)
             raise
+        self.journal.finished(upload_id)
         expected = multipart_etag([digest for _, digest in parts])
         if self._etag_differs(etag, expected):
             raise IntegrityError(f"server ETag {etag} does not match the uploaded parts ({expected})")
+
+    def _wait_for_parts(self, futures: list[Future[tuple[str, bytes]]]) -> list[tuple[str, bytes]]:
+        """The parts' (ETag, MD5) in order; on Ctrl-C, parts not started are dropped and the
+        upload stops once the parts on the wire are done (a part at most: about a second)."""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=CANCEL_POLL, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done) or self.cancelled.is_set():
+                for future in pending:
+                    future.cancel()
+                wait(pending)
+                for future in done:
+                    if future.exception() is not None:
+                        raise future.exception()  # type: ignore[misc]
+                raise Interrupted(None)
+        return [f.result() for f in futures]
 
     def _upload_part(self, key: str, upload_id: str, number: int, body: PartBody) -> tuple[str, bytes]:
         digest = md5_range(body.fd, body.offset, body.length)
@@ -269,21 +307,12 @@ class Putter:
                     raise
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
-    def _abort_leftovers(self, key: str) -> None:
-        """Abort the open multipart uploads of ``key`` that an earlier run could not abort.
-
-        When the server was unreachable at the time, a failed upload's abort failed as well;
-        its parts would be kept (and billed) forever. Best effort, like ``_abort``.
-        """
-        with contextlib.suppress(S3Error):
-            for upload in self.transport.open_uploads(key):
-                if upload.key == key:
-                    self._abort(key, upload.upload_id)
-
     def _abort(self, key: str, upload_id: str) -> None:
-        # Best effort: the error that made us abort is the one to report.
+        # Best effort: the error that made us abort is the one to report. An abort that could
+        # not be sent stays in the journal, and a later run sends it.
         with contextlib.suppress(S3Error):
             self.transport.abort_multipart(key, upload_id)
+            self.journal.finished(upload_id)
 
     def _etag_differs(self, etag: str, expected: str) -> bool:
         etag = etag.strip('"').lower()

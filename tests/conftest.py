@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,12 @@ from airflow_s3pput.cli import main
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from airflow_s3pput.testing.moto_s3 import MotoS3Server
 from tests.helpers import CliRun, CliRunner, assert_clean
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # What s3pput remembers between runs (the journal of open uploads) goes to a directory of
+    # this test session, for the in-process runs and every subprocess alike.
+    os.environ["S3PPUT_CACHE_DIR"] = tempfile.mkdtemp(prefix="s3pput-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,137 @@
+"""A journal of the multipart uploads this machine started and did not finish.
+
+An upload whose process was killed (``kill -9``, a lost Airflow worker, a second Ctrl-C) stays
+open on the server, and its parts are stored and billed until someone aborts it. Listing the
+bucket's open uploads cannot tell ours from another writer's; this journal can: a run aborts
+the uploads that a process of this host started under its prefix, never finished, and that is
+no longer running; nothing else (two mapped tasks on one worker never abort each other's).
+Uploads a lost host started are that host's: an S3 lifecycle rule with
+``AbortIncompleteMultipartUpload`` covers them (see the README).
+
+One append-only file per endpoint and bucket in the cache directory, one JSON line a record;
+each record is one ``write`` under ``O_APPEND``, so runs in parallel (two mapped tasks on one
+worker) never interleave a line. A journal that cannot be written or read only means that no
+leftover is aborted: it is never a reason to fail an upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from airflow_s3pput.cache_dir import default_cache_dir
+from airflow_s3pput.options import UploadOptions
+
+#: rewrite the journal without its finished records once it holds this many lines
+COMPACT_LINES = 10_000
+
+
+def journal_for(options: UploadOptions) -> UploadJournal:
+    """The journal of the run's endpoint and bucket, in the user's cache directory."""
+    return UploadJournal(default_cache_dir(), options.connection.endpoint_url or "aws", options.bucket)
+
+
+class UploadJournal:
+    def __init__(self, directory: Path, endpoint: str, bucket: str) -> None:
+        name = hashlib.sha256(f"{endpoint}\n{bucket}".encode()).hexdigest()[:24]
+        self.path = directory / f"open-uploads-{name}.jsonl"
+
+    def started(self, key: str, upload_id: str) -> None:
+        self._append({"op": "start", "id": upload_id, "key": key, "owner": _this_process()})
+
+    def finished(self, upload_id: str) -> None:
+        self._append({"op": "end", "id": upload_id})
+
+    def leftovers(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, upload id) of the uploads under ``prefix`` that no record says ended and whose
+        process, on this host, is gone."""
+        return [(key, upload_id) for upload_id, (key, owner) in self._open().items()
+                if key.startswith(prefix) and _gone(owner)]  # fmt: skip
+
+    def compact(self) -> None:
+        """Drop the finished records, once the file has grown (under a lock: one compactor)."""
+        with contextlib.suppress(OSError), self._locked() as handle:
+            if handle is None or sum(1 for _ in handle) < COMPACT_LINES:
+                return
+            still_open = self._open()
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text("".join(
+                json.dumps({"op": "start", "id": upload_id, "key": key, "owner": owner}) + "\n"
+                for upload_id, (key, owner) in still_open.items()
+            ))  # fmt: skip
+            os.replace(temporary, self.path)
+
+    def _open(self) -> dict[str, tuple[str, str]]:
+        entries: dict[str, tuple[str, str]] = {}
+        with contextlib.suppress(OSError), open(self.path, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                    if record["op"] == "start":
+                        entries[record["id"]] = (str(record["key"]), str(record["owner"]))
+                    else:
+                        entries.pop(record["id"], None)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn or foreign line: skip it, never guess
+        return entries
+
+    def _append(self, record: dict[str, object]) -> None:
+        line = (json.dumps(record) + "\n").encode()
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[IO[str] | None]:
+        if not self.path.exists():
+            yield None
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield handle
+
+
+def _process_started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), or None if it is not running."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)  # no /proc (macOS): alive or not, without the start time
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return ""
+
+
+def _this_process() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_started(pid) or ''}"
+
+
+def _gone(owner: str) -> bool:
+    """Whether the process that wrote ``owner`` has ended: a pid reused by another process
+    has another start time. Another host's processes are never judged gone from here."""
+    try:
+        host, pid_text, started = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    now = _process_started(pid)
+    return now is None or (bool(started) and bool(now) and now != started)

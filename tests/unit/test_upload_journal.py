@@ -1,0 +1,83 @@
+"""The journal of unfinished multipart uploads: only a dead process's uploads are leftovers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_s3pput import upload_journal
+from airflow_s3pput.upload_journal import UploadJournal
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> UploadJournal:
+    return UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")
+
+
+def record_in_child(tmp_path: Path, key: str, upload_id: str) -> None:
+    """A process that starts an upload and dies without finishing it (like kill -9)."""
+    code = (
+        "from pathlib import Path; from airflow_s3pput.upload_journal import UploadJournal;"
+        f"journal = UploadJournal(Path({str(tmp_path)!r}), 'http://127.0.0.1:1', 'bucket');"
+        f"journal.started({key!r}, {upload_id!r})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_dead_processs_unfinished_upload_is_a_leftover(journal: UploadJournal, tmp_path: Path) -> None:
+    record_in_child(tmp_path, "p/big.bin", "u-dead")
+    record_in_child(tmp_path, "other/x.bin", "u-elsewhere")
+    assert journal.leftovers("p/") == [("p/big.bin", "u-dead")]
+
+
+def test_a_running_processs_upload_is_never_a_leftover(journal: UploadJournal) -> None:
+    journal.started("p/mine.bin", "u-live")  # this test's process is alive: e.g. a parallel task
+    assert journal.leftovers("p/") == []
+
+
+def test_a_finished_upload_is_not_a_leftover(journal: UploadJournal, tmp_path: Path) -> None:
+    record_in_child(tmp_path, "p/done.bin", "u-done")
+    journal.finished("u-done")
+    assert journal.leftovers("") == []
+
+
+def test_another_hosts_upload_is_never_judged_from_here(
+    journal: UploadJournal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upload_journal.socket, "gethostname", lambda: "worker-a")
+    journal.started("p/a.bin", "u-a")
+    monkeypatch.setattr(upload_journal.socket, "gethostname", lambda: "worker-b")
+    monkeypatch.setattr(upload_journal, "_process_started", lambda pid: None)  # "not running here"
+    assert journal.leftovers("p/") == []
+
+
+def test_torn_and_foreign_lines_are_skipped(journal: UploadJournal, tmp_path: Path) -> None:
+    record_in_child(tmp_path, "p/big.bin", "u-dead")
+    with open(journal.path, "a") as lines:
+        lines.write('{"op": "start", "id": "u-torn", "key"\n')  # a line cut short
+        lines.write("not json at all\n")
+    assert journal.leftovers("p/") == [("p/big.bin", "u-dead")]
+
+
+def test_compaction_keeps_only_unfinished_uploads(
+    journal: UploadJournal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upload_journal, "COMPACT_LINES", 4)
+    record_in_child(tmp_path, "p/kept.bin", "u-kept")
+    for number in range(3):
+        journal.started(f"p/f{number}", f"u{number}")
+        journal.finished(f"u{number}")
+    journal.compact()
+    assert len(journal.path.read_text().splitlines()) == 1
+    assert journal.leftovers("p/") == [("p/kept.bin", "u-kept")]
+
+
+def test_an_unwritable_journal_never_fails_an_upload(tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    journal = UploadJournal(blocked / "sub", "e", "b")
+    journal.started("k", "u")  # no exception
+    assert journal.leftovers("") == []
