@@ -252,7 +252,7 @@ class Sweep:
             f"  [{proxy.delay_ms:g}ms {workload} r{rep}] {tool.name:<8} {m.wall:7.2f}s wall "
             f"{m.cpu:6.2f}s cpu "
             f"{m.peak_rss_tree / workloads.MIB:6.1f} MiB  conns {px['max_open']:>3} in-flight "
-            f"{px['max_in_flight']:>3} reqs {px['requests']:>5}"
+            f"{px['max_in_flight']:>3} reqs {px['requests']:>5} proxy-cpu {px['proxy_cpu_seconds']:5.2f}s"
             + (
                 f" first-upload {first:6.0f}ms after {px['serial_before_first_upload']} serial"
                 if first
@@ -338,6 +338,7 @@ def proxy_summary(
         "bytes_up": stats.bytes_up,
         "bytes_down": stats.bytes_down,
         "unparsed_connections": stats.unparsed,
+        "proxy_cpu_seconds": stats.cpu_seconds,
         "spawn_to_first_connection_ms": None if first_conn is None else (first_conn - spawned) * 1000,
         "first_upload_ms": start["first_upload_ms"],
         "before_first_upload": start["before"],

@@ -212,11 +212,12 @@ def render_startup(cells: dict[tuple[float, str], dict[str, Any]], tools: list[s
         "first connection (interpreter, imports, walk); *to first upload*: first connection to the "
         "first PUT of a file; *serial*: how many of the requests before it ran one after the other "
         "(each costs a round trip); *transfer*: first upload to the last answer; *exit*: last answer "
-        "to the process's exit. Times in ms.",
+        "to the process's exit; *proxy cpu*: CPU time of the proxy's thread during the run (near the "
+        "wall, the proxy would be the bottleneck). Times in ms.",
         "",
-        "| delay | tool | wall | local start | to first upload | serial before | transfer | exit | "
+        "| delay | tool | wall | local start | to first upload | serial before | transfer | exit | proxy cpu | "
         "requests before the first upload |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (delay, workload), cell in sorted(cells.items()):
         if workload != "small":
@@ -240,9 +241,11 @@ def render_startup(cells: dict[tuple[float, str], dict[str, Any]], tools: list[s
                 assert wall is not None and local is not None and first is not None and tail is not None
                 transfer = wall - local - first - tail
             before = _shapes(px[0]["before_first_upload"])
+            proxy_cpu = _median([p.get("proxy_cpu_seconds", 0.0) * 1000 for p in px])
             out.append(
                 f"| {delay:g} ms | {tool} | {_ms(wall)} | {_ms(local)} | {_ms(first)} | "
-                f"{'–' if serial is None else f'{serial:g}'} | {_ms(transfer)} | {_ms(tail)} | {before} |"
+                f"{'–' if serial is None else f'{serial:g}'} | {_ms(transfer)} | {_ms(tail)} | {_ms(proxy_cpu)} | "
+                f"{before} |"
             )
     return out
 

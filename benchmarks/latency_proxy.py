@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -88,6 +89,8 @@ class ProxyStats:
     unparsed: int
     """Connections whose HTTP framing the proxy could not follow (relayed all the same)."""
     first_connection: float | None
+    cpu_seconds: float
+    """CPU time of the proxy's own thread: near the wall time, the proxy is the bottleneck."""
     requests: list[RequestRecord] = field(default_factory=list)
 
     def methods(self) -> dict[str, int]:
@@ -579,6 +582,8 @@ class LatencyProxy:
         self._lock = threading.Lock()
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tid: int | None = None
+        self._cpu_base = 0.0
         self._zero()
 
     def _zero(self) -> None:
@@ -591,6 +596,18 @@ class LatencyProxy:
         self.first_connection: float | None = None
         self.records: list[RequestRecord] = []
         self._counted: set[int] = set()
+        self._cpu_base = self._thread_cpu()
+
+    def _thread_cpu(self) -> float:
+        """User + system CPU seconds of the loop's thread so far (0 before it runs)."""
+        if self._tid is None:
+            return 0.0
+        try:
+            with open(f"/proc/self/task/{self._tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def endpoint_url(self) -> str:
@@ -631,6 +648,7 @@ class LatencyProxy:
         self.stop()
 
     def _run(self) -> None:
+        self._tid = threading.get_native_id()
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self._serve())
@@ -717,6 +735,7 @@ class LatencyProxy:
                 bytes_down=self.bytes_down,
                 unparsed=sum(1 for c in self._conns if c.requests.broken or c.responses.broken),
                 first_connection=self.first_connection,
+                cpu_seconds=self._thread_cpu() - self._cpu_base,
                 requests=list(self.records),
             )
 
