@@ -22,7 +22,14 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import Interrupted, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
-from airflow_s3pput.options import TRANSPORTS, ConnectionSettings, UploadOptions
+from airflow_s3pput.options import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_PART_SIZE,
+    TRANSPORTS,
+    ConnectionSettings,
+    UploadOptions,
+)
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, one_line
 from airflow_s3pput.transport import default_concurrency
@@ -115,13 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--multipart-threshold",
         type=parse_size,
-        default=16 * MIB,
+        default=DEFAULT_MULTIPART_THRESHOLD,
         help="multipart from this size (default 16MiB)",
     )
     speed.add_argument(
-        "--part-size", type=parse_size, default=16 * MIB, help="multipart part size (default 16MiB)"
+        "--part-size", type=parse_size, default=DEFAULT_PART_SIZE, help="multipart part size (default 8MiB)"
     )
-    speed.add_argument("--retries", type=int, default=4, help="retries of a failed request (default 4)")
+    speed.add_argument(
+        "--retries", type=int, default=DEFAULT_ATTEMPTS - 1, help="retries of a failed request (default 9)"
+    )
     speed.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="connect timeout (default 10)"
     )

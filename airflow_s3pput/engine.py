@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
@@ -31,6 +32,9 @@ from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, che
 LOOKUP_GROUP = 1000
 #: directories listed at once
 LISTING_THREADS = 8
+#: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends):
+#: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
+BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 ResultCallback = Callable[[PutResult], None]
 T = TypeVar("T")
@@ -60,14 +64,17 @@ def upload(
     else:
         options = dataclasses.replace(options, processes=1)
     abandoned = False
+    check = BucketCheck(options, transport)
+    journal = journal_for(options)
     try:
         # First: it turns a bad endpoint or credentials into one line.
-        prefix_empty = check_bucket(options, transport)
+        check.head_bucket()
         if not options.dry_run:
-            abort_leftovers(transport, journal_for(options), join_key(options.prefix, ""))
-        dispatcher = make_dispatcher(options, transport)
+            check.start_write_check()
+            abort_leftovers(transport, journal, join_key(options.prefix, ""))
+        dispatcher = make_dispatcher(options, transport, journal)
         try:
-            run = _Run(options, transport, dispatcher, on_result, prefix_empty=prefix_empty)
+            run = _Run(options, transport, dispatcher, on_result, before_first_put=check.wait_writable)
             run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
             return run.collector.freeze()
         except KeyboardInterrupt:
@@ -78,6 +85,9 @@ def upload(
             if not abandoned:
                 dispatcher.close()
     finally:
+        journal.close()
+        if not abandoned:
+            check.close()
         if own and not abandoned:
             transport.close()
 
@@ -90,21 +100,24 @@ class _Run:
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
         *,
-        prefix_empty: bool = False,
+        before_first_put: Callable[[], None] = lambda: None,
     ) -> None:
         self.options = options
         self.mode = get_mode(options.mode)
-        # Under an empty prefix every key is new: a listing could only say so, slowly.
-        self.list_remote = self.mode.needs_listing and not prefix_empty
+        self.list_remote = self.mode.needs_listing
+        self.before_first_put: Callable[[], None] | None = before_first_put
         self.dispatcher = dispatcher
         self.on_result = on_result
         self.collector = StatsCollector(dry_run=options.dry_run)
         self.pending: dict[Future[list[PutResult]], list[PutTask]] = {}
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
+        self.in_flight_bytes = 0
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
         self.remote = RemoteIndex(transport, self.listers)
         if self.list_remote:
+            # While the walk starts: an empty prefix costs one request, and every lookup is
+            # then answered from it.
             self.remote.prefetch(join_key(options.prefix, ""))
 
     def record(self, result: PutResult) -> None:
@@ -117,6 +130,15 @@ class _Run:
         if self.options.limit is not None:
             room = min(room, self.options.limit - self.collector.files_put - self.in_flight)
         return room
+
+    def body_bytes(self, tasks: list[PutTask]) -> int:
+        """What ``tasks`` hold in memory while in flight: single PUT bodies (parts of large
+        files are bounded by the putter's part pool)."""
+        return sum(t.size for t in tasks if t.size < self.options.multipart_threshold)
+
+    def must_wait(self, tasks: list[PutTask]) -> bool:
+        over_budget = self.in_flight_bytes + self.body_bytes(tasks) > BODY_BYTES_IN_FLIGHT
+        return self.room() < len(tasks) or (over_budget and bool(self.pending))
 
     def feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         """Put what the walk yields; on Ctrl-C stop feeding, let what is on the wire finish or
@@ -137,12 +159,16 @@ class _Run:
         chunk = 1 if self.options.limit is not None else self.dispatcher.chunk_size
         for group in _batched(items, LOOKUP_GROUP):
             for tasks in _batched(iter(self._tasks(group)), chunk):
-                while self.room() < len(tasks):
+                while self.must_wait(tasks):
                     if not self.pending:
                         return  # the limit is reached
                     self._drain(block=True)
+                if self.before_first_put is not None:
+                    self.before_first_put()  # the write check: nothing is sent before it passed
+                    self.before_first_put = None
                 self.pending[self.dispatcher.submit(tasks)] = tasks
                 self.in_flight += len(tasks)
+                self.in_flight_bytes += self.body_bytes(tasks)
             self._drain(block=False)
         while self.pending:
             self._drain(block=True)
@@ -172,6 +198,7 @@ class _Run:
         for future in done:
             tasks = self.pending.pop(future)
             self.in_flight -= len(tasks)
+            self.in_flight_bytes -= self.body_bytes(tasks)
             try:
                 results = future.result()
             except CancelledError:  # Ctrl-C before a worker process took the list
@@ -197,11 +224,23 @@ def connect(options: UploadOptions) -> Transport:
 
 
 def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -> None:
-    """Abort the multipart uploads under ``prefix`` that a killed process of this host left
-    open (see ``upload_journal``). Best effort: it never fails the run."""
-    for key, upload_id in journal.leftovers(prefix):
+    """Abort the multipart uploads under ``prefix`` that a killed process or a failed run of
+    this host left open (see ``upload_journal``). Best effort: it never fails the run.
+
+    An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
+    intent: it is aborted when it is the key's one open upload that no record claims.
+    """
+    leftovers = journal.leftovers(prefix)
+    claimed = journal.claimed() if leftovers else set()
+    for key, upload_id in leftovers:
         try:
-            transport.abort_multipart(key, upload_id)
+            if upload_id.startswith("intent-"):
+                candidates = [u.upload_id for u in transport.open_uploads(key) if u.key == key]
+                unclaimed = [c for c in candidates if c not in claimed]
+                if len(candidates) == 1 and unclaimed:
+                    transport.abort_multipart(key, unclaimed[0])
+            else:
+                transport.abort_multipart(key, upload_id)
         except S3Error as exc:
             if exc.code != "NoSuchUpload" and exc.status != 404:
                 continue  # not answered now: the next run tries again
@@ -219,46 +258,94 @@ WRITE_CHECK = ".s3pput-write-check-"
 STALE_WRITE_CHECK = timedelta(minutes=10)
 
 
-def check_bucket(options: UploadOptions, transport: Transport | None = None) -> bool:
-    """Fail with one line, before any upload, if the bucket is missing or not usable.
+def check_bucket(options: UploadOptions, transport: Transport | None = None) -> None:
+    """Fail with one line, before any upload, if the bucket is missing or not usable (see
+    ``BucketCheck``); for callers that check before a run, like the Airflow plan task."""
+    check = BucketCheck(options, transport)
+    try:
+        check.head_bucket()
+        if not options.dry_run:
+            check.start_write_check()
+            check.wait_writable()
+    finally:
+        check.close()
+
+
+class BucketCheck:
+    """Whether the bucket can take the run, found with as few round trips as possible.
 
     Some S3-compatible servers create a bucket on the first PUT, so a missing bucket is found
-    here by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
+    by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
     aborting a multipart upload, which leaves no object behind (and the uploads a killed run's
-    check left are aborted here); a dry run writes nothing. The check retries less than the
-    run, so that a wrong endpoint is reported quickly.
-
-    Returns whether the prefix is known to hold no object yet: then there is nothing to list.
+    check left are aborted then); it runs on a thread of its own while the prefix is listed, and
+    the first PUT waits for it: an unchanged re-run 25 ms away then pays for HeadBucket and its
+    listing only (the five checks in a row cost 250 ms there). The checks retry less than the
+    run, so that a wrong endpoint is reported quickly. Every failure is one ``UsageError``.
     """
-    where = _where(options)
-    own = transport is None
-    try:
-        run_transport = transport if transport is not None else open_transport(options)
-        quick = run_transport.quick()
+
+    def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
+        self.options = options
+        self.where = _where(options)
+        self.own = transport is None
+        self.transport = transport
+        self.quick: Transport | None = None
+        self.writer: threading.Thread | None = None
+        self.failure: UsageError | None = None
+
+    def _quick(self) -> Transport:
+        if self.quick is None:
+            try:
+                if self.transport is None:
+                    self.transport = open_transport(self.options)
+                self.quick = self.transport.quick()
+            except S3Error as exc:
+                raise UsageError(bucket_error(exc, self.options.bucket, self.where)) from None
+        return self.quick
+
+    def head_bucket(self) -> None:
+        quick = self._quick()
         try:
             quick.head_bucket()
-            prefix_empty = False
-            if get_mode(options.mode).needs_listing:
-                page = quick.list_page(join_key(options.prefix, ""), max_keys=1)
-                prefix_empty = not page.objects and not page.prefixes
-            if not options.dry_run:
-                _check_writable(quick, join_key(options.prefix, WRITE_CHECK))
-        finally:
-            if quick is not run_transport:
-                quick.close()
-            if own:
-                run_transport.close()
-    except S3Error as exc:
-        raise UsageError(bucket_error(exc, options.bucket, where)) from None
-    return prefix_empty
+        except S3Error as exc:
+            raise UsageError(bucket_error(exc, self.options.bucket, self.where)) from None
+
+    def start_write_check(self) -> None:
+        quick, probe_prefix = self._quick(), join_key(self.options.prefix, WRITE_CHECK)
+
+        def check() -> None:
+            try:
+                _check_writable(quick, probe_prefix)
+            except S3Error as exc:
+                self.failure = UsageError(bucket_error(exc, self.options.bucket, self.where))
+
+        self.writer = threading.Thread(target=check, name="s3pput-write-check", daemon=True)
+        self.writer.start()
+
+    def wait_writable(self) -> None:
+        if self.writer is not None:
+            self.writer.join()
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.join()  # its probe upload is aborted before the transport closes
+        if self.quick is not None and self.quick is not self.transport:
+            self.quick.close()
+        if self.own and self.transport is not None:
+            self.transport.close()
 
 
 def _check_writable(transport: Transport, probe_prefix: str) -> None:
     probe = probe_prefix + uuid.uuid4().hex
-    upload_id = transport.create_multipart(probe, {})
-    _abort_unless_gone(transport, probe, upload_id)
+    with ThreadPoolExecutor(1, thread_name_prefix="s3pput-check") as beside:
+        # Two round trips, not three: the killed checks are listed while ours is created.
+        listed = beside.submit(transport.open_uploads, probe_prefix)
+        upload_id = transport.create_multipart(probe, {})
+        _abort_unless_gone(transport, probe, upload_id)
+        uploads = listed.result()
     stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
-    for upload in transport.open_uploads(probe_prefix):
+    for upload in uploads:
         # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
         # look stale and lose its upload here, which its own abort tolerates.
         if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:

@@ -21,6 +21,7 @@ from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.putter import PutTask, Putter
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import Transport, open_transport
+from airflow_s3pput.upload_journal import UploadJournal
 
 
 class Dispatcher(Protocol):
@@ -48,8 +49,8 @@ class InProcessDispatcher:
 
     chunk_size = 16
 
-    def __init__(self, options: UploadOptions, transport: Transport) -> None:
-        self.putter = Putter(options, transport)
+    def __init__(self, options: UploadOptions, transport: Transport, journal: UploadJournal) -> None:
+        self.putter = Putter(options, transport, journal)
         self.threshold = options.multipart_threshold
         self.large = ThreadPoolExecutor(max(2, min(options.threads, 8)), thread_name_prefix="s3pput-large")
 
@@ -130,9 +131,9 @@ def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
     return list(threads.map(putter.put, tasks))
 
 
-def make_dispatcher(options: UploadOptions, transport: Transport) -> Dispatcher:
-    """The run's own transport in this process for one process, else worker processes (each
-    opens its own)."""
+def make_dispatcher(options: UploadOptions, transport: Transport, journal: UploadJournal) -> Dispatcher:
+    """The run's own transport and journal in this process for one process, else worker
+    processes (each opens its own)."""
     if options.processes == 1:
-        return InProcessDispatcher(options, transport)
+        return InProcessDispatcher(options, transport, journal)
     return ProcessDispatcher(options)

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -33,27 +34,52 @@ from airflow_s3pput.options import UploadOptions
 COMPACT_LINES = 10_000
 
 
+#: the runs of this process that are still going (a run that ended leaves only leftovers)
+_RUNNING: set[str] = set()
+
+
 def journal_for(options: UploadOptions) -> UploadJournal:
     """The journal of the run's endpoint and bucket, in the user's cache directory."""
     return UploadJournal(default_cache_dir(), options.connection.endpoint_url or "aws", options.bucket)
 
 
 class UploadJournal:
+    """The journal as one run (of one process) writes it; ``close`` when the run ends."""
+
     def __init__(self, directory: Path, endpoint: str, bucket: str) -> None:
         name = hashlib.sha256(f"{endpoint}\n{bucket}".encode()).hexdigest()[:24]
         self.path = directory / f"open-uploads-{name}.jsonl"
+        self.run = uuid.uuid4().hex
+        _RUNNING.add(self.run)
 
-    def started(self, key: str, upload_id: str) -> None:
-        self._append({"op": "start", "id": upload_id, "key": key, "owner": _this_process()})
+    def close(self) -> None:
+        _RUNNING.discard(self.run)
+
+    def starting(self, key: str) -> str:
+        """Before CreateMultipartUpload: its answer can be lost (a reset after the server
+        acted), and then only this intent says that the key's new open upload is ours."""
+        token = "intent-" + uuid.uuid4().hex
+        self._append({"op": "start", "id": token, "key": key, "owner": f"{_this_process()}:{self.run}"})
+        return token
+
+    def started(self, token: str, key: str, upload_id: str) -> None:
+        owner = f"{_this_process()}:{self.run}"
+        self._append({"op": "start", "id": upload_id, "key": key, "owner": owner})
+        self.finished(token)
 
     def finished(self, upload_id: str) -> None:
         self._append({"op": "end", "id": upload_id})
 
     def leftovers(self, prefix: str) -> list[tuple[str, str]]:
         """(key, upload id) of the uploads under ``prefix`` that no record says ended and whose
-        process, on this host, is gone."""
+        process, on this host, is gone. An id that starts with ``intent-`` stands for an upload
+        whose id never reached us (see ``starting``)."""
         return [(key, upload_id) for upload_id, (key, owner) in self._open().items()
                 if key.startswith(prefix) and _gone(owner)]  # fmt: skip
+
+    def claimed(self) -> set[str]:
+        """The upload ids some record still holds open, whoever's."""
+        return set(self._open())
 
     def compact(self) -> None:
         """Drop the finished records, once the file has grown (under a lock: one compactor)."""
@@ -124,14 +150,17 @@ def _this_process() -> str:
 
 
 def _gone(owner: str) -> bool:
-    """Whether the process that wrote ``owner`` has ended: a pid reused by another process
-    has another start time. Another host's processes are never judged gone from here."""
+    """Whether the run that wrote ``owner`` has ended: its process has (a pid reused by
+    another process has another start time), or, in this very process, the run did. Another
+    host's processes are never judged gone from here."""
     try:
-        host, pid_text, started = owner.rsplit(":", 2)
+        host, pid_text, started, run = owner.rsplit(":", 3)
         pid = int(pid_text)
     except ValueError:
         return False
     if host != socket.gethostname():
         return False
     now = _process_started(pid)
+    if pid == os.getpid() and now == started:
+        return run not in _RUNNING
     return now is None or (bool(started) and bool(now) and now != started)

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from airflow_s3pput.transport.crt_transport import CrtTransport
 
 
+#: connections to the endpoint at most (s5cmd's default worker count)
+MAX_CONNECTIONS = 256
+
+
 def crt_available() -> bool:
     # Found, not imported: the import costs ~50 ms, which a run that puts nothing never pays.
     return importlib.util.find_spec("awscrt") is not None
@@ -59,12 +63,15 @@ def open_transport(options: UploadOptions) -> Transport:
     settings = options.connection
     if resolve_transport(options.transport) == "boto3":
         return Boto3Transport.open(settings, options.bucket, options.threads)
+    # One connection for each request the engine keeps in flight (see engine.in_flight_limit).
+    connections = min(MAX_CONNECTIONS, 4 * options.threads)
     if not settings.uses_tls and plain_credentials(settings) is not None:
         from airflow_s3pput.transport.crt_transport import CrtTransport
 
-        return CrtTransport(settings, options.bucket)
+        return CrtTransport(settings, options.bucket, connections=connections)
     session = make_session(settings)
-    return CrtPuts(Boto3Transport.open(settings, options.bucket, options.threads, session), settings, session)
+    control = Boto3Transport.open(settings, options.bucket, options.threads, session)
+    return CrtPuts(control, settings, session, connections)
 
 
 class CrtPuts:
@@ -73,8 +80,11 @@ class CrtPuts:
     The CRT client is started by the first PUT: a run that puts nothing never pays for it.
     """
 
-    def __init__(self, control: Boto3Transport, settings: ConnectionSettings, session: Any) -> None:
+    def __init__(
+        self, control: Boto3Transport, settings: ConnectionSettings, session: Any, connections: int
+    ) -> None:
         self.control = control
+        self.connections = connections
         self.bucket = control.bucket
         self.settings = settings
         self.session = session
@@ -84,7 +94,7 @@ class CrtPuts:
         if self._puts is None:  # first PUT; from the one dispatcher thread
             from airflow_s3pput.transport.crt_transport import CrtTransport
 
-            self._puts = CrtTransport(self.settings, self.bucket, self.session)
+            self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
         return self._puts
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:

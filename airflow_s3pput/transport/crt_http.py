@@ -31,6 +31,8 @@ from airflow_s3pput.transport.file_range import FileRange
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
 
 
+#: the CRT's retry token bucket: enough for every request in flight to use all its attempts
+RETRY_TOKENS = 100_000
 ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
 #: error names of the CRT that mean the endpoint was never reached
 _UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
@@ -66,14 +68,25 @@ def retry_config(max_attempts: int) -> Any:
 
     if max_attempts == 1:  # max_retries=0 would mean the CRT's default of 5
         return S3RetryConfig(retry_mode=S3RetryMode.NONE)
-    return S3RetryConfig(max_retries=max_attempts - 1, backoff_scale_factor_ms=500, max_backoff_secs=20)
+    return S3RetryConfig(
+        max_retries=max_attempts - 1,
+        backoff_scale_factor_ms=500,
+        max_backoff_secs=20,
+        # The CRT's retry token bucket (500 tokens, 5 a retry) is its circuit breaker: under 40%
+        # SlowDown a few hundred PUTs in flight drain it, and then retries are refused and files
+        # fail however many attempts are left. Our attempts and the watchdog bound a dead server.
+        initial_bucket_capacity=RETRY_TOKENS,
+    )
 
 
 class CrtSender:
-    def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, bucket: str, session: Any = None, connections: int = 25
+    ) -> None:
         """``session``: the boto3 session of the run's control calls, so that credentials are
         resolved (and refreshed) once per process. Without one, plain keys (given, or in the
-        environment) are used as they are, without loading botocore."""
+        environment) are used as they are, without loading botocore. ``connections``: how many
+        requests the CRT keeps on the wire at once (its pool follows the throughput target)."""
         from awscrt.auth import AwsCredentialsProvider
         from awscrt.io import (
             ClientBootstrap,
@@ -117,7 +130,9 @@ class CrtSender:
             # it, because its multipart path drops our Content-MD5.
             part_size=64 * 1024**2,
             multipart_upload_threshold=5 * 1024**3,
-            throughput_target_gbps=10.0,
+            # The CRT sizes its connection pool from this: 2.5 connections a Gbit/s (10 -> 25
+            # connections, measured). 25 cap a bucket 25 ms away at ~500 PUTs/s; s5cmd opens 256.
+            throughput_target_gbps=max(10.0, connections / 2.5),
             retry_config=retry_config(settings.max_attempts),
             connect_timeout_ms=int(settings.connect_timeout * 1000),
         )

@@ -37,11 +37,13 @@ class CrtTransport:
     """``Transport`` over the CRT for one bucket. ``session``: a boto3 session whose
     credentials sign the requests (roles, SSO, profiles); without one, plain keys."""
 
-    def __init__(self, settings: ConnectionSettings, bucket: str, session: Any = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, bucket: str, session: Any = None, connections: int = 25
+    ) -> None:
         self.settings = settings
         self.bucket = bucket
         self.session = session
-        self.sender = CrtSender(settings, bucket, session)
+        self.sender = CrtSender(settings, bucket, session, connections)
 
     def quick(self) -> CrtTransport:
         # A CRT client takes ~0.2 ms to create; its retry settings are fixed at creation.

@@ -56,8 +56,8 @@ def test_an_unchanged_rerun_lists_once_and_puts_nothing(src: Path) -> None:
     stats = engine.upload(opts(src), transport=transport)
     assert (stats.files_put, stats.skipped) == (0, {"unchanged": len(TREE)})
     assert transport.calls["PutObject"] == 0
-    # the check's, then one flat listing: the prefix by directory, its 4 subdirectories side by side
-    assert transport.calls["ListObjectsV2"] == 1 + 1 + 4
+    # one flat listing: the prefix by directory, then its 4 subdirectories side by side
+    assert transport.calls["ListObjectsV2"] == 1 + 4
 
 
 def test_a_changed_file_is_put_again(src: Path) -> None:
@@ -90,6 +90,14 @@ def test_a_write_check_that_another_run_aborted_is_not_an_error(src: Path) -> No
     transport = MemoryTransport()
     transport.fail_next["AbortMultipartUpload"] = [S3Error("NoSuchUpload", status=404)]
     engine.check_bucket(opts(src), transport)  # no exception
+
+
+def test_a_failed_write_check_stops_the_run_before_any_put(src: Path) -> None:
+    transport = MemoryTransport()
+    transport.fail_next["CreateMultipartUpload"] = [S3Error("AccessDenied", status=403)]
+    with pytest.raises(UsageError, match="denied"):
+        engine.upload(opts(src), transport=transport)
+    assert transport.calls["PutObject"] == 0
 
 
 def test_a_dry_run_writes_nothing(src: Path) -> None:
@@ -170,3 +178,21 @@ def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
     assert RemoteIndex(transport).lookup(["p/f03", "p/f04"]) == {k: expected[k] for k in ("p/f03", "p/f04")}
     # pages of 2 from just below f03: [f00 f01] [f02 f03] [f04 f05], and no further
     assert transport.calls["ListObjectsV2"] == 3
+
+
+def test_a_lost_create_answer_is_cleaned_up_only_when_its_upload_is_the_one_unclaimed(tmp_path: Path) -> None:
+    from airflow_s3pput.upload_journal import UploadJournal
+
+    transport = MemoryTransport()
+    dead = UploadJournal(tmp_path, "e", "bucket")
+    dead.starting("p/lost.bin")  # CreateMultipartUpload sent, answer lost: no id in the journal
+    dead.starting("p/shared.bin")
+    dead.close()  # that run ended
+    lost = transport.open_upload("p/lost.bin", "2026-01-01T00:00:00Z")  # what the server made of it
+    ours_too = transport.open_upload("p/shared.bin", "2026-01-01T00:00:00Z")
+    theirs = transport.open_upload("p/shared.bin", "2026-01-01T00:00:00Z")  # another writer, same key
+    journal = UploadJournal(tmp_path, "e", "bucket")
+    engine.abort_leftovers(transport, journal, "p/")
+    assert set(transport.uploads) == {ours_too, theirs}  # two candidates: neither is provably ours
+    assert lost not in transport.uploads
+    assert journal.leftovers("p/") == []

@@ -22,7 +22,7 @@ def record_in_child(tmp_path: Path, key: str, upload_id: str) -> None:
     code = (
         "from pathlib import Path; from airflow_s3pput.upload_journal import UploadJournal;"
         f"journal = UploadJournal(Path({str(tmp_path)!r}), 'http://127.0.0.1:1', 'bucket');"
-        f"journal.started({key!r}, {upload_id!r})"
+        f"journal.started(journal.starting({key!r}), {key!r}, {upload_id!r})"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -33,9 +33,13 @@ def test_a_dead_processs_unfinished_upload_is_a_leftover(journal: UploadJournal,
     assert journal.leftovers("p/") == [("p/big.bin", "u-dead")]
 
 
-def test_a_running_processs_upload_is_never_a_leftover(journal: UploadJournal) -> None:
-    journal.started("p/mine.bin", "u-live")  # this test's process is alive: e.g. a parallel task
-    assert journal.leftovers("p/") == []
+def test_a_running_runs_upload_is_never_a_leftover(journal: UploadJournal, tmp_path: Path) -> None:
+    # a run still going in this process
+    journal.started(journal.starting("p/mine.bin"), "p/mine.bin", "u-live")
+    other = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")  # e.g. a parallel task's run
+    assert other.leftovers("p/") == []
+    journal.close()  # the run ended without finishing it (its abort could not be sent)
+    assert other.leftovers("p/") == [("p/mine.bin", "u-live")]
 
 
 def test_a_finished_upload_is_not_a_leftover(journal: UploadJournal, tmp_path: Path) -> None:
@@ -48,10 +52,20 @@ def test_another_hosts_upload_is_never_judged_from_here(
     journal: UploadJournal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(upload_journal.socket, "gethostname", lambda: "worker-a")
-    journal.started("p/a.bin", "u-a")
+    journal.started(journal.starting("p/a.bin"), "p/a.bin", "u-a")
     monkeypatch.setattr(upload_journal.socket, "gethostname", lambda: "worker-b")
     monkeypatch.setattr(upload_journal, "_process_started", lambda pid: None)  # "not running here"
     assert journal.leftovers("p/") == []
+
+
+def test_a_create_whose_answer_was_lost_leaves_an_intent(journal: UploadJournal, tmp_path: Path) -> None:
+    code = (
+        "from pathlib import Path; from airflow_s3pput.upload_journal import UploadJournal;"
+        f"UploadJournal(Path({str(tmp_path)!r}), 'http://127.0.0.1:1', 'bucket').starting('p/lost.bin')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    ((key, token),) = journal.leftovers("p/")
+    assert key == "p/lost.bin" and token.startswith("intent-")
 
 
 def test_torn_and_foreign_lines_are_skipped(journal: UploadJournal, tmp_path: Path) -> None:
@@ -68,7 +82,7 @@ def test_compaction_keeps_only_unfinished_uploads(
     monkeypatch.setattr(upload_journal, "COMPACT_LINES", 4)
     record_in_child(tmp_path, "p/kept.bin", "u-kept")
     for number in range(3):
-        journal.started(f"p/f{number}", f"u{number}")
+        journal.started(journal.starting(f"p/f{number}"), f"p/f{number}", f"u{number}")
         journal.finished(f"u{number}")
     journal.compact()
     assert len(journal.path.read_text().splitlines()) == 1
@@ -79,5 +93,5 @@ def test_an_unwritable_journal_never_fails_an_upload(tmp_path: Path) -> None:
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     journal = UploadJournal(blocked / "sub", "e", "b")
-    journal.started("k", "u")  # no exception
+    journal.started(journal.starting("k"), "k", "u")  # no exception
     assert journal.leftovers("") == []
