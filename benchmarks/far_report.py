@@ -215,8 +215,8 @@ def render_startup(cells: dict[tuple[float, str], dict[str, Any]], tools: list[s
         "to the process's exit; *proxy cpu*: CPU time of the proxy's thread during the run (near the "
         "wall, the proxy would be the bottleneck). Times in ms.",
         "",
-        "| delay | tool | wall | local start | to first upload | serial before | transfer | exit | proxy cpu | "
-        "requests before the first upload |",
+        "| delay | tool | wall | local start | to first upload | serial before | transfer | exit "
+        "| proxy cpu | requests before the first upload |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (delay, workload), cell in sorted(cells.items()):
@@ -244,8 +244,8 @@ def render_startup(cells: dict[tuple[float, str], dict[str, Any]], tools: list[s
             proxy_cpu = _median([p.get("proxy_cpu_seconds", 0.0) * 1000 for p in px])
             out.append(
                 f"| {delay:g} ms | {tool} | {_ms(wall)} | {_ms(local)} | {_ms(first)} | "
-                f"{'–' if serial is None else f'{serial:g}'} | {_ms(transfer)} | {_ms(tail)} | {_ms(proxy_cpu)} | "
-                f"{before} |"
+                f"{'–' if serial is None else f'{serial:g}'} | {_ms(transfer)} | {_ms(tail)} | "
+                f"{_ms(proxy_cpu)} | {before} |"
             )
     return out
 
