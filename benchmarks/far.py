@@ -61,6 +61,7 @@ sys.path.insert(0, str(REPO))
 
 import far_report  # noqa: E402
 import workloads  # noqa: E402
+from bounded import stop_children_on_sigterm  # noqa: E402
 from latency_proxy import LatencyProxy, ProxyStats, RequestRecord  # noqa: E402
 from measure import run_measured  # noqa: E402
 from tools import Tool, make_tools  # noqa: E402
@@ -279,7 +280,8 @@ class Sweep:
 
         return is_upload
 
-    def run_delay(self, delay: float) -> None:
+    def run_delay(self, delay: float, save: Callable[[], None]) -> None:
+        """Every workload at ``delay``; ``save`` after each one (a killed command keeps them)."""
         far = delay >= FAR_DELAY
         reps = self.args.far_reps if far else self.args.reps
         files = self.args.far_files if far else self.args.files
@@ -316,6 +318,7 @@ class Sweep:
                             prefix = f"{workload}/{stamp}"
                             argv = tool.upload(tree.root, BUCKET, prefix)
                             self.measure(proxy, workload, tool, rep, argv, tree, prefix)
+                save()
 
 
 def proxy_summary(
@@ -376,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         far_report.write(args.raw_dir, args.output)
         log(f"tables: {args.output}")
         return 0
+    stop_children_on_sigterm()
     started = time.monotonic()
     # s3pput is installed editable: compiled once here, as a user's pip install ships it
     compileall.compile_dir(str(REPO / "airflow_s3pput"), quiet=1)
@@ -389,28 +393,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"far-S3 sweep ({'quick' if args.quick else 'full'}), SeaweedFS at {s3.endpoint_url}")
             for delay in args.delay_list:
                 delay_started = time.monotonic()
-                sweep.run_delay(delay)
-                runs = [r for r in sweep.runs if r["delay_ms"] == delay]
-                far = delay >= FAR_DELAY
-                results = {
-                    "kind": "sweep",
-                    "stamp": stamp,
-                    "quick": args.quick,
-                    "delay_ms": delay,
-                    "reps": args.far_reps if far else args.reps,
-                    "small_files": args.far_files if far else args.files,
-                    "sizes": vars(sweep.sizes),
-                    "workloads": args.workload_list,
-                    "tools": sweep.versions,
-                    "notes": sweep.notes,
-                    "engine": far_report.engine_version(REPO),
-                    "loadavg": list(os.getloadavg()),
-                    "seconds": time.monotonic() - delay_started,
-                    "runs": runs,
-                }
                 raw = args.raw_dir / f"sweep-{delay:g}ms-{stamp}{'-quick' if args.quick else ''}.json"
-                raw.write_text(json.dumps(results, indent=1, default=str))
-                failed += sum(1 for r in runs if not r["verified"])
+
+                def save(delay: float = delay, raw: Path = raw, delay_started: float = delay_started) -> None:
+                    runs = [r for r in sweep.runs if r["delay_ms"] == delay]
+                    far = delay >= FAR_DELAY
+                    results = {
+                        "kind": "sweep",
+                        "stamp": stamp,
+                        "quick": args.quick,
+                        "delay_ms": delay,
+                        "reps": args.far_reps if far else args.reps,
+                        "small_files": args.far_files if far else args.files,
+                        "sizes": vars(sweep.sizes),
+                        "workloads": sorted({r["workload"] for r in runs}, key=WORKLOADS.index),
+                        "tools": sweep.versions,
+                        "notes": sweep.notes,
+                        "engine": far_report.engine_version(REPO),
+                        "loadavg": list(os.getloadavg()),
+                        "seconds": time.monotonic() - delay_started,
+                        "runs": runs,
+                    }
+                    raw.write_text(json.dumps(results, indent=1, default=str))
+
+                sweep.run_delay(delay, save)
+                failed += sum(1 for r in sweep.runs if r["delay_ms"] == delay and not r["verified"])
                 log(f"raw data: {raw}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

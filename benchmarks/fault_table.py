@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 import far_report  # noqa: E402
 import workloads  # noqa: E402
+from bounded import stop_children_on_sigterm  # noqa: E402
 from tools import client_env, s3pput_argv  # noqa: E402
 
 from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
@@ -262,6 +263,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_children_on_sigterm()
     started = time.monotonic()
     compileall.compile_dir(str(REPO / "airflow_s3pput"), quiet=1)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
