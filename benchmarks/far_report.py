@@ -331,7 +331,9 @@ def render_faults(raw_dir: Path) -> list[str]:
     results = _load(raw_dir, "faults-*.json")
     if not results:
         return ["## Transient faults", "", "No fault results yet: run `benchmarks/fault_table.py`.", ""]
-    result = results[-1]
+    # the newest file that has each part (``--cases`` may have run them apart)
+    result = next((r for r in reversed(results) if r["transient"]), results[-1])
+    down = next((r for r in reversed(results) if r["down"]), results[-1])
     out = [
         "## Transient faults",
         "",
@@ -368,7 +370,10 @@ def render_faults(raw_dir: Path) -> list[str]:
         "| lost | PUT attempts per file |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for case in result["down"]:
+    if down is not result:
+        out.insert(-2, f"Command {down['stamp']}, engine {down.get('engine', '?')}.")
+        out.insert(-2, "")
+    for case in down["down"]:
         per_file = case["puts"] / case["files"] if case["files"] else 0.0
         both = case.get("failed_but_stored", "–")
         out.append(

@@ -4,6 +4,7 @@ Usage (no ``make`` needed; run from the repository root with the project's inter
 
     .venv/bin/python benchmarks/fault_table.py             # 300 files, 3 runs per case (~5 min)
     .venv/bin/python benchmarks/fault_table.py --quick     # smoke run, < 1 min
+    .venv/bin/python benchmarks/fault_table.py --cases down      # only the server-stays-down cases
     .venv/bin/python benchmarks/fault_table.py --runs 5 --files 1000 --transports crt
 
 What it does, against a real SeaweedFS on 127.0.0.1 behind ``tests/faults/proxy.py``'s
@@ -242,7 +243,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--files", type=int, default=300, help="small files per run (default 300)")
     p.add_argument("--runs", type=int, default=3, help="runs per transient case and transport (default 3)")
     p.add_argument("--transports", default=",".join(TRANSPORTS), help="comma list (default crt,boto3)")
-    p.add_argument("--no-down", action="store_true", help="skip the server-stays-down cases")
+    p.add_argument("--cases", default="transient,down", help="comma list: transient, down (default both)")
     p.add_argument("--quick", action="store_true", help="30 files, 1 run per case, crt only (< 1 min)")
     p.add_argument("--raw-dir", type=Path, default=None, help="where the raw JSON goes (.bench/far/)")
     p.add_argument("--output", type=Path, default=None, help="the Markdown (benchmarks/far-results.md)")
@@ -252,6 +253,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.transport_list = [t for t in args.transports.split(",") if t]
     if set(args.transport_list) - set(TRANSPORTS) or not args.transport_list:
         p.error(f"--transports: a comma list of {', '.join(TRANSPORTS)}")
+    args.case_list = [c for c in args.cases.split(",") if c]
+    if set(args.case_list) - {"transient", "down"} or not args.case_list:
+        p.error("--cases: a comma list of transient, down")
     if min(args.files, args.runs) < 1:
         p.error("--files and --runs must be at least 1")
     if args.quick:
@@ -277,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"fault table: {args.files} files, SeaweedFS at {s3.endpoint_url}, proxy {proxy.endpoint_url}"
             )
             table = FaultTable(args, s3, proxy, tree)
-            transient = table.transient()
-            down = [] if args.no_down else table.down()
+            transient = table.transient() if "transient" in args.case_list else []
+            down = table.down() if "down" in args.case_list else []
     results = {
         "kind": "faults",
         "stamp": stamp,
