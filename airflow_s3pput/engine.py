@@ -24,7 +24,16 @@ from airflow_s3pput.putter import MAX_PART_WORKERS, PutTask, describe_error
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
-from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
+from airflow_s3pput.walker import (
+    FileEntry,
+    KeyRange,
+    Selection,
+    WalkError,
+    check_sources,
+    check_unique_keys,
+    join_key,
+    walk,
+)
 
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
@@ -52,6 +61,7 @@ def upload(
     ``client`` replaces the S3 clients everywhere and keeps the work in this process (tests).
     """
     check_sources(options.sources)
+    check_unique_keys(options.sources, options.prefix, selection_of(options), key_range)
     session = crt_client = None
     if client is not None:  # an injected client (tests, moto) must serve every request
         options = dataclasses.replace(options, transport="boto3", processes=1)
