@@ -15,6 +15,7 @@ from tests.helpers import (
     CliRunner,
     MotoServer,
     S3Endpoint,
+    empty_bucket,
     new_bucket,
     point_env_at,
     run_cli,
@@ -79,9 +80,11 @@ def any_s3(request: pytest.FixtureRequest) -> S3Endpoint:
 
 
 @pytest.fixture
-def any_bucket(any_s3: S3Endpoint) -> str:
-    """A fresh, empty bucket on ``any_s3``."""
-    return new_bucket(any_s3)
+def any_bucket(any_s3: S3Endpoint) -> Iterator[str]:
+    """A fresh, empty bucket on ``any_s3``, emptied afterwards (moto keeps objects in memory)."""
+    name = new_bucket(any_s3)
+    yield name
+    empty_bucket(any_s3.client(), name)
 
 
 @pytest.fixture

@@ -49,6 +49,14 @@ def list_keys(client: Any, bucket: str, prefix: str = "") -> dict[str, dict[str,
     return keys
 
 
+def empty_bucket(client: Any, bucket: str) -> None:
+    """Delete every object of ``bucket``."""
+    keys = list(list_keys(client, bucket))
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+
 def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
