@@ -24,6 +24,7 @@ from airflow_s3pput.putter import MAX_PART_WORKERS, PutTask, describe_error
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.walker import (
     FileEntry,
     KeyRange,
@@ -77,6 +78,11 @@ def upload(
         try:
             run = _Run(options, client, dispatcher, on_result, prefix_empty=prefix_empty)
             run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
+            if options.delete:  # --delete: after this range's uploads, which must all have landed
+                deleter = client if hasattr(client, "delete_objects") else make_client(options.connection)
+                delete_extraneous(
+                    deleter, options, key_range, failed_uploads=run.collector.failed, record=run.record
+                )
             return run.collector.freeze()
         finally:
             dispatcher.close()

@@ -107,6 +107,7 @@ class UploadOptions:
     multipart_threshold: int = 16 * MIB
     part_size: int = 16 * MIB
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    delete: bool = False
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -120,6 +121,9 @@ class UploadOptions:
             raise UsageError(f"invalid --put {self.mode!r}: expected one of {', '.join(MODES)}")
         if self.limit is not None and self.limit < 0:
             raise UsageError(f"--limit must be 0 or more, not {self.limit}")
+        if self.delete and self.limit is not None:
+            # Files past the limit are not uploaded, and their keys would look extraneous.
+            raise UsageError("--delete cannot be combined with --limit")
         if self.transport not in TRANSPORTS:
             raise UsageError(
                 f"invalid --transport {self.transport!r}: expected one of {', '.join(TRANSPORTS)}"
