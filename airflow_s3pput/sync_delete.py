@@ -120,7 +120,8 @@ def delete_extraneous(
             report(PutResult(error.path, error.key, "fail", error=f"{error.message} (--delete stopped here)"))
             deleter.failed += 1
         except Exception as exc:  # noqa: BLE001 - a failed listing or an unsorted stream: stop
-            report(PutResult("", root, "fail", error=f"--delete stopped: {describe_error(exc)}"))
+            where = f"s3://{options.bucket}/{root}"
+            report(PutResult("", where, "fail", error=f"--delete stopped: {describe_error(exc)}"))
             deleter.failed += 1
     deleter.flush()
     return DeleteStats(deleted=deleter.deleted, failed=deleter.failed)

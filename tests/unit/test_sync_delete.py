@@ -298,7 +298,7 @@ def test_a_failed_listing_is_a_failure_and_deletes_nothing_after_it(tmp_path: Pa
     bucket = FakeBucket({"p/a", "p/b", "p/c/x"})
     bucket.fail_listing_of = "p/c/"
     stats, results = run(bucket, options(src))
-    assert [(r.key, r.action) for r in results] == [("p/", "fail"), ("p/b", "delete")]
+    assert [(r.key, r.action) for r in results] == [("s3://b-1/p/", "fail"), ("p/b", "delete")]
     assert "--delete stopped: RuntimeError: listing failed" in results[0].error
     assert (stats.deleted, stats.failed) == (1, 1)
     assert bucket.keys == {"p/a", "p/c/x"}
