@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--dry-run", action="store_true", help="send no writes; print what would be done")
     what.add_argument("--limit", type=int, default=None, help="put at most N files")
     what.add_argument(
+        "--delete",
+        action="store_true",
+        help="after the upload, delete keys under PREFIX that no local file maps to (kept: keys that "
+        "--include/--exclude leave out); nothing is deleted when a file failed",
+    )
+    what.add_argument(
         "--include", action="append", default=[], metavar="GLOB", help="only files matching GLOB"
     )
     what.add_argument(
@@ -193,6 +199,7 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         multipart_threshold=args.multipart_threshold,
         part_size=args.part_size,
         connection=connection,
+        delete=args.delete,
     )
 
 
@@ -214,6 +221,11 @@ class Reporter:
         if result.action == "fail":
             self._clear()
             print(f"s3pput: failed {_where(result)}: {result.error}", file=self.err)
+        elif result.action == "delete" and (self.dry_run or self.verbose) and not self.quiet:
+            self._clear()
+            print(
+                f"{'would delete' if self.dry_run else 'delete'} {one_line(result.key)}", file=self.files_out
+            )
         elif self.dry_run and not self.quiet:
             self._clear()
             if result.action == "put":
@@ -238,7 +250,10 @@ class Reporter:
 
 
 def _where(result: PutResult) -> str:
-    """``PATH -> KEY`` on one line: a newline or other control character in a name is escaped."""
+    """``PATH -> KEY`` on one line: a newline or other control character in a name is escaped.
+    Just ``KEY`` for a key without a local file (``--delete``)."""
+    if not result.path:
+        return one_line(result.key)
     return f"{one_line(result.path)} -> {one_line(result.key)}"
 
 

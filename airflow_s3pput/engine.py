@@ -24,9 +24,19 @@ from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Transport, open_transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
-from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
+from airflow_s3pput.walker import (
+    FileEntry,
+    KeyRange,
+    Selection,
+    WalkError,
+    check_sources,
+    check_unique_keys,
+    join_key,
+    walk,
+)
 
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
@@ -58,6 +68,7 @@ def upload(
     process (tests: a recording or in-memory transport, moto's client).
     """
     check_sources(options.sources)
+    check_unique_keys(options.sources, options.prefix, selection_of(options), key_range)
     own = transport is None
     if transport is None:
         transport = connect(options)
@@ -76,6 +87,10 @@ def upload(
         try:
             run = _Run(options, transport, dispatcher, on_result, before_first_put=check.wait_writable)
             run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
+            if options.delete:  # --delete: after this range's uploads, which must all have landed
+                delete_extraneous(
+                    transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
+                )
             return run.collector.freeze()
         except KeyboardInterrupt:
             # A second Ctrl-C while the first one's uploads finished: leave them, don't wait.

@@ -67,16 +67,21 @@ def validate_acl(acl: str | None) -> str | None:
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces."""
+    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces.
+
+    Only user metadata (``x-amz-meta-*``) may have an empty value.
+    """
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
     if not sep or not name or not _TOKEN.match(name):
         raise UsageError(f"malformed --header {text!r}: expected NAME:VALUE")
-    if not value:
+    lower = name.lower()
+    # S3 and aws cli store an empty user-metadata value (a flag by its name alone); an empty
+    # Cache-Control, Content-Type ... means nothing and is a typo.
+    if not value and not lower.startswith(USER_METADATA_PREFIX):
         raise UsageError(f"malformed --header {text!r}: empty value")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise UsageError(f"malformed --header {name!r}: control characters in value")
-    lower = name.lower()
     if lower not in HEADER_PARAMS and not lower.startswith(USER_METADATA_PREFIX):
         raise UsageError(
             f"unsupported --header {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
-from airflow_s3pput.etag import MIB
+from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
 from airflow_s3pput.headers import header_params
 from airflow_s3pput.modes import MODES
 
 MIN_PART_SIZE = 5 * MIB
 #: aws cli's and boto3's default too; with the part pool's byte budget, 5 parts in flight
-DEFAULT_PART_SIZE = 8 * MIB
+DEFAULT_PART_SIZE = S3PPUT_PART_SIZE
 DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
 #: attempts of a request that failed transiently: s5cmd retries 10 times; at 40% SlowDown
 #: 5 attempts lose ~1% of files (0.4**5), 10 lose ~0.01%
@@ -93,6 +93,7 @@ class UploadOptions:
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int = DEFAULT_PART_SIZE
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    delete: bool = False
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -106,6 +107,9 @@ class UploadOptions:
             raise UsageError(f"invalid --put {self.mode!r}: expected one of {', '.join(MODES)}")
         if self.limit is not None and self.limit < 0:
             raise UsageError(f"--limit must be 0 or more, not {self.limit}")
+        if self.delete and self.limit is not None:
+            # Files past the limit are not uploaded, and their keys would look extraneous.
+            raise UsageError("--delete cannot be combined with --limit")
         if self.transport not in TRANSPORTS:
             raise UsageError(
                 f"invalid --transport {self.transport!r}: expected one of {', '.join(TRANSPORTS)}"

@@ -18,7 +18,8 @@ MAX_FAILURES_KEPT = 20
 
 @dataclass(frozen=True, slots=True)
 class PutResult:
-    """What happened to one file. ``action`` is ``put``, ``skip`` or ``fail``."""
+    """What happened to one file. ``action`` is ``put``, ``skip`` or ``fail``, or ``delete``
+    for a key removed by ``--delete`` (``path`` is then empty)."""
 
     path: str
     key: str
@@ -40,6 +41,7 @@ class Stats:
     finished: float = 0.0
     batches: int = 1
     dry_run: bool = False
+    deleted: int = 0  # keys removed by --delete (in a dry run, to remove)
 
     @property
     def files_skipped(self) -> int:
@@ -75,6 +77,7 @@ class Stats:
             finished=max(self.finished, other.finished),
             batches=self.batches + other.batches,
             dry_run=self.dry_run or other.dry_run,
+            deleted=self.deleted + other.deleted,
         )
 
     @classmethod
@@ -100,6 +103,7 @@ class Stats:
             "bytes_per_second": round(self.bytes_per_second, 1),
             "batches": self.batches,
             "dry_run": self.dry_run,
+            "files_deleted": self.deleted,
         }
 
     @classmethod
@@ -115,6 +119,7 @@ class Stats:
             finished=float(data.get("finished", 0.0)),
             batches=int(data.get("batches", 1)),
             dry_run=bool(data.get("dry_run", False)),
+            deleted=int(data.get("files_deleted", 0)),
         )
 
     def table(self, batches: str | None = None) -> str:
@@ -135,6 +140,8 @@ class Stats:
             ("files/s", f"{self.files_per_second:,.1f}"),
             ("bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"),
         ]
+        if self.deleted:
+            rows.insert(3, ("files deleted" if not self.dry_run else "files to delete", f"{self.deleted:,}"))
         if batches is not None or self.batches != 1:
             rows.append(("batches", batches or f"{self.batches:,}"))
         width = max(len(name) for name, _ in rows)
@@ -166,6 +173,7 @@ class StatsCollector:
         self.skipped: Counter[str] = Counter()
         self.failed = 0
         self.failures: list[tuple[str, str]] = []
+        self.deleted = 0
 
     def add(self, result: PutResult) -> None:
         if result.action == "put":
@@ -174,6 +182,8 @@ class StatsCollector:
             self.put_reasons[result.reason] += 1
         elif result.action == "skip":
             self.skipped[result.reason] += 1
+        elif result.action == "delete":
+            self.deleted += 1
         else:
             self.failed += 1
             if len(self.failures) < MAX_FAILURES_KEPT:
@@ -190,6 +200,7 @@ class StatsCollector:
             started=self.started,
             finished=self._clock(),
             dry_run=self.dry_run,
+            deleted=self.deleted,
         )
 
 

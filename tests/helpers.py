@@ -5,17 +5,20 @@ Fixtures live in ``conftest.py``; everything a test imports lives here.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
-from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.cli import main
+from airflow_s3pput.options import ConnectionSettings
 
 #: a session token set for the bad-input runs: it must never be printed (SeaweedFS ignores it)
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE-session-token-do-not-print-3f9a7c"
@@ -36,6 +39,14 @@ def list_keys(client: Any, bucket: str, prefix: str = "") -> dict[str, dict[str,
         for obj in page.get("Contents", []):
             keys[obj["Key"]] = obj
     return keys
+
+
+def empty_bucket(client: Any, bucket: str) -> None:
+    """Delete every object of ``bucket``."""
+    keys = list(list_keys(client, bucket))
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
 
 
 def no_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +75,7 @@ class CliRun:
 CliRunner = Callable[..., CliRun]
 
 
-def assert_usage_error(run: CliRun, *fragments: str, server: LocalS3Server | None = None) -> None:
+def assert_usage_error(run: CliRun, *fragments: str, server: S3Endpoint | None = None) -> None:
     """Exit 2, nothing on stdout, exactly one line on stderr that holds every fragment."""
     assert run.code == 2, (run.out, run.err)
     assert run.out == ""
@@ -78,7 +89,7 @@ def assert_usage_error(run: CliRun, *fragments: str, server: LocalS3Server | Non
         assert server.secret_key not in run.out + run.err
 
 
-def assert_clean(text: str, server: LocalS3Server) -> None:
+def assert_clean(text: str, server: S3Endpoint) -> None:
     """No traceback and no secret in what a run printed."""
     assert "Traceback" not in text
     assert server.secret_key not in text
@@ -100,3 +111,50 @@ class RequestLog:
 
     def headers_of(self, operation: str) -> list[dict[str, Any]]:
         return [params.get("headers", {}) for name, params in self.calls if name == operation]
+
+
+# --- S3 servers ------------------------------------------------------------------------------------
+
+
+class S3Endpoint(Protocol):
+    """What the tests need of an S3 server: SeaweedFS (``LocalS3Server``) or ``MotoS3Server``."""
+
+    access_key: str
+    secret_key: str
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    def env(self) -> dict[str, str]: ...
+
+    def connection(self, **overrides: Any) -> ConnectionSettings: ...
+
+    def client(self) -> Any: ...
+
+
+def new_bucket(server: S3Endpoint) -> str:
+    """A fresh, empty bucket on ``server``."""
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    server.client().create_bucket(Bucket=name)
+    return name
+
+
+def point_env_at(server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the standard AWS chain (the CLI, aws cli, s5cmd, boto3) at ``server``."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+
+
+def run_cli(server: S3Endpoint, *argv: str) -> CliRun:
+    """``s3pput`` in this process, one worker process, with the environment already pointed at
+    ``server`` (``point_env_at``); checks that it printed no traceback and no secret."""
+    args = list(argv)
+    if not any(a.startswith("--processes") for a in args):
+        args = ["--processes", "1", *args]
+    out, err = io.StringIO(), io.StringIO()
+    code = main(args, out=out, err=err)
+    result = CliRun(code, out.getvalue(), err.getvalue())
+    assert_clean(result.out + result.err, server)
+    return result

@@ -87,9 +87,11 @@ def test_empty_content() -> None:
     ("size", "parts", "configured", "expected"),
     [
         pytest.param(12 * MIB, 3, 5 * MIB, [5 * MIB, 4 * MIB], id="configured-first-then-exact-mib"),
-        pytest.param(12 * MIB, 2, 5 * MIB, [6 * MIB], id="configured-wrong-count"),
+        pytest.param(12 * MIB, 2, 5 * MIB, [8 * MIB, 6 * MIB], id="configured-wrong-count-aws-default"),
         pytest.param(10 * MIB + 1, 2, 8 * MIB, [8 * MIB, 6 * MIB, 5 * MIB + 1], id="mib-and-exact"),
-        pytest.param(100, 1, 5 * MIB, [5 * MIB, MIB, 100], id="one-part"),
+        pytest.param(100, 1, 5 * MIB, [5 * MIB], id="one-part-one-candidate"),
+        pytest.param(17 * MIB, 3, 16 * MIB, [8 * MIB, 6 * MIB, 17 * MIB // 3 + 1], id="aws-cli-before-mib"),
+        pytest.param(56 * MIB, 2, 16 * MIB, [50 * MIB, 28 * MIB], id="s5cmd-before-mib"),
         pytest.param(0, 1, 5 * MIB, [], id="empty-file"),
         pytest.param(100, 0, 5 * MIB, [], id="zero-parts"),
         pytest.param(100, 200, 5 * MIB, [], id="more-parts-than-bytes"),

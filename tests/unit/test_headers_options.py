@@ -54,6 +54,8 @@ from airflow_s3pput.options import ConnectionSettings, UploadOptions
         pytest.param("x-amz-tagging:a=1&b=2", {"Tagging": "a=1&b=2"}, id="tagging"),
         pytest.param("x-amz-acl:public-read", {"ACL": "public-read"}, id="acl-header"),
         pytest.param("x-amz-meta-Owner: Team A", {"Metadata": {"owner": "Team A"}}, id="user-metadata"),
+        pytest.param("x-amz-meta-empty:", {"Metadata": {"empty": ""}}, id="user-metadata-empty-value"),
+        pytest.param("x-amz-meta-blank:   ", {"Metadata": {"blank": ""}}, id="user-metadata-blank-value"),
     ],
 )
 def test_header_maps_to_param(header: str, params: dict[str, Any]) -> None:
