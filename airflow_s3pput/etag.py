@@ -97,8 +97,8 @@ def candidate_part_size_sets(size: int, parts: int, configured: int) -> list[lis
     uploaders use at their default settings, grown as each grows it past 10,000 parts: ours
     (``configured``, then s3pput's default and its earlier one), aws cli and boto3
     ``upload_file``, the AWS CRT, s5cmd and rclone. These rarely give the same N for one size,
-    so the set usually holds one size, and it recognises the common case (an unchanged file) with one MD5 of the content.
-    The second set, read only when the first matched nothing, holds the fewest whole MiB that
+    so the set usually holds one size, and it recognises the common case (an unchanged file)
+    with one MD5 of the content. The second set, read only when the first matched nothing, holds the fewest whole MiB that
     give N parts (tools configured in MiB) and the exact ceiling division. Sizes that do not
     give exactly N parts are left out; for one part, one size stands for all.
     """
