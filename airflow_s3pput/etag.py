@@ -98,9 +98,10 @@ def candidate_part_size_sets(size: int, parts: int, configured: int) -> list[lis
     (``configured``, then s3pput's default and its earlier one), aws cli and boto3
     ``upload_file``, the AWS CRT, s5cmd and rclone. These rarely give the same N for one size,
     so the set usually holds one size, and it recognises the common case (an unchanged file)
-    with one MD5 of the content. The second set, read only when the first matched nothing, holds the fewest whole MiB that
-    give N parts (tools configured in MiB) and the exact ceiling division. Sizes that do not
-    give exactly N parts are left out; for one part, one size stands for all.
+    with one MD5 of the content. The second set, read only when the first matched nothing,
+    holds the fewest whole MiB that give N parts (tools configured in MiB) and the exact
+    ceiling division. Sizes that do not give exactly N parts are left out; for one part, one
+    size stands for all.
     """
     if parts <= 0 or size <= 0:
         return []
