@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import random
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -364,13 +370,48 @@ def test_unlistable_directory_is_one_walk_error_in_order(
     }
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
-def test_unreadable_directory_for_real(tmp_path: Path) -> None:
-    src = make_tree(tmp_path, {"a.txt": "a", "locked/x.txt": "x"})
-    (src / "locked").chmod(0)
+#: Walks argv[2] as an unprivileged user and prints what it found as JSON. Run as root, it
+#: drops to uid/gid argv[1] after importing (and one walk, for the lazy imports): started as
+#: that user, the interpreter could not load, as it lives under /root (mode 700).
+_WALK_UNPRIVILEGED = """
+import json, os, sys
+from airflow_s3pput.walker import FileEntry, walk
+list(walk([sys.argv[2]]))
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(int(sys.argv[1]))
+    os.setuid(int(sys.argv[1]))
+items = list(walk([sys.argv[2]]))
+print(json.dumps({
+    "euid": os.geteuid(),
+    "files": [i.key for i in items if isinstance(i, FileEntry)],
+    "errors": {i.key: i.message for i in items if not isinstance(i, FileEntry)},
+}))
+"""
+
+
+def test_unreadable_directory_for_real() -> None:
+    """A directory the user may not list, refused by the kernel: one walk error, the rest walked."""
     try:
-        items = list(walk([str(src)]))
+        nobody = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        nobody = 65534  # setuid needs no passwd entry
+    # Not under tmp_path: pytest keeps that in a directory only its owner may enter.
+    root = Path(tempfile.mkdtemp(prefix="s3pput-walk-"))
+    try:
+        root.chmod(0o755)
+        src = make_tree(root / "src", {"a.txt": "a", "locked/x.txt": "x", "open/y.txt": "y"})
+        (src / "locked").chmod(0)
+        child = subprocess.run(
+            [sys.executable, "-c", _WALK_UNPRIVILEGED, str(nobody), str(src)],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
     finally:
-        (src / "locked").chmod(0o755)
-    assert files(items) == ["a.txt"]
-    assert list(errors(items)) == ["locked/"]
+        (root / "src" / "locked").chmod(0o755)
+        shutil.rmtree(root)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["euid"] != 0
+    assert result["files"] == ["a.txt", "open/y.txt"]
+    assert result["errors"] == {"locked/": "cannot list directory: Permission denied"}
