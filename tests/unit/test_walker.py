@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from airflow_s3pput.walker import (
     join_key,
     walk,
 )
-from tests.helpers import make_tree
+from tests.helpers import make_tree, run_unprivileged
 
 
 def keys(items: list[WalkItem]) -> list[str]:
@@ -370,18 +367,13 @@ def test_unlistable_directory_is_one_walk_error_in_order(
     }
 
 
-#: Walks argv[2] as an unprivileged user and prints what it found as JSON. Run as root, it
-#: drops to uid/gid argv[1] after importing (and one walk, for the lazy imports): started as
-#: that user, the interpreter could not load, as it lives under /root (mode 700).
+#: Walks argv[1] as ``nobody`` and prints what it found as JSON.
 _WALK_UNPRIVILEGED = """
-import json, os, sys
+import json, sys
 from airflow_s3pput.walker import FileEntry, walk
-list(walk([sys.argv[2]]))
-if os.geteuid() == 0:
-    os.setgroups([])
-    os.setgid(int(sys.argv[1]))
-    os.setuid(int(sys.argv[1]))
-items = list(walk([sys.argv[2]]))
+list(walk([sys.argv[1]]))  # every lazy import before the privileges go
+drop_privileges()
+items = list(walk([sys.argv[1]]))
 print(json.dumps({
     "euid": os.geteuid(),
     "files": [i.key for i in items if isinstance(i, FileEntry)],
@@ -392,21 +384,13 @@ print(json.dumps({
 
 def test_unreadable_directory_for_real() -> None:
     """A directory the user may not list, refused by the kernel: one walk error, the rest walked."""
-    try:
-        nobody = pwd.getpwnam("nobody").pw_uid
-    except KeyError:
-        nobody = 65534  # setuid needs no passwd entry
-    # Not under tmp_path: pytest keeps that in a directory only its owner may enter.
-    root = Path(tempfile.mkdtemp(prefix="s3pput-walk-"))
+    root = Path(tempfile.mkdtemp(prefix="s3pput-walk-"))  # reachable by nobody, unlike tmp_path
     try:
         root.chmod(0o755)
         src = make_tree(root / "src", {"a.txt": "a", "locked/x.txt": "x", "open/y.txt": "y"})
         (src / "locked").chmod(0)
-        child = subprocess.run(
-            [sys.executable, "-c", _WALK_UNPRIVILEGED, str(nobody), str(src)],
-            capture_output=True, text=True, timeout=60, check=False,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )  # fmt: skip
+        child = run_unprivileged(_WALK_UNPRIVILEGED, str(src))
+        as_me = files(list(walk([str(src)])))  # in this process too, so that mutmut runs this test
     finally:
         (root / "src" / "locked").chmod(0o755)
         shutil.rmtree(root)
@@ -415,3 +399,4 @@ def test_unreadable_directory_for_real() -> None:
     assert result["euid"] != 0
     assert result["files"] == ["a.txt", "open/y.txt"]
     assert result["errors"] == {"locked/": "cannot list directory: Permission denied"}
+    assert set(result["files"]) <= set(as_me)
