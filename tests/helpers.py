@@ -8,6 +8,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -158,3 +161,38 @@ def run_cli(server: S3Endpoint, *argv: str) -> CliRun:
     result = CliRun(code, out.getvalue(), err.getvalue())
     assert_clean(result.out + result.err, server)
     return result
+
+
+#: defines ``drop_privileges()`` for the scripts of :func:`run_unprivileged`
+_DROP_PRIVILEGES = """
+import os
+def drop_privileges():
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid({uid})
+        os.setuid({uid})
+"""
+
+
+def run_unprivileged(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the Python ``script`` (with ``args`` in ``sys.argv[1:]``) in a child of this interpreter
+    that can call ``drop_privileges()``: as root, it becomes ``nobody`` from then on.
+
+    The tests run as root here, and root may read anything. The child is started as root and
+    drops to ``nobody`` itself, after its imports: started as ``nobody``, the interpreter could
+    not load, as it lives under /root (mode 700). So the script imports (and warms up any lazy
+    import) first, then drops. What it works on must be reachable by ``nobody``: not under
+    pytest's ``tmp_path``, which only its owner may enter.
+    """
+    try:
+        nobody = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        nobody = 65534  # setuid needs no passwd entry
+    return subprocess.run(
+        [sys.executable, "-c", _DROP_PRIVILEGES.format(uid=nobody) + script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +358,9 @@ def test_processes(cli: CliRunner, s3_client: Any, bucket: str, tmp_path: Path, 
 def test_json_summary(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "aa", "b.txt": "bbb"})
     (src / "broken").symlink_to(tmp_path / "missing")
+    before = time.time()
     run = cli("--bucket", bucket, "--json", str(src))
+    after = time.time()
     assert run.code == 1
     summary = run.summary
     assert summary["files_put"] == 2
@@ -365,7 +368,9 @@ def test_json_summary(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
     assert summary["files_failed"] == 1
     assert summary["failures"][0]["key"] == "broken"
     assert summary["dry_run"] is False
-    assert summary["seconds"] >= 0
+    # The run's own clock readings lie within ours, and its seconds are their difference.
+    assert before <= summary["started"] < summary["finished"] <= after
+    assert summary["seconds"] == round(summary["finished"] - summary["started"], 3) > 0
 
 
 def test_quiet_prints_nothing_on_success(cli: CliRunner, bucket: str, tmp_path: Path) -> None:

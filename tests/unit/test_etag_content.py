@@ -136,14 +136,21 @@ def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         outputs = []
-        for _ in range(2):
-            tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
+        # Two runs a day apart by the clock gzip would stamp into its header: the same bytes.
+        for now in (1_700_000_000.0, 1_700_086_400.0):
+            with pytest.MonkeyPatch.context() as clock:
+                clock.setattr(gzip.time, "time", lambda now=now: now)
+                tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
             tmp.seek(0)
             outputs.append(tmp.read())
             tmp.close()
     finally:
         os.close(fd)
     assert outputs[0] == outputs[1]
+    header = outputs[0][:10]
+    assert header[:3] == b"\x1f\x8b\x08"  # gzip, deflate
+    assert header[3] & 0x08 == 0  # FLG.FNAME unset: no file name in the header
+    assert header[4:8] == b"\0\0\0\0"  # MTIME zero: independent of when it ran
     assert gzip.decompress(outputs[0]) == data
     assert list(tmp_path.iterdir()) == [path]  # the spool file is unnamed
 

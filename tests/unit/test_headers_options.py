@@ -219,7 +219,19 @@ def test_invalid_connection(overrides: dict[str, Any], message: str) -> None:
     ],
 )
 def test_valid_options(overrides: dict[str, Any]) -> None:
-    options(**overrides)
+    opts = options(**overrides)
+    for name, value in overrides.items():
+        assert getattr(opts, name) == value, name  # kept as given, neither clamped nor dropped
+    assert opts.put_params() == {}
+    assert pickle.loads(pickle.dumps(opts)) == opts
+
+
+def test_option_defaults_are_the_documented_ones() -> None:
+    opts = options()
+    assert (opts.prefix, opts.mode, opts.dry_run, opts.limit) == ("", "update", False, None)
+    assert (opts.gzip, opts.gzip_level, opts.headers, opts.grant) == (False, 9, (), None)
+    assert (opts.multipart_threshold, opts.part_size) == (16 * MIB, 8 * MIB)
+    assert (opts.transport, opts.follow_symlinks) == ("auto", False)
 
 
 def test_options_pickle_and_hide_secrets() -> None:
