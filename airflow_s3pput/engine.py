@@ -264,3 +264,7 @@ def bucket_error(exc: Exception, bucket: str, where: str) -> str:
                 f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
             )
     return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"
+
+
+from airflow_s3pput.planner import plan as plan  # noqa: E402 - the stages, beside upload
+from airflow_s3pput.stats import summarize as summarize  # noqa: E402
