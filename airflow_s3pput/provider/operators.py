@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -209,13 +210,20 @@ class S3PPutBatchOperator(_UploadSettings):
         super().__init__(**kwargs)
         self.batch = batch
         self.progress_interval = progress_interval
-        self._options: UploadOptions | None = None
+        #: what this try read and wrote, for OpenLineage: (SOURCE paths, bucket, prefix); no secret
+        self._lineage: tuple[list[str], str, str] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         batch = Batch.from_dict(self.batch)
         report = BatchReport(batch.index, batch.label, batch.files)
         try:
-            self._options = options = self.upload_options(with_connection=True)
+            options = self.upload_options(with_connection=True)
+            if not options.dry_run:
+                self._lineage = (
+                    [os.path.abspath(s) for s in options.sources],
+                    options.bucket,
+                    options.prefix,
+                )
             progress = BatchProgress(batch, options.dry_run, self.progress_interval)
             stats = fail_fast(upload, options, key_range=batch.key_range, on_result=progress)
         except Exception as exc:
@@ -242,21 +250,14 @@ class S3PPutBatchOperator(_UploadSettings):
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        options = self._options
-        if options is None or options.dry_run:
+        if self._lineage is None:  # a dry run, or a try that failed before it knew its settings
             return OperatorLineage()
+        sources, bucket, prefix = self._lineage
         host = socket.gethostname()
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"file://{host}", name=source) for source in lineage_paths(options)],
-            outputs=[Dataset(namespace=f"s3://{options.bucket}", name=options.prefix.strip("/") or "/")],
+            inputs=[Dataset(namespace=f"file://{host}", name=source) for source in sources],
+            outputs=[Dataset(namespace=f"s3://{bucket}", name=prefix.strip("/") or "/")],
         )
-
-
-def lineage_paths(options: UploadOptions) -> list[str]:
-    """Each SOURCE as the absolute path OpenLineage names a local dataset by."""
-    import os
-
-    return [os.path.abspath(source) for source in options.sources]
 
 
 class BatchProgress:
