@@ -407,3 +407,7 @@ def bucket_error(exc: S3Error, bucket: str, where: str) -> str:
     if code in ("403", "AccessDenied") or status == 403:
         return f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
     return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"
+
+
+from airflow_s3pput.planner import plan as plan  # noqa: E402 - the stages, beside upload
+from airflow_s3pput.stats import summarize as summarize  # noqa: E402

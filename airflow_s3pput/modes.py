@@ -103,4 +103,6 @@ def get_mode(name: str) -> PutMode:
     try:
         return MODES[name]
     except KeyError:
-        raise UsageError(f"invalid put mode {name!r}: expected one of {', '.join(MODES)}") from None
+        raise UsageError(
+            f"invalid {{setting}} {name!r}: expected one of {', '.join(MODES)}", setting="put_mode"
+        ) from None

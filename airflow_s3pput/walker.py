@@ -103,15 +103,17 @@ class Selection:
 def check_sources(sources: Sequence[str]) -> None:
     """Fail early, with one line, on a SOURCE that does not exist or is not a file/directory."""
     if not sources:
-        raise UsageError("no SOURCE given")
+        raise UsageError("no {setting} given", setting="source")
     for source in sources:
         if not os.path.exists(source):
-            raise UsageError(f"SOURCE {source!r} does not exist")
+            raise UsageError(f"{{setting}} {source!r} does not exist", setting="source")
         mode = os.stat(source).st_mode
         if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            raise UsageError(f"SOURCE {source!r} is neither a regular file nor a directory")
+            raise UsageError(
+                f"{{setting}} {source!r} is neither a regular file nor a directory", setting="source"
+            )
         if not os.access(source, os.R_OK):
-            raise UsageError(f"SOURCE {source!r} is not readable")
+            raise UsageError(f"{{setting}} {source!r} is not readable", setting="source")
 
 
 class DuplicateKeyError(UsageError):

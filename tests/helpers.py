@@ -196,3 +196,73 @@ def run_unprivileged(script: str, *args: str) -> subprocess.CompletedProcess[str
         check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
+
+
+# -- DAG runs through a real Airflow (``airflow dags test``, an SQLite home) ---------------------
+
+
+def _latest_run_rows(home: Path, dag_id: str, query: str, *more: object) -> list[tuple[Any, ...]]:
+    """``query`` over the latest run of ``dag_id``: its ``?`` are the dag_id, the run_id, ``more``."""
+    import sqlite3
+
+    with sqlite3.connect(home / "airflow.db") as db:
+        run = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()
+        if run is None:
+            return []
+        return list(db.execute(query, (dag_id, run[0], *more)).fetchall())
+
+
+@dataclass
+class DagRunResult:
+    """What one ``airflow dags test`` run of ``dag_id`` left: exit code, log, task states, XComs."""
+
+    dag_id: str
+    exit_code: int
+    log: str
+    states: dict[tuple[str, int], str]
+    home: Path
+
+    def xcoms(self, task_id: str, key: str = "return_value") -> list[Any]:
+        from airflow_s3pput.testing.local_airflow import read_xcoms
+
+        return read_xcoms(self.home, self.dag_id, task_id, key)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        values = self.xcoms("upload.reduce")
+        assert values, f"no reduce XCom; log tail:\n{self.log[-3000:]}"
+        return dict(values[0])
+
+    def count(self, task_id: str, state: str) -> int:
+        return sum(1 for (t, _), s in self.states.items() if t == task_id and s == state)
+
+    def try_numbers(self, task_id: str) -> dict[int, int]:
+        """map index -> the try the task instance is at (1: never retried)."""
+        query = (
+            "SELECT map_index, try_number FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?"
+        )
+        return {int(i): int(n) for i, n in _latest_run_rows(self.home, self.dag_id, query, task_id)}
+
+    def map_names(self, task_id: str) -> dict[int, str | None]:
+        """map index -> the name the UI shows for the mapped task instance."""
+        query = (
+            "SELECT map_index, rendered_map_index FROM task_instance WHERE dag_id = ? AND run_id = ? "
+            "AND task_id = ?"
+        )
+        return {int(i): name for i, name in _latest_run_rows(self.home, self.dag_id, query, task_id)}
+
+    def asset_events(self) -> list[dict[str, Any]]:
+        """The asset events this run's tasks emitted: ``{"asset": uri, "extra": {...}}``."""
+        rows = _latest_run_rows(
+            self.home,
+            self.dag_id,
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = ? AND e.source_run_id = ? ORDER BY e.id",
+        )
+        return [{"asset": uri, "extra": json.loads(extra) if extra else {}} for uri, extra in rows]
+
+
+#: ``run_dag(dag_id, conf, ...)`` and ``run_upload_dag(conf, ...)``: the fixtures of tests/airflow
+RunDag = Callable[..., DagRunResult]

@@ -186,7 +186,7 @@ def test_dry_run_writes_nothing(cli: CliRunner, s3_client: Any, bucket: str, tmp
     lines = run.out.splitlines()
     assert f"would put {src / 'a.txt'} -> p/a.txt" in lines
     assert f"would put {src / 'd' / 'b.txt'} -> p/d/b.txt" in lines
-    assert any(line.startswith("files to put") and line.split()[-1] == "2" for line in lines)
+    assert any(line.startswith("files would put") and line.split()[-1] == "2" for line in lines)
     assert any(line.startswith("seconds") for line in lines)
 
 

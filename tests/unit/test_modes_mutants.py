@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_s3pput.cli import render  # the message as the shell prints it
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.modes import PUT_CHANGED, SKIP_UNCHANGED, Decision, RemoteObject, get_mode
 
@@ -41,4 +42,4 @@ def test_update_asks_about_the_remote_etag(remote_etag: str, expected: Decision)
 def test_an_invalid_mode_lists_the_valid_ones() -> None:
     with pytest.raises(UsageError) as raised:
         get_mode("sync")
-    assert str(raised.value) == "invalid put mode 'sync': expected one of add, stupid, update"
+    assert render(raised.value) == "invalid --put 'sync': expected one of add, stupid, update"

@@ -47,7 +47,7 @@ def test_merged_batches_keep_the_first_and_last_key_of_what_they_merged() -> Non
         (0, None, "k02", "k00", "k02", 3),
         (1, "k02", None, "k03", "k05", 3),
     ]
-    assert [b.label for b in batches] == ["k00 .. k02", "k03 .. k05"]
+    assert [(b.first_key, b.last_key) for b in batches] == [("k00", "k02"), ("k03", "k05")]
 
 
 def test_a_limited_plan_closes_its_last_range() -> None:

@@ -355,5 +355,5 @@ def test_include_hides_the_rest(tmp_path: Path) -> None:
 def test_limit_is_refused() -> None:
     from airflow_s3pput.errors import UsageError
 
-    with pytest.raises(UsageError, match="--delete cannot be combined with --limit"):
+    with pytest.raises(UsageError, match="delete cannot be combined with limit"):
         UploadOptions(bucket="b-1", sources=("x",), delete=True, limit=3)

@@ -259,7 +259,7 @@ def test_check_sources_rejects(tmp_path: Path, make: object, message: str) -> No
 
 
 def test_check_sources_needs_one() -> None:
-    with pytest.raises(UsageError, match="no SOURCE"):
+    with pytest.raises(UsageError, match="no source given"):
         check_sources([])
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput import walker
+from airflow_s3pput.cli import render  # the message as the shell prints it
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.walker import (
     FileEntry,
@@ -104,7 +105,7 @@ def test_check_sources_refusals(tmp_path: Path, make: Callable[[Path], list[str]
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(UsageError) as raised:
         check_sources(make(tmp_path))
-    assert str(raised.value) == message.format(root=tmp_path)
+    assert render(raised.value) == message.format(root=tmp_path)
 
 
 _CHECK_UNPRIVILEGED = """
@@ -135,7 +136,7 @@ def test_check_sources_refuses_a_source_the_user_cannot_read() -> None:
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout)
     assert result["euid"] != 0
-    assert result["error"] == f"SOURCE '{secret}' is not readable"
+    assert result["error"] == f"source '{secret}' is not readable"  # the setting's own name
 
 
 def test_two_sources_are_merged_in_key_order(tmp_path: Path) -> None:
