@@ -78,6 +78,7 @@ class Content:
         self._size = size
         self._part_size = part_size
         self._md5: bytes | None = None
+        self._multipart: dict[int, str] = {}
 
     @property
     def stored_size(self) -> int:
@@ -105,10 +106,17 @@ class Content:
         return False
 
     def multipart_etag(self, part_size: int) -> str:
-        digests = [
-            self.md5_range(off, min(part_size, self._size - off)) for off in range(0, self._size, part_size)
-        ]
-        return multipart_etag(digests)
+        if part_size not in self._multipart:
+            digests = [
+                self.md5_range(off, min(part_size, self._size - off))
+                for off in range(0, self._size, part_size)
+            ]
+            self._multipart[part_size] = multipart_etag(digests)
+        return self._multipart[part_size]
+
+    def known_digests(self) -> tuple[bytes | None, dict[int, str]]:
+        """The MD5 and the multipart ETags (by part size) computed so far; reads nothing."""
+        return self._md5, dict(self._multipart)
 
 
 class BytesContent(Content):
