@@ -107,6 +107,13 @@ class UploadOptions:
     multipart_threshold: int = 16 * MIB
     part_size: int = 16 * MIB
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    #: ``update`` remembers the digests it computed (see ``digest_record``) and skips a file whose
+    #: stat is unchanged without reading it; False: neither use nor write the record
+    digest_cache: bool = True
+    #: read and hash every file, ignoring remembered digests (and record the new ones)
+    rehash: bool = False
+    #: where the record lives; None: ``$S3PPUT_CACHE_DIR`` or the user's cache directory
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -146,6 +153,8 @@ class UploadOptions:
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:
                 raise UsageError(f"invalid --gzip-type {gzip_type!r}: a MIME type or 'all'")
+        if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
+            raise UsageError(f"invalid --cache-dir {self.cache_dir!r}")
         params = self.put_params()  # validates the headers and the --grant ACL
         if self.gzip and "ContentEncoding" in params:
             raise UsageError("--gzip sets Content-Encoding itself: drop the Content-Encoding header")

@@ -33,10 +33,11 @@ from airflow_s3pput.content import (
 )
 from airflow_s3pput.crt import CrtRequestError, CrtSender
 from airflow_s3pput.crt_client import CrtS3Client, open_crt_client
+from airflow_s3pput.digest_record import DigestRecord, Lookup
 from airflow_s3pput.errors import FileChanged, IntegrityError
 from airflow_s3pput.etag import md5_range, multipart_etag
 from airflow_s3pput.file_range import FileRange
-from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
+from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions, resolve_transport
 from airflow_s3pput.s3client import make_client, make_session
 from airflow_s3pput.stats import PutResult
@@ -92,6 +93,7 @@ class Putter:
         self._sender_lock = threading.Lock()
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
+        self.record = DigestRecord.open(options)  # digest record: off unless update mode
 
     @property
     def sender(self) -> CrtSender:
@@ -117,6 +119,7 @@ class Putter:
             self._sender.close()
         if self._own_client is not None:
             self._own_client.close()
+        self.record.close()  # digest record
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
@@ -173,9 +176,13 @@ class Putter:
             if self.options.dry_run and not self.mode.needs_listing and not gz:
                 # Nothing to compare and nothing to send: no need to read the file.
                 return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
+            # digest record: a file whose stat and remembered digest match the listing is not read
+            seen = self.record.look(fd, task.path, task.key, task.remote)
+            if seen.unchanged:
+                return PutResult(task.path, task.key, "skip", SKIP_UNCHANGED.reason)
             if task.size < self.options.multipart_threshold:
-                return self._prepare_small(fd, task, gz)
-            return self._put_large(fd, task, gz)
+                return self._prepare_small(fd, task, gz, seen)
+            return self._put_large(fd, task, gz, seen)
         finally:
             os.close(fd)
 
@@ -189,13 +196,14 @@ class Putter:
             params["ContentEncoding"] = "gzip"
         return params
 
-    def _prepare_small(self, fd: int, task: PutTask, gz: bool) -> PutResult | SinglePut:
+    def _prepare_small(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
         if gz:
             data = gzip_bytes(data, self.options.gzip_level)
         content = BytesContent(data, self.options.part_size_for(len(data)))
         decision = self.mode.decide(content, task.remote)
+        seen.remember(content, with_md5=decision.put)  # digest record
         if not decision.put:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
@@ -219,7 +227,7 @@ class Putter:
         self._check_etag(response, put.md5_hex)
         return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
 
-    def _put_large(self, fd: int, task: PutTask, gz: bool) -> PutResult:
+    def _put_large(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult:
         spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None
         try:
             if spool is not None:
@@ -229,11 +237,13 @@ class Putter:
             content = FileContent(source_fd, size, self.options.part_size_for(size))
             decision = self.mode.decide(content, task.remote)
             if not decision.put:
+                seen.remember(content)  # digest record
                 return PutResult(task.path, task.key, "skip", decision.reason)
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
             params = self._object_params(task.key, gz)
-            self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            etag = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            seen.remember(content, multipart=etag)  # digest record
             return PutResult(task.path, task.key, "put", decision.reason, size)
         finally:
             if spool is not None:
@@ -241,7 +251,8 @@ class Putter:
 
     def _multipart(
         self, fd: int, size: int, task: PutTask, extra: dict[str, Any], verify_fd: int | None
-    ) -> None:
+    ) -> tuple[int, str]:
+        """Upload ``size`` bytes of ``fd`` in parts; return the part size and the local ETag."""
         bucket, key = self.options.bucket, task.key
         part_size = self.options.part_size_for(size)
         self._abort_leftovers(key)
@@ -265,7 +276,9 @@ class Putter:
         except BaseException:
             self._abort(key, upload_id)
             raise
-        self._check_etag(response, multipart_etag([digest for _, _, digest in parts]))
+        etag = multipart_etag([digest for _, _, digest in parts])
+        self._check_etag(response, etag)
+        return part_size, etag
 
     def _upload_part(
         self, fd: int, key: str, upload_id: str, number: int, offset: int, length: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,19 @@ import pytest
 from airflow_s3pput.cli import main
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.helpers import CliRun, CliRunner, assert_clean
+
+
+@pytest.fixture(scope="session", autouse=True)
+def digest_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The digest record of every run in the session lives here, never in the user's home.
+
+    Set in the environment (not monkeypatched per test), so that the CLI, spawned worker
+    processes and Airflow's task processes all see it.
+    """
+    path = tmp_path_factory.mktemp("s3pput-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("S3PPUT_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
