@@ -32,9 +32,9 @@ no run loads the record into memory. Writes are buffered and committed in short 
 Usage (the putter's hook)::
 
     record = DigestRecord.open(options)            # off for dry runs, add and stupid modes
-    seen = record.look(fd, path, key, remote)      # before reading the file
+    seen = record.look(path, key, remote)          # before opening the file
     if seen.unchanged: ...                         # skip: the remembered digest is the ETag
-    seen.remember(content)                         # after hashing what we read
+    seen.remember(fd, content)                     # after hashing what was read from fd
     record.close()
 """
 
@@ -54,7 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_s3pput.walker import join_key
 
@@ -72,6 +72,9 @@ CACHE_DIR_ENV = "S3PPUT_CACHE_DIR"
 #: with the kernel's coarse clock, one tick of 1-10 ms). A record too fresh is simply re-made on
 #: the next run.
 RACY_MARGIN_NS = 2_000_000_000
+#: records read ahead in one query: one query per file costs ~10 us (a read transaction each);
+#: one per 512 files, ~0.02 us a file (measured on 100,000 lookups)
+WINDOW_ROWS = 512
 #: buffered records are committed every this many records or seconds, whichever comes first
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 1.0
@@ -84,7 +87,6 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (
     scope INTEGER NOT NULL,
     key TEXT NOT NULL,
-    path BLOB NOT NULL,
     dev INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     size INTEGER NOT NULL,
@@ -97,9 +99,15 @@ CREATE TABLE IF NOT EXISTS digests (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID
 """
-_COLUMNS = "path, dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, multipart"
-_SELECT = f"SELECT {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
-_UPSERT = f"INSERT OR REPLACE INTO digests (scope, key, {_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, multipart"
+#: the records of the keys from ``?`` on, in key order: the walk asks for keys in that order
+_SELECT_FROM = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key >= ? ORDER BY key LIMIT ?"
+_SELECT_ONE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
+_UPSERT = f"INSERT OR REPLACE INTO digests (scope, key, {_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+#: a stored row without its scope and key: ``FileStat`` fields, then these
+_SAMPLED, _STORED_SIZE, _MD5, _MULTIPART = 5, 6, 7, 8
+
+Row = tuple[Any, ...]
 
 
 def _i64(value: int) -> int:
@@ -107,9 +115,12 @@ def _i64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """What identifies a file's content without reading it."""
+class FileStat(NamedTuple):
+    """What identifies a file's content without reading it (a tuple: it compares with a row).
+
+    The path is not part of it: a device and inode name one file on a machine, whatever the
+    path to it (a hard link or a bind mount is the same content).
+    """
 
     dev: int
     ino: int
@@ -126,79 +137,85 @@ class FileStat:
         return max(self.mtime_ns, self.ctime_ns) >= sampled_ns - RACY_MARGIN_NS
 
 
+def _multipart_etags(text: str) -> dict[int, str]:
+    parts = {}
+    for item in text.split():
+        part_size, _, etag = item.partition(":")
+        parts[int(part_size)] = etag
+    return parts
+
+
+def _row_vouches(row: Row, stat: FileStat, remote: RemoteObject) -> bool:
+    """Whether a stored row is the record of this very file (and not a racy one) and its
+    digest is the listed object's ETag: then the file need not be read. The hot path of an
+    unchanged re-run, so it works on the row as stored."""
+    if row[:5] != stat or stat.racy(row[_SAMPLED]) or remote.size != row[_STORED_SIZE]:
+        return False
+    etag = remote.etag.strip('"').lower()
+    if "-" not in etag:
+        return bool(etag == row[_MD5])
+    return etag in _multipart_etags(str(row[_MULTIPART])).values()
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One file's record: its path and stat when read, and the digests of its stored bytes."""
+    """One file's record: its stat when read, and the digests of the bytes we store for it."""
 
-    path: bytes
     stat: FileStat
     sampled_ns: int  # when the stat was taken, before the read
     stored_size: int  # after gzip
     md5: str | None  # hex
     multipart: dict[int, str]  # part size -> multipart ETag (``md5-N``)
 
-    def vouches_for(self, path: bytes, stat: FileStat) -> bool:
-        return path == self.path and stat == self.stat and not stat.racy(self.sampled_ns)
+    def vouches_for(self, stat: FileStat) -> bool:
+        return stat == self.stat and not stat.racy(self.sampled_ns)
 
-    def matches(self, remote: RemoteObject) -> bool:
-        """Whether the listed object holds the bytes this record describes."""
-        if remote.size != self.stored_size:
-            return False
-        etag = remote.etag.strip('"').lower()
-        return etag == self.md5 if "-" not in etag else etag in self.multipart.values()
-
-    def row(self, scope: int, key: str) -> tuple[object, ...]:
-        s = self.stat
+    def row(self, key: str, scope: int) -> Row:
         multipart = " ".join(f"{size}:{etag}" for size, etag in sorted(self.multipart.items()))
-        return (scope, key, self.path, s.dev, s.ino, s.size, s.mtime_ns, s.ctime_ns, self.sampled_ns,
-                self.stored_size, self.md5, multipart)  # fmt: skip
+        return (scope, key, *self.stat, self.sampled_ns, self.stored_size, self.md5, multipart)
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Entry:
-        path, dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, multipart = row
-        parts = {}
-        for item in str(multipart).split():
-            part_size, _, etag = item.partition(":")
-            parts[int(part_size)] = etag
-        stat = FileStat(int(dev), int(ino), int(size), int(mtime_ns), int(ctime_ns))
-        return cls(bytes(path), stat, int(sampled_ns), int(stored_size), str(md5) if md5 else None, parts)
+    def from_row(cls, row: Row) -> Entry:
+        """The entry of a stored row (without scope and key); a row of the wrong shape or types
+        (written by something else) raises TypeError or ValueError."""
+        stat = FileStat(*(int(v) for v in row[:5]))
+        md5 = str(row[_MD5]) if row[_MD5] else None
+        parts = _multipart_etags(str(row[_MULTIPART]))
+        return cls(stat, int(row[_SAMPLED]), int(row[_STORED_SIZE]), md5, parts)
 
 
 class Lookup:
-    """One file as seen just before it is read: its stat and what the record says about it.
+    """One file as seen just before it is opened: its stat and what the record says of it.
 
     ``unchanged`` is true when the record vouches for the file and its digest is the listed
     object's ETag: the file need not be read. ``remember`` stores what was hashed.
     """
 
-    __slots__ = ("_fd", "_record", "entry", "key", "path", "sampled_ns", "stat", "unchanged")
+    __slots__ = ("_record", "_row", "key", "sampled_ns", "stat", "unchanged")
 
     def __init__(
         self,
         record: DigestRecord | None,
-        fd: int,
-        path: bytes,
         key: str,
         sampled_ns: int,
         stat: FileStat | None,
-        entry: Entry | None,
-        unchanged: bool,
+        row: Row | None,
+        unchanged: bool = False,
     ) -> None:
         self._record = record
-        self._fd = fd
-        self.path = path
         self.key = key
         self.sampled_ns = sampled_ns
         self.stat = stat
-        self.entry = entry
+        self._row = row
         self.unchanged = unchanged
 
     def remember(
-        self, content: Content, *, with_md5: bool = False, multipart: tuple[int, str] | None = None
+        self, fd: int, content: Content, *, with_md5: bool = False, multipart: tuple[int, str] | None = None
     ) -> None:
-        """Record the digests ``content`` computed (``with_md5``: compute its MD5 first, for a
-        file that is put with a Content-MD5 anyway), plus ``multipart`` = (part size, ETag) of
-        an upload in parts. Never raises: a record that cannot be written is only a cache miss."""
+        """Record the digests ``content`` computed from the open file ``fd`` (``with_md5``:
+        compute its MD5 first, for a file that is put with a Content-MD5 anyway), plus
+        ``multipart`` = (part size, ETag) of an upload in parts. Never raises: a record that
+        cannot be written is only a cache miss."""
         record, stat = self._record, self.stat
         if record is None or stat is None or stat.racy(self.sampled_ns):
             return  # a racy record would never be trusted: do not write it
@@ -210,32 +227,36 @@ class Lookup:
         if md5 is None and not parts:
             return
         try:
-            if FileStat.of(os.fstat(self._fd)) != stat:
-                return  # changed while it was read: the digest may be of neither version
+            if FileStat.of(os.fstat(fd)) != stat:
+                return  # another file than the one looked at, or changed while it was read
         except OSError:
             return
-        md5_hex = md5.hex() if md5 else None
-        entry = Entry(self.path, stat, self.sampled_ns, content.stored_size, md5_hex, parts)
-        record.store(self.key, _merged(self.entry, entry))
+        entry = Entry(stat, self.sampled_ns, content.stored_size, md5.hex() if md5 else None, parts)
+        try:
+            old = Entry.from_row(self._row) if self._row is not None else None
+        except (TypeError, ValueError):
+            old = None
+        record.store(self.key, _merged(old, entry))
 
 
 def _merged(old: Entry | None, new: Entry) -> Entry:
     """``new`` with the digests of a trusted ``old`` record of the same bytes (say, another
     part size's ETag), so that a file uploaded by two tools is not read again for either."""
-    if old is None or not old.vouches_for(new.path, new.stat) or old.stored_size != new.stored_size:
+    if old is None or not old.vouches_for(new.stat) or old.stored_size != new.stored_size:
         return new
     if old.md5 and new.md5 and old.md5 != new.md5:
         _warn_once(
             "content-without-stat",
-            f"a file's content changed while its stat did not ({new.path.decode(errors='replace')}): "
-            "this filesystem does not track changes; use --no-digest-cache for it",
+            "a file's content changed while its stat did not: this filesystem does not track "
+            "changes; use --no-digest-cache for it",
         )
         return new
     parts = {**old.multipart, **new.multipart}
-    return Entry(new.path, new.stat, new.sampled_ns, new.stored_size, new.md5 or old.md5, parts)
+    return Entry(new.stat, new.sampled_ns, new.stored_size, new.md5 or old.md5, parts)
 
 
-_NOT_LOOKED = Lookup(None, -1, b"", "", 0, None, None, False)
+_NOT_LOOKED = Lookup(None, "", 0, None, None)
+_UNCHANGED = Lookup(None, "", 0, None, None, unchanged=True)
 
 
 class DigestRecord:
@@ -267,6 +288,10 @@ class DigestRecord:
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: dict[str, tuple[object, ...]] = {}
+        # The rows of the keys in [_window_first, _window_last] (last None: to the scope's end).
+        self._window: dict[str, tuple[Any, ...]] = {}
+        self._window_first: str | None = None
+        self._window_last: str | None = None
         self._last_flush = time.monotonic()
         self._finalizer: multiprocessing.util.Finalize | None = None
         if path is not None:
@@ -292,38 +317,56 @@ class DigestRecord:
 
     # -- the two calls of the putter ---------------------------------------------------------
 
-    def look(self, fd: int, path: str, key: str, remote: RemoteObject | None) -> Lookup:
-        """Stat ``fd`` (the open file at ``path``, uploaded as ``key``) and consult the record
-        when there is a listed object to compare with."""
-        if not self.enabled:
+    def look(self, path: str, key: str, remote: RemoteObject | None) -> Lookup:
+        """Stat the file at ``path`` (uploaded as ``key``) and, when there is a listed object to
+        compare with, consult the record. A file that cannot be stat'ed is simply not vouched
+        for: opening it reports the problem."""
+        if self._reader is None:
             return _NOT_LOOKED
         sampled_ns = self.clock()  # before the stat: see FileStat.racy
-        stat = FileStat.of(os.fstat(fd))
-        raw_path = os.fsencode(path)
-        entry = self.fetch(key) if remote is not None and self.trust else None
-        unchanged = (
-            remote is not None
-            and entry is not None
-            and entry.vouches_for(raw_path, stat)
-            and entry.matches(remote)
-        )
-        return Lookup(self, fd, raw_path, key, sampled_ns, stat, entry, unchanged)
+        try:
+            stat = FileStat.of(os.stat(path))
+        except OSError:
+            return _NOT_LOOKED
+        row = self._fetch_row(key) if remote is not None and self.trust else None
+        if row is not None and remote is not None and _row_vouches(row, stat, remote):
+            return _UNCHANGED
+        return Lookup(self, key, sampled_ns, stat, row)
 
     def fetch(self, key: str) -> Entry | None:
         """The stored record of ``key`` in this scope, if any (and readable)."""
+        row = self._fetch_row(key)
+        try:
+            return Entry.from_row(row) if row is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def _fetch_row(self, key: str) -> Row | None:
+        """The stored row of ``key``, from the window of rows read ahead.
+
+        Rows are read ahead, ``WINDOW_ROWS`` at a time from the key asked for, and kept until a
+        later key outside them is asked for; a key before the window (threads finish out of
+        order) is one query of its own. Memory holds one window whatever the record's size.
+        """
         with self._read_lock:
+            first, last = self._window_first, self._window_last
+            if first is not None and key >= first and (last is None or key <= last):
+                return self._window.get(key)
             reader = self._reader
             if reader is None:
                 return None
             try:
-                row = reader.execute(_SELECT, (self.scope, key)).fetchone()
+                if first is not None and key < first:
+                    rows = reader.execute(_SELECT_ONE, (self.scope, key)).fetchall()
+                else:
+                    rows = reader.execute(_SELECT_FROM, (self.scope, key, WINDOW_ROWS)).fetchall()
+                    self._window = {r[0]: r[1:] for r in rows}
+                    self._window_first = key
+                    self._window_last = rows[-1][0] if len(rows) == WINDOW_ROWS else None
             except sqlite3.Error as exc:
                 problem = exc
             else:
-                try:
-                    return Entry.from_row(row) if row is not None else None
-                except (TypeError, ValueError):  # a row that another program mangled
-                    return None
+                return tuple(rows[0][1:]) if rows and rows[0][0] == key else None
         self._failed(problem)
         return None
 
@@ -332,7 +375,7 @@ class DigestRecord:
         if not self.enabled:
             return
         try:
-            row = entry.row(self.scope, key)
+            row = entry.row(key, self.scope)
         except (OverflowError, ValueError):
             return
         with self._pending_lock:
@@ -414,6 +457,7 @@ class DigestRecord:
             if self._reader is None:
                 return
             self._close_quietly()
+            self._window, self._window_first = {}, None
         if self.path is not None:
             _set_aside(self.path, exc, self._identity)
         with self._pending_lock:

@@ -167,6 +167,10 @@ class Putter:
 
         Large files are uploaded here, in parts, and come back as a final result.
         """
+        # digest record: a file whose stat and remembered digest match the listing is not opened
+        seen = self.record.look(task.path, task.key, task.remote)
+        if seen.unchanged:
+            return PutResult(task.path, task.key, "skip", SKIP_UNCHANGED.reason)
         fd = os.open(task.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             _check_unchanged(fd, task, "since it was listed")
@@ -176,10 +180,6 @@ class Putter:
             if self.options.dry_run and not self.mode.needs_listing and not gz:
                 # Nothing to compare and nothing to send: no need to read the file.
                 return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
-            # digest record: a file whose stat and remembered digest match the listing is not read
-            seen = self.record.look(fd, task.path, task.key, task.remote)
-            if seen.unchanged:
-                return PutResult(task.path, task.key, "skip", SKIP_UNCHANGED.reason)
             if task.size < self.options.multipart_threshold:
                 return self._prepare_small(fd, task, gz, seen)
             return self._put_large(fd, task, gz, seen)
@@ -203,7 +203,7 @@ class Putter:
             data = gzip_bytes(data, self.options.gzip_level)
         content = BytesContent(data, self.options.part_size_for(len(data)))
         decision = self.mode.decide(content, task.remote)
-        seen.remember(content, with_md5=decision.put)  # digest record
+        seen.remember(fd, content, with_md5=decision.put)  # digest record
         if not decision.put:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
@@ -237,13 +237,13 @@ class Putter:
             content = FileContent(source_fd, size, self.options.part_size_for(size))
             decision = self.mode.decide(content, task.remote)
             if not decision.put:
-                seen.remember(content)  # digest record
+                seen.remember(fd, content)  # digest record
                 return PutResult(task.path, task.key, "skip", decision.reason)
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
             params = self._object_params(task.key, gz)
             etag = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
-            seen.remember(content, multipart=etag)  # digest record
+            seen.remember(fd, content, multipart=etag)  # digest record
             return PutResult(task.path, task.key, "put", decision.reason, size)
         finally:
             if spool is not None:

@@ -183,7 +183,9 @@ OLD_MTIME = 978307200 * 10**9  # 2001-01-01
 
 
 @pytest.mark.usefixtures("short_margin")
-@pytest.mark.parametrize("key", [pytest.param("docs/page-03.txt", id="small"), pytest.param(BIG, id="multipart")])
+@pytest.mark.parametrize(
+    "key", [pytest.param("docs/page-03.txt", id="small"), pytest.param(BIG, id="multipart")]
+)
 @pytest.mark.parametrize(
     ("change", "content_changes", "old_mtime"),
     [
