@@ -23,9 +23,9 @@ hashed as before. The decision stays content-exact because:
 Where: one SQLite database per user, ``digests-v1.sqlite`` in ``--cache-dir``, else
 ``$S3PPUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/s3pput``, else ``~/.cache/s3pput``. Records are
 keyed by a scope (machine, endpoint, bucket, prefix and the gzip settings, which change the
-stored bytes) and the S3 key, so that runs elsewhere never share an answer. Each file is one
-indexed lookup (the walk yields keys in sorted order, so lookups walk the B-tree in order) and
-no run loads the record into memory. Writes are buffered and committed in short transactions
+stored bytes) and the S3 key, so that runs elsewhere never share an answer. The walk yields
+keys in sorted order, so records are read ahead in key order, ``WINDOW_ROWS`` at a time, and no
+run loads the record into memory. Writes are buffered and committed in short transactions
 (every ``FLUSH_ROWS`` records or ``FLUSH_SECONDS``); WAL mode and a busy timeout let several runs
 (two mapped tasks on one worker) share the database.
 
