@@ -159,6 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for a server's answer (default {ConnectionSettings.read_timeout:g})",
     )
+    record = p.add_argument_group(
+        "digest record",
+        "update remembers the digests of the files it read, with their stat, and skips an unchanged "
+        "file without reading it again",
+    )
+    record.add_argument(
+        "--rehash",
+        action="store_true",
+        help="read and hash every file, ignoring remembered digests (and remember the new ones)",
+    )
+    record.add_argument(
+        "--no-digest-cache",
+        dest="digest_cache",
+        action="store_false",
+        default=None,
+        help="neither use nor update the digest record: every file is read",
+    )
+    record.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="where the digest record lives (default $S3PPUT_CACHE_DIR, else ~/.cache/s3pput)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--verbose", "-v", action="store_true", help="print every file")
     out.add_argument("--quiet", "-q", action="store_true", help="print only errors")

@@ -78,6 +78,7 @@ class Content:
         self._size = size
         self._part_size = part_size
         self._md5: bytes | None = None
+        self._multipart: dict[int, str] = {}
 
     @property
     def stored_size(self) -> int:
@@ -113,12 +114,20 @@ class Content:
         if not count.isdigit():
             return False
         for part_sizes in candidate_part_size_sets(self._size, int(count), self._part_size):
-            if etag in multipart_etags(self.chunks(), part_sizes):
+            etags = multipart_etags(self.chunks(), part_sizes)
+            self._multipart.update(zip(part_sizes, etags, strict=True))  # what the digest record keeps
+            if etag in etags:
                 return True
         return False
 
     def multipart_etag(self, part_size: int) -> str:
-        return multipart_etags(self.chunks(), [part_size])[0]
+        if part_size not in self._multipart:
+            self._multipart[part_size] = multipart_etags(self.chunks(), [part_size])[0]
+        return self._multipart[part_size]
+
+    def known_digests(self) -> tuple[bytes | None, dict[int, str]]:
+        """The MD5 and the multipart ETags (by part size) computed so far; reads nothing."""
+        return self._md5, dict(self._multipart)
 
 
 class BytesContent(Content):

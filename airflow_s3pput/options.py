@@ -104,6 +104,13 @@ class UploadOptions:
     part_size: int = DEFAULT_PART_SIZE
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
     delete: bool = False
+    #: ``update`` remembers the digests it computed (see ``digest_record``) and skips a file whose
+    #: stat is unchanged without reading it; False: neither use nor write the record
+    digest_cache: bool = True
+    #: read and hash every file, ignoring remembered digests (and record the new ones)
+    rehash: bool = False
+    #: where the record lives; None: ``$S3PPUT_CACHE_DIR`` or the user's cache directory
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -158,6 +165,8 @@ class UploadOptions:
                 raise UsageError(
                     f"invalid {{setting}} {gzip_type!r}: a MIME type or 'all'", setting="gzip_types"
                 )
+        if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
+            raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
         params = self.put_params()  # validates the headers and the grant ACL
         if self.gzip and "ContentEncoding" in params:
             raise UsageError(

@@ -116,6 +116,9 @@ UPLOAD_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
     "multipart_threshold": ("multipart_threshold", as_size),
     "part_size": ("part_size", as_size),
     "delete": ("delete", as_bool),
+    "digest_cache": ("digest_cache", as_bool),
+    "rehash": ("rehash", as_bool),
+    "cache_dir": ("cache_dir", as_text),
 }
 #: the connection settings a front end may give (the CLI; the provider takes an Airflow connection)
 CONNECTION_SETTINGS: Mapping[str, Coerce] = {

@@ -25,8 +25,10 @@ from tests.helpers import (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # What s3pput remembers between runs (the journal of open uploads) goes to a directory of
-    # this test session, for the in-process runs and every subprocess alike.
+    # What s3pput remembers between runs (the digest record, the journal of open uploads) goes
+    # to a directory of this test session, never the user's home: set in the environment
+    # before any test, so that in-process runs, the CLI, spawned workers and Airflow's task
+    # processes all see it.
     os.environ["S3PPUT_CACHE_DIR"] = tempfile.mkdtemp(prefix="s3pput-test-cache-")
 
 

@@ -11,6 +11,7 @@ import os
 import pwd
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -266,3 +267,46 @@ class DagRunResult:
 
 #: ``run_dag(dag_id, conf, ...)`` and ``run_upload_dag(conf, ...)``: the fixtures of tests/airflow
 RunDag = Callable[..., DagRunResult]
+
+
+class ReadCounter:
+    """Counts the bytes this process reads from each file with ``os.pread``/``os.preadv``.
+
+    Every read of file content in the putter goes through those two calls (small files, MD5s of
+    parts, multipart bodies handed to the CRT), so a file absent from ``bytes_by_path`` was not
+    read. Paths are the real paths of the open descriptors.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bytes_by_path: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        real_pread, real_preadv = os.pread, os.preadv
+
+        def pread(fd: int, length: int, offset: int) -> bytes:
+            data = real_pread(fd, length, offset)
+            self._count(fd, len(data))
+            return data
+
+        def preadv(fd: int, buffers: Any, offset: int, *flags: int) -> int:
+            got = real_preadv(fd, buffers, offset, *flags)
+            self._count(fd, got)
+            return got
+
+        monkeypatch.setattr(os, "pread", pread)
+        monkeypatch.setattr(os, "preadv", preadv)
+
+    def _count(self, fd: int, length: int) -> None:
+        try:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            name = f"fd:{fd}"
+        with self._lock:
+            self.bytes_by_path[name] += length
+
+    def read(self, path: str | os.PathLike[str]) -> int:
+        """Bytes read from ``path`` so far."""
+        return self.bytes_by_path.get(os.path.realpath(path), 0)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.bytes_by_path.clear()
