@@ -100,3 +100,21 @@ class RequestLog:
 
     def headers_of(self, operation: str) -> list[dict[str, Any]]:
         return [params.get("headers", {}) for name, params in self.calls if name == operation]
+
+
+MIB = 1024 * 1024
+
+
+def local_etag(path: Path, *, part_size: int = 16 * MIB, threshold: int = 16 * MIB) -> str:
+    """The ETag S3 returns for ``path`` uploaded by s3pput: the MD5 of a single PUT, or for a
+    multipart upload (``threshold`` bytes and more) the MD5 of the parts' MD5s and ``-N``.
+
+    Computed here from the file, independently of the engine's own ``etag`` module."""
+    import hashlib
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size < threshold:
+            return hashlib.md5(f.read()).hexdigest()
+        digests = [hashlib.md5(chunk).digest() for chunk in iter(lambda: f.read(part_size), b"")]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
