@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv browser services demo demo-celery test bench lint lock lock-runtime clean
+.PHONY: venv browser services demo demo-celery test bench lint lock clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -43,8 +43,15 @@ lint: venv
 	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples
 	$(VENV)/bin/mypy
 
+## lock: requirements/dev.lock (what make installs) and requirements/runtime.lock (what the image
+## installs: no test tools); AIRFLOW_CONSTRAINTS=FILE resolves the runtime lock against Airflow's
+## constraints file too
+AIRFLOW_CONSTRAINTS ?=
 lock: venv
 	$(UV) pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml requirements/runtime.in --extra airflow --extra celery \
+		--python-version 3.11 -c requirements/dev.lock $(if $(AIRFLOW_CONSTRAINTS),-c $(AIRFLOW_CONSTRAINTS)) \
+		-o requirements/runtime.lock
 
 clean:
 	rm -rf $(VENV) .demo .bench
