@@ -420,6 +420,19 @@ def test_every_copied_path_exists(dockerfile: Dockerfile) -> None:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
 
 
+def test_scripts_the_services_run_are_in_the_image(
+    dockerfile: Dockerfile, services: dict[str, dict[str, Any]]
+) -> None:
+    copied = {
+        dockerfile.image_path(f"docker/{script.name}", before=len(dockerfile.steps))
+        for script in DOCKER.glob("*.py")
+    }
+    for name, service in services.items():
+        for word in command_of(service).split():
+            if word.endswith(".py"):
+                assert PurePosixPath(word) in copied, f"{name} runs {word}, which the image does not have"
+
+
 def test_image_check_runs_after_the_install(dockerfile: Dockerfile) -> None:
     index, _, _ = install_run(dockerfile)
     checks = [i for i, words, _ in dockerfile.runs() if "docker/check_image.py" in words]
