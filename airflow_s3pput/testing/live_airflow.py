@@ -54,7 +54,7 @@ class LiveAirflow:
     startup_seconds: float = 0.0
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     _token: str | None = field(default=None, repr=False)
-    _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0), repr=False)
+    _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60.0), repr=False)
 
     def token(self) -> str:
         """A JWT from ``POST /auth/token``, as the UI gets one at login."""
@@ -105,13 +105,20 @@ class LiveAirflow:
         self, run_id: str, *, timeout: float = 120.0, dag_id: str | None = None, poll: float = 0.5
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
+        state = "unknown"
         while True:
-            run = self.run(run_id, dag_id)
-            if run["state"] in TERMINAL_RUN_STATES:
-                return run
+            try:
+                run = self.run(run_id, dag_id)
+                state = run["state"]
+                if state in TERMINAL_RUN_STATES:
+                    return run
+            except httpx.TransportError:
+                # A busy API server (SQLite locked, a loaded machine) may not answer in time:
+                # ask again until the deadline rather than fail a run that is going well.
+                pass
             if time.monotonic() > deadline:
                 raise AirflowAPIError(
-                    f"run {run_id} still {run['state']} after {timeout}s; "
+                    f"run {run_id} still {state} after {timeout}s; "
                     f"tasks: {self.task_states(run_id, dag_id)}; logs in {self.home}"
                 )
             self.check_alive()
