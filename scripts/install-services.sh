@@ -18,7 +18,7 @@ if have_services; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-services: WARNING: apt-get not found; the Celery tests will be skipped" >&2
+    echo "install-services: WARNING: apt-get not found; the Celery tests will be skipped (and fail under CI)" >&2
     exit 0
 fi
 
@@ -27,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         SUDO="sudo -n"
     else
-        echo "install-services: WARNING: not root and no password-less sudo; the Celery tests will be skipped" >&2
+        echo "install-services: WARNING: not root and no password-less sudo; the Celery tests will be skipped (and fail under CI)" >&2
         exit 0
     fi
 fi
@@ -51,11 +51,11 @@ trap cleanup EXIT
 if find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | grep -q .; then
     echo "install-services: package lists updated within the hour; no apt-get update"
 elif ! $SUDO apt-get update -q; then
-    echo "install-services: WARNING: apt-get update failed; the Celery tests will be skipped" >&2
+    echo "install-services: WARNING: apt-get update failed; the Celery tests will be skipped (and fail under CI)" >&2
     exit 0
 fi
 if ! $SUDO apt-get install -y -q --no-install-recommends postgresql redis-server; then
-    echo "install-services: WARNING: apt-get install postgresql redis-server failed; the Celery tests will be skipped" >&2
+    echo "install-services: WARNING: apt-get install postgresql redis-server failed; the Celery tests will be skipped (and fail under CI)" >&2
     exit 0
 fi
 
