@@ -195,7 +195,8 @@ def render(scale: dict[str, Any]) -> str:
             *lines,
             "",
             "Triggered through the REST API; wall time from the POST to the API reporting the run "
-            "finished. The bare CLI ran on the same tree just before and after, into fresh prefixes.",
+            "finished. The bare CLI ran on the same tree just before, into a fresh prefix, while "
+            "the same Airflow was up and idle.",
             "",
         ]
     if "plan" in scale:

@@ -250,7 +250,11 @@ class LocalPostgres:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> LocalPostgres:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # nothing left behind: the server, its temporary directory
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -333,7 +337,11 @@ class LocalRedis:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> LocalRedis:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -9,6 +9,7 @@ sample downloaded byte for byte.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -197,3 +198,20 @@ def test_a_worker_killed_mid_batch_is_survived(
     assert (summary["files_failed"], summary["failures"]) == (0, [])
     assert (summary["batches"], summary["batches_missing"]) == (BATCHES, 0)
     assert summary["files_planned"] == len(tree.sizes)
+
+
+def test_no_secret_in_the_logs(celery_airflow: CeleryStack) -> None:
+    # After both runs: every component's log and every task log of this deployment.
+    stack = celery_airflow
+    secrets = {
+        "Postgres password": stack.postgres.password,
+        "Redis password": stack.redis.password,
+        "S3 secret key": json.loads(stack.env["AIRFLOW_CONN_AWS_DEFAULT"])["password"],
+        "Airflow password": stack.live.password,
+    }
+    logs = [p for p in stack.home.rglob("*.log") if p.is_file()]
+    assert len(logs) > 10, logs  # the components, the workers and the task logs
+    for path in logs:
+        text = path.read_text(errors="replace")
+        for what, secret in secrets.items():
+            assert secret not in text, f"{what} in {path}"
