@@ -142,7 +142,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.no_settings = True
         args.no_airflow = True
         args.no_scale = True
-    unknown_parts = set(args.scale_parts.split(",")) - set(scale.PARTS)
+    # --scale-parts "" with --only scale: measure nothing, re-write the section from the kept results
+    unknown_parts = {p for p in args.scale_parts.split(",") if p} - set(scale.PARTS)
     if unknown_parts:
         p.error(f"unknown scale parts: {', '.join(sorted(unknown_parts))}")
     if args.reps < 1:
@@ -414,10 +415,14 @@ def only_scale(args: argparse.Namespace) -> int:
     output = args.output or REPO / "BENCHMARKS.md"
     workdir = Path(tempfile.mkdtemp(prefix="s3pput-bench-", dir=args.workdir))
     parts = [p for p in scale.PARTS if p in args.scale_parts.split(",")]
-    log(f"s3pput scale benchmark ({', '.join(parts)}), work in {workdir}")
+    log(
+        f"s3pput scale benchmark ({', '.join(parts) or 'nothing: re-writing the section'}), work in {workdir}"
+    )
+    measured: dict[str, Any] = {}
     try:
-        with LocalS3Server(bucket=BUCKET) as s3:
-            measured = scale.run_parts(parts, s3, BUCKET, args.scale_dir, workdir, args.reps, log)
+        if parts:
+            with LocalS3Server(bucket=BUCKET) as s3:
+                measured = scale.run_parts(parts, s3, BUCKET, args.scale_dir, workdir, args.reps, log)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     merged = merge_scale(raw_dir, measured)

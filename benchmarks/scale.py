@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import sqlite3
@@ -351,6 +352,7 @@ def run_parts(
     for part in parts:
         log(f"scale: {part}")
         started = time.monotonic()
+        load_start = os.getloadavg()[0]
         if part == "cli":
             results[part] = cli_part(s3, client, bucket, base, reps, log)
         elif part == "airflow":
@@ -358,6 +360,8 @@ def run_parts(
         else:
             results[part] = plan_part(s3, client, bucket, base, workdir, log)
         results[part]["seconds"] = time.monotonic() - started
+        # The machine is shared: the load says how far this part's absolute times can be trusted.
+        results[part]["loadavg"] = [load_start, os.getloadavg()[0]]
         results[part]["stamp"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     if scale_dir is None:
         shutil.rmtree(base, ignore_errors=True)

@@ -140,7 +140,7 @@ def plan_rows(
         "| files | run wall s | put tasks (dry run) | plan task s | plan peak RSS MiB "
         "| XComs in all, bytes | plan XCom bytes | wrote nothing | verified |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
-        f"| {files:,} | {_n(dag.get('wall'))} | {len(_durations(dag, 'upload.put'))} | "
+        f"| {files:,} | {_n(dag.get('wall'))} | {(dag.get('summary') or {}).get('batches', '–')} | "
         f"{_n((_durations(dag, 'upload.plan') or [None])[0])} | {_mib(plan_peak)} | {total:,} | "
         f"{xcoms.get('upload.plan', 0):,} | {'yes' if plan.get('objects_written') == 0 else 'no'} | "
         f"{'yes' if dag.get('verified') else 'no'} |",
@@ -165,19 +165,26 @@ def plan_rows(
     return lines, targets
 
 
+def _when(name: str, part: dict[str, Any]) -> str:
+    load = part.get("loadavg")
+    how = (
+        f"load average {load[0]:.1f} → {load[1]:.1f}" if load else part.get("load_note", "load not recorded")
+    )
+    return f"`{name}` at {part.get('stamp', '?')} in {part.get('seconds', 0):.0f} s, {how}"
+
+
 def render(scale: dict[str, Any]) -> str:
     """The whole section, heading included, ending with a newline."""
     out = [
         HEADING,
         "",
         "Written by `benchmarks/run.py --only scale` (parts: "
-        + ", ".join(
-            f"`{name}` at {part.get('stamp', '?')} in {part.get('seconds', 0):.0f} s"
-            for name, part in scale.items()
-        )
+        + "; ".join(_when(name, part) for name, part in scale.items())
         + "). Each part ran on its own (`--scale-parts`), against a fresh local SeaweedFS; every "
         "upload was verified by listing its prefix. Peak RSS is the largest sum over the process "
-        "tree for the CLI, and each task process's own high-water mark (`VmHWM`) under Airflow.",
+        "tree for the CLI, and each task process's own high-water mark (`VmHWM`) under Airflow. "
+        "On a 2-core machine shared with other jobs, a load average far above 2 slows every "
+        "absolute time; the ratios within one part are the figures to compare.",
         "",
     ]
     targets: list[tuple[str, str, str]] = []

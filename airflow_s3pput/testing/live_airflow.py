@@ -125,10 +125,16 @@ class LiveAirflow:
             time.sleep(poll)
 
     def task_instances(self, run_id: str, dag_id: str | None = None) -> list[dict[str, Any]]:
-        body = self.api(
-            "GET", f"/dags/{dag_id or self.dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        )
-        return list(body["task_instances"])
+        """Every task instance of the run, page by page (the API caps a page at
+        ``[api] maximum_page_limit``, 100 by default, whatever ``limit`` asks for)."""
+        path = f"/dags/{dag_id or self.dag_id}/dagRuns/{run_id}/taskInstances"
+        found: list[dict[str, Any]] = []
+        while True:
+            body = self.api("GET", path, params={"limit": 100, "offset": len(found)})
+            page = list(body["task_instances"])
+            found += page
+            if not page or len(found) >= int(body.get("total_entries", len(found))):
+                return found
 
     def task_states(self, run_id: str, dag_id: str | None = None) -> dict[tuple[str, int], str | None]:
         return {(ti["task_id"], ti["map_index"]): ti["state"] for ti in self.task_instances(run_id, dag_id)}
