@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import pytest
 
 from airflow_s3pput.cli import main
-from airflow_s3pput.options import ConnectionSettings
+from airflow_s3pput.options import DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, ConnectionSettings
 
 #: a session token set for the bad-input runs: it must never be printed (SeaweedFS ignores it)
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE-session-token-do-not-print-3f9a7c"
@@ -310,3 +310,20 @@ class ReadCounter:
     def reset(self) -> None:
         with self._lock:
             self.bytes_by_path.clear()
+
+
+def local_etag(
+    path: Path, *, part_size: int = DEFAULT_PART_SIZE, threshold: int = DEFAULT_MULTIPART_THRESHOLD
+) -> str:
+    """The ETag S3 returns for ``path`` uploaded by s3pput: the MD5 of a single PUT, or for a
+    multipart upload (``threshold`` bytes and more) the MD5 of the parts' MD5s and ``-N``.
+
+    Computed here from the file, independently of the engine's own ``etag`` module."""
+    import hashlib
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size < threshold:
+            return hashlib.md5(f.read()).hexdigest()
+        digests = [hashlib.md5(chunk).digest() for chunk in iter(lambda: f.read(part_size), b"")]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
