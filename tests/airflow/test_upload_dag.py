@@ -107,7 +107,9 @@ def test_xcoms_stay_small_for_a_20000_file_dry_run(
     assert result.exit_code == 0, result.log[-3000:]
     assert result.summary["files_would_put"] == 20000 and result.summary["dry_run"] is True
     assert "files_put" not in result.summary and "bytes_per_second" not in result.summary
-    assert "2500 would put" in result.log and "would put 0.0 MiB" not in result.log
+    progress = [line for line in result.log.splitlines() if "progress: " in line]
+    assert progress and all("would put" in line and "MiB/s" not in line for line in progress), progress
+    assert "(2,500 would put, 0 skipped, 0 failed)" in result.log
     assert list_keys(s3_client, bucket) == {}
     total = sum(
         len(json.dumps(v))
