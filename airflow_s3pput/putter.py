@@ -158,9 +158,12 @@ class Putter:
                 task.path, task.key, "fail", error="interrupted: its multipart upload was aborted"
             )
         except FileNotFoundError:
-            return PutResult(task.path, task.key, "fail", error="file disappeared before upload")
+            return PutResult(
+                task.path, task.key, "fail", error="file disappeared before upload", retryable=False
+            )
         except OSError as exc:
-            return PutResult(task.path, task.key, "fail", error=f"cannot read: {exc.strerror or exc}")
+            why = f"cannot read: {exc.strerror or exc}"
+            return PutResult(task.path, task.key, "fail", error=why, retryable=False)
         except Exception as exc:  # noqa: BLE001 - every other failure is this file's, reported
             return PutResult(task.path, task.key, "fail", error=describe_error(exc))
 

@@ -96,8 +96,7 @@ def test_errors_name_the_setting_in_each_spelling(
 
 
 def test_the_shell_has_a_flag_for_every_setting_it_takes() -> None:
-    shell_only = {"delete"}  # the provider's until the engine's --delete lands with its own branch
-    for setting in set(UPLOAD_SETTINGS) - shell_only:
+    for setting in set(UPLOAD_SETTINGS):
         assert setting in FLAGS, setting
     for setting in CONNECTION_SETTINGS:
         assert setting in FLAGS, setting
