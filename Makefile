@@ -37,7 +37,7 @@ test: venv browser services
 
 ## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md
 bench: venv
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
 
 ## mutate: mutation testing (mutmut) of the pure engine modules against the unit tests, one
 ## module at a time (a few minutes in all); lists the surviving mutants. Not part of `make test`.
@@ -50,7 +50,7 @@ mutate: venv
 	$(VENV)/bin/mutmut results
 
 lint: venv
-	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples
+	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples benchmarks
 	$(VENV)/bin/mypy
 
 ## lock: requirements/dev.lock (what make installs) and requirements/runtime.lock (what the image

@@ -2,9 +2,9 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/digest_record_bench.py tree        # 4 x 512 MiB + 2,000 files
-    .venv/bin/python benchmarks/digest_record_bench.py many        # 100,000 small files
-    .venv/bin/python benchmarks/digest_record_bench.py tree --big-mib 64 --reps 2   # smaller
+    .venv/bin/python -m benchmarks.digest_record_bench tree        # 4 x 512 MiB + 2,000 files
+    .venv/bin/python -m benchmarks.digest_record_bench many        # 100,000 small files
+    .venv/bin/python -m benchmarks.digest_record_bench tree --big-mib 64 --reps 2   # smaller
 
 Each scenario starts SeaweedFS on loopback, generates its tree (random bytes, seeded), waits
 until the files are older than the record's racy margin, uploads the tree once with s3pput
@@ -37,16 +37,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from airflow_s3pput.digest_record import RACY_MARGIN_NS
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import workloads
+from benchmarks.tools import client_env
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import workloads  # noqa: E402
-from tools import client_env  # noqa: E402
-
-from airflow_s3pput.digest_record import RACY_MARGIN_NS  # noqa: E402
-from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 BUCKET = "bench"

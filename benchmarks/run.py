@@ -2,11 +2,11 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/run.py                 # full run (~15-20 min), writes BENCHMARKS.md
-    .venv/bin/python benchmarks/run.py --quick         # smoke version (< 1 min), writes .bench/quick/
-    .venv/bin/python benchmarks/run.py --reps 5 --workloads small,update --no-airflow
-    .venv/bin/python benchmarks/run.py --only scale                   # only the Scale section
-    .venv/bin/python benchmarks/run.py --only scale --scale-parts cli --scale-dir /tmp/trees --keep
+    .venv/bin/python -m benchmarks.run                 # full run (~15-20 min), writes BENCHMARKS.md
+    .venv/bin/python -m benchmarks.run --quick         # smoke version (< 1 min), writes .bench/quick/
+    .venv/bin/python -m benchmarks.run --reps 5 --workloads small,update --no-airflow
+    .venv/bin/python -m benchmarks.run --only scale                   # only the Scale section
+    .venv/bin/python -m benchmarks.run --only scale --scale-parts cli --scale-dir /tmp/trees --keep
 
 What one run does:
 
@@ -50,21 +50,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_s3pput.testing.local_s3 import LocalS3Server, find_weed
+from benchmarks import airflow_bench, report, scale, scale_report, workloads
+from benchmarks.measure import run_measured
+from benchmarks.tools import Tool, client_env, make_tools, s3pput_argv
+from benchmarks.verify import list_prefix, rewritten
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import airflow_bench  # noqa: E402
-import report  # noqa: E402
-import scale  # noqa: E402
-import scale_report  # noqa: E402
-import workloads  # noqa: E402
-from measure import run_measured  # noqa: E402
-from tools import Tool, client_env, make_tools, s3pput_argv  # noqa: E402
-from verify import list_prefix, rewritten  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server, find_weed  # noqa: E402
 
 BUCKET = "bench"
 WORKLOADS = ("small", "update", "large", "mixed")
@@ -369,14 +363,14 @@ class Bench:
                 plan.append((label, extra))
         if s5cmd is not None:
             plan.append(("s5cmd", None))
-        for n, (label, extra) in enumerate(plan):
+        for n, (label, planned) in enumerate(plan):
             prefix = f"settings/{n:02d}"
-            if extra is None:
+            if planned is None:
                 assert s5cmd is not None
                 m = run_measured(s5cmd.upload(tree.root, BUCKET, prefix), s5cmd.env, timeout=RUN_TIMEOUT)
             else:
                 m = run_measured(
-                    s3pput_argv(self.s3.endpoint_url, extra)(tree.root, BUCKET, prefix),
+                    s3pput_argv(self.s3.endpoint_url, planned)(tree.root, BUCKET, prefix),
                     env,
                     timeout=RUN_TIMEOUT,
                 )
@@ -441,10 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only == "scale":
         return only_scale(args)
     if args.render:
-        results = json.loads(args.render.read_text())
-        output = args.output or REPO / "BENCHMARKS.md"
-        output.write_text(report.render(results))
-        log(report.summary(results))
+        rendered = json.loads(args.render.read_text())
+        (args.output or REPO / "BENCHMARKS.md").write_text(report.render(rendered))
+        log(report.summary(rendered))
         return 0
     started = time.monotonic()
     # s3pput is installed editable here, and PYTHONDONTWRITEBYTECODE (set on some machines) would

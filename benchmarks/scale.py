@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import workloads
-from measure import run_measured
-from tools import client_env, s3pput_argv
-from verify import list_prefix
 
 from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
 from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
 from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from benchmarks import workloads
+from benchmarks.measure import run_measured
+from benchmarks.tools import client_env, s3pput_argv
+from benchmarks.verify import list_prefix
 
 PARTS = ("cli", "airflow", "plan")
 SCALE_FILES = 100_000

@@ -88,6 +88,10 @@ def _peak(run: dict[str, Any], task_id: str) -> int | None:
     return max(peaks) if peaks else None
 
 
+def _first(values: list[float]) -> float | None:
+    return values[0] if values else None
+
+
 def _durations(run: dict[str, Any], task_id: str) -> list[float]:
     return [t["duration"] for t in run.get("tasks", {}).get(task_id, []) if t.get("duration") is not None]
 
@@ -111,8 +115,8 @@ def airflow_rows(airflow: dict[str, Any]) -> tuple[list[str], list[tuple[str, st
             f"| `s3pput_upload`, scheduler + LocalExecutor ({airflow.get('parallelism')} slots), "
             f"default batch size | {_n(dag['wall'], 2)} | {'–' if ratio is None else f'{ratio:.2f}×'} | "
             f"{len(puts)} | {_n(min(puts, default=None))}–{_n(max(puts, default=None))} | "
-            f"{_n((_durations(dag, 'upload.plan') or [None])[0])} | "
-            f"{_n((_durations(dag, 'upload.reduce') or [None])[0])} | "
+            f"{_n(_first(_durations(dag, 'upload.plan')))} | "
+            f"{_n(_first(_durations(dag, 'upload.reduce')))} | "
             f"{_mib(_peak(dag, 'upload.plan'))} | {_mib(_peak(dag, 'upload.put'))} | "
             f"{'yes' if dag.get('verified') else 'no: ' + str(dag.get('state'))} |"
         )
@@ -141,7 +145,7 @@ def plan_rows(
         "| XComs in all, bytes | plan XCom bytes | wrote nothing | verified |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
         f"| {files:,} | {_n(dag.get('wall'))} | {(dag.get('summary') or {}).get('batches', '–')} | "
-        f"{_n((_durations(dag, 'upload.plan') or [None])[0])} | {_mib(plan_peak)} | {total:,} | "
+        f"{_n(_first(_durations(dag, 'upload.plan')))} | {_mib(plan_peak)} | {total:,} | "
         f"{xcoms.get('upload.plan', 0):,} | {'yes' if plan.get('objects_written') == 0 else 'no'} | "
         f"{'yes' if dag.get('verified') else 'no'} |",
     ]
