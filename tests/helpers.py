@@ -312,6 +312,9 @@ class ReadCounter:
             self.bytes_by_path.clear()
 
 
+MIB = 1024 * 1024
+
+
 def local_etag(
     path: Path, *, part_size: int = DEFAULT_PART_SIZE, threshold: int = DEFAULT_MULTIPART_THRESHOLD
 ) -> str:
