@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.options import DEFAULT_PART_SIZE
 from airflow_s3pput.testing.celery_stack import CeleryStack
 from tests.helpers import MIB, list_keys, local_etag
 
@@ -28,6 +29,8 @@ SMALL_FILES = 20_000
 FOLDERS = 20
 LARGE_FILES = 2
 LARGE_SIZE = 64 * MIB
+#: parts of a large file at the default part size (8 MiB: 8 parts)
+LARGE_PARTS = -(-LARGE_SIZE // DEFAULT_PART_SIZE)
 BATCH_SIZE = 2_000
 BATCHES = -(-(SMALL_FILES + LARGE_FILES) // BATCH_SIZE)
 WORKERS = {"worker-1", "worker-2"}
@@ -70,7 +73,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
         (root / rel).write_bytes(rng.randbytes(LARGE_SIZE))
         sizes[rel] = LARGE_SIZE
     etags = {rel: local_etag(root / rel) for rel in sizes}
-    assert sum(1 for e in etags.values() if e.endswith("-4")) == LARGE_FILES  # 64 MiB: 4 parts of 16
+    assert sum(1 for e in etags.values() if e.endswith(f"-{LARGE_PARTS}")) == LARGE_FILES
     return Tree(root, etags, sizes)
 
 

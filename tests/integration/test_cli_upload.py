@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,8 +370,10 @@ def test_json_summary(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
     assert summary["failures"][0]["key"] == "broken"
     assert summary["dry_run"] is False
     # The run's own clock readings lie within ours, and its seconds are their difference.
-    assert before <= summary["started"] < summary["finished"] <= after
-    assert summary["seconds"] == round(summary["finished"] - summary["started"], 3) > 0
+    started, finished = (datetime.fromisoformat(summary[k]).timestamp() for k in ("started", "finished"))
+    # ISO timestamps to the millisecond: allow for the rounding at both ends
+    assert before - 0.001 <= started < finished <= after + 0.001
+    assert summary["seconds"] == pytest.approx(finished - started, abs=0.002) and summary["seconds"] > 0
 
 
 def test_quiet_prints_nothing_on_success(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
