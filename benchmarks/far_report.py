@@ -327,27 +327,44 @@ def render_sources(headers: list[dict[str, Any]]) -> list[str]:
 # -- the fault table -------------------------------------------------------------------------
 
 
+def _newest_cases(results: list[dict[str, Any]], part: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cases of ``part`` ("transient" or "down"), the newest file winning for each fault and
+    transport (``--cases`` and ``--transports`` may have run them apart), and those files' stamps."""
+    cases: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+    for result in results:  # oldest first
+        for case in result.get(part, []):
+            if part == "transient" and not case["runs"]:
+                continue
+            cases[(case["fault"], case["transport"])] = (case, result)
+    chosen = [case for case, _ in cases.values()]
+    used = {result["stamp"]: result for _, result in cases.values()}
+    stamps = [
+        f"{stamp}{' (quick)' if r.get('quick') else ''}, engine {r.get('engine', '?')}"
+        for stamp, r in sorted(used.items())
+    ]
+    return chosen, stamps
+
+
 def render_faults(raw_dir: Path) -> list[str]:
     results = _load(raw_dir, "faults-*.json")
     if not results:
         return ["## Transient faults", "", "No fault results yet: run `benchmarks/fault_table.py`.", ""]
-    # the newest file that has each part (``--cases`` may have run them apart)
-    result = next((r for r in reversed(results) if r["transient"]), results[-1])
-    down = next((r for r in reversed(results) if r["down"]), results[-1])
+    transient, transient_from = _newest_cases(results, "transient")
+    down, down_from = _newest_cases(results, "down")
+    files = next((r["files"] for r in reversed(results)), "?")
     out = [
         "## Transient faults",
         "",
-        f"{result['files']} small files through `tests/faults/proxy.py`'s `FaultProxy`, s3pput with its "
-        f"default settings (only `--transport` chosen), {result['runs_per_case']} runs per case, a fresh "
-        f"prefix and a new fault seed per run. Command {result['stamp']}"
-        + (" (quick)" if result.get("quick") else "")
-        + f", engine {result.get('engine', '?')}.",
+        f"{files} small files through `tests/faults/proxy.py`'s `FaultProxy`, s3pput with its default "
+        "settings (only `--transport` chosen), a fresh prefix and a new fault seed per run. Commands: "
+        + ("; ".join(transient_from) or "none")
+        + ".",
         "",
         "| fault | transport | files failed per run | runs with 0 failed | lost | wall per run | exit codes |"
         " faults fired per run | PUT attempts per file |",
         "|---|---|---|---:|---:|---|---|---|---|",
     ]
-    for case in result["transient"]:
+    for case in transient:
         runs = case["runs"]
         failed = ", ".join(str(r["failed"]) for r in runs)
         clean = sum(1 for r in runs if r["failed"] == 0 and r["exit"] == 0 and r["lost"] == 0)
@@ -366,30 +383,33 @@ def render_faults(raw_dir: Path) -> list[str]:
         "",
         "### A server that stays down",
         "",
+        "Commands: " + ("; ".join(down_from) or "none") + ".",
+        "",
         "| fault | transport | wall to give up | exit | files listed as failed | stored | failed but stored "
         "| lost | PUT attempts per file |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    if down is not result:
-        out.insert(-2, f"Command {down['stamp']}, engine {down.get('engine', '?')}.")
-        out.insert(-2, "")
-    for case in down["down"]:
+    for case in down:
         per_file = case["puts"] / case["files"] if case["files"] else 0.0
         both = case.get("failed_but_stored", "–")
+        wall = f"{case['wall']:.1f} s" + (" (killed: not over yet)" if case.get("timed_out") else "")
+        # exit 2: the bucket check failed, so nothing was tried (the message says why)
+        lost = "– (nothing tried)" if case["exit"] == 2 and not case["failed"] else case["lost"]
         out.append(
-            f"| {case['fault']} | {case['transport']} | {case['wall']:.1f} s | {case['exit']} | "
+            f"| {case['fault']} | {case['transport']} | {wall} | {case['exit']} | "
             f"{case['failed']} of {case['files']} | {case['stored']} | {both} | "
-            f"{case['lost']} | {per_file:.2f} |"
+            f"{lost} | {per_file:.2f} |"
         )
         if case.get("message"):
             out.append(f"| | | | | {case['message']} | | | | |")
     out += [
         "",
         "*failed but stored*: the server stored the file but its answer was lost (the proxy shut the "
-        "connection): reported failed, which is the safe side. *PUT attempts per file*: PUT requests "
-        "the proxy saw, divided by the files.",
+        "connection): reported failed, which is the safe side. *lost* counts files neither stored nor "
+        "listed as failed. *PUT attempts per file*: PUT requests the proxy saw, divided by the files.",
+        "",
+        "Target: exit 1, every file not stored listed as failed, in bounded time.",
     ]
-    out += ["", "Target: exit 1, every file not stored listed as failed, in bounded time."]
     return out
 
 

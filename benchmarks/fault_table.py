@@ -121,8 +121,20 @@ def run_s3pput(argv: list[str], env: dict[str, str], timeout: float = RUN_TIMEOU
 
 
 class FaultTable:
-    def __init__(self, args: argparse.Namespace, s3: LocalS3Server, proxy: FaultProxy, tree: workloads.Tree):
+    """The runs of one command; ``save`` is called after each run (a killed command keeps them)."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        s3: LocalS3Server,
+        proxy: FaultProxy,
+        tree: workloads.Tree,
+        save: Callable[[FaultTable], None],
+    ) -> None:
         self.args = args
+        self.save = save
+        self.transient_cases: list[dict[str, Any]] = []
+        self.down_cases: list[dict[str, Any]] = []
         self.s3 = s3
         self.proxy = proxy
         self.tree = tree
@@ -140,7 +152,7 @@ class FaultTable:
         self.proxy.reset_stats()
         self.proxy.set_rules(rules)
         try:
-            outcome = run_s3pput(argv, self.env)
+            outcome = run_s3pput(argv, self.env, self.args.run_timeout)
         finally:
             stats = self.proxy.stats
             self.proxy.clear()
@@ -179,24 +191,23 @@ class FaultTable:
             keys.update(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
-    def transient(self) -> list[dict[str, Any]]:
-        cases = []
+    def transient(self) -> None:
         for number, (name, rules) in enumerate(TRANSIENT):
             for transport in self.args.transport_list:
-                runs = []
+                runs: list[dict[str, Any]] = []
+                self.transient_cases.append({"fault": name, "transport": transport, "runs": runs})
                 for run in range(self.args.runs):
                     result = self.upload(transport, rules(1000 * number + run + 1))
                     runs.append(result)
+                    self.save(self)
                     log(
                         f"  [{name} | {transport} | run {run + 1}] {result['failed']} failed "
                         f"(summary {result['summary_failed']}), {result['lost']} lost, "
                         f"{result['stored']}/{result['files']} stored, {result['faults_fired']} faults, "
                         f"exit {result['exit']}, {result['wall']:.1f}s"
                     )
-                cases.append({"fault": name, "transport": transport, "runs": runs})
-        return cases
 
-    def down(self) -> list[dict[str, Any]]:
+    def down(self) -> None:
         cases: list[tuple[str, Callable[[], list[Fault]]]] = [
             (
                 "503 SlowDown on every PUT",
@@ -205,19 +216,18 @@ class FaultTable:
             ("connections refused from the start", lambda: [Fault("refuse")]),
             (f"connections refused from PUT {DOWN_AFTER_PUTS + 1} on", self._refuse_later),
         ]
-        results = []
         for name, rules in cases:
             for transport in self.args.transport_list:
                 result = self.upload(transport, rules())
                 result["fault"] = name
-                results.append(result)
+                self.down_cases.append(result)
+                self.save(self)
                 log(
                     f"  [{name} | {transport}] exit {result['exit']} after {result['wall']:.1f}s, "
                     f"{result['failed']} listed failed, {result['stored']}/{result['files']} stored, "
                     f"{result['lost']} lost, {result['failed_but_stored']} failed but stored, "
                     f"{result['puts']} PUTs seen" + (f": {result['message']}" if result["message"] else "")
                 )
-        return results
 
     def _refuse_later(self) -> list[Fault]:
         """A rule that lets the first PUTs through, then makes the proxy refuse every connection."""
@@ -241,6 +251,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per transient case and transport (default 3)")
     p.add_argument("--transports", default=",".join(TRANSPORTS), help="comma list (default crt,boto3)")
     p.add_argument("--cases", default="transient,down", help="comma list: transient, down (default both)")
+    p.add_argument(
+        "--run-timeout",
+        type=float,
+        default=RUN_TIMEOUT,
+        help=f"kill a run after this (default {RUN_TIMEOUT:g} s)",
+    )
     p.add_argument("--quick", action="store_true", help="30 files, 1 run per case, crt only (< 1 min)")
     p.add_argument("--raw-dir", type=Path, default=None, help="where the raw JSON goes (.bench/far/)")
     p.add_argument("--output", type=Path, default=None, help="the Markdown (benchmarks/far-results.md)")
@@ -277,30 +293,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(
                 f"fault table: {args.files} files, SeaweedFS at {s3.endpoint_url}, proxy {proxy.endpoint_url}"
             )
-            table = FaultTable(args, s3, proxy, tree)
-            transient = table.transient() if "transient" in args.case_list else []
-            down = table.down() if "down" in args.case_list else []
-    results = {
-        "kind": "faults",
-        "stamp": stamp,
-        "quick": args.quick,
-        "files": args.files,
-        "runs_per_case": args.runs,
-        "transports": args.transport_list,
-        "engine": far_report.engine_version(REPO),
-        "loadavg": list(os.getloadavg()),
-        "seconds": time.monotonic() - started,
-        "transient": transient,
-        "down": down,
-    }
-    raw = args.raw_dir / f"faults-{stamp}.json"
-    raw.write_text(json.dumps(results, indent=1))
+            raw = args.raw_dir / f"faults-{stamp}.json"
+
+            def save(table: FaultTable) -> None:
+                results = {
+                    "kind": "faults",
+                    "stamp": stamp,
+                    "quick": args.quick,
+                    "files": args.files,
+                    "runs_per_case": args.runs,
+                    "transports": args.transport_list,
+                    "run_timeout": args.run_timeout,
+                    "engine": far_report.engine_version(REPO),
+                    "loadavg": list(os.getloadavg()),
+                    "seconds": time.monotonic() - started,
+                    "transient": table.transient_cases,
+                    "down": table.down_cases,
+                }
+                raw.write_text(json.dumps(results, indent=1))
+
+            table = FaultTable(args, s3, proxy, tree, save)
+            if "transient" in args.case_list:
+                table.transient()
+            if "down" in args.case_list:
+                table.down()
     far_report.write(args.raw_dir, args.output)
-    log(f"\nraw data: {raw}\ntables: {args.output}  ({results['seconds']:.0f}s in all)")
+    log(f"\nraw data: {raw}\ntables: {args.output}  ({time.monotonic() - started:.0f}s in all)")
     # a harness error (a lost file, a wrong count) fails the command; faults that end in a
     # failed file are the measurement, not an error of the harness
     broken = [
-        r for case in transient for r in case["runs"] if r["lost"] or r["summary_failed"] != r["failed"]
+        r
+        for case in table.transient_cases
+        for r in case["runs"]
+        if r["lost"] or r["summary_failed"] != r["failed"]
     ]
     return 1 if broken else 0
 
