@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv browser demo test bench lint lock clean
+.PHONY: venv browser services demo demo-celery test bench lint lock mutate clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -18,24 +18,50 @@ venv: $(STAMP)
 demo: venv
 	$(PY) -m airflow_s3pput.testing.demo
 
+## demo-celery: the same upload on Airflow's distributed set-up, natively: CeleryExecutor,
+## Postgres and Redis (from Debian), two Celery workers; prints the summary and who ran what
+demo-celery: venv services
+	$(PY) -m airflow_s3pput.testing.demo_celery
+
 ## browser: headless Chromium + chromedriver from Debian for the trigger-form test
 browser:
 	bash scripts/install-browser.sh
 
-## test: the whole suite (unit, real SeaweedFS, real Airflow, the trigger form in Chromium)
-test: venv browser
+## services: PostgreSQL and Redis from Debian for the Celery tests and demo-celery
+services:
+	bash scripts/install-services.sh
+
+## test: the whole suite (unit, real SeaweedFS, real Airflow, Celery, the trigger form in Chromium)
+test: venv browser services
 	$(PY) -m pytest
 
 ## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md
 bench: venv
-	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.run
+
+## mutate: mutation testing (mutmut) of the pure engine modules against the unit tests, one
+## module at a time (a few minutes in all); lists the surviving mutants. Not part of `make test`.
+MUTATE_MODULES := modes etag content headers planner stats walker
+mutate: venv
+	@for module in $(MUTATE_MODULES); do \
+		echo "== airflow_s3pput/$$module.py"; \
+		$(VENV)/bin/mutmut run "airflow_s3pput.$$module.*" || exit 1; \
+	done
+	$(VENV)/bin/mutmut results
 
 lint: venv
-	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples
+	$(VENV)/bin/ruff check airflow_s3pput tests dags_examples benchmarks
 	$(VENV)/bin/mypy
 
+## lock: requirements/dev.lock (what make installs) and requirements/runtime.lock (what the image
+## installs: no test tools); AIRFLOW_CONSTRAINTS=FILE resolves the runtime lock against Airflow's
+## constraints file too
+AIRFLOW_CONSTRAINTS ?=
 lock: venv
 	$(UV) pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements/dev.lock
+	$(UV) pip compile pyproject.toml requirements/runtime.in --extra airflow --extra celery \
+		--python-version 3.11 -c requirements/dev.lock $(if $(AIRFLOW_CONSTRAINTS),-c $(AIRFLOW_CONSTRAINTS)) \
+		-o requirements/runtime.lock
 
 clean:
-	rm -rf $(VENV) .demo .bench
+	rm -rf $(VENV) .demo .bench mutants

@@ -13,10 +13,10 @@ import mimetypes
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import BinaryIO
 
-from airflow_s3pput.etag import MIB, candidate_part_sizes, md5_range, multipart_etag
+from airflow_s3pput.etag import MIB, candidate_part_size_sets, iter_chunks, md5_range, multipart_etags
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: what ``--gzip`` compresses unless told otherwise: the original's html/css/javascript plus
@@ -78,12 +78,17 @@ class Content:
         self._size = size
         self._part_size = part_size
         self._md5: bytes | None = None
+        self._multipart: dict[int, str] = {}
 
     @property
     def stored_size(self) -> int:
         return self._size
 
     def md5_range(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        """The stored bytes from first to last, a bounded piece at a time."""
         raise NotImplementedError
 
     @property
@@ -93,22 +98,36 @@ class Content:
         return self._md5
 
     def matches_etag(self, etag: str) -> bool:
+        """Whether ``etag`` (listed) is the ETag of these bytes, uploaded whole or in parts.
+
+        A multipart ETag is compared with the ETags of candidate part sizes
+        (``etag.candidate_part_size_sets``): first those of the uploaders' defaults (ours, aws
+        cli, boto3, the CRT, s5cmd, rclone), then whole-MiB and exact guesses. Each set is
+        computed in one read of the content, whatever its size (a running MD5 per candidate),
+        and the guesses are read only when no default matched: an unchanged file costs one
+        MD5 of its bytes, a changed one of the same size usually three, in two reads.
+        """
         etag = etag.strip('"').lower()
         digest, sep, count = etag.partition("-")
         if not sep:
             return digest == self.md5.hex()
         if not count.isdigit():
             return False
-        for part_size in candidate_part_sizes(self._size, int(count), self._part_size):
-            if self.multipart_etag(part_size) == etag:
+        for part_sizes in candidate_part_size_sets(self._size, int(count), self._part_size):
+            etags = multipart_etags(self.chunks(), part_sizes)
+            self._multipart.update(zip(part_sizes, etags, strict=True))  # what the digest record keeps
+            if etag in etags:
                 return True
         return False
 
     def multipart_etag(self, part_size: int) -> str:
-        digests = [
-            self.md5_range(off, min(part_size, self._size - off)) for off in range(0, self._size, part_size)
-        ]
-        return multipart_etag(digests)
+        if part_size not in self._multipart:
+            self._multipart[part_size] = multipart_etags(self.chunks(), [part_size])[0]
+        return self._multipart[part_size]
+
+    def known_digests(self) -> tuple[bytes | None, dict[int, str]]:
+        """The MD5 and the multipart ETags (by part size) computed so far; reads nothing."""
+        return self._md5, dict(self._multipart)
 
 
 class BytesContent(Content):
@@ -122,6 +141,9 @@ class BytesContent(Content):
         view = memoryview(self.data)[offset : offset + length]
         return hashlib.md5(view, usedforsecurity=False).digest()
 
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        yield self.data
+
 
 class FileContent(Content):
     """Content read from an open file descriptor with ``pread``: never held in memory whole."""
@@ -132,6 +154,9 @@ class FileContent(Content):
 
     def md5_range(self, offset: int, length: int) -> bytes:
         return md5_range(self.fd, offset, length)
+
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        return iter_chunks(self.fd, 0, self._size)
 
 
 __all__ = [

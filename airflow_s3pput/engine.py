@@ -24,9 +24,18 @@ from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Transport, open_transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
-from airflow_s3pput.walker import FileEntry, KeyRange, Selection, WalkError, check_sources, join_key, walk
+from airflow_s3pput.walker import (
+    FileEntry,
+    KeyRange,
+    WalkError,
+    check_sources,
+    check_unique_keys,
+    join_key,
+    walk,
+)
 
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
@@ -38,10 +47,6 @@ BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 ResultCallback = Callable[[PutResult], None]
 T = TypeVar("T")
-
-
-def selection_of(options: UploadOptions) -> Selection:
-    return Selection(options.include, options.exclude, options.follow_symlinks)
 
 
 def upload(
@@ -58,6 +63,7 @@ def upload(
     process (tests: a recording or in-memory transport, moto's client).
     """
     check_sources(options.sources)
+    check_unique_keys(options.sources, options.prefix, options.selection(), key_range)
     own = transport is None
     if transport is None:
         transport = connect(options)
@@ -75,7 +81,11 @@ def upload(
         dispatcher = make_dispatcher(options, transport, journal)
         try:
             run = _Run(options, transport, dispatcher, on_result, before_first_put=check.wait_writable)
-            run.feed(walk(options.sources, options.prefix, selection_of(options), key_range))
+            run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
+            if options.delete:  # --delete: after this range's uploads, which must all have landed
+                delete_extraneous(
+                    transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
+                )
             return run.collector.freeze()
         except KeyboardInterrupt:
             # A second Ctrl-C while the first one's uploads finished: leave them, don't wait.
@@ -177,7 +187,8 @@ class _Run:
         entries = []
         for item in group:
             if isinstance(item, WalkError):
-                self.record(PutResult(item.path, item.key, "fail", error=item.message))
+                # A path the walk cannot use stays so on a retry: the batch fails at once.
+                self.record(PutResult(item.path, item.key, "fail", error=item.message, retryable=False))
             else:
                 entries.append(item)
         remote: dict[str, RemoteObject] = {}
@@ -220,7 +231,7 @@ def connect(options: UploadOptions) -> Transport:
     try:
         return open_transport(options)
     except S3Error as exc:
-        raise UsageError(bucket_error(exc, options.bucket, _where(options))) from None
+        raise bucket_error(exc, options.bucket, _where(options)) from None
 
 
 def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -> None:
@@ -299,7 +310,7 @@ class BucketCheck:
                     self.transport = open_transport(self.options)
                 self.quick = self.transport.quick()
             except S3Error as exc:
-                raise UsageError(bucket_error(exc, self.options.bucket, self.where)) from None
+                raise bucket_error(exc, self.options.bucket, self.where) from None
         return self.quick
 
     def head_bucket(self) -> None:
@@ -307,7 +318,7 @@ class BucketCheck:
         try:
             quick.head_bucket()
         except S3Error as exc:
-            raise UsageError(bucket_error(exc, self.options.bucket, self.where)) from None
+            raise bucket_error(exc, self.options.bucket, self.where) from None
 
     def start_write_check(self) -> None:
         quick, probe_prefix = self._quick(), join_key(self.options.prefix, WRITE_CHECK)
@@ -316,7 +327,7 @@ class BucketCheck:
             try:
                 _check_writable(quick, probe_prefix)
             except S3Error as exc:
-                self.failure = UsageError(bucket_error(exc, self.options.bucket, self.where))
+                self.failure = bucket_error(exc, self.options.bucket, self.where)
 
         self.writer = threading.Thread(target=check, name="s3pput-write-check", daemon=True)
         self.writer.start()
@@ -368,27 +379,41 @@ def _initiated(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def bucket_error(exc: S3Error, bucket: str, where: str) -> str:
-    """The one line for a bucket that cannot be used, from the transport's ``S3Error``."""
+def bucket_error(exc: S3Error, bucket: str, where: str) -> UsageError:
+    """The one line for a bucket that cannot be used, from the transport's ``S3Error``; the
+    settings that would mend it are named for each front end to spell (``--region``, ``region``)."""
     code, status = exc.code, exc.status
     if code == S3Error.PROFILE_NOT_FOUND:
-        return f"AWS profile {exc.message} not found in the AWS config files"
+        return UsageError(
+            f"AWS {{setting}} {exc.message} not found in the AWS config files", setting="profile"
+        )
     if code == S3Error.NO_CREDENTIALS:
-        return "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
+        return UsageError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
+        )
     if code == S3Error.TLS_UNTRUSTED:
-        return (
+        return UsageError(
+            # The CLI reads "(use --ca-bundle, or --no-verify-ssl ...)"; Airflow, the setting names.
             f"TLS certificate of {where} is not trusted "
-            "(use --ca-bundle, or --no-verify-ssl at your own risk)"
+            "(use {setting}, or {verify_ssl} at your own risk)",
+            setting="ca_bundle",
+            also=("verify_ssl",),
         )
     if code == S3Error.UNREACHABLE:
-        return f"cannot reach {where}: {exc.message or code}"
+        return UsageError(f"cannot reach {where}: {exc.message or code}")
     if code in ("404", "NoSuchBucket") or status == 404:
-        return f"bucket {bucket!r} does not exist at {where}"
+        return UsageError(f"bucket {bucket!r} does not exist at {where}")
     if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
         hint = f" (it is in {exc.region})" if exc.region else ""
-        return f"bucket {bucket!r} is in another region{hint}: pass --region"
+        return UsageError(f"bucket {bucket!r} is in another region{hint}: set {{setting}}", setting="region")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-        return f"{where} rejected the credentials ({code})"
+        return UsageError(f"{where} rejected the credentials ({code})")
     if code in ("403", "AccessDenied") or status == 403:
-        return f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
-    return f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}"
+        return UsageError(
+            f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
+        )
+    return UsageError(f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}")
+
+
+from airflow_s3pput.planner import plan as plan  # noqa: E402 - the stages, beside upload
+from airflow_s3pput.stats import summarize as summarize  # noqa: E402

@@ -2,15 +2,55 @@
 
 ``UsageError`` stops a run before anything is uploaded; the others fail one file, which the
 putter turns into a ``PutResult`` so that the run goes on and counts it.
+
+A ``UsageError`` names the settings it is about by their canonical names (``put_mode``,
+``dry_run``, ``part_size``: the names in ``UploadOptions``, the builder and the Airflow
+operators), as ``{setting}`` placeholders in its message. Each front end renders them in its
+own spelling: the CLI as its flags (``--put``), the Airflow provider as they are
+(``put_mode``). So one validation serves both, and neither shows the other's words.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 
 class UsageError(Exception):
     """Bad input or an unusable target, found before anything is uploaded.
 
-    The message is one line meant for the user; the CLI prints it as ``s3pput: error: MESSAGE``
-    and exits 2, an Airflow task fails with it. Never put a secret in it.
+    ``message`` is one line meant for the user. ``{setting}`` in it stands for ``setting``;
+    ``{name}`` for each name in ``also`` (a message about two settings)::
+
+        UsageError("invalid {setting} 'sync': expected one of add, stupid, update", setting="put_mode")
+        UsageError("{setting} and {headers} x-amz-acl disagree", setting="grant", also=("headers",))
+
+    ``str()`` renders the canonical names; ``render(spelling)`` a front end's. The CLI prints
+    ``s3pput: error: MESSAGE`` and exits 2, an Airflow task fails with it. Never put a secret in it.
     """
+
+    def __init__(self, message: str, *, setting: str | None = None, also: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.template = message
+        self.setting = setting
+        self.also = tuple(also)
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The canonical names of the settings the message is about, the main one first."""
+        return ((self.setting,) if self.setting else ()) + self.also
+
+    def render(self, spelling: Mapping[str, str] | None = None) -> str:
+        """The message with each setting spelled as ``spelling`` says (default: canonical)."""
+        spelling = spelling or {}
+        text = self.template
+        if self.setting:
+            text = text.replace("{setting}", spelling.get(self.setting, self.setting))
+        for name in self.also:
+            text = text.replace("{" + name + "}", spelling.get(name, name))
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class FileChanged(Exception):

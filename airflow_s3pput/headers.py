@@ -1,4 +1,4 @@
-"""Validate ``--header NAME:VALUE`` and ``--grant`` once, at the edge.
+"""Validate the ``headers`` (``NAME:VALUE``) and the ``grant`` settings once, at the edge.
 
 Each header the user may set maps to one PutObject/CreateMultipartUpload parameter, the way
 s3transfer whitelists ``ALLOWED_UPLOAD_ARGS``: anything outside the table is rejected before the
@@ -58,40 +58,51 @@ SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-def validate_acl(acl: str | None) -> str | None:
+def validate_acl(acl: str | None, setting: str = "grant") -> str | None:
     if acl is None or acl == "":
         return None
     if acl not in CANNED_ACLS:
-        raise UsageError(f"invalid --grant {acl!r}: expected one of {', '.join(CANNED_ACLS)}")
+        raise UsageError(
+            f"invalid {{setting}} {acl!r}: expected one of {', '.join(CANNED_ACLS)}", setting=setting
+        )
     return acl
 
 
+def _bad(message: str) -> UsageError:
+    return UsageError(message, setting="headers")
+
+
 def parse_header(text: str) -> tuple[str, str]:
-    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces."""
+    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces.
+
+    Only user metadata (``x-amz-meta-*``) may have an empty value.
+    """
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
     if not sep or not name or not _TOKEN.match(name):
-        raise UsageError(f"malformed --header {text!r}: expected NAME:VALUE")
-    if not value:
-        raise UsageError(f"malformed --header {text!r}: empty value")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise UsageError(f"malformed --header {name!r}: control characters in value")
+        raise _bad(f"malformed {{setting}} {text!r}: expected NAME:VALUE")
     lower = name.lower()
+    # S3 and aws cli store an empty user-metadata value (a flag by its name alone); an empty
+    # Cache-Control, Content-Type ... means nothing and is a typo.
+    if not value and not lower.startswith(USER_METADATA_PREFIX):
+        raise _bad(f"malformed {{setting}} {text!r}: empty value")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _bad(f"malformed {{setting}} {name!r}: control characters in value")
     if lower not in HEADER_PARAMS and not lower.startswith(USER_METADATA_PREFIX):
-        raise UsageError(
-            f"unsupported --header {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "
+        raise _bad(
+            f"unsupported {{setting}} {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "
             f"or {USER_METADATA_PREFIX}*"
         )
     if lower.startswith(USER_METADATA_PREFIX) and len(lower) == len(USER_METADATA_PREFIX):
-        raise UsageError(f"malformed --header {text!r}: metadata name missing after x-amz-meta-")
+        raise _bad(f"malformed {{setting}} {text!r}: metadata name missing after x-amz-meta-")
     if lower.startswith(USER_METADATA_PREFIX) and not value.isascii():
         # boto3 refuses it for every file otherwise: S3 user metadata travels as ASCII headers.
-        raise UsageError(f"invalid --header {name!r}: user metadata values must be ASCII")
+        raise _bad(f"invalid {{setting}} {name!r}: user metadata values must be ASCII")
     return name, value
 
 
 def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str, Any]:
-    """Turn the ``--header`` list (and ``--grant``) into PutObject keyword arguments.
+    """Turn the ``headers`` list (and ``grant``) into PutObject keyword arguments.
 
     The result is validated: the transfer code passes it to boto3 as it is.
     """
@@ -108,33 +119,35 @@ def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str,
     if metadata:
         total = sum(len(k) + len(v) for k, v in metadata.items())
         if total > 2048:
-            raise UsageError(f"user metadata is {total} bytes: S3 allows at most 2 KB")
+            raise _bad(f"user metadata in {{setting}} is {total} bytes: S3 allows at most 2 KB")
         params["Metadata"] = metadata
     acl = validate_acl(grant)
     if acl:
         if "ACL" in params and params["ACL"] != acl:
-            raise UsageError("--grant and --header x-amz-acl disagree")
+            raise UsageError(
+                "{setting} and the x-amz-acl of {headers} disagree", setting="grant", also=("headers",)
+            )
         params["ACL"] = acl
     return params
 
 
 def _check_value(param: str, name: str, value: str) -> Any:
     if param == "ACL":
-        return validate_acl(value)
+        return validate_acl(value, setting="headers")
     if param == "StorageClass" and value not in STORAGE_CLASSES:
-        raise UsageError(f"invalid --header {name}: {value!r} is not a storage class")
+        raise _bad(f"invalid {{setting}} {name}: {value!r} is not a storage class")
     if param == "ServerSideEncryption" and value not in SSE_VALUES:
-        raise UsageError(f"invalid --header {name}: expected one of {', '.join(SSE_VALUES)}")
+        raise _bad(f"invalid {{setting}} {name}: expected one of {', '.join(SSE_VALUES)}")
     if param == "BucketKeyEnabled":
         if value.lower() not in ("true", "false"):
-            raise UsageError(f"invalid --header {name}: expected true or false")
+            raise _bad(f"invalid {{setting}} {name}: expected true or false")
         return value.lower() == "true"
     if param == "Expires":
         try:
             return email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
-            raise UsageError(
-                f"invalid --header {name}: {value!r} is not an HTTP date "
+            raise _bad(
+                f"invalid {{setting}} {name}: {value!r} is not an HTTP date "
                 "(e.g. 'Wed, 21 Oct 2026 07:28:00 GMT')"
             ) from None
     return value

@@ -19,9 +19,12 @@ update     present           yes             yes               skip (unchanged)
 =========  ================  ==============  ================  ==========================
 
 ``update`` compares the remote ETag with the MD5 of the bytes we would store, or, for a
-multipart ETag (``md5-of-part-md5s-N``), with the same value computed locally (see
-``etag.LocalContent.matches_etag``). ETags that are not MD5 based (SSE-KMS, SSE-C) never match,
-so such objects are re-uploaded: safe, if not cheap.
+multipart ETag (``md5-of-part-md5s-N``), with the same value computed locally for the part
+sizes that give N parts: ours and those of aws cli, boto3, the AWS CRT, s5cmd and rclone at
+their defaults first, then whole-MiB and exact guesses (``content.Content.matches_etag``,
+``etag.candidate_part_size_sets``), so objects uploaded by those tools are recognised too.
+ETags that are not MD5 based (SSE-KMS, SSE-C) never match, so such objects are re-uploaded:
+safe, if not cheap.
 """
 
 from __future__ import annotations
@@ -100,4 +103,6 @@ def get_mode(name: str) -> PutMode:
     try:
         return MODES[name]
     except KeyError:
-        raise UsageError(f"invalid put mode {name!r}: expected one of {', '.join(MODES)}") from None
+        raise UsageError(
+            f"invalid {{setting}} {name!r}: expected one of {', '.join(MODES)}", setting="put_mode"
+        ) from None

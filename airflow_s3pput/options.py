@@ -1,8 +1,10 @@
 """One validated options object for a run, built once at the edge (CLI or operator).
 
 Like s3transfer's ``TransferConfig``, bad values are rejected when the object is built, with a
-one-line ``UsageError`` naming the option, so nothing is uploaded on bad input. Every field is
-plain data: the object pickles into worker processes and its ``repr`` holds no secret.
+one-line ``UsageError`` naming the setting (by its canonical name, which the CLI renders as its
+flag), so nothing is uploaded on bad input. Every field is plain data: the object pickles into
+worker processes and its ``repr`` holds no secret. Each default lives here, once; the builder
+from raw settings (``settings.build_options``) leaves a setting that was not given to it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from urllib.parse import urlsplit
 
 from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
-from airflow_s3pput.etag import MIB
+from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
 from airflow_s3pput.headers import header_params
 from airflow_s3pput.modes import MODES
+from airflow_s3pput.walker import Selection
 
 MIN_PART_SIZE = 5 * MIB
 #: aws cli's and boto3's default too; with the part pool's byte budget, 5 parts in flight
-DEFAULT_PART_SIZE = 8 * MIB
+DEFAULT_PART_SIZE = S3PPUT_PART_SIZE
 DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
 #: attempts of a request that failed transiently: s5cmd retries 10 times; at 40% SlowDown
 #: 5 attempts lose ~1% of files (0.4**5), 10 lose ~0.01%
@@ -60,12 +63,19 @@ class ConnectionSettings:
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None and not re.match(r"^https?://[^/\s]+/?$", self.endpoint_url):
-            raise UsageError(f"invalid --endpoint-url {self.endpoint_url!r}: expected http(s)://host[:port]")
+            raise UsageError(
+                f"invalid {{setting}} {self.endpoint_url!r}: expected http(s)://host[:port]",
+                setting="endpoint_url",
+            )
         if not 1 <= self.max_attempts <= 20:
-            raise UsageError("--retries must be between 0 and 19")
+            raise UsageError("{setting} must be between 0 and 19", setting="retries")
         # Written so that NaN fails too.
         if not (0 < self.connect_timeout <= MAX_TIMEOUT and 0 < self.read_timeout <= MAX_TIMEOUT):
-            raise UsageError(f"timeouts (--connect-timeout, --read-timeout) must be in (0, {MAX_TIMEOUT:g}]")
+            raise UsageError(
+                f"timeouts ({{setting}}, {{read_timeout}}) must be in (0, {MAX_TIMEOUT:g}] seconds",
+                setting="connect_timeout",
+                also=("read_timeout",),
+            )
 
 
 @dataclass(frozen=True)
@@ -93,54 +103,91 @@ class UploadOptions:
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int = DEFAULT_PART_SIZE
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    delete: bool = False
+    #: ``update`` remembers the digests it computed (see ``digest_record``) and skips a file whose
+    #: stat is unchanged without reading it; False: neither use nor write the record
+    digest_cache: bool = True
+    #: read and hash every file, ignoring remembered digests (and record the new ones)
+    rehash: bool = False
+    #: where the record lives; None: ``$S3PPUT_CACHE_DIR`` or the user's cache directory
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bucket:
-            raise UsageError("--bucket is required")
+            raise UsageError("{setting} is required", setting="bucket")
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:
-            raise UsageError(f"invalid bucket name {self.bucket!r}")
+            raise UsageError(
+                f"invalid {{setting}} {self.bucket!r}: not a valid bucket name", setting="bucket"
+            )
         if ".." in self.prefix.split("/"):
             # Such keys escape their folder when someone syncs the bucket back to a disk.
-            raise UsageError(f"invalid --prefix {self.prefix!r}: '..' is not allowed in keys")
+            raise UsageError(
+                f"invalid {{setting}} {self.prefix!r}: '..' is not allowed in keys", setting="prefix"
+            )
         if self.mode not in MODES:
-            raise UsageError(f"invalid --put {self.mode!r}: expected one of {', '.join(MODES)}")
+            raise UsageError(
+                f"invalid {{setting}} {self.mode!r}: expected one of {', '.join(MODES)}", setting="put_mode"
+            )
         if self.limit is not None and self.limit < 0:
-            raise UsageError(f"--limit must be 0 or more, not {self.limit}")
+            raise UsageError(f"{{setting}} must be 0 or more, not {self.limit}", setting="limit")
+        if self.delete and self.limit is not None:
+            # Files past the limit are not uploaded, and their keys would look extraneous.
+            raise UsageError("{setting} cannot be combined with {limit}", setting="delete", also=("limit",))
         if self.transport not in TRANSPORTS:
             raise UsageError(
-                f"invalid --transport {self.transport!r}: expected one of {', '.join(TRANSPORTS)}"
+                f"invalid {{setting}} {self.transport!r}: expected one of {', '.join(TRANSPORTS)}",
+                setting="transport",
             )
         if not 1 <= self.processes <= MAX_PROCESSES:
-            raise UsageError(f"--processes must be between 1 and {MAX_PROCESSES}, not {self.processes}")
+            raise UsageError(
+                f"{{setting}} must be between 1 and {MAX_PROCESSES}, not {self.processes}",
+                setting="processes",
+            )
         if not 1 <= self.threads <= MAX_THREADS:
-            raise UsageError(f"--threads must be between 1 and {MAX_THREADS}, not {self.threads}")
-        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
             raise UsageError(
-                f"--part-size must be between {MIN_PART_SIZE // MIB} MiB and {MAX_PART_SIZE // MIB} MiB"
+                f"{{setting}} must be between 1 and {MAX_THREADS}, not {self.threads}", setting="threads"
             )
-        if not MIN_PART_SIZE <= self.multipart_threshold <= MAX_PART_SIZE:
-            raise UsageError(
-                f"--multipart-threshold must be between {MIN_PART_SIZE // MIB} MiB and "
-                f"{MAX_PART_SIZE // MIB} MiB"
-            )
+        for name in ("part_size", "multipart_threshold"):
+            if not MIN_PART_SIZE <= getattr(self, name) <= MAX_PART_SIZE:
+                raise UsageError(
+                    f"{{setting}} must be between {MIN_PART_SIZE // MIB} MiB and {MAX_PART_SIZE // MIB} MiB, "
+                    f"not {getattr(self, name)} bytes",
+                    setting=name,
+                )
         if not 1 <= self.gzip_level <= 9:
-            raise UsageError("--gzip-level must be between 1 and 9")
+            raise UsageError("{setting} must be between 1 and 9", setting="gzip_level")
         if self.content_type is not None and (
             "/" not in self.content_type or any(ord(c) < 32 or ord(c) == 127 for c in self.content_type)
         ):
-            raise UsageError(f"invalid --content-type {self.content_type!r}")
+            raise UsageError(f"invalid {{setting}} {self.content_type!r}", setting="content_type")
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:
-                raise UsageError(f"invalid --gzip-type {gzip_type!r}: a MIME type or 'all'")
-        params = self.put_params()  # validates the headers and the --grant ACL
+                raise UsageError(
+                    f"invalid {{setting}} {gzip_type!r}: a MIME type or 'all'", setting="gzip_types"
+                )
+        if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
+            raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
+        params = self.put_params()  # validates the headers and the grant ACL
         if self.gzip and "ContentEncoding" in params:
-            raise UsageError("--gzip sets Content-Encoding itself: drop the Content-Encoding header")
+            raise UsageError(
+                "{setting} sets Content-Encoding itself: drop the Content-Encoding header from {headers}",
+                setting="gzip",
+                also=("headers",),
+            )
         if self.content_type and "ContentType" in params:
-            raise UsageError("give the content type once: --content-type or a Content-Type header")
+            raise UsageError(
+                "give the content type once: {setting} or a Content-Type header in {headers}",
+                setting="content_type",
+                also=("headers",),
+            )
 
     def put_params(self) -> dict[str, Any]:
-        """The validated extra PutObject arguments from ``--header`` and ``--grant``."""
+        """The validated extra PutObject arguments from ``headers`` and ``grant``."""
         return header_params(self.headers, self.grant)
+
+    def selection(self) -> Selection:
+        """What the walk picks: include/exclude globs and the symlink policy."""
+        return Selection(self.include, self.exclude, self.follow_symlinks)
 
     def part_size_for(self, size: int) -> int:
         """The part size for a file: ours, grown when the file would need over 10,000 parts."""

@@ -1,7 +1,8 @@
 """A progress meter over ``PutResult`` values: counts, rate and, when the total is known, ETA.
 
 The CLI redraws its line on a terminal; an Airflow task logs it every few seconds. The clock is
-injected so tests need no sleeping.
+injected so tests need no sleeping. A dry run's line says "would put" and shows no MiB/s: it
+transfers nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Progress:
         total_files: int | None = None,
         total_bytes: int | None = None,
         interval: float = 0.5,
+        dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total_files = total_files
@@ -27,7 +29,8 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self._last_shown = self.started
-        self.counts = StatsCollector()
+        self.dry_run = dry_run
+        self.counts = StatsCollector(dry_run=dry_run)
 
     def add(self, result: PutResult) -> None:
         self.counts.add(result)
@@ -51,10 +54,13 @@ class Progress:
         rate = done / elapsed
         mib = counts.bytes_put / 1048576
         text = f"{done:,}" + (f"/{self.total_files:,}" if self.total_files else "")
+        put = "would put" if self.dry_run else "put"
         text += (
-            f" files ({counts.files_put:,} put, {sum(counts.skipped.values()):,} skipped, "
-            f"{counts.failed:,} failed), {mib:,.1f} MiB, {rate:,.0f} files/s, {mib / elapsed:,.1f} MiB/s"
+            f" files ({counts.files_put:,} {put}, {sum(counts.skipped.values()):,} skipped, "
+            f"{counts.failed:,} failed), {mib:,.1f} MiB {put}, {rate:,.0f} files/s"
         )
+        if not self.dry_run:
+            text += f", {mib / elapsed:,.1f} MiB/s"
         if self.total_files and rate > 0 and done < self.total_files:
             text += f", ETA {(self.total_files - done) / rate:,.0f}s"
         return text

@@ -32,9 +32,10 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
+from airflow_s3pput.digest_record import DigestRecord, Lookup
 from airflow_s3pput.errors import FileChanged, IntegrityError, Interrupted, S3Error, describe_error
 from airflow_s3pput.etag import md5_range, multipart_etag
-from airflow_s3pput.modes import PUT_ALWAYS, RemoteObject, get_mode
+from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import PartBody, Transport
@@ -95,6 +96,7 @@ class Putter:
         self._part_pool_lock = threading.Lock()
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
+        self.record = DigestRecord.open(options)  # digest record: off unless update mode
 
     @property
     def part_pool(self) -> ThreadPoolExecutor:
@@ -108,6 +110,7 @@ class Putter:
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
+        self.record.close()
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
@@ -155,9 +158,12 @@ class Putter:
                 task.path, task.key, "fail", error="interrupted: its multipart upload was aborted"
             )
         except FileNotFoundError:
-            return PutResult(task.path, task.key, "fail", error="file disappeared before upload")
+            return PutResult(
+                task.path, task.key, "fail", error="file disappeared before upload", retryable=False
+            )
         except OSError as exc:
-            return PutResult(task.path, task.key, "fail", error=f"cannot read: {exc.strerror or exc}")
+            why = f"cannot read: {exc.strerror or exc}"
+            return PutResult(task.path, task.key, "fail", error=why, retryable=False)
         except Exception as exc:  # noqa: BLE001 - every other failure is this file's, reported
             return PutResult(task.path, task.key, "fail", error=describe_error(exc))
 
@@ -166,6 +172,10 @@ class Putter:
 
         Large files are uploaded here, in parts, and come back as a final result.
         """
+        # digest record: a file whose stat and remembered digest match the listing is not opened
+        seen = self.record.look(task.path, task.key, task.remote)
+        if seen.unchanged:
+            return PutResult(task.path, task.key, "skip", SKIP_UNCHANGED.reason)
         fd = os.open(task.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             _check_unchanged(fd, task, "since it was listed")
@@ -176,8 +186,8 @@ class Putter:
                 # Nothing to compare and nothing to send: no need to read the file.
                 return PutResult(task.path, task.key, "put", PUT_ALWAYS.reason, task.size)
             if task.size < self.options.multipart_threshold:
-                return self._prepare_small(fd, task, gz)
-            return self._put_large(fd, task, gz)
+                return self._prepare_small(fd, task, gz, seen)
+            return self._put_large(fd, task, gz, seen)
         finally:
             os.close(fd)
 
@@ -191,13 +201,14 @@ class Putter:
             params["ContentEncoding"] = "gzip"
         return params
 
-    def _prepare_small(self, fd: int, task: PutTask, gz: bool) -> PutResult | SinglePut:
+    def _prepare_small(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
         if gz:
             data = gzip_bytes(data, self.options.gzip_level)
         content = BytesContent(data, self.options.part_size_for(len(data)))
         decision = self.mode.decide(content, task.remote)
+        seen.remember(fd, content, with_md5=decision.put)  # digest record
         if not decision.put:
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
@@ -236,7 +247,7 @@ class Putter:
         return PutResult(put.task.path, put.task.key, "fail",
                          error=f"damaged in transit {self.attempts} times: {why}")  # fmt: skip
 
-    def _put_large(self, fd: int, task: PutTask, gz: bool) -> PutResult:
+    def _put_large(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult:
         spool = gzip_to_tempfile(fd, self.options.gzip_level) if gz else None
         try:
             if spool is not None:
@@ -246,11 +257,13 @@ class Putter:
             content = FileContent(source_fd, size, self.options.part_size_for(size))
             decision = self.mode.decide(content, task.remote)
             if not decision.put:
+                seen.remember(fd, content)  # digest record
                 return PutResult(task.path, task.key, "skip", decision.reason)
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
             params = self._object_params(task.key, gz)
-            self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            etag = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            seen.remember(fd, content, multipart=etag)  # digest record
             return PutResult(task.path, task.key, "put", decision.reason, size)
         finally:
             if spool is not None:
@@ -258,7 +271,8 @@ class Putter:
 
     def _multipart(
         self, fd: int, size: int, task: PutTask, params: dict[str, Any], verify_fd: int | None
-    ) -> None:
+    ) -> tuple[int, str]:
+        """Upload ``size`` bytes of ``fd`` in parts; return the part size and the local ETag."""
         key = task.key
         part_size = self.options.part_size_for(size)
         intent = self.journal.starting(key)
@@ -286,6 +300,7 @@ class Putter:
         expected = multipart_etag([digest for _, digest in parts])
         if self._etag_differs(etag, expected):
             raise IntegrityError(f"server ETag {etag} does not match the uploaded parts ({expected})")
+        return part_size, expected
 
     def _wait_for_parts(self, futures: list[Future[tuple[str, bytes]]]) -> list[tuple[str, bytes]]:
         """The parts' (ETag, MD5) in order; on Ctrl-C, parts not started are dropped and the

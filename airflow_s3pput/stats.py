@@ -1,24 +1,51 @@
 """Run statistics as one immutable value: per-file results are counted by ``StatsCollector``;
-``Stats`` values from many batches (Airflow's mapped tasks) combine with ``merge``.
+``Stats`` values from many batches (Airflow's mapped tasks) combine with ``merge``, and
+``summarize`` turns the batches' reports into the run's ``Summary`` (the reduce stage).
 
 ``to_dict`` is small and JSON-safe whatever the file count (only the first
 ``MAX_FAILURES_KEPT`` failures are kept with their messages), so it can travel through XCom.
+Timestamps in it are ISO 8601 (UTC). A dry run's dict says ``would_put`` where a real run says
+``put``, and carries no transfer rates: it transferred nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 MAX_FAILURES_KEPT = 20
+#: batch errors a summary keeps, with their messages
+MAX_BATCH_ERRORS_KEPT = 20
+
+#: How the failures that trying again cannot change begin: the walk's (a FIFO, a symlink that
+#: leaves SOURCE or leads nowhere, a loop, a name S3 cannot take, an unlistable directory) and
+#: the reader's (a file we may not read). A retried Airflow batch would meet them again.
+#: ``tests/unit/test_stats_progress.py`` produces each through the real walker and putter.
+PERMANENT_ERRORS = (
+    "not a regular file",
+    "symlink to a file outside SOURCE",
+    "symlink loop",
+    "broken symlink",
+    "file name is not valid UTF-8",
+    "key is ",
+    "cannot stat:",
+    "cannot list directory:",
+    "cannot read:",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class PutResult:
-    """What happened to one file. ``action`` is ``put``, ``skip`` or ``fail``."""
+    """What happened to one file. ``action`` is ``put``, ``skip`` or ``fail``, or ``delete``
+    for a key removed by ``--delete`` (``path`` is then empty).
+
+    ``retryable`` says whether trying the file again may end otherwise; ``None`` leaves it to
+    ``can_retry``, which knows the messages of the failures no retry changes.
+    """
 
     path: str
     key: str
@@ -26,6 +53,14 @@ class PutResult:
     reason: str = ""
     bytes: int = 0
     error: str = ""
+    retryable: bool | None = None
+
+    @property
+    def can_retry(self) -> bool:
+        """Whether a retry may change this failure (transient: a server error, a changed file)."""
+        if self.retryable is not None:
+            return self.retryable
+        return not self.error.startswith(PERMANENT_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -36,10 +71,13 @@ class Stats:
     skipped: Mapping[str, int] = field(default_factory=dict)
     failed: int = 0
     failures: tuple[tuple[str, str], ...] = ()
-    started: float = 0.0
+    started: float = 0.0  # epoch seconds of the first file's start; 0.0: unknown
     finished: float = 0.0
     batches: int = 1
     dry_run: bool = False
+    deleted: int = 0  # keys removed by --delete (in a dry run, to remove)
+    #: seconds the runs took, summed: differs from ``seconds`` (the wall time) once merged
+    task_seconds: float = 0.0
 
     @property
     def files_skipped(self) -> int:
@@ -47,7 +85,13 @@ class Stats:
 
     @property
     def seconds(self) -> float:
-        return max(self.finished - self.started, 0.0)
+        """Wall time: from the first start to the last end."""
+        return max(self.finished - self.started, 0.0) if self.started else 0.0
+
+    @property
+    def files_done(self) -> int:
+        """Files accounted for: put (or would be), skipped or failed."""
+        return self.files_put + self.files_skipped + self.failed
 
     @property
     def files_per_second(self) -> float:
@@ -62,7 +106,7 @@ class Stats:
         return self.failed == 0
 
     def merge(self, other: Stats) -> Stats:
-        """Combine two runs: counts add up, the time span covers both."""
+        """Combine two runs: counts and task time add up, the wall time spans both."""
         starts = [s for s in (self.started, other.started) if s]
         return Stats(
             files_put=self.files_put + other.files_put,
@@ -75,6 +119,8 @@ class Stats:
             finished=max(self.finished, other.finished),
             batches=self.batches + other.batches,
             dry_run=self.dry_run or other.dry_run,
+            deleted=self.deleted + other.deleted,
+            task_seconds=self.task_seconds + other.task_seconds,
         )
 
     @classmethod
@@ -85,57 +131,72 @@ class Stats:
         return total if total is not None else Stats(batches=0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "files_put": self.files_put,
-            "bytes_put": self.bytes_put,
-            "put_reasons": dict(sorted(self.put_reasons.items())),
+        put = "would_put" if self.dry_run else "put"
+        data: dict[str, Any] = {
+            f"files_{put}": self.files_put,
+            f"bytes_{put}": self.bytes_put,
+            f"{put}_reasons": dict(sorted(self.put_reasons.items())),
             "files_skipped": self.files_skipped,
             "skipped": dict(sorted(self.skipped.items())),
             "files_failed": self.failed,
             "failures": [{"key": k, "error": e} for k, e in self.failures],
-            "started": self.started,
-            "finished": self.finished,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
             "seconds": round(self.seconds, 3),
-            "files_per_second": round(self.files_per_second, 1),
-            "bytes_per_second": round(self.bytes_per_second, 1),
-            "batches": self.batches,
-            "dry_run": self.dry_run,
+            "task_seconds": round(self.task_seconds, 3),
+            "files_deleted": self.deleted,
         }
+        if not self.dry_run:
+            data["files_per_second"] = round(self.files_per_second, 1)
+            data["bytes_per_second"] = round(self.bytes_per_second, 1)
+        data["batches"] = self.batches
+        data["dry_run"] = self.dry_run
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stats:
+        dry_run = bool(data.get("dry_run", False))
+        put = "would_put" if dry_run else "put"
         return cls(
-            files_put=int(data["files_put"]),
-            bytes_put=int(data["bytes_put"]),
-            put_reasons=dict(data.get("put_reasons", {})),
+            files_put=int(data[f"files_{put}"]),
+            bytes_put=int(data[f"bytes_{put}"]),
+            put_reasons=dict(data.get(f"{put}_reasons", {})),
             skipped=dict(data.get("skipped", {})),
             failed=int(data["files_failed"]),
             failures=tuple((f["key"], f["error"]) for f in data.get("failures", ())),
-            started=float(data.get("started", 0.0)),
-            finished=float(data.get("finished", 0.0)),
+            started=_epoch(data.get("started")),
+            finished=_epoch(data.get("finished")),
             batches=int(data.get("batches", 1)),
-            dry_run=bool(data.get("dry_run", False)),
+            dry_run=dry_run,
+            deleted=int(data.get("files_deleted", 0)),
+            task_seconds=float(data.get("task_seconds", 0.0)),
         )
 
     def table(self, batches: str | None = None) -> str:
         """A human summary, one fact a line, the way s3-parallel-put ended its runs.
 
         ``batches`` replaces the batch count's value (the Airflow reduce says how many were
-        planned and missing)."""
+        planned and missing). A dry run says what it would put, and shows no transfer rate."""
         skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
+        put = "would put" if self.dry_run else "put"
         rows = [
-            ("files put" if not self.dry_run else "files to put", f"{self.files_put:,}"),
+            (f"files {put}", f"{self.files_put:,}"),
             ("files skipped", f"{self.files_skipped:,} ({skipped})"),
             ("files failed", f"{self.failed:,}"),
-            (
-                "bytes put" if not self.dry_run else "bytes to put",
-                f"{self.bytes_put:,} ({_human(self.bytes_put)})",
-            ),
-            ("seconds", f"{self.seconds:.2f}"),
-            ("files/s", f"{self.files_per_second:,.1f}"),
-            ("bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"),
+            (f"bytes {put}", f"{self.bytes_put:,} ({_human(self.bytes_put)})"),
         ]
-        if batches is not None or self.batches != 1:
+        if self.deleted:
+            rows.insert(3, ("files deleted" if not self.dry_run else "files to delete", f"{self.deleted:,}"))
+        merged = batches is not None or self.batches != 1
+        if merged:
+            rows.append(("wall seconds", f"{self.seconds:.2f} (first start to last end)"))
+            rows.append(("task seconds", f"{self.task_seconds:.2f} (summed over the batches)"))
+        else:
+            rows.append(("seconds", f"{self.seconds:.2f}"))
+        if not self.dry_run:
+            rows.append(("files/s", f"{self.files_per_second:,.1f}"))
+            rows.append(("bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"))
+        if merged:
             rows.append(("batches", batches or f"{self.batches:,}"))
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
@@ -143,6 +204,21 @@ class Stats:
         if self.failed > len(self.failures):
             lines.append(f"... and {self.failed - len(self.failures)} more failures")
         return "\n".join(lines)
+
+
+def _iso(epoch: float) -> str | None:
+    return (
+        datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds") if epoch else None
+    )
+
+
+def _epoch(value: object) -> float:
+    """An ISO timestamp (or epoch seconds, as older reports held) as epoch seconds; 0.0 if unset."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).timestamp()
+    return float(value)  # type: ignore[arg-type]
 
 
 def _human(n: float) -> str:
@@ -166,6 +242,7 @@ class StatsCollector:
         self.skipped: Counter[str] = Counter()
         self.failed = 0
         self.failures: list[tuple[str, str]] = []
+        self.deleted = 0
 
     def add(self, result: PutResult) -> None:
         if result.action == "put":
@@ -174,12 +251,15 @@ class StatsCollector:
             self.put_reasons[result.reason] += 1
         elif result.action == "skip":
             self.skipped[result.reason] += 1
+        elif result.action == "delete":
+            self.deleted += 1
         else:
             self.failed += 1
             if len(self.failures) < MAX_FAILURES_KEPT:
                 self.failures.append((result.key or result.path, result.error))
 
     def freeze(self) -> Stats:
+        finished = self._clock()
         return Stats(
             files_put=self.files_put,
             bytes_put=self.bytes_put,
@@ -188,11 +268,164 @@ class StatsCollector:
             failed=self.failed,
             failures=tuple(self.failures),
             started=self.started,
-            finished=self._clock(),
+            finished=finished,
             dry_run=self.dry_run,
+            deleted=self.deleted,
+            task_seconds=max(finished - self.started, 0.0),
         )
+
+
+def where(result: PutResult) -> str:
+    """``PATH -> KEY`` on one line: a newline or other control character in a name is escaped.
+    Just ``KEY`` for a key without a local file (``--delete``)."""
+    if not result.path:
+        return one_line(result.key)
+    return f"{one_line(result.path)} -> {one_line(result.key)}"
 
 
 def one_line(text: str) -> str:
     """``text`` with newlines and other control characters escaped, so that it prints on one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# -- the reduce stage: the batches' reports into the run's summary -------------------------------
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one planned batch reported: its stats, and why it failed when it did.
+
+    A batch whose task died before reporting has neither (``stats is None`` and no ``error``).
+    ``files_planned`` is what the plan put in it, so that the summary can check the accounting.
+    """
+
+    index: int
+    label: str
+    files_planned: int = 0
+    stats: Stats | None = None
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.index,
+            "label": self.label,
+            "files_planned": self.files_planned,
+            "stats": None if self.stats is None else self.stats.to_dict(),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchReport:
+        stats = data.get("stats")
+        return cls(
+            index=int(data["batch"]),
+            label=str(data.get("label", "")),
+            files_planned=int(data.get("files_planned", 0)),
+            stats=None if stats is None else Stats.from_dict(stats),
+            error=str(data.get("error") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The run of a planned upload: the merged stats of the batches that reported, and what did not."""
+
+    stats: Stats
+    batches: int
+    files_planned: int
+    #: (index, label, error) of each batch that failed or never reported, in batch order
+    batch_errors: tuple[tuple[int, str, str], ...] = ()
+    batches_missing: int = 0
+    warnings: tuple[str, ...] = ()
+    bucket: str = ""
+    prefix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.stats.ok and not self.batches_missing and not self.batch_errors
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.stats.to_dict()
+        data.update(
+            {
+                "batches": self.batches,
+                "batches_missing": self.batches_missing,
+                "files_planned": self.files_planned,
+                "batch_errors": [
+                    {"batch": index, "label": label, "error": error}
+                    for index, label, error in self.batch_errors
+                ],
+                "warnings": list(self.warnings),
+                "bucket": self.bucket,
+                "prefix": self.prefix,
+            }
+        )
+        return data
+
+    def table(self) -> str:
+        """The merged stats' table, the batches planned and missing, warnings and batch errors."""
+        lines = [self.stats.table(batches=f"{self.batches:,} planned, {self.batches_missing:,} missing")]
+        lines += [f"WARNING {warning}" for warning in self.warnings]
+        lines += [f"BATCH {index} {one_line(label)}: {error}" for index, label, error in self.batch_errors]
+        return "\n".join(lines)
+
+    def failure_message(self) -> str:
+        """One line for a run that is not ``ok``: the counts, then each failed batch's error."""
+        missing = (
+            f", {self.batches_missing} of {self.batches} batches did not finish"
+            if self.batches_missing
+            else ""
+        )
+        text = f"{self.stats.failed} files failed{missing}"
+        errors = "; ".join(
+            f"batch {index} ({one_line(label)}): {error}" for index, label, error in self.batch_errors
+        )
+        return f"{text}: {errors}" if errors else text
+
+    def event_extra(self) -> dict[str, Any]:
+        """What an asset event says about a successful upload: small, and no secret."""
+        return {
+            "files_put": self.stats.files_put,
+            "bytes_put": self.stats.bytes_put,
+            "files_skipped": self.stats.files_skipped,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "batches": self.batches,
+            "finished": _iso(self.stats.finished),
+        }
+
+
+def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str = "") -> Summary:
+    """Merge the reports of a run's planned batches, in batch order, into its ``Summary``.
+
+    A batch with no stats is missing; a batch with an error carries it into the summary (the
+    first ``MAX_BATCH_ERRORS_KEPT``). When the batches that reported account for another number
+    of files than the plan gave them, SOURCE changed in between: the summary warns.
+    """
+    reports = sorted(reports, key=lambda r: r.index)
+    reported = [r for r in reports if r.stats is not None]
+    stats = Stats.merge_all(r.stats for r in reported if r.stats is not None)
+    errors = [
+        (r.index, r.label, r.error or "did not report: its task died or never ran")
+        for r in reports
+        if r.error or r.stats is None
+    ]
+    warnings = []
+    planned_reported = sum(r.files_planned for r in reported)
+    if stats.files_done != planned_reported:
+        warnings.append(
+            f"the plan gave the batches that reported {planned_reported:,} files and they accounted for "
+            f"{stats.files_done:,}: SOURCE changed between the plan and the puts"
+        )
+    if len(errors) > MAX_BATCH_ERRORS_KEPT:
+        warnings.append(f"{len(errors) - MAX_BATCH_ERRORS_KEPT} more batch errors not shown")
+    return Summary(
+        stats=stats,
+        batches=len(reports),
+        files_planned=sum(r.files_planned for r in reports),
+        batch_errors=tuple(errors[:MAX_BATCH_ERRORS_KEPT]),
+        batches_missing=len(reports) - len(reported),
+        warnings=tuple(warnings),
+        bucket=bucket,
+        prefix=prefix,
+    )

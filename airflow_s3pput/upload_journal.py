@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from airflow_s3pput.cache_dir import default_cache_dir
+from airflow_s3pput.cache_dir import cache_dir
 from airflow_s3pput.options import UploadOptions
 
 #: rewrite the journal without its finished records once it holds this many lines
@@ -40,7 +40,9 @@ _RUNNING: set[str] = set()
 
 def journal_for(options: UploadOptions) -> UploadJournal:
     """The journal of the run's endpoint and bucket, in the user's cache directory."""
-    return UploadJournal(default_cache_dir(), options.connection.endpoint_url or "aws", options.bucket)
+    return UploadJournal(
+        cache_dir(options.cache_dir), options.connection.endpoint_url or "aws", options.bucket
+    )
 
 
 class UploadJournal:

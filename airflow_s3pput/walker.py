@@ -5,6 +5,13 @@ and no ``//`` for a prefix that ends in ``/``. A directory is walked with its en
 so that the keys come out in lexicographic (S3) order, which is what lets a batch be described
 by a key range (``first``..``last``) and re-walked later without listing every path in it.
 
+Two SOURCEs that map to one key (two directories holding the same relative path, a file SOURCE
+and a directory holding a file of that name) would make one file silently overwrite the other:
+the merged walk raises ``DuplicateKeyError`` instead, naming the key and both paths. The merge
+is in key order, so such items are neighbours and the check is one comparison per item.
+``check_unique_keys`` runs that walk before an upload starts (only for several SOURCEs, and
+only over the key range that will be uploaded).
+
 Problems with single paths (unreadable directory, broken link, FIFO, a name that is not
 UTF-8, a key over 1,024 bytes) are yielded as ``WalkError`` values: one bad path never stops
 the walk, the caller counts it as a failure. Errors keep the key order too (a directory's error
@@ -96,15 +103,38 @@ class Selection:
 def check_sources(sources: Sequence[str]) -> None:
     """Fail early, with one line, on a SOURCE that does not exist or is not a file/directory."""
     if not sources:
-        raise UsageError("no SOURCE given")
+        raise UsageError("no {setting} given", setting="source")
     for source in sources:
         if not os.path.exists(source):
-            raise UsageError(f"SOURCE {source!r} does not exist")
+            raise UsageError(f"{{setting}} {source!r} does not exist", setting="source")
         mode = os.stat(source).st_mode
         if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            raise UsageError(f"SOURCE {source!r} is neither a regular file nor a directory")
+            raise UsageError(
+                f"{{setting}} {source!r} is neither a regular file nor a directory", setting="source"
+            )
         if not os.access(source, os.R_OK):
-            raise UsageError(f"SOURCE {source!r} is not readable")
+            raise UsageError(f"{{setting}} {source!r} is not readable", setting="source")
+
+
+class DuplicateKeyError(UsageError):
+    """Two SOURCEs hold files that map to one key."""
+
+
+def check_unique_keys(
+    sources: Sequence[str],
+    prefix: str = "",
+    selection: Selection = Selection(),
+    key_range: KeyRange = KeyRange(),
+) -> None:
+    """Raise ``DuplicateKeyError`` if two of ``sources`` map a file to one key in ``key_range``.
+
+    One streaming pass over the walk of ``key_range`` (flat memory), made before the upload so
+    that nothing is uploaded when it fails; nothing to do for a single SOURCE. A mapped Airflow
+    batch checks only its own key range: its plan walked, and so checked, the whole tree.
+    """
+    if len(sources) > 1:
+        for _ in walk(sources, prefix, selection, key_range):
+            pass
 
 
 def walk(
@@ -113,7 +143,10 @@ def walk(
     selection: Selection = Selection(),
     key_range: KeyRange = KeyRange(),
 ) -> Iterator[WalkItem]:
-    """Yield every file under ``sources`` in key order, restricted to ``key_range``."""
+    """Yield every file under ``sources`` in key order, restricted to ``key_range``.
+
+    Raises ``DuplicateKeyError`` when two SOURCEs map files to one key.
+    """
     roots = tuple(os.path.realpath(s) for s in sources)
     streams = [_walk_source(s, prefix, selection, key_range, roots) for s in sources]
     if len(streams) == 1:
@@ -121,7 +154,24 @@ def walk(
     else:
         import heapq
 
-        yield from heapq.merge(*streams, key=lambda item: item.key)
+        yield from _refuse_duplicates(heapq.merge(*streams, key=lambda item: item.key))
+
+
+def _refuse_duplicates(items: Iterator[WalkItem]) -> Iterator[WalkItem]:
+    """Pass the merged walk through, raising on the second of two items with one file key.
+
+    Directory errors (keys ending in ``/``, or the empty key of an unreadable SOURCE) are not
+    files: two of them are two failures, reported as such.
+    """
+    previous: WalkItem | None = None
+    for item in items:
+        if previous is not None and item.key == previous.key and item.key and not item.key.endswith("/"):
+            raise DuplicateKeyError(
+                f"two SOURCEs map to key {item.key!r}: {previous.path!r} and {item.path!r} "
+                "(one would overwrite the other; exclude one or upload them under different prefixes)"
+            )
+        previous = item
+        yield item
 
 
 def _walk_source(

@@ -30,12 +30,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from measure import run_measured
-from tools import client_env, s3pput_argv
-from verify import list_prefix
-
 from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
 from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from benchmarks.measure import run_measured
+from benchmarks.tools import client_env, s3pput_argv
+from benchmarks.verify import list_prefix
 
 DAG_ID = "s3pput_upload"
 REDUCE = "upload.reduce"
@@ -217,7 +216,7 @@ def run(
     bare_cli(0)
     # -- airflow dags test ------------------------------------------------------------------
     prefix = "airflow-dags-test/0"
-    conf = {"source": str(tree.root), "bucket": bucket, "prefix": prefix}
+    conf: dict[str, Any] = {"source": str(tree.root), "bucket": bucket, "prefix": prefix}
     argv = [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
     m = run_measured(argv, env, timeout=RUN_TIMEOUT)
     (home / "dags-test.log").write_text(m.stdout_tail + "\n" + m.stderr_tail)
@@ -227,7 +226,7 @@ def run(
     ok, why = _verify(client, bucket, prefix, tree.files, summaries[0] if summaries else None)
     ok = ok and m.ok
     puts = [s for (task, _), s in task_states(home, DAG_ID).items() if task == PUT]
-    record = {
+    record: dict[str, Any] = {
         "label": f"batch_size {DEFAULT_BATCH} (default)",
         "wall": m.wall,
         "cpu": m.cpu,
@@ -318,7 +317,7 @@ def _scheduled_run(
     tis = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[
         "task_instances"
     ]
-    durations = {}
+    durations: dict[str, Any] = {}
     for ti in tis:
         durations.setdefault(ti["task_id"], []).append(
             _seconds(ti.get("start_date"), ti.get("end_date")) or 0.0

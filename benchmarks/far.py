@@ -2,12 +2,12 @@
 
 Usage (no ``make`` needed; run from the repository root with the project's interpreter)::
 
-    .venv/bin/python benchmarks/far.py --quick               # smoke run at 25 ms, < 1 min
-    .venv/bin/python benchmarks/far.py --delays 0            # one delay per command keeps each
-    .venv/bin/python benchmarks/far.py --delays 5            #   under 10 minutes on this machine
-    .venv/bin/python benchmarks/far.py --delays 25
-    .venv/bin/python benchmarks/far.py --delays 100          # fewer files and reps by default
-    .venv/bin/python benchmarks/far.py --render              # only rewrite far-results.md
+    .venv/bin/python -m benchmarks.far --quick               # smoke run at 25 ms, < 1 min
+    .venv/bin/python -m benchmarks.far --delays 0            # one delay per command keeps each
+    .venv/bin/python -m benchmarks.far --delays 5            #   under 10 minutes on this machine
+    .venv/bin/python -m benchmarks.far --delays 25
+    .venv/bin/python -m benchmarks.far --delays 100          # fewer files and reps by default
+    .venv/bin/python -m benchmarks.far --render              # only rewrite far-results.md
 
 What one command does:
 
@@ -54,20 +54,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import far_report, workloads
+from benchmarks.bounded import stop_children_on_sigterm
+from benchmarks.latency_proxy import LatencyProxy, ProxyStats, RequestRecord
+from benchmarks.measure import run_measured
+from benchmarks.tools import Tool, make_tools
+from benchmarks.verify import Listing, list_prefix, rewritten
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import far_report  # noqa: E402
-import workloads  # noqa: E402
-from bounded import stop_children_on_sigterm  # noqa: E402
-from latency_proxy import LatencyProxy, ProxyStats, RequestRecord  # noqa: E402
-from measure import run_measured  # noqa: E402
-from tools import Tool, make_tools  # noqa: E402
-from verify import Listing, list_prefix, rewritten  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
 
 BUCKET = "far"
 DELAYS = (0.0, 5.0, 25.0, 100.0)

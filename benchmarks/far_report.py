@@ -5,7 +5,7 @@ Reads every ``sweep-*.json`` and ``faults-*.json`` in the raw directory (``.benc
 each delay and workload the newest sweep file that holds it wins, and the newest fault file.
 Only verified runs (exit 0, the right object count and bytes) enter a median; ratios are
 between medians of the same command. Regenerate by hand with
-``.venv/bin/python benchmarks/far.py --render``.
+``.venv/bin/python -m benchmarks.far --render``.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Usage (no ``make`` needed; run from the repository root with the project's interpreter)::
 
-    .venv/bin/python benchmarks/fault_table.py             # 300 files, 3 runs per case (~5 min)
-    .venv/bin/python benchmarks/fault_table.py --quick     # smoke run, < 1 min (down: --retries 1)
-    .venv/bin/python benchmarks/fault_table.py --cases down      # only the server-stays-down cases
-    .venv/bin/python benchmarks/fault_table.py --runs 5 --files 1000 --transports crt
+    .venv/bin/python -m benchmarks.fault_table             # 300 files, 3 runs per case (~5 min)
+    .venv/bin/python -m benchmarks.fault_table --quick     # smoke run, < 1 min (down: --retries 1)
+    .venv/bin/python -m benchmarks.fault_table --cases down      # only the server-stays-down cases
+    .venv/bin/python -m benchmarks.fault_table --runs 5 --files 1000 --transports crt
 
 What it does, against a real SeaweedFS on 127.0.0.1 behind ``tests/faults/proxy.py``'s
 ``FaultProxy`` (the fault suite's proxy, which frames HTTP/1.1 and faults single requests):
@@ -46,18 +46,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import far_report, workloads
+from benchmarks.bounded import stop_children_on_sigterm
+from benchmarks.tools import client_env, s3pput_argv
+from tests.faults.proxy import Fault, FaultProxy, Request
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import far_report  # noqa: E402
-import workloads  # noqa: E402
-from bounded import stop_children_on_sigterm  # noqa: E402
-from tools import client_env, s3pput_argv  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
-from tests.faults.proxy import Fault, FaultProxy, Request  # noqa: E402
 
 BUCKET = "faults"
 TRANSPORTS = ("crt", "boto3")

@@ -24,7 +24,7 @@ Usage from Python (the event loop runs on a thread of its own; ``stop`` is bound
 
 Standalone, for trying a client by hand (stops after ``--seconds``, or on Ctrl-C/SIGTERM)::
 
-    .venv/bin/python benchmarks/latency_proxy.py --upstream 127.0.0.1:8333 --delay-ms 25 --seconds 600
+    .venv/bin/python -m benchmarks.latency_proxy --upstream 127.0.0.1:8333 --delay-ms 25 --seconds 600
 
 Measured on this 2-core machine (shared, loaded): 2,000 PUTs of 1-8 KiB by s5cmd through it at
 ``delay 0`` take about as long as straight to the server, and 512 MiB flows at several hundred

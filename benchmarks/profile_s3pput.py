@@ -27,20 +27,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
+
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import workloads
+from benchmarks.profile_summary import summarise
+from benchmarks.tools import client_env, s3pput_argv
+from benchmarks.verify import list_prefix
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import workloads  # noqa: E402
-from profile_summary import summarise  # noqa: E402
-from tools import client_env, s3pput_argv  # noqa: E402
-from verify import list_prefix  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
 
 BUCKET = "bench"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -97,7 +94,7 @@ class ThreadCpu(threading.Thread):
             self.stop_event.wait(0.05)
 
 
-def run_plain(argv: list[str], env: dict[str, str]) -> tuple[float, float, Counter[str]]:
+def run_plain(argv: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, float]]:
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sampler = ThreadCpu(proc.pid)
@@ -109,9 +106,9 @@ def run_plain(argv: list[str], env: dict[str, str]) -> tuple[float, float, Count
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         print(proc.stderr.read().decode()[-2000:] if proc.stderr else "", file=sys.stderr)
-    by_group: Counter[str] = Counter()
+    by_group: dict[str, float] = {}
     for name, cpu in sampler.threads.values():
-        by_group[name] += cpu
+        by_group[name] = by_group.get(name, 0.0) + cpu
     return wall, usage.ru_utime + usage.ru_stime, by_group
 
 
@@ -163,7 +160,7 @@ def main() -> int:
                             f"({1000 * cpu / tree.files:.2f} ms/file), {objects} objects =="
                         )
                         total = sum(groups.values()) or 1
-                        for name, value in groups.most_common(12):
+                        for name, value in sorted(groups.items(), key=lambda kv: -kv[1])[:12]:
                             print(f"  {value:6.2f}s {100 * value / total:5.1f}%  {name}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

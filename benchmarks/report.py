@@ -177,7 +177,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Written by `benchmarks/run.py` ({kind}, {results['reps']} repetition(s), "
         f"{results.get('total_seconds', 0):.0f} s in all) on {results['stamp']}. Regenerate with "
-        "`make bench` (or `.venv/bin/python benchmarks/run.py --help`); raw data goes to `.bench/`.",
+        "`make bench` (or `.venv/bin/python -m benchmarks.run --help`); raw data goes to `.bench/`.",
         "",
         "Every tool uploads the same generated tree to a fresh prefix of a local SeaweedFS "
         "(`weed mini` on 127.0.0.1, sharing the machine with the clients). Runs alternate between "

@@ -2,9 +2,11 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/run.py                 # full run (~15-20 min), writes BENCHMARKS.md
-    .venv/bin/python benchmarks/run.py --quick         # smoke version (< 1 min), writes .bench/quick/
-    .venv/bin/python benchmarks/run.py --reps 5 --workloads small,update --no-airflow
+    .venv/bin/python -m benchmarks.run                 # full run (~15-20 min), writes BENCHMARKS.md
+    .venv/bin/python -m benchmarks.run --quick         # smoke version (< 1 min), writes .bench/quick/
+    .venv/bin/python -m benchmarks.run --reps 5 --workloads small,update --no-airflow
+    .venv/bin/python -m benchmarks.run --only scale                   # only the Scale section
+    .venv/bin/python -m benchmarks.run --only scale --scale-parts cli --scale-dir /tmp/trees --keep
 
 What one run does:
 
@@ -19,7 +21,11 @@ What one run does:
 5. s3pput's peak RSS on dry runs over 5k and 200k files; an exploratory sweep of
    ``--processes``/``--threads``; the 5,000-file tree through the example DAG under Airflow
    (``airflow dags test`` and a real scheduler) against the bare CLI (``airflow_bench.py``);
-6. write the raw data to ``.bench/results-<stamp>.json`` and the tables to ``BENCHMARKS.md``.
+6. scale (``scale.py``): 100,000 files from the CLI and through Airflow, a 1,000,000-file
+   dry-run plan; ``--only scale`` runs just that, part by part if asked (``--scale-parts``),
+   and rewrites only the "Scale" section of BENCHMARKS.md (``scale_report.py``);
+7. write the raw data to ``.bench/results-<stamp>.json`` and the tables to ``BENCHMARKS.md``
+   (keeping its Scale section when this run measured none).
 
 The machine is shared and noisy: the ratios between tools within one run are the figures that
 count, never one absolute time.
@@ -44,19 +50,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_s3pput.testing.local_s3 import LocalS3Server, find_weed
+from benchmarks import airflow_bench, report, scale, scale_report, workloads
+from benchmarks.measure import run_measured
+from benchmarks.tools import Tool, client_env, make_tools, s3pput_argv
+from benchmarks.verify import list_prefix, rewritten
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-import airflow_bench  # noqa: E402
-import report  # noqa: E402
-import workloads  # noqa: E402
-from measure import run_measured  # noqa: E402
-from tools import Tool, client_env, make_tools, s3pput_argv  # noqa: E402
-from verify import list_prefix, rewritten  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server, find_weed  # noqa: E402
 
 BUCKET = "bench"
 WORKLOADS = ("small", "update", "large", "mixed")
@@ -107,6 +109,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--settings-reps", type=int, default=1, help="repetitions of each sweep setting")
     p.add_argument("--workdir", type=Path, default=None, help="parent of the temporary workload trees")
     p.add_argument("--keep", action="store_true", help="keep the generated trees")
+    p.add_argument("--only", choices=["scale"], default=None, help="run only this part (see --scale-parts)")
+    p.add_argument("--no-scale", action="store_true", help="skip the scale part")
+    p.add_argument(
+        "--scale-parts",
+        default=",".join(scale.PARTS),
+        help="comma list of " + ", ".join(scale.PARTS) + " (default: all)",
+    )
+    p.add_argument(
+        "--scale-dir",
+        type=Path,
+        default=None,
+        help="where the scale trees go and are reused from (default: a temporary directory)",
+    )
     p.add_argument(
         "--render",
         type=Path,
@@ -120,6 +135,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             args.reps = 1
         args.no_settings = True
         args.no_airflow = True
+        args.no_scale = True
+    # --scale-parts "" with --only scale: measure nothing, re-write the section from the kept results
+    unknown_parts = {p for p in args.scale_parts.split(",") if p} - set(scale.PARTS)
+    if unknown_parts:
+        p.error(f"unknown scale parts: {', '.join(sorted(unknown_parts))}")
     if args.reps < 1:
         p.error("--reps must be at least 1")
     unknown = set(args.workloads.split(",")) - set(WORKLOADS)
@@ -343,14 +363,14 @@ class Bench:
                 plan.append((label, extra))
         if s5cmd is not None:
             plan.append(("s5cmd", None))
-        for n, (label, extra) in enumerate(plan):
+        for n, (label, planned) in enumerate(plan):
             prefix = f"settings/{n:02d}"
-            if extra is None:
+            if planned is None:
                 assert s5cmd is not None
                 m = run_measured(s5cmd.upload(tree.root, BUCKET, prefix), s5cmd.env, timeout=RUN_TIMEOUT)
             else:
                 m = run_measured(
-                    s3pput_argv(self.s3.endpoint_url, extra)(tree.root, BUCKET, prefix),
+                    s3pput_argv(self.s3.endpoint_url, planned)(tree.root, BUCKET, prefix),
                     env,
                     timeout=RUN_TIMEOUT,
                 )
@@ -363,13 +383,61 @@ class Bench:
         return results
 
 
+def merge_scale(raw_dir: Path, measured: dict[str, Any]) -> dict[str, Any]:
+    """The latest result of each scale part: this run's, else the one kept in ``raw_dir``."""
+    latest = raw_dir / "scale-latest.json"
+    kept = json.loads(latest.read_text()) if latest.exists() else {}
+    merged = {
+        part: (measured.get(part) or kept[part]) for part in scale.PARTS if part in measured or part in kept
+    }
+    latest.write_text(json.dumps(merged, indent=1, default=str))
+    return merged
+
+
+def scale_failures(measured: dict[str, Any]) -> list[str]:
+    failed = []
+    for name, part in measured.items():
+        runs = part.get("runs", []) + part.get("cli", []) + ([part["dag"]] if "dag" in part else [])
+        failed += [f"{name}: {r.get('kind') or r.get('state')}" for r in runs if not r.get("verified")]
+    return failed
+
+
+def only_scale(args: argparse.Namespace) -> int:
+    """``--only scale``: the selected parts, then the Scale section spliced into BENCHMARKS.md."""
+    raw_dir = args.raw_dir or (REPO / ".bench")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    output = args.output or REPO / "BENCHMARKS.md"
+    workdir = Path(tempfile.mkdtemp(prefix="s3pput-bench-", dir=args.workdir))
+    parts = [p for p in scale.PARTS if p in args.scale_parts.split(",")]
+    log(
+        f"s3pput scale benchmark ({', '.join(parts) or 'nothing: re-writing the section'}), work in {workdir}"
+    )
+    measured: dict[str, Any] = {}
+    try:
+        if parts:
+            with LocalS3Server(bucket=BUCKET) as s3:
+                measured = scale.run_parts(parts, s3, BUCKET, args.scale_dir, workdir, args.reps, log)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    merged = merge_scale(raw_dir, measured)
+    section = scale_report.render(merged)
+    document = output.read_text() if output.exists() else "# Benchmarks\n"
+    output.write_text(scale_report.splice(document, section))
+    log(f"\nraw data: {raw_dir / 'scale-latest.json'}\nsection written to {output}\n\n{section}")
+    failed = scale_failures(measured)
+    for failure in failed:
+        log(f"FAILED {failure}")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "scale":
+        return only_scale(args)
     if args.render:
-        results = json.loads(args.render.read_text())
-        output = args.output or REPO / "BENCHMARKS.md"
-        output.write_text(report.render(results))
-        log(report.summary(results))
+        rendered = json.loads(args.render.read_text())
+        (args.output or REPO / "BENCHMARKS.md").write_text(report.render(rendered))
+        log(report.summary(rendered))
         return 0
     started = time.monotonic()
     # s3pput is installed editable here, and PYTHONDONTWRITEBYTECODE (set on some machines) would
@@ -420,6 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     standalone=not args.no_standalone,
                     log=log,
                 )
+            if not args.no_scale:
+                parts = [p for p in scale.PARTS if p in args.scale_parts.split(",")]
+                log(f"scale: {', '.join(parts)}")
+                results["scale"] = scale.run_parts(parts, s3, BUCKET, args.scale_dir, workdir, args.reps, log)
     finally:
         if args.keep:
             log(f"kept the trees in {workdir}")
@@ -432,12 +504,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw.write_text(json.dumps(results, indent=1, default=str))
     (raw_dir / "results-latest.json").write_text(json.dumps(results, indent=1, default=str))
     text = report.render(results)
+    # The Scale section: this run's, else the one the document already had.
+    previous = output.read_text() if output.exists() else ""
+    if results.get("scale"):
+        text = scale_report.splice(text, scale_report.render(merge_scale(raw_dir, results["scale"])))
+    elif scale_report.extract(previous):
+        text = scale_report.splice(text, scale_report.extract(previous) or "")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     log(f"\nraw data: {raw}\ntables: {output}  ({results['total_seconds']:.0f}s in all)\n")
     log(report.summary(results))
     failed = [r for r in results.get("runs", []) if not r["verified"]]
-    return 1 if failed else 0
+    return 1 if failed or scale_failures(results.get("scale", {})) else 0
 
 
 if __name__ == "__main__":

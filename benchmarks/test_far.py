@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks.latency_proxy import LatencyProxy, _MessageStream
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from latency_proxy import LatencyProxy, _MessageStream  # noqa: E402
-
-from airflow_s3pput.testing.local_s3 import LocalS3Server  # noqa: E402
 
 BUCKET = "farbucket"
 
@@ -162,7 +160,8 @@ def test_far_quick_has_a_verified_row_per_tool_and_workload(tmp_path: Path) -> N
     output = tmp_path / "far.md"
     done = _run(
         [
-            str(HERE / "far.py"),
+            "-m",
+            "benchmarks.far",
             "--quick",
             "--tools",
             "s3pput,s5cmd",
@@ -194,7 +193,7 @@ def test_far_quick_has_a_verified_row_per_tool_and_workload(tmp_path: Path) -> N
 def test_fault_table_quick_accounts_for_every_file(tmp_path: Path) -> None:
     output = tmp_path / "far.md"
     done = _run(
-        [str(HERE / "fault_table.py"), "--quick", "--raw-dir", str(tmp_path), "--output", str(output)]
+        ["-m", "benchmarks.fault_table", "--quick", "--raw-dir", str(tmp_path), "--output", str(output)]
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [raw] = list(tmp_path.glob("faults-*.json"))

@@ -21,7 +21,8 @@ def test_quick_run_has_a_verified_row_per_tool_and_workload(tmp_path: Path) -> N
     done = subprocess.run(
         [
             sys.executable,
-            str(HERE / "run.py"),
+            "-m",
+            "benchmarks.run",
             "--quick",
             "--output",
             str(output),

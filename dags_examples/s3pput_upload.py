@@ -1,13 +1,24 @@
 """Upload a directory to S3 from the Airflow UI: trigger this DAG and fill in the form.
 
 The same fields arrive as run ``conf`` from ``airflow dags trigger -c`` or the REST API.
+
+Each task is retried twice, 30 s apart: a worker lost mid-batch (its task is failed after
+``[scheduler] task_instance_heartbeat_timeout``, 300 s by default) then costs minutes, not the
+run; the retry skips what already landed. Retries are fixed when a run is created, so the form
+cannot change them: change ``RETRIES`` here. Failures no retry changes fail at once.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import DAG, Param
 
 from airflow_s3pput.provider import s3pput_task_group
+
+#: retries of each task (plan, every put, reduce), and the pause before one
+RETRIES = 2
+RETRY_DELAY = timedelta(seconds=30)
 
 # [START s3pput_upload]
 with DAG(
@@ -83,6 +94,15 @@ with DAG(
             title="Canned ACL",
             description="Optional canned ACL for every object.",
         ),
+        "delete": Param(
+            False,
+            type="boolean",
+            title="Delete",
+            description=(
+                "Delete objects under the prefix that SOURCE no longer has: each batch within its own "
+                "key range, once its own uploads succeeded."
+            ),
+        ),
         "batch_size": Param(
             10_000, type="integer", minimum=1, title="Batch size", description="Files per mapped put task."
         ),
@@ -103,7 +123,10 @@ with DAG(
         content_type="{{ params.content_type }}",
         headers="{{ params.headers }}",
         grant="{{ params.grant }}",
+        delete="{{ params.delete }}",
         batch_size="{{ params.batch_size }}",
         aws_conn_id="{{ params.aws_conn_id }}",
+        retries=RETRIES,
+        retry_delay=RETRY_DELAY,
     )
 # [END s3pput_upload]

@@ -1,17 +1,18 @@
 """Build-time check of the airflow-s3pput image, run by docker/Dockerfile after scripts/install.sh.
 
-``scripts/install.sh`` installs ``requirements/dev.lock`` into the Airflow image's own environment.
-The lock pins ``apache-airflow`` itself, so a lock that drifted from the base image would silently
-swap Airflow under the image's entrypoint. This script fails the build when:
+``scripts/install.sh --runtime`` installs ``requirements/runtime.lock`` into the Airflow image's own
+environment. The lock pins ``apache-airflow`` itself, so a lock that drifted from the base image
+would silently swap Airflow under the image's entrypoint. This script fails the build when:
 
 - the interpreter is not the Python the lock was compiled for;
 - ``apache-airflow`` is not the version of the base image;
 - a distribution the compose stack needs is missing (the Celery executor and its Redis broker,
   the Postgres driver, the Amazon provider, this package);
 - this package is installed editable (it would depend on the source tree) or does not register
-  its provider entry point.
-
-``pip check`` conflicts among packages the stack does not use are printed, not fatal.
+  its provider entry point;
+- ``pip check`` reports a conflict: the lock replaced a version that another package of the base
+  image (a provider we do not use, say) requires otherwise. Such an image may work today and
+  break on the first import of that package, so the build stops and names the conflict.
 
     python docker/check_image.py --airflow-version 3.3.2 --python-version 3.11
 """
@@ -79,23 +80,24 @@ def check(
     return problems
 
 
+def pip_check(python: str = sys.executable) -> list[str]:
+    """``pip check`` of ``python``'s environment: one problem per conflict it reports."""
+    result = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        return []
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    return [f"pip check: {line}" for line in lines] or [f"pip check failed with exit {result.returncode}"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-version", required=True)
     parser.add_argument("--python-version", required=True)
-    parser.add_argument("--no-pip-check", action="store_true", help="skip the informative pip check")
     args = parser.parse_args(argv)
 
-    problems = check(args.airflow_version, args.python_version)
+    problems = check(args.airflow_version, args.python_version) + pip_check()
     for problem in problems:
         print(f"check_image: {problem}", file=sys.stderr)
-    if not args.no_pip_check:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            print("check_image: warning, pip check reports conflicts:", file=sys.stderr)
-            print(result.stdout + result.stderr, file=sys.stderr)
     if problems:
         return 1
     print(f"check_image: ok ({PACKAGE} {_version(PACKAGE)}, apache-airflow {args.airflow_version})")

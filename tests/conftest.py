@@ -1,8 +1,8 @@
-"""Shared fixtures: a real SeaweedFS S3 server on loopback, fresh buckets, file trees."""
+"""Shared fixtures: real S3 servers on loopback (SeaweedFS, and moto's HTTP server, which lists
+like AWS), fresh buckets, in-process CLI runs."""
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import uuid
@@ -11,15 +11,24 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.cli import main
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from airflow_s3pput.testing.moto_s3 import MotoS3Server
-from tests.helpers import CliRun, CliRunner, assert_clean
+from tests.helpers import (
+    CliRun,
+    CliRunner,
+    S3Endpoint,
+    empty_bucket,
+    new_bucket,
+    point_env_at,
+    run_cli,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # What s3pput remembers between runs (the journal of open uploads) goes to a directory of
-    # this test session, for the in-process runs and every subprocess alike.
+    # What s3pput remembers between runs (the digest record, the journal of open uploads) goes
+    # to a directory of this test session, never the user's home: set in the environment
+    # before any test, so that in-process runs, the CLI, spawned workers and Airflow's task
+    # processes all see it.
     os.environ["S3PPUT_CACHE_DIR"] = tempfile.mkdtemp(prefix="s3pput-test-cache-")
 
 
@@ -27,13 +36,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def s3_server() -> Iterator[LocalS3Server]:
     """One SeaweedFS for the whole session: 127.0.0.1, free ports, generated credentials."""
     with LocalS3Server() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoS3Server]:
-    """moto's S3 server for the whole session: it lists keys in lexicographic order, like AWS."""
-    with MotoS3Server() as server:
         yield server
 
 
@@ -53,10 +55,7 @@ def bucket(s3_client: Any) -> str:
 @pytest.fixture
 def s3_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> LocalS3Server:
     """Point the standard AWS chain (and so the CLI) at the test server."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
+    point_env_at(s3_server, monkeypatch)
     return s3_server
 
 
@@ -70,13 +69,40 @@ def cli(s3_env: LocalS3Server) -> CliRunner:
     """
 
     def run(*argv: str) -> CliRun:
-        args = list(argv)
-        if not any(a.startswith("--processes") for a in args):
-            args = ["--processes", "1", *args]
-        out, err = io.StringIO(), io.StringIO()
-        code = main(args, out=out, err=err)
-        result = CliRun(code, out.getvalue(), err.getvalue())
-        assert_clean(result.out + result.err, s3_env)
-        return result
+        return run_cli(s3_env, *argv)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3Server]:
+    """One moto HTTP server for the whole session: 127.0.0.1, a free port, random credentials."""
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def any_s3(request: pytest.FixtureRequest) -> S3Endpoint:
+    """Each S3 server in turn: SeaweedFS (lists in tree order) and moto (lists like AWS)."""
+    name = "s3_server" if request.param == "seaweedfs" else "moto_server"
+    server: S3Endpoint = request.getfixturevalue(name)
+    return server
+
+
+@pytest.fixture
+def any_bucket(any_s3: S3Endpoint) -> Iterator[str]:
+    """A fresh, empty bucket on ``any_s3``, emptied afterwards (moto keeps objects in memory)."""
+    name = new_bucket(any_s3)
+    yield name
+    empty_bucket(any_s3.client(), name)
+
+
+@pytest.fixture
+def any_cli(any_s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """``any_cli(*argv)`` runs ``s3pput`` in this process against ``any_s3`` (see ``cli``)."""
+    point_env_at(any_s3, monkeypatch)
+
+    def run(*argv: str) -> CliRun:
+        return run_cli(any_s3, *argv)
 
     return run

@@ -8,6 +8,12 @@ from airflow_s3pput.provider.operators import (
     S3PPutPlanOperator,
     S3PPutReduceOperator,
 )
-from airflow_s3pput.provider.task_group import s3pput_task_group
+from airflow_s3pput.provider.task_group import S3PPutTaskGroup, s3pput_task_group
 
-__all__ = ["S3PPutBatchOperator", "S3PPutPlanOperator", "S3PPutReduceOperator", "s3pput_task_group"]
+__all__ = [
+    "S3PPutBatchOperator",
+    "S3PPutPlanOperator",
+    "S3PPutReduceOperator",
+    "S3PPutTaskGroup",
+    "s3pput_task_group",
+]

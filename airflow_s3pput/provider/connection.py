@@ -4,19 +4,51 @@ The Amazon provider's hook does the resolving (keys, profile, assumed role, ``en
 ``region_name`` from the extras), so S3-compatible stores work as they do for every other AWS
 operator. The credentials are frozen once and handed to the worker processes; the hook masks
 them in task logs, and ``ConnectionSettings`` keeps them out of its ``repr``.
+
+Two things the hook forgives, we do not: a connection id that is not defined (the hook would
+warn and fall back to the worker's environment, which then fails in every put task with an
+``AttributeError``), and no credentials at all. Both are one ``UsageError`` naming the
+connection, before anything is uploaded. ``aws_conn_id=None`` asks for the worker's standard
+AWS chain (environment, profile, instance role), as with the Amazon provider's operators.
 """
 
 from __future__ import annotations
 
+from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings
 
 
 def settings_from_connection(aws_conn_id: str | None) -> ConnectionSettings:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
-    hook = S3Hook(aws_conn_id=aws_conn_id)
-    config = hook.conn_config
-    credentials = hook.get_credentials()
+    if aws_conn_id:
+        try:
+            BaseHook.get_connection(aws_conn_id)
+        except AirflowNotFoundException:
+            raise UsageError(
+                f"{{setting}} {aws_conn_id!r} is not defined: create the connection, or set "
+                "{setting} to None to use the workers' AWS credential chain",
+                setting="aws_conn_id",
+            ) from None
+    hook = S3Hook(aws_conn_id=aws_conn_id or None)
+    where = (
+        f"{{setting}} {aws_conn_id!r}"
+        if aws_conn_id
+        else "the workers' AWS credential chain ({setting} None)"
+    )
+    try:
+        config = hook.conn_config
+        credentials = hook.get_credentials()
+    except Exception as exc:  # noqa: BLE001 - one line naming the connection, whatever went wrong
+        # The type and the first line only: a library's message may quote the whole config.
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+        if isinstance(exc, AttributeError):  # boto3 found no credentials at all
+            reason = "no AWS credentials found"
+        raise UsageError(
+            f"{where} gives no usable AWS credentials ({reason})", setting="aws_conn_id"
+        ) from None
     verify = config.verify if config.verify is not None else True
     return ConnectionSettings(
         endpoint_url=config.get_service_endpoint_url("s3"),

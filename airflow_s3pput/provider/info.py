@@ -1,10 +1,18 @@
-"""Provider metadata, found by Airflow through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata, found by Airflow through the ``apache_airflow_provider`` entry point.
+
+It follows Airflow's runtime schema (``airflow/provider_info.schema.json``, which Airflow
+validates it against when it discovers providers): the integration, and the modules holding its
+operators. The documentation URL comes from the package's ``Documentation`` project URL, which
+Airflow reads from the distribution's metadata (``[project.urls]`` in ``pyproject.toml``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from airflow_s3pput import __version__
+
+INTEGRATION = "s3pput"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -15,8 +23,12 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {
-                "integration-name": "s3pput",
-                "python-modules": ["airflow_s3pput.provider.operators"],
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://pypi.org/project/airflow-s3pput/",
+                "tags": ["aws", "transfer"],
             }
+        ],
+        "operators": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_s3pput.provider.operators"]}
         ],
     }

@@ -1,247 +1,148 @@
 """The three stages of an s3pput upload as Airflow operators: plan, put (mapped), reduce.
 
-They are thin: each builds the engine's options from its (templated) fields and calls the
-engine. Nothing here opens a connection before ``execute``, so parsing a DAG is offline.
+Glue, as thin as the Amazon provider's ``LocalFilesystemToS3Operator.execute``: each operator
+keeps its settings in one templated mapping (``settings``, by the canonical names of
+``airflow_s3pput.settings``), builds the engine's options with ``build_options`` when it runs,
+and calls one engine stage: ``planner.plan``, ``engine.upload`` or ``stats.summarize``.
+
+Failures say whether a retry can help. Bad settings, an undefined connection, a missing bucket
+or rejected credentials, and files that no retry changes (a FIFO, a symlink leaving SOURCE, an
+unreadable file) raise ``AirflowFailException``: the task fails at once instead of waiting out
+``retry_delay``. Files that failed transiently (a server error, a file that changed) raise
+``AirflowException``, so that Airflow's retries complete the batch, idempotently in ``update``
+and ``add`` mode. Nothing here opens a connection before ``execute``, so parsing a DAG is
+offline; literal settings are validated when the DAG is parsed (``settings.check_known``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_s3pput.content import DEFAULT_GZIP_TYPES
-from airflow_s3pput.engine import selection_of, upload
+from airflow_s3pput.engine import check_bucket, upload
 from airflow_s3pput.errors import UsageError
-from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import ConnectionSettings, UploadOptions
-from airflow_s3pput.planner import Batch, plan_batches
+from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress
-from airflow_s3pput.stats import PutResult, Stats
-from airflow_s3pput.transport import default_concurrency
-from airflow_s3pput.walker import check_sources, walk
+from airflow_s3pput.settings import (
+    PLAN_SETTINGS,
+    UPLOAD_SETTINGS,
+    as_bool,
+    build_bounds,
+    build_options,
+    check_known,
+    coerce,
+)
+from airflow_s3pput.stats import BatchReport, PutResult, Summary, one_line, summarize, where
+from airflow_s3pput.walker import join_key
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from airflow_s3pput.options import UploadOptions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STATS_XCOM_KEY = "s3pput_stats"
-#: the upload settings every put task shares, all templated
-UPLOAD_FIELDS: tuple[str, ...] = (
-    "source",
-    "bucket",
-    "prefix",
-    "put_mode",
-    "dry_run_only",
-    "content_type",
-    "gzip",
-    "gzip_types",
-    "headers",
-    "grant",
-    "include",
-    "exclude",
-    "follow_symlinks",
-    "transport",
-    "processes",
-    "threads",
-    "multipart_threshold",
-    "part_size",
-    "aws_conn_id",
-)
+#: where a put task that fails leaves its report (a failed task returns no XCom)
+REPORT_XCOM_KEY = "s3pput_report"
+#: where a reduce task that fails leaves the run's summary
+SUMMARY_XCOM_KEY = "s3pput_summary"
 
 
-def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, Sequence):
-        raise TypeError("expected a string or a list of strings")
-    return tuple(str(v) for v in value)
-
-
-def _as_int(value: object) -> int | None:
-    """``None`` (or its rendering) means "the default"; anything else must be an integer."""
-    if value is None or str(value).strip() in ("", "None"):
-        return None
-    if isinstance(value, bool) or not str(value).strip().lstrip("-").isdigit():
-        raise ValueError("expected an integer")
-    return int(str(value))
-
-
-def _param(name: str, convert: Callable[[Any], T], value: Any) -> T:
-    """``convert(value)``, or a ``UsageError`` that names the parameter and shows the value."""
+def fail_fast(step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input."""
     try:
-        return convert(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"invalid {name} {value!r}: {exc}") from None
+        return step(*args, **kwargs)
+    except UsageError as exc:
+        raise AirflowFailException(f"s3pput: {exc}") from None
 
 
-def _or_default(value: int | None, default: int) -> int:
-    # Not ``value or default``: 0 is a bad value to report, not "the default".
-    return default if value is None else value
-
-
-def _as_bool(value: object) -> bool:
-    """Templated fields render to strings unless the DAG renders native objects."""
+def _is_literal(value: object) -> bool:
+    """Known when the DAG is parsed: plain data without a Jinja template in it."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
     if isinstance(value, str):
-        if value.strip().lower() in ("true", "1", "yes", "on"):
-            return True
-        if value.strip().lower() in ("false", "0", "no", "off", "", "none"):
-            return False
-        raise ValueError("expected true or false")
-    return bool(value)
+        return not any(mark in value for mark in ("{{", "{%", "{#"))
+    if isinstance(value, (list, tuple)):
+        return all(_is_literal(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_literal(v) for v in value.values())
+    return False  # an XComArg, or anything else resolved when the task runs
+
+
+def check_settings(settings: Mapping[str, object]) -> None:
+    """Validate the literal settings now, leaving templated ones to ``execute``."""
+    check_known(settings, unknown=[name for name, value in settings.items() if not _is_literal(value)])
 
 
 class _UploadSettings(BaseOperator):
-    """Fields shared by the plan and put operators; see ``s3pput_task_group`` for their meaning."""
+    """The upload settings the plan and the put operators share; see ``s3pput_task_group``.
+
+    Every setting is templated and defaults to ``None``: the engine's default. They are kept in
+    one mapping, ``settings``, rendered as one templated field (a method of BaseOperator is
+    called ``dry_run``, so no setting can be an attribute of its own name).
+    """
+
+    template_fields: Sequence[str] = ("settings", "aws_conn_id")
+    template_fields_renderers = {"settings": "json"}
 
     def __init__(
         self,
         *,
         source: str | Sequence[str],
-        bucket: str = "",
-        prefix: str = "",
-        put_mode: str = "update",
-        dry_run_only: bool = False,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        put_mode: str | None = None,
+        dry_run: bool | str | None = None,
         content_type: str | None = None,
-        gzip: bool = False,
-        gzip_types: Sequence[str] | None = None,
-        headers: Sequence[str] | None = None,
+        gzip: bool | str | None = None,
+        gzip_types: str | Sequence[str] | None = None,
+        gzip_level: int | str | None = None,
+        headers: str | Sequence[str] | None = None,
         grant: str | None = None,
-        include: Sequence[str] | str | None = None,
-        exclude: Sequence[str] | str | None = None,
-        follow_symlinks: bool = False,
-        transport: str = "auto",
-        processes: int | None = None,
-        threads: int | None = None,
-        multipart_threshold: int = 16 * MIB,
-        part_size: int = 16 * MIB,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        follow_symlinks: bool | str | None = None,
+        delete: bool | str | None = None,
+        transport: str | None = None,
+        processes: int | str | None = None,
+        threads: int | str | None = None,
+        multipart_threshold: int | str | None = None,
+        part_size: int | str | None = None,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.source = source
-        self.bucket = bucket
-        self.prefix = prefix
-        self.put_mode = put_mode
-        # Not ``dry_run``: BaseOperator has a method of that name.
-        self.dry_run_only = dry_run_only
-        self.content_type = content_type
-        self.gzip = gzip
-        self.gzip_types = gzip_types
-        self.headers = headers
-        self.grant = grant
-        self.include = include
-        self.exclude = exclude
-        self.follow_symlinks = follow_symlinks
-        self.transport = transport
-        self.processes = processes
-        self.threads = threads
-        self.multipart_threshold = multipart_threshold
-        self.part_size = part_size
+        given = {
+            "source": source, "bucket": bucket, "prefix": prefix, "put_mode": put_mode,
+            "dry_run": dry_run, "content_type": content_type, "gzip": gzip, "gzip_types": gzip_types,
+            "gzip_level": gzip_level, "headers": headers, "grant": grant, "include": include,
+            "exclude": exclude, "follow_symlinks": follow_symlinks, "delete": delete,
+            "transport": transport, "processes": processes, "threads": threads,
+            "multipart_threshold": multipart_threshold, "part_size": part_size,
+        }  # fmt: skip
+        self.settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self.aws_conn_id = aws_conn_id
+        check_settings(self.settings)
 
     def upload_options(self, *, with_connection: bool) -> UploadOptions:
-        """Validate the rendered fields into engine options; bad input fails without retries."""
-        try:
-            connection = ConnectionSettings()
-            if with_connection:
-                from airflow_s3pput.provider.connection import settings_from_connection
+        """The rendered settings as engine options, with the Airflow connection's credentials.
 
-                connection = settings_from_connection(self.aws_conn_id or None)
-            default_processes, default_threads = default_concurrency(str(self.transport))
-            options = UploadOptions(
-                bucket=str(self.bucket or ""),
-                sources=_param("source", _as_tuple, self.source),
-                prefix=str(self.prefix or ""),
-                mode=str(self.put_mode),
-                dry_run=_param("dry_run", _as_bool, self.dry_run_only),
-                content_type=self.content_type or None,
-                gzip=_param("gzip", _as_bool, self.gzip),
-                gzip_types=_param("gzip_types", _as_tuple, self.gzip_types) or DEFAULT_GZIP_TYPES,
-                headers=_param("headers", _as_tuple, self.headers),
-                grant=self.grant or None,
-                include=_param("include", _as_tuple, self.include),
-                exclude=_param("exclude", _as_tuple, self.exclude),
-                follow_symlinks=_param("follow_symlinks", _as_bool, self.follow_symlinks),
-                transport=str(self.transport),
-                processes=_or_default(_param("processes", _as_int, self.processes), default_processes),
-                threads=_or_default(_param("threads", _as_int, self.threads), default_threads),
-                multipart_threshold=_or_default(
-                    _param("multipart_threshold", _as_int, self.multipart_threshold), 16 * MIB
-                ),
-                part_size=_or_default(_param("part_size", _as_int, self.part_size), 16 * MIB),
-                connection=connection,
-            )
-            check_sources(options.sources)
-        except UsageError as exc:
-            raise AirflowFailException(f"s3pput: {exc}") from None
-        except (TypeError, ValueError) as exc:
-            raise AirflowFailException(f"s3pput: invalid parameter: {exc}") from None
-        return options
+        The settings are checked first: a bad one is reported before any connection is made."""
+        options = fail_fast(build_options, {k: v for k, v in self.settings.items() if k in UPLOAD_SETTINGS})
+        if not with_connection:
+            return options
+        from airflow_s3pput.provider.connection import settings_from_connection
 
-
-#: files per batch by default. A mapped task costs an Airflow worker about a second before it
-#: puts anything (measured: 5,000 files under the LocalExecutor took 7.9 s in 3 batches, 6.3 s
-#: in one), and one task puts ~2,000 small files a second: 10,000 files keep that cost near a
-#: tenth, and a large tree still fans out over the workers.
-DEFAULT_BATCH_FILES = 10_000
-
-
-class S3PPutPlanOperator(_UploadSettings):
-    """Walk SOURCE and return the list of batch descriptors that the put task is mapped over.
-
-    :param batch_size: at most this many files per batch (templated)
-    :param batch_bytes: at most this many bytes per batch (templated)
-    :param limit: consider only the first N files of the walk (templated)
-    :param max_batches: cap on the batch count; default ``[core] max_map_length``
-    """
-
-    template_fields: Sequence[str] = (*UPLOAD_FIELDS, "batch_size", "batch_bytes", "limit")
-
-    def __init__(
-        self,
-        *,
-        batch_size: int = DEFAULT_BATCH_FILES,
-        batch_bytes: int = 4096 * MIB,
-        limit: int | None = None,
-        max_batches: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.batch_size = batch_size
-        self.batch_bytes = batch_bytes
-        self.limit = limit
-        self.max_batches = max_batches
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        options = self.upload_options(with_connection=False)
-        try:
-            limit = _param("limit", _as_int, self.limit)
-            batch_size = _or_default(_param("batch_size", _as_int, self.batch_size), DEFAULT_BATCH_FILES)
-            batch_bytes = _or_default(_param("batch_bytes", _as_int, self.batch_bytes), 4096 * MIB)
-        except UsageError as exc:
-            raise AirflowFailException(f"s3pput: {exc}") from None
-        if limit is not None and limit < 0:
-            raise AirflowFailException(f"s3pput: limit must be 0 or more, not {limit}")
-        if batch_size < 1 or batch_bytes < 1:
-            raise AirflowFailException("s3pput: batch_size and batch_bytes must be positive")
-        max_batches = self.max_batches or max_map_length()
-        items = walk(options.sources, options.prefix, selection_of(options))
-        batches = plan_batches(
-            items,
-            max_files=batch_size,
-            max_bytes=batch_bytes,
-            max_batches=max_batches,
-            limit=limit,
-        )
-        files = sum(b.files for b in batches)
-        total = sum(b.bytes for b in batches)
-        log.info("planned %d files, %d bytes in %d batches (cap %d)", files, total, len(batches), max_batches)
-        return [b.to_dict() for b in batches]
+        connection = fail_fast(settings_from_connection, self.aws_conn_id or None)
+        return dataclasses.replace(options, connection=connection)
 
 
 def max_map_length() -> int:
@@ -250,106 +151,222 @@ def max_map_length() -> int:
     return int(conf.getint("core", "max_map_length", fallback=1024))
 
 
-class S3PPutBatchOperator(_UploadSettings):
-    """Upload one batch (a key range of the walk) with a local putter pool; return its stats.
+class S3PPutPlanOperator(_UploadSettings):
+    """Check the connection and the bucket, walk SOURCE, return the batches to map the put over.
 
-    When files failed, the stats are pushed to XCom under the key ``s3pput_stats`` and the task
-    fails, so that Airflow's retries can complete the batch — idempotently in ``update`` and
-    ``add`` mode, which skip what already landed.
+    Fails for good, with one line naming the connection or the bucket, when the connection is
+    not defined, its credentials are rejected or the bucket is missing or not writable.
+
+    :param limit: consider only the first N files of the walk (templated)
+    :param batch_size: at most this many files per batch (templated)
+    :param batch_bytes: at most this many bytes per batch, e.g. ``4096MiB`` (templated)
+    :param max_batches: cap on the batch count (templated); default ``[core] max_map_length``
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int | str | None = None,
+        batch_size: int | str | None = None,
+        batch_bytes: int | str | None = None,
+        max_batches: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        given = {
+            "limit": limit,
+            "batch_size": batch_size,
+            "batch_bytes": batch_bytes,
+            "max_batches": max_batches,
+        }
+        self.settings.update({k: v for k, v in given.items() if v is not None})
+        check_settings(self.settings)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
+        options = self.upload_options(with_connection=True)
+        try:
+            check_bucket(options)
+        except UsageError as exc:  # the bucket, the endpoint or the keys: say whose they are
+            raise AirflowFailException(f"s3pput: {exc} (aws_conn_id {self.aws_conn_id!r})") from None
+        batches = fail_fast(plan, options, bounds, max_batches=max_map_length())
+        files, size = sum(b.files for b in batches), sum(b.bytes for b in batches)
+        log.info("planned %d files, %d bytes in %d batches", files, size, len(batches))
+        return [b.to_dict() for b in batches]
+
+
+class S3PPutBatchOperator(_UploadSettings):
+    """Upload one batch (a key range of the walk) with the engine's putter pool; return its report.
+
+    The report (``stats.BatchReport``: the batch, its stats, its error) is the return value, or,
+    when the batch failed, pushed under the key ``s3pput_report`` so that the reduce still
+    counts what the batch did and says why it failed.
 
     :param batch: a descriptor from the plan task (mapped with ``expand``)
     :param progress_interval: seconds between progress lines in the task log
     """
 
-    template_fields: Sequence[str] = UPLOAD_FIELDS
-
     def __init__(self, *, batch: dict[str, Any], progress_interval: float = 10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.progress_interval = progress_interval
+        #: what this try read and wrote, for OpenLineage: (SOURCE paths, bucket, prefix); no secret
+        self._lineage: tuple[list[str], str, str] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         batch = Batch.from_dict(self.batch)
-        context["batch_label"] = batch.label  # type: ignore[typeddict-unknown-key]
-        options = self.upload_options(with_connection=True)
-        progress = Progress(total_files=batch.files, total_bytes=batch.bytes, interval=self.progress_interval)
-        log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
-
-        def on_result(result: PutResult) -> None:
-            progress.add(result)
-            if result.action == "fail":
-                log.error("failed %s: %s", result.key, result.error)
-            if progress.due():
-                log.info("progress: %s", progress.line())
-
+        report = BatchReport(batch.index, batch.label, batch.files)
         try:
-            stats = upload(options, key_range=batch.key_range, on_result=on_result)
-        except UsageError as exc:
-            raise AirflowFailException(f"s3pput: {exc}") from None
+            options = self.upload_options(with_connection=True)
+            if not options.dry_run:
+                self._lineage = (
+                    [os.path.abspath(s) for s in options.sources],
+                    options.bucket,
+                    options.prefix,
+                )
+            progress = BatchProgress(batch, options.dry_run, self.progress_interval)
+            stats = fail_fast(upload, options, key_range=batch.key_range, on_result=progress)
+        except Exception as exc:
+            self._push(context, dataclasses.replace(report, error=_one_line(exc)))
+            raise
         log.info("progress: %s", progress.line())
         log.info("batch %d summary:\n%s", batch.index, stats.table())
-        result = stats.to_dict()
-        if not stats.ok:
-            # A failed task returns no XCom: push the stats under our own key so that the
-            # reduce step still counts this batch, then fail so that retries can finish it.
-            context["ti"].xcom_push(key=STATS_XCOM_KEY, value=result)
-            raise AirflowException(f"s3pput: {stats.failed} of the batch's files failed")
-        return result
+        if stats.ok:
+            return dataclasses.replace(report, stats=stats).to_dict()
+        error = f"{stats.failed} of the batch's {stats.files_done} files failed"
+        self._push(context, dataclasses.replace(report, stats=stats, error=error))
+        if progress.retryable:
+            raise AirflowException(
+                f"s3pput: {error}; {progress.retryable} may land when the batch is retried"
+            )
+        raise AirflowFailException(f"s3pput: {error}, for reasons no retry changes (see the failed lines)")
+
+    @staticmethod
+    def _push(context: Context, report: BatchReport) -> None:
+        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage datasets: the local SOURCE in, the bucket's prefix out (none for a dry run)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if self._lineage is None:  # a dry run, or a try that failed before it knew its settings
+            return OperatorLineage()
+        sources, bucket, prefix = self._lineage
+        host = socket.gethostname()
+        return OperatorLineage(
+            inputs=[Dataset(namespace=f"file://{host}", name=source) for source in sources],
+            outputs=[Dataset(namespace=f"s3://{bucket}", name=prefix.strip("/") or "/")],
+        )
+
+
+class BatchProgress:
+    """Logs a batch's progress and each failed file (``PATH -> KEY: error``); counts the
+    failures that a retry may change."""
+
+    def __init__(self, batch: Batch, dry_run: bool, interval: float) -> None:
+        self.meter = Progress(
+            total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run
+        )
+        self.retryable = 0
+        log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
+
+    def __call__(self, result: PutResult) -> None:
+        self.meter.add(result)
+        if result.action == "fail":
+            self.retryable += result.can_retry
+            log.error("failed %s: %s", where(result), result.error)
+        if self.meter.due():
+            log.info("progress: %s", self.meter.line())
+
+    def line(self) -> str:
+        return self.meter.line()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return one_line(text.removeprefix("s3pput: "))
 
 
 class S3PPutReduceOperator(BaseOperator):
-    """Merge the per-batch stats into the run's summary, log it as a table, return it.
+    """Merge the batches' reports into the run's summary, log it as a table, return it.
 
-    Runs whatever happened upstream (``trigger_rule=all_done``): batches whose task died
-    before reporting are counted as ``batches_missing``. Fails when any file failed or a batch
-    is missing, unless ``fail_on_error`` is false.
+    Runs whatever happened upstream (``trigger_rule=all_done``): a batch that has no stats (its
+    task failed before counting, or died) is counted in ``batches_missing``, and each failed
+    batch's error is in the summary's ``batch_errors`` and in the exception. Fails when any file
+    failed or a batch did not finish, unless ``fail_on_error`` is false, and then leaves the
+    summary under the XCom key ``s3pput_summary``; a retry of this task changes nothing, so it
+    fails for good.
+
+    The ``outlets`` (assets) get an event only when the upload succeeded and was not a dry
+    run; the event's ``extra`` is the summary's ``event_extra()``: files, bytes, bucket, prefix.
 
     :param plan_task_id: task id of the plan task
     :param put_task_id: task id of the mapped put task
+    :param bucket: the destination, for the summary and the asset events (templated)
+    :param prefix: the key prefix, likewise (templated)
     :param fail_on_error: fail this task (and so the run) on any failure (templated)
     """
 
-    template_fields: Sequence[str] = ("fail_on_error",)
+    template_fields: Sequence[str] = ("bucket", "prefix", "fail_on_error")
 
     def __init__(
-        self, *, plan_task_id: str, put_task_id: str, fail_on_error: bool = True, **kwargs: Any
+        self,
+        *,
+        plan_task_id: str,
+        put_task_id: str,
+        bucket: str = "",
+        prefix: str | None = "",
+        fail_on_error: bool | str = True,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
         self.put_task_id = put_task_id
+        self.bucket = bucket
+        self.prefix = prefix
         self.fail_on_error = fail_on_error
 
     def execute(self, context: Context) -> dict[str, Any]:
+        planned = context["ti"].xcom_pull(task_ids=self.plan_task_id)
+        if planned is None:  # without a plan nothing was uploaded: never let the run end green
+            raise AirflowFailException("s3pput: the plan task failed; nothing was uploaded")
+        prefix = join_key(str(self.prefix or ""), "")
+        summary = summarize(self._reports(context, planned), bucket=str(self.bucket), prefix=prefix)
+        log.info("s3pput summary:\n%s", summary.table())
+        for warning in summary.warnings:
+            log.warning("s3pput: %s", warning)
+        if not summary.ok and fail_fast(coerce, "fail_on_error", as_bool, self.fail_on_error) is not False:
+            context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary.to_dict())
+            raise AirflowFailException(f"s3pput: {summary.failure_message()}")
+        self._announce(context, summary)
+        return summary.to_dict()
+
+    def _reports(self, context: Context, planned: Sequence[Mapping[str, Any]]) -> list[BatchReport]:
+        """Each planned batch's report: its return value, else what a failed try pushed.
+
+        Pulled as whole sequences (not index by index): a missing XCom is then no error line
+        in the log of a run that went well."""
         ti = context["ti"]
-        plan = ti.xcom_pull(task_ids=self.plan_task_id)
-        if plan is None:
-            # Without a plan nothing was uploaded: never let the run end green.
-            raise AirflowException("s3pput: the plan task failed; nothing was uploaded")
-        planned = len(plan)
-        parts = [Stats.from_dict(s) for s in self._batch_stats(ti, planned) if s]
-        stats = Stats.merge_all(parts)
-        summary = stats.to_dict()
-        summary["batches"] = planned
-        summary["batches_missing"] = planned - len(parts)
-        summary["files_planned"] = sum(int(b["files"]) for b in plan)
-        log.info("s3pput summary:\n%s", summary_table(stats, summary))
-        if self.fail_on_error and (stats.failed or summary["batches_missing"]):
-            raise AirflowException(
-                f"s3pput: {stats.failed} files failed, {summary['batches_missing']} batches did not report"
-            )
-        return summary
+        found: dict[int, BatchReport] = {}
+        for key in (REPORT_XCOM_KEY, "return_value"):  # a returned report wins over a pushed one
+            for value in ti.xcom_pull(task_ids=[self.put_task_id], key=key) or ():
+                if value:
+                    report = BatchReport.from_dict(value)
+                    found[report.index] = report
+        batches = [Batch.from_dict(b) for b in planned]
+        return [found.get(b.index, BatchReport(b.index, b.label, b.files)) for b in batches]
 
-    def _batch_stats(self, ti: Any, planned: int) -> list[dict[str, Any] | None]:
-        """Each batch's stats: its return value, or what a failed try pushed before failing."""
-        if not planned:
-            return []
-        indexes = list(range(planned))
-        returned = ti.xcom_pull(task_ids=self.put_task_id, map_indexes=indexes)
-        pushed = ti.xcom_pull(task_ids=self.put_task_id, key=STATS_XCOM_KEY, map_indexes=indexes)
-        return [r if r is not None else p for r, p in zip(returned, pushed, strict=True)]
+    def _announce(self, context: Context, summary: Summary) -> None:
+        """Asset events for an upload that landed; none for a dry run or a run with failures."""
+        if not summary.ok or summary.stats.dry_run:
+            if self.outlets:
+                log.info("no asset events: %s", "a dry run" if summary.ok else "the upload did not succeed")
+            self.outlets = []  # this try's copy of the task: what Airflow emits events for
+            return
+        from airflow.sdk import Asset
 
-
-def summary_table(stats: Stats, summary: dict[str, Any]) -> str:
-    """The merged stats as a table, with one row for the batches: planned and missing."""
-    return stats.table(batches=f"{summary['batches']:,} planned, {summary['batches_missing']:,} missing")
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = summary.event_extra()

@@ -63,28 +63,13 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-class LocalS3Server:
-    """A SeaweedFS ``weed mini`` process serving S3 on ``127.0.0.1`` with credentials."""
+class LoopbackS3:
+    """What the tests need of an S3 server on 127.0.0.1: its address, and its credentials in
+    each of the forms a client takes them (environment, engine settings, a boto3 client)."""
 
-    def __init__(
-        self,
-        *,
-        bucket: str | None = None,
-        data_dir: str | None = None,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        startup_timeout: float = 60.0,
-    ) -> None:
-        self.bucket = bucket
-        self.access_key = access_key or "s3pput" + secrets.token_hex(6)
-        self.secret_key = secret_key or secrets.token_urlsafe(24)
-        self._own_dir = data_dir is None
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="s3pput-weed-")
-        self.startup_timeout = startup_timeout
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self._ports: list[int] = []
-        self.log_path = os.path.join(self.data_dir, "weed.log")
+    access_key: str
+    secret_key: str
+    port: int
 
     @property
     def endpoint_url(self) -> str:
@@ -108,6 +93,54 @@ class LocalS3Server:
             "secret_key": self.secret_key,
         }
         return ConnectionSettings(**{**values, **overrides})
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+class LocalS3Server(LoopbackS3):
+    """A SeaweedFS ``weed mini`` process serving S3 on ``127.0.0.1`` with credentials."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str | None = None,
+        data_dir: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.bucket = bucket
+        self.access_key = access_key or "s3pput" + secrets.token_hex(6)
+        self.secret_key = secret_key or secrets.token_urlsafe(24)
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="s3pput-weed-")
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._ports: list[int] = []
+        self.log_path = os.path.join(self.data_dir, "weed.log")
 
     def start(self) -> LocalS3Server:
         """Start ``weed``; after a ``stop(keep_data=True)``, again on the same ports and data."""
@@ -179,28 +212,9 @@ class LocalS3Server:
         except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
             return False
 
-    def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-        )
-
     def stop(self, *, keep_data: bool = False) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        stop_process(proc)
         if self._own_dir and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

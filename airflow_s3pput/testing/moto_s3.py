@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -17,13 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.testing.local_s3 import free_port
+from airflow_s3pput.testing.local_s3 import LoopbackS3, free_port, stop_process
 
 
-class MotoS3Server:
+class MotoS3Server(LoopbackS3):
     """A ``moto_server`` process (from ``moto[server]``) on a free loopback port."""
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
@@ -33,38 +30,6 @@ class MotoS3Server:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(tempfile.gettempdir(), f"s3pput-moto-{os.getpid()}.log")
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-        }
-
-    def connection(self, **overrides: Any) -> ConnectionSettings:
-        values: dict[str, Any] = {
-            "endpoint_url": self.endpoint_url,
-            "region": "us-east-1",
-            "access_key": self.access_key,
-            "secret_key": self.secret_key,
-        }
-        return ConnectionSettings(**{**values, **overrides})
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-        )
 
     def start(self) -> MotoS3Server:
         self.port = free_port()
@@ -92,13 +57,7 @@ class MotoS3Server:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
 
     def __enter__(self) -> MotoS3Server:
         return self.start()

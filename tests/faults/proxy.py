@@ -41,6 +41,17 @@ Fault kinds (see :class:`Fault` for their parameters):
     While such a rule is installed the proxy does not listen: new connections get
     ``ECONNREFUSED`` and open ones are closed. It is a connection-level fault, so it takes no
     request filters and no ``count``.
+``corrupt``
+    Relay the request with one byte of its body flipped (``at_byte``, default the middle of the
+    body), the headers untouched: a body damaged in transit. A server that checks Content-MD5
+    answers ``400 BadDigest``; one given no Content-MD5 stores the damaged bytes. Only requests
+    with a non-empty body match such a rule.
+
+Recording. ``FaultProxy(..., record=True)`` (or setting :attr:`FaultProxy.record`) keeps a
+:class:`WireRequest` for every request: its method, target and headers as they came over the
+wire, the size and MD5 of the body the client sent (chunk framing removed), what the proxy did
+with it and the status the client was answered. Tests check with it what a client really sent,
+rather than the parameters it was given (see :attr:`FaultProxy.recorded`).
 
 HTTP handling. The proxy parses message boundaries on both sides (``Content-Length`` and
 ``chunked`` bodies; no body for ``HEAD`` responses, 1xx, 204 and 304; close-delimited responses),
@@ -69,9 +80,11 @@ bound port stays reserved meanwhile (elsewhere the port is bound again). Standar
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import fnmatch
+import hashlib
 import http
 import random
 import select
@@ -87,9 +100,9 @@ from typing import Any, Literal, get_args
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultKind", "FaultProxy", "Record", "Request"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultKind", "FaultProxy", "Record", "Request", "WireRequest"]
 
-FaultKind = Literal["pass", "reset", "delay", "error", "truncate", "blackhole", "refuse"]
+FaultKind = Literal["pass", "reset", "delay", "error", "truncate", "blackhole", "refuse", "corrupt"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 _CHUNK = 64 * 1024
@@ -183,7 +196,12 @@ class Fault:
     Kind-specific parameters: ``status``/``code``/``message`` for ``error``; ``seconds`` for
     ``delay``; ``after_bytes`` (request body bytes to read before the reset; default half the
     body) and ``forward`` for ``reset``; ``keep_bytes`` (response body bytes to pass; default half
-    the ``Content-Length``, or 1 KiB of a chunked or close-delimited body) for ``truncate``.
+    the ``Content-Length``, or 1 KiB of a chunked or close-delimited body) for ``truncate``;
+    ``at_byte`` (the body offset of the byte to flip; default the middle) for ``corrupt``.
+
+    ``max_repeats`` caps how often the rule fires for the same request sent again (same method,
+    path and ``partNumber``): with ``max_repeats=2`` a client that tries three times always gets
+    through, so a test of its retries does not depend on the luck of the draws.
 
     ``matched`` and ``fired`` count what the rule saw and did since it was installed.
     """
@@ -206,8 +224,13 @@ class Fault:
     after_bytes: int | None = None
     forward: bool = False
     keep_bytes: int | None = None
+    at_byte: int | None = None
+    max_repeats: int | None = None
     matched: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
+    _fired_for: collections.Counter[tuple[str, str, str]] = field(
+        default_factory=collections.Counter, init=False, repr=False, compare=False
+    )
     _methods: frozenset[str] | None = field(default=None, init=False, repr=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -228,6 +251,10 @@ class Fault:
             raise ValueError("skip must be >= 0")
         if self.every is not None and self.every < 1:
             raise ValueError("every must be >= 1")
+        if self.max_repeats is not None and self.max_repeats < 1:
+            raise ValueError("max_repeats must be >= 1 or None")
+        if self.at_byte is not None and self.at_byte < 0:
+            raise ValueError("at_byte must be >= 0")
         if self.fraction is not None and not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction must be within [0, 1]")
         if self.kind == "delay" and self.seconds <= 0:
@@ -246,6 +273,7 @@ class Fault:
         """Zero the counters and re-seed the random draws (done when the rule is installed)."""
         self.matched = 0
         self.fired = 0
+        self._fired_for = collections.Counter()
         self._rng = random.Random(self.seed)
 
     @property
@@ -263,6 +291,8 @@ class Fault:
             return False
         if self.query is not None and self.query not in request.query:
             return False
+        if self.kind == "corrupt" and not (request.chunked or request.content_length):
+            return False  # no byte to flip
         return self.match is None or self.match(request)
 
     def decide(self, request: Request) -> bool:
@@ -276,8 +306,19 @@ class Fault:
             return False
         if self.fraction is not None and self._rng.random() >= self.fraction:
             return False
+        if self.max_repeats is not None:
+            identity = (request.method, request.path, "".join(request.query.get("partNumber", [])))
+            if self._fired_for[identity] >= self.max_repeats:
+                return False
+            self._fired_for[identity] += 1
         self.fired += 1
         return True
+
+    def flip_offset(self, request: Request) -> int:
+        """The body offset of the byte a ``corrupt`` fault flips in ``request``."""
+        if self.at_byte is not None:
+            return self.at_byte
+        return (request.content_length or 0) // 2
 
 
 @dataclass(frozen=True)
@@ -289,6 +330,55 @@ class Record:
     target: str
     action: str
     """``"forward"`` or the kind of the fault that fired."""
+
+
+@dataclass
+class WireRequest:
+    """One request as the client sent it over the wire (kept while the proxy records).
+
+    The body fields are filled in once the proxy has read the whole body (``None`` when it
+    never did: a ``reset`` or ``blackhole``); ``status`` once an answer was sent.
+    """
+
+    index: int
+    method: str
+    target: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    """Header values by lower-cased name (repeated headers joined with ``", "``)."""
+    action: str
+    """``"forward"`` or the kind of the fault that fired."""
+    body_size: int | None = None
+    """Payload bytes the client sent (chunk framing excluded)."""
+    body_md5: bytes | None = None
+    """MD5 of those bytes, as the client sent them (before a ``corrupt`` fault flipped one)."""
+    status: int | None = None
+    """The status of the server's final answer (a forwarded request) or of the ``error`` fault's."""
+
+    @property
+    def key(self) -> str:
+        parts = self.path.lstrip("/").split("/", 1)
+        return parts[1] if len(parts) == 2 else ""
+
+    @property
+    def body_md5_base64(self) -> str | None:
+        """The body's MD5 the way a ``Content-MD5`` header spells it."""
+        return None if self.body_md5 is None else base64.b64encode(self.body_md5).decode()
+
+    @property
+    def operation(self) -> str:
+        """The S3 operation of an object request: ``PutObject``, ``UploadPart``, ... or ``""``."""
+        query = self.query
+        if self.method == "PUT" and "partNumber" in query and "uploadId" in query:
+            return "UploadPart"
+        if self.method == "PUT" and self.key and not query:
+            return "PutObject"
+        if self.method == "POST" and "uploads" in query:
+            return "CreateMultipartUpload"
+        if self.method == "POST" and "uploadId" in query:
+            return "CompleteMultipartUpload"
+        return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,13 +485,19 @@ def _response_framing(method: str, status: int, headers: dict[str, str]) -> _Fra
 
 def _iter_body(stream: _Stream, framing: _Framing) -> Iterator[bytes]:
     """Yield the raw bytes of one message body (chunk framing included) as they arrive."""
+    for data, _ in _iter_body_parts(stream, framing):
+        yield data
+
+
+def _iter_body_parts(stream: _Stream, framing: _Framing) -> Iterator[tuple[bytes, bool]]:
+    """Like :func:`_iter_body`, each piece flagged True if it is payload, False if framing."""
     kind, length = framing
     if kind == "length":
-        yield from _iter_exact(stream, length)
+        yield from ((data, True) for data in _iter_exact(stream, length))
     elif kind == "chunked":
         yield from _iter_chunked(stream)
     elif kind == "close":
-        yield from _iter_until_close(stream)
+        yield from ((data, True) for data in _iter_until_close(stream))
 
 
 def _iter_exact(stream: _Stream, length: int) -> Iterator[bytes]:
@@ -411,20 +507,21 @@ def _iter_exact(stream: _Stream, length: int) -> Iterator[bytes]:
         yield data
 
 
-def _iter_chunked(stream: _Stream) -> Iterator[bytes]:
+def _iter_chunked(stream: _Stream) -> Iterator[tuple[bytes, bool]]:
     while True:
         line = stream.readline()
-        yield line
+        yield line, False
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError as exc:
             raise _ClosedError(f"bad chunk size line {line!r}") from exc
         if size == 0:
             break
-        yield from _iter_exact(stream, size + 2)  # the chunk and its CRLF
+        yield from ((data, True) for data in _iter_exact(stream, size))
+        yield from ((data, False) for data in _iter_exact(stream, 2))  # the chunk's CRLF
     while True:  # trailer fields, then the final blank line
         line = stream.readline()
-        yield line
+        yield line, False
         if line in (b"\r\n", b"\n"):
             return
 
@@ -500,13 +597,16 @@ class _Connection:
         self.client = _Stream(sock)
         self.upstream: _Stream | None = None
         self.aborted = False
+        self.fault: Fault | None = None  # the rule that fired for the current request
+        self.wire: WireRequest | None = None  # its record, when the proxy records
 
     def run(self) -> None:
         try:
             while not self.proxy.stopping:
                 head = self.client.read_head()
                 request = self.proxy._admit(head)
-                fault = self.proxy._choose(request)
+                fault, self.wire = self.proxy._choose(request)
+                self.fault = fault
                 if not self._handle(request, head, fault):
                     break
         except (_ClosedError, OSError, ValueError):  # peer gone, stopping, or unparseable
@@ -516,7 +616,8 @@ class _Connection:
 
     def _handle(self, request: Request, head: bytes, fault: Fault | None) -> bool:
         kind = fault.kind if fault is not None else "pass"
-        if fault is None or kind in ("pass", "delay", "truncate") or (kind == "reset" and fault.forward):
+        forwarded = ("pass", "delay", "truncate", "corrupt")
+        if fault is None or kind in forwarded or (kind == "reset" and fault.forward):
             return self._forward(request, head, fault)
         if kind == "error":
             return self._handle_error(request, fault)
@@ -533,14 +634,38 @@ class _Connection:
         if request.expects_continue:
             self.client.send(_CONTINUE)
         seen = 0
-        for data in _iter_body(self.client, _request_framing(request)):
+        for data in self._request_body(request):
             seen += len(data)
             if limit is not None and seen >= limit:
                 break
         return seen
 
+    def _request_body(self, request: Request) -> Iterator[bytes]:
+        """The raw bytes of the request body from the client, as they arrive.
+
+        Once the whole body is read, its payload's size and MD5 go into the record (if any); a
+        ``corrupt`` fault has one payload byte flipped in what is yielded.
+        """
+        digest = hashlib.md5(usedforsecurity=False) if self.wire is not None else None
+        fault = self.fault
+        flip = fault.flip_offset(request) if fault is not None and fault.kind == "corrupt" else None
+        seen = 0
+        for data, payload in _iter_body_parts(self.client, _request_framing(request)):
+            if payload:
+                if digest is not None:
+                    digest.update(data)
+                if flip is not None and seen <= flip < seen + len(data):
+                    at = flip - seen
+                    data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+                seen += len(data)
+            yield data
+        if self.wire is not None and digest is not None:
+            self.wire.body_size, self.wire.body_md5 = seen, digest.digest()
+
     def _handle_error(self, request: Request, fault: Fault) -> bool:
         self._read_request_body(request)
+        if self.wire is not None:
+            self.wire.status = fault.status
         self.client.send(_error_response(request, fault, self.proxy._request_id(request)))
         return not request.wants_close
 
@@ -574,6 +699,8 @@ class _Connection:
         if body_sent:
             self._relay_request_body(request, upstream)
         status, rhead, rheaders, body_sent = self._read_final_head(request, upstream, body_sent)
+        if self.wire is not None:
+            self.wire.status = status
         framing = _response_framing(request.method, status, rheaders)
         if fault is not None and fault.kind == "delay" and self.proxy._wait_or_stop(fault.seconds):
             return False  # stopping
@@ -589,7 +716,7 @@ class _Connection:
         return self._after_response(request, rheaders, framing, body_sent)
 
     def _relay_request_body(self, request: Request, upstream: _Stream) -> None:
-        for data in _iter_body(self.client, _request_framing(request)):
+        for data in self._request_body(request):
             upstream.send(data)
 
     def _read_final_head(
@@ -671,6 +798,7 @@ class FaultProxy:
 
     ``upstream`` is the ``(host, port)`` of the real server. ``idle_timeout`` bounds how long a
     client connection may sit silent (seconds); ``upstream_timeout`` bounds each upstream read.
+    ``record`` keeps what every request carried on the wire (:attr:`recorded`).
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
@@ -682,6 +810,7 @@ class FaultProxy:
         upstream_timeout: float = 60.0,
         connect_timeout: float = 5.0,
         history_size: int = 10_000,
+        record: bool = False,
     ) -> None:
         self.upstream = upstream
         self.idle_timeout = idle_timeout
@@ -697,6 +826,9 @@ class FaultProxy:
         self._socks: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._history: collections.deque[Record] = collections.deque(maxlen=history_size)
+        self._recorded: collections.deque[WireRequest] = collections.deque(maxlen=history_size)
+        #: keep a :class:`WireRequest` for each request from now on (see :attr:`recorded`)
+        self.record = record
         self._stats = self._zero_stats()
 
     # -- public API ------------------------------------------------------------------------
@@ -781,16 +913,25 @@ class FaultProxy:
             return snapshot
 
     def reset_stats(self) -> None:
-        """Zero :attr:`stats` and :attr:`history`."""
+        """Zero :attr:`stats` and empty :attr:`history` and :attr:`recorded`."""
         with self._lock:
             self._stats = self._zero_stats()
             self._history.clear()
+            self._recorded.clear()
 
     @property
     def history(self) -> list[Record]:
         """What happened to each request, oldest first (bounded by ``history_size``)."""
         with self._lock:
             return list(self._history)
+
+    @property
+    def recorded(self) -> list[WireRequest]:
+        """What each request carried on the wire while :attr:`record` was on, oldest first
+        (bounded by ``history_size``). Read it once the client is done: a request still in
+        flight may not have its body or status filled in yet."""
+        with self._lock:
+            return list(self._recorded)
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -920,15 +1061,23 @@ class FaultProxy:
             methods[request.method] = methods.get(request.method, 0) + 1
         return request
 
-    def _choose(self, request: Request) -> Fault | None:
-        """Offer ``request`` to the rules in order; return the one that fires, if any."""
+    def _choose(self, request: Request) -> tuple[Fault | None, WireRequest | None]:
+        """Offer ``request`` to the rules in order: the one that fires, if any, and the
+        request's wire record, when recording."""
         with self._lock:
             fault = next((rule for rule in self._rules if rule.decide(request)), None)
             action = "forward" if fault is None or fault.kind == "pass" else fault.kind
             if action != "forward":
                 self._stats["faults"][action] += 1
             self._history.append(Record(request.index, request.method, request.target, action))
-        return fault
+            wire = None
+            if self.record:
+                wire = WireRequest(
+                    request.index, request.method, request.target, request.path,
+                    request.query, dict(request.headers), action,
+                )  # fmt: skip
+                self._recorded.append(wire)
+        return fault, wire
 
     def _count_forwarded(self) -> None:
         with self._lock:

@@ -248,6 +248,12 @@ SCENARIOS: list[Scenario] = [
     ),
     ("503 on every PUT", lambda: [Fault("error", status=503, method="PUT")], TRANSPORTS, ["--retries", "1"]),
     (
+        "one byte flipped, 20% of PUT and part bodies",
+        lambda: [Fault("corrupt", method="PUT", fraction=0.2, seed=6)],
+        TRANSPORTS,
+        [],
+    ),
+    (
         "truncated responses, 30% of PUTs",
         lambda: [Fault("truncate", method="PUT", fraction=0.3, seed=4)],
         TRANSPORTS,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +187,7 @@ def test_dry_run_writes_nothing(cli: CliRunner, s3_client: Any, bucket: str, tmp
     lines = run.out.splitlines()
     assert f"would put {src / 'a.txt'} -> p/a.txt" in lines
     assert f"would put {src / 'd' / 'b.txt'} -> p/d/b.txt" in lines
-    assert any(line.startswith("files to put") and line.split()[-1] == "2" for line in lines)
+    assert any(line.startswith("files would put") and line.split()[-1] == "2" for line in lines)
     assert any(line.startswith("seconds") for line in lines)
 
 
@@ -357,7 +359,9 @@ def test_processes(cli: CliRunner, s3_client: Any, bucket: str, tmp_path: Path, 
 def test_json_summary(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "aa", "b.txt": "bbb"})
     (src / "broken").symlink_to(tmp_path / "missing")
+    before = time.time()
     run = cli("--bucket", bucket, "--json", str(src))
+    after = time.time()
     assert run.code == 1
     summary = run.summary
     assert summary["files_put"] == 2
@@ -365,7 +369,11 @@ def test_json_summary(cli: CliRunner, bucket: str, tmp_path: Path) -> None:
     assert summary["files_failed"] == 1
     assert summary["failures"][0]["key"] == "broken"
     assert summary["dry_run"] is False
-    assert summary["seconds"] >= 0
+    # The run's own clock readings lie within ours, and its seconds are their difference.
+    started, finished = (datetime.fromisoformat(summary[k]).timestamp() for k in ("started", "finished"))
+    # ISO timestamps to the millisecond: allow for the rounding at both ends
+    assert before - 0.001 <= started < finished <= after + 0.001
+    assert summary["seconds"] == pytest.approx(finished - started, abs=0.002) and summary["seconds"] > 0
 
 
 def test_quiet_prints_nothing_on_success(cli: CliRunner, bucket: str, tmp_path: Path) -> None:

@@ -50,9 +50,9 @@ def test_many_small_directories_are_listed_flat_and_still_compared(
 ) -> None:
     rerun_with_one_change(logged_client, bucket, WIDE, tmp_path / "wide", "d07/f1.txt")
     log = logged_client[1]
-    # the bucket check and one flat listing (after one request that finds too many subdirectories
-    # to list side by side), not one listing per directory
-    assert log.counts["ListObjectsV2"] == 3, log.counts
+    # one flat listing (after one request that finds too many subdirectories to list side by
+    # side), not one listing per directory; the bucket check lists nothing
+    assert log.counts["ListObjectsV2"] == 2, log.counts
 
 
 def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
@@ -110,8 +110,8 @@ def test_a_run_lists_its_prefix_once_for_all_its_lookup_groups(
     monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups
     rerun_with_one_change(logged_client, bucket, AREAS, tmp_path / "areas", "a2/d9/f2.txt")
     log = logged_client[1]
-    # the bucket check, then "areas/" listed while the walk starts: its 3 subdirectories side by side
-    assert log.counts["ListObjectsV2"] == 1 + (1 + 3), log.counts
+    # "areas/" listed while the walk starts: its 3 subdirectories side by side
+    assert log.counts["ListObjectsV2"] == 1 + 3, log.counts
 
 
 def test_a_prefix_without_subdirectories_is_listed_in_one_request(
@@ -119,8 +119,8 @@ def test_a_prefix_without_subdirectories_is_listed_in_one_request(
 ) -> None:
     flat = {f"f{i:02d}.txt": str(i) for i in range(25)}
     rerun_with_one_change(logged_client, bucket, flat, tmp_path / "flat", "f07.txt")
-    # the bucket check, then the one page that lists "flat/" by directory: it holds everything
-    assert logged_client[1].counts["ListObjectsV2"] == 1 + 1, logged_client[1].counts
+    # the one page that lists "flat/" by directory: it holds everything
+    assert logged_client[1].counts["ListObjectsV2"] == 1, logged_client[1].counts
 
 
 def test_a_crowded_prefix_is_not_listed_flat_twice(

@@ -105,7 +105,7 @@ def test_dry_run_over_200k_files_stays_small(s3_server: LocalS3Server, bucket: s
         summary, maxrss, tree = dry_run(s3_server, bucket, many)
     finally:
         shutil.rmtree(many, ignore_errors=True)
-    assert summary["files_put"] == 200_000
+    assert summary["files_would_put"] == 200_000
     assert summary["files_failed"] == 0
     assert summary["dry_run"] is True
     # All of s3pput's processes together, at their peak, and the biggest one alone.

@@ -97,9 +97,12 @@ def test_upload_maps_batches_in_parallel(
     plan = live_airflow.xcom(run_id, "upload.plan")
     assert len(plan) == DIRS
     for ti, batch in zip(puts, plan, strict=True):
-        assert ti["rendered_map_index"] == f"{batch['first_key']} .. {batch['last_key']}"
+        assert (
+            ti["rendered_map_index"]
+            == f"{batch['first_key']} .. {batch['last_key']} ({batch['files']} files)"
+        )
         d = ti["map_index"]
-        assert ti["rendered_map_index"] == f"live/d{d}/big.bin .. live/d{d}/f-148.json"
+        assert ti["rendered_map_index"] == f"live/d{d}/big.bin .. live/d{d}/f-148.json (150 files)"
 
     # Every object landed, with its size and metadata.
     landed = list_keys(s3_client, bucket)
@@ -187,10 +190,11 @@ def test_failing_files_fail_the_run_and_show_in_the_reduce_log(
     # The failed batch keeps its key-range name, and its log names each bad file as it fails.
     tis = {ti["map_index"]: ti for ti in live_airflow.task_instances(run_id) if ti["task_id"] == "upload.put"}
     assert tis[0]["state"] == "failed"
-    assert tis[0]["rendered_map_index"] == "bad/dangling-link .. bad/ok-0.txt"
+    assert tis[0]["rendered_map_index"] == "bad/dangling-link .. bad/ok-0.txt (3 files)"
+    assert tis[0]["try_number"] == 1  # a broken symlink and a FIFO stay so: no retry is spent on them
     put_log = live_airflow.log(run_id, "upload.put", map_index=0)
-    assert "failed bad/dangling-link: broken symlink" in put_log, put_log
-    assert "AirflowException: s3pput: 2 of the batch's files failed" in put_log, put_log
+    assert f"failed {source / 'dangling-link'} -> bad/dangling-link: broken symlink" in put_log, put_log
+    assert "AirflowFailException: s3pput: 2 of the batch's 3 files failed, for reasons no retry" in put_log
 
     # The good files landed all the same: one bad path never stops the others.
     assert sorted(list_keys(s3_client, bucket)) == [f"bad/ok-{i}.txt" for i in range(5)]
@@ -199,7 +203,11 @@ def test_failing_files_fail_the_run_and_show_in_the_reduce_log(
     reduce_log = live_airflow.log(run_id, "upload.reduce")
     assert "FAILED bad/dangling-link: broken symlink" in reduce_log, reduce_log
     assert "FAILED bad/named-pipe: not a regular file" in reduce_log, reduce_log
-    assert "2 files failed, 0 batches did not report" in reduce_log, reduce_log
+    assert (
+        "s3pput: 2 files failed: batch 0 (bad/dangling-link .. bad/ok-0.txt (3 files)): "
+        "2 of the batch's 3 files failed" in reduce_log
+    ), reduce_log
+    assert "XCom not found" not in live_airflow.log(run_id, "upload.reduce")
 
 
 def test_listens_on_loopback_only(live_airflow: LiveAirflow) -> None:

@@ -40,6 +40,7 @@ WIDGETS = {
     "content_type": "text",
     "headers": "lines",
     "grant": "dropdown",
+    "delete": "switch",
     "batch_size": "number",
     "aws_conn_id": "text",
 }
@@ -293,7 +294,7 @@ def test_trigger_form_renders_params_and_triggers_a_run(
         3,
         ["x-amz-meta-via:browser"],
     )
-    assert (conf["dry_run"], conf["gzip"], conf["limit"]) == (False, False, None)
+    assert (conf["dry_run"], conf["gzip"], conf["limit"], conf["delete"]) == (False, False, None, False)
 
     finished = live_airflow.wait_for_run(run["dag_run_id"])
     assert finished["state"] == "success", live_airflow.task_states(run["dag_run_id"])

@@ -64,7 +64,7 @@ def test_parse_size_rejects(text: str) -> None:
         pytest.param(["--bucket", "bkt", "--retries", "-1", "src"], "--retries", id="negative-retries"),
         pytest.param(["--bucket", "bkt", "--processes", "0", "src"], "--processes", id="zero-processes"),
         pytest.param(["--bucket", "bkt", "--no-such-option", "src"], "unrecognized", id="unknown-option"),
-        pytest.param(["--bucket", "BAD_bucket", "src"], "invalid bucket name", id="bad-bucket"),
+        pytest.param(["--bucket", "BAD_bucket", "src"], "not a valid bucket name", id="bad-bucket"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(argv: list[str], message: str) -> None:

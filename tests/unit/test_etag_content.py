@@ -87,9 +87,11 @@ def test_empty_content() -> None:
     ("size", "parts", "configured", "expected"),
     [
         pytest.param(12 * MIB, 3, 5 * MIB, [5 * MIB, 4 * MIB], id="configured-first-then-exact-mib"),
-        pytest.param(12 * MIB, 2, 5 * MIB, [6 * MIB], id="configured-wrong-count"),
+        pytest.param(12 * MIB, 2, 5 * MIB, [8 * MIB, 6 * MIB], id="configured-wrong-count-aws-default"),
         pytest.param(10 * MIB + 1, 2, 8 * MIB, [8 * MIB, 6 * MIB, 5 * MIB + 1], id="mib-and-exact"),
-        pytest.param(100, 1, 5 * MIB, [5 * MIB, MIB, 100], id="one-part"),
+        pytest.param(100, 1, 5 * MIB, [5 * MIB], id="one-part-one-candidate"),
+        pytest.param(17 * MIB, 3, 16 * MIB, [8 * MIB, 6 * MIB, 17 * MIB // 3 + 1], id="aws-cli-before-mib"),
+        pytest.param(56 * MIB, 2, 16 * MIB, [50 * MIB, 28 * MIB], id="s5cmd-before-mib"),
         pytest.param(0, 1, 5 * MIB, [], id="empty-file"),
         pytest.param(100, 0, 5 * MIB, [], id="zero-parts"),
         pytest.param(100, 200, 5 * MIB, [], id="more-parts-than-bytes"),
@@ -134,14 +136,21 @@ def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         outputs = []
-        for _ in range(2):
-            tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
+        # Two runs a day apart by the clock gzip would stamp into its header: the same bytes.
+        for now in (1_700_000_000.0, 1_700_086_400.0):
+            with pytest.MonkeyPatch.context() as clock:
+                clock.setattr(gzip.time, "time", lambda now=now: now)
+                tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
             tmp.seek(0)
             outputs.append(tmp.read())
             tmp.close()
     finally:
         os.close(fd)
     assert outputs[0] == outputs[1]
+    header = outputs[0][:10]
+    assert header[:3] == b"\x1f\x8b\x08"  # gzip, deflate
+    assert header[3] & 0x08 == 0  # FLG.FNAME unset: no file name in the header
+    assert header[4:8] == b"\0\0\0\0"  # MTIME zero: independent of when it ran
     assert gzip.decompress(outputs[0]) == data
     assert list(tmp_path.iterdir()) == [path]  # the spool file is unnamed
 

@@ -1,4 +1,4 @@
-"""``--header``/``--grant`` validation and the one validated ``UploadOptions`` object."""
+"""``headers``/``grant`` validation and the one validated ``UploadOptions`` object."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ from airflow_s3pput.options import ConnectionSettings, UploadOptions
         pytest.param("x-amz-tagging:a=1&b=2", {"Tagging": "a=1&b=2"}, id="tagging"),
         pytest.param("x-amz-acl:public-read", {"ACL": "public-read"}, id="acl-header"),
         pytest.param("x-amz-meta-Owner: Team A", {"Metadata": {"owner": "Team A"}}, id="user-metadata"),
+        pytest.param("x-amz-meta-empty:", {"Metadata": {"empty": ""}}, id="user-metadata-empty-value"),
+        pytest.param("x-amz-meta-blank:   ", {"Metadata": {"blank": ""}}, id="user-metadata-blank-value"),
     ],
 )
 def test_header_maps_to_param(header: str, params: dict[str, Any]) -> None:
@@ -86,7 +88,7 @@ def test_several_metadata_headers_and_grant() -> None:
         pytest.param("x-amz-server-side-encryption: rot13", "expected one of", id="bad-sse"),
         pytest.param("x-amz-server-side-encryption-bucket-key-enabled: yes", "true or false", id="bad-bool"),
         pytest.param("Expires: tomorrow", "HTTP date", id="bad-date"),
-        pytest.param("x-amz-acl: world-writable", "invalid --grant", id="bad-acl-header"),
+        pytest.param("x-amz-acl: world-writable", "invalid headers", id="bad-acl-header"),
     ],
 )
 def test_bad_header_rejected(header: str, message: str) -> None:
@@ -125,7 +127,7 @@ def test_valid_acls(acl: str) -> None:
     ],
 )
 def test_invalid_acls(acl: str) -> None:
-    with pytest.raises(UsageError, match="invalid --grant"):
+    with pytest.raises(UsageError, match="invalid grant"):
         validate_acl(acl)
 
 
@@ -146,33 +148,33 @@ def options(**overrides: Any) -> UploadOptions:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        pytest.param({"bucket": ""}, "--bucket is required", id="no-bucket"),
-        pytest.param({"bucket": "ab"}, "invalid bucket name", id="bucket-too-short"),
-        pytest.param({"bucket": "b" * 64}, "invalid bucket name", id="bucket-too-long"),
-        pytest.param({"bucket": "My-Bucket"}, "invalid bucket name", id="bucket-upper-case"),
-        pytest.param({"bucket": "-bucket"}, "invalid bucket name", id="bucket-leading-dash"),
-        pytest.param({"bucket": "bucket-"}, "invalid bucket name", id="bucket-trailing-dash"),
-        pytest.param({"bucket": "a..b"}, "invalid bucket name", id="bucket-double-dot"),
-        pytest.param({"bucket": "a/b"}, "invalid bucket name", id="bucket-slash"),
-        pytest.param({"bucket": "s3://bucket"}, "invalid bucket name", id="bucket-url"),
-        pytest.param({"mode": "sync"}, "invalid --put", id="mode"),
-        pytest.param({"limit": -1}, "--limit", id="negative-limit"),
-        pytest.param({"processes": 0}, "--processes", id="zero-processes"),
-        pytest.param({"processes": -3}, "--processes", id="negative-processes"),
-        pytest.param({"processes": 1000}, "--processes", id="absurd-processes"),
-        pytest.param({"threads": 0}, "--threads", id="zero-threads"),
-        pytest.param({"threads": 100_000}, "--threads", id="absurd-threads"),
-        pytest.param({"part_size": 5 * MIB - 1}, "--part-size", id="part-size-too-small"),
-        pytest.param({"part_size": 6 * 1024 * MIB}, "--part-size", id="part-size-too-big"),
-        pytest.param({"multipart_threshold": 1024}, "--multipart-threshold", id="threshold-too-small"),
-        pytest.param({"gzip_level": 0}, "--gzip-level", id="gzip-level-0"),
-        pytest.param({"gzip_level": 10}, "--gzip-level", id="gzip-level-10"),
-        pytest.param({"content_type": "html"}, "--content-type", id="content-type-no-slash"),
-        pytest.param({"content_type": "text/html\nX: y"}, "--content-type", id="content-type-newline"),
-        pytest.param({"content_type": "text/html\r"}, "--content-type", id="content-type-carriage-return"),
-        pytest.param({"gzip_types": ("text",)}, "--gzip-type", id="gzip-type"),
-        pytest.param({"grant": "everyone"}, "--grant", id="grant"),
-        pytest.param({"headers": ("Bad Header",)}, "--header", id="header"),
+        pytest.param({"bucket": ""}, "bucket is required", id="no-bucket"),
+        pytest.param({"bucket": "ab"}, "not a valid bucket name", id="bucket-too-short"),
+        pytest.param({"bucket": "b" * 64}, "not a valid bucket name", id="bucket-too-long"),
+        pytest.param({"bucket": "My-Bucket"}, "not a valid bucket name", id="bucket-upper-case"),
+        pytest.param({"bucket": "-bucket"}, "not a valid bucket name", id="bucket-leading-dash"),
+        pytest.param({"bucket": "bucket-"}, "not a valid bucket name", id="bucket-trailing-dash"),
+        pytest.param({"bucket": "a..b"}, "not a valid bucket name", id="bucket-double-dot"),
+        pytest.param({"bucket": "a/b"}, "not a valid bucket name", id="bucket-slash"),
+        pytest.param({"bucket": "s3://bucket"}, "not a valid bucket name", id="bucket-url"),
+        pytest.param({"mode": "sync"}, "invalid put_mode", id="mode"),
+        pytest.param({"limit": -1}, "limit must", id="negative-limit"),
+        pytest.param({"processes": 0}, "processes must", id="zero-processes"),
+        pytest.param({"processes": -3}, "processes must", id="negative-processes"),
+        pytest.param({"processes": 1000}, "processes must", id="absurd-processes"),
+        pytest.param({"threads": 0}, "threads must", id="zero-threads"),
+        pytest.param({"threads": 100_000}, "threads must", id="absurd-threads"),
+        pytest.param({"part_size": 5 * MIB - 1}, "part_size must", id="part-size-too-small"),
+        pytest.param({"part_size": 6 * 1024 * MIB}, "part_size must", id="part-size-too-big"),
+        pytest.param({"multipart_threshold": 1024}, "multipart_threshold must", id="threshold-too-small"),
+        pytest.param({"gzip_level": 0}, "gzip_level must", id="gzip-level-0"),
+        pytest.param({"gzip_level": 10}, "gzip_level must", id="gzip-level-10"),
+        pytest.param({"content_type": "html"}, "invalid content_type", id="content-type-no-slash"),
+        pytest.param({"content_type": "text/html\nX: y"}, "invalid content_type", id="content-type-newline"),
+        pytest.param({"content_type": "text/html\r"}, "content_type", id="content-type-carriage-return"),
+        pytest.param({"gzip_types": ("text",)}, "invalid gzip_types", id="gzip-type"),
+        pytest.param({"grant": "everyone"}, "invalid grant", id="grant"),
+        pytest.param({"headers": ("Bad Header",)}, "malformed headers", id="header"),
         pytest.param(
             {"gzip": True, "headers": ("Content-Encoding:br",)}, "Content-Encoding", id="gzip-vs-ce"
         ),
@@ -191,11 +193,11 @@ def test_invalid_options(overrides: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        pytest.param({"endpoint_url": "localhost:9000"}, "--endpoint-url", id="no-scheme"),
-        pytest.param({"endpoint_url": "ftp://h"}, "--endpoint-url", id="bad-scheme"),
-        pytest.param({"endpoint_url": "http://h/path"}, "--endpoint-url", id="path"),
-        pytest.param({"max_attempts": 0}, "--retries", id="no-attempts"),
-        pytest.param({"max_attempts": 100}, "--retries", id="absurd-retries"),
+        pytest.param({"endpoint_url": "localhost:9000"}, "invalid endpoint_url", id="no-scheme"),
+        pytest.param({"endpoint_url": "ftp://h"}, "invalid endpoint_url", id="bad-scheme"),
+        pytest.param({"endpoint_url": "http://h/path"}, "invalid endpoint_url", id="path"),
+        pytest.param({"max_attempts": 0}, "retries must", id="no-attempts"),
+        pytest.param({"max_attempts": 100}, "retries must", id="absurd-retries"),
         pytest.param({"connect_timeout": 0}, "timeouts", id="zero-timeout"),
     ],
 )
@@ -217,7 +219,19 @@ def test_invalid_connection(overrides: dict[str, Any], message: str) -> None:
     ],
 )
 def test_valid_options(overrides: dict[str, Any]) -> None:
-    options(**overrides)
+    opts = options(**overrides)
+    for name, value in overrides.items():
+        assert getattr(opts, name) == value, name  # kept as given, neither clamped nor dropped
+    assert opts.put_params() == {}
+    assert pickle.loads(pickle.dumps(opts)) == opts
+
+
+def test_option_defaults_are_the_documented_ones() -> None:
+    opts = options()
+    assert (opts.prefix, opts.mode, opts.dry_run, opts.limit) == ("", "update", False, None)
+    assert (opts.gzip, opts.gzip_level, opts.headers, opts.grant) == (False, 9, (), None)
+    assert (opts.multipart_threshold, opts.part_size) == (16 * MIB, 8 * MIB)
+    assert (opts.transport, opts.follow_symlinks) == ("auto", False)
 
 
 def test_options_pickle_and_hide_secrets() -> None:

@@ -62,5 +62,5 @@ def test_modes_are_exactly_three() -> None:
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n or "empty") for n in ("", "sync", "Update", "add ")])
 def test_invalid_mode(name: str) -> None:
-    with pytest.raises(UsageError, match="invalid put mode"):
+    with pytest.raises(UsageError, match="invalid put_mode"):
         get_mode(name)

@@ -1,13 +1,17 @@
-"""Stats (merge, dict round trip, table), the progress meter with an injected clock."""
+"""Stats (merge, dict round trip, table), summaries, retryable failures, the progress meter."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from airflow_s3pput.progress import Progress
-from airflow_s3pput.stats import MAX_FAILURES_KEPT, PutResult, Stats, StatsCollector
+from airflow_s3pput.stats import MAX_FAILURES_KEPT, BatchReport, PutResult, Stats, StatsCollector, summarize
+from airflow_s3pput.walker import Selection, WalkError, walk
 
 
 class FakeClock:
@@ -160,9 +164,11 @@ def test_table() -> None:
 
 def test_table_dry_run_and_batches() -> None:
     table = Stats(files_put=3, bytes_put=3 * 1024 * 1024, dry_run=True, batches=3).table()
-    assert "files to put" in table
-    assert "bytes to put   3,145,728 (3.0 MiB)" in table
-    assert "batches        3" in table
+    assert "files would put  3" in table
+    assert "bytes would put  3,145,728 (3.0 MiB)" in table
+    assert "batches          3" in table
+    assert " put " not in table.replace("would put", "")  # a dry run puts nothing
+    assert "/s" not in table  # and transfers nothing: no rates
 
 
 def test_table_batches_row_told_by_the_caller_comes_before_the_failures() -> None:
@@ -207,3 +213,139 @@ def test_progress_line_without_total_or_time() -> None:
     line = progress.line()  # no time has passed: no division by zero
     assert line.startswith("1 files (1 put, 0 skipped, 0 failed), 2.0 MiB")
     assert "ETA" not in line
+
+
+# --- honest numbers: timestamps, wall and task time, dry runs ------------------------------------
+
+
+def test_timestamps_are_iso_and_read_back() -> None:
+    stats = collect(RESULTS)
+    data = stats.to_dict()
+    assert data["started"] == "1970-01-01T00:16:40.000+00:00"
+    assert data["finished"] == "1970-01-01T00:16:42.000+00:00"
+    assert Stats.from_dict(data) == stats
+    legacy = {**data, "started": 1000.0, "finished": 1002.0}  # an older report's epoch floats
+    assert Stats.from_dict(legacy).seconds == 2.0
+    assert Stats().to_dict()["started"] is None
+
+
+def test_wall_time_and_summed_task_time() -> None:
+    first = collect(RESULTS[:3], seconds=2.0)  # 1000 .. 1002
+    late = dataclasses.replace(collect(RESULTS[3:], seconds=1.0), started=1300.0, finished=1301.0)
+    merged = first.merge(late)  # e.g. a batch retried minutes later
+    assert merged.seconds == 301.0  # wall: first start to last end
+    assert merged.task_seconds == 3.0  # what the batches spent working
+    table = merged.table()
+    assert "wall seconds   301.00" in table and "task seconds   3.00" in table
+
+
+def test_dry_run_dict_says_would_put_and_has_no_rates() -> None:
+    data = collect(RESULTS, dry_run=True).to_dict()
+    assert (data["files_would_put"], data["bytes_would_put"], data["would_put_reasons"]) == (
+        2, 150, {"changed": 1, "new": 1},
+    )  # fmt: skip
+    assert not any(key.startswith(("files_put", "bytes_put", "put_")) for key in data)
+    assert "files_per_second" not in data and "bytes_per_second" not in data
+
+
+def test_dry_run_progress_says_would_put() -> None:
+    clock = FakeClock(0.0)
+    progress = Progress(total_files=3, clock=clock, dry_run=True)
+    progress.add(PutResult("/a", "a", "put", "new", 10 * 1048576))
+    clock.now = 1.0
+    line = progress.line()
+    assert line.startswith("1/3 files (1 would put, 0 skipped, 0 failed), 10.0 MiB would put")
+    assert "MiB/s" not in line
+
+
+# --- the reduce: summarize -------------------------------------------------------------------------
+
+
+def report(index: int, files: int, results: list[PutResult] | None, error: str = "") -> BatchReport:
+    stats = None if results is None else collect(results)
+    return BatchReport(index, f"k{index}", files_planned=files, stats=stats, error=error)
+
+
+def test_summary_of_batches_that_all_landed() -> None:
+    summary = summarize([report(1, 2, RESULTS[2:4]), report(0, 2, RESULTS[:2])], bucket="b", prefix="p/")
+    assert summary.ok and summary.batches == 2 and summary.batches_missing == 0
+    assert summary.files_planned == 4 and summary.warnings == ()
+    data = summary.to_dict()
+    assert (data["files_put"], data["files_skipped"], data["bucket"], data["prefix"]) == (2, 2, "b", "p/")
+    assert summary.event_extra() == {
+        "files_put": 2, "bytes_put": 150, "files_skipped": 2, "bucket": "b", "prefix": "p/", "batches": 2,
+        "finished": "1970-01-01T00:16:42.000+00:00",
+    }  # fmt: skip
+
+
+def test_summary_carries_each_failed_batch_error() -> None:
+    reports = [
+        report(0, 2, RESULTS[:2]),
+        report(1, 3, None, error="bucket 'b' does not exist at http://h"),
+        report(2, 1, None),  # died before reporting
+        report(3, 2, RESULTS[5:7], error="2 of the batch's 2 files failed"),
+    ]
+    summary = summarize(reports)
+    assert not summary.ok and summary.batches_missing == 2
+    assert [index for index, _, _ in summary.batch_errors] == [1, 2, 3]
+    message = summary.failure_message()
+    assert message.startswith("2 files failed, 2 of 4 batches did not finish: ")
+    assert "batch 1 (k1): bucket 'b' does not exist at http://h" in message
+    assert "batch 2 (k2): did not report: its task died or never ran" in message
+    assert "\n" not in message
+    assert "BATCH 1 k1: bucket 'b' does not exist" in summary.table()
+    round_trip = [BatchReport.from_dict(json.loads(json.dumps(r.to_dict()))) for r in reports]
+    assert round_trip == reports
+
+
+def test_summary_warns_when_the_accounting_differs_from_the_plan() -> None:
+    summary = summarize([report(0, 7, RESULTS[:5])])
+    assert summary.ok  # every file that was there landed; the tree changed in between
+    (warning,) = summary.warnings
+    assert "7 files" in warning and "accounted for 5" in warning and "SOURCE changed" in warning
+    assert f"WARNING {warning}" in summary.table()
+
+
+# --- which failures a retry can change -----------------------------------------------------------
+
+
+def test_walk_failures_are_not_retryable(tmp_path: Path) -> None:
+    """Every failure the real walker reports is one a retry meets again (``PERMANENT_ERRORS``)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mkfifo(src / "fifo")
+    (src / "broken").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "outside.txt").write_text("x")
+    (src / "leaves").symlink_to(tmp_path / "outside.txt")
+    (src / "loop").symlink_to(src)
+    os.close(os.open(os.path.join(os.fsencode(src), b"bad-\xff"), os.O_CREAT | os.O_WRONLY))
+    deep = src.joinpath(*(letter * 250 for letter in "klmno"))  # a key over S3's 1,024 bytes
+    deep.mkdir(parents=True)
+    (deep / "file.txt").write_text("deep")
+    errors = [
+        item
+        for item in walk([str(src)], selection=Selection(follow_dir_symlinks=True))
+        if isinstance(item, WalkError)
+    ]
+    errors += [item for item in walk([str(src)]) if isinstance(item, WalkError) and "outside" in item.message]
+    messages = {e.message.split(":")[0].split(" (")[0] for e in errors}
+    assert len(messages) >= 6, messages  # fifo, broken, outside, loop, not UTF-8, key too long
+    for item in errors:
+        result = PutResult(item.path, item.key, "fail", error=item.message)  # as the engine records it
+        assert not result.can_retry, item.message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param("file changed since it was listed (size 3 -> 4)", id="changed"),
+        pytest.param("file disappeared before upload", id="disappeared"),
+        pytest.param("SlowDown: Please reduce your request rate", id="server"),
+        pytest.param("worker failed: BrokenProcessPool", id="worker"),
+        pytest.param("cannot list existing objects: 503", id="listing"),
+    ],
+)
+def test_transient_failures_are_retryable(error: str) -> None:
+    assert PutResult("/p", "k", "fail", error=error).can_retry
+    assert not PutResult("/p", "k", "fail", error=error, retryable=False).can_retry  # a producer's word wins
+    assert not PutResult("/p", "k", "fail", error="cannot read: Permission denied").can_retry

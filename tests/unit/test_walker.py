@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from airflow_s3pput.walker import (
     join_key,
     walk,
 )
-from tests.helpers import make_tree
+from tests.helpers import make_tree, run_unprivileged
 
 
 def keys(items: list[WalkItem]) -> list[str]:
@@ -256,7 +259,7 @@ def test_check_sources_rejects(tmp_path: Path, make: object, message: str) -> No
 
 
 def test_check_sources_needs_one() -> None:
-    with pytest.raises(UsageError, match="no SOURCE"):
+    with pytest.raises(UsageError, match="no source given"):
         check_sources([])
 
 
@@ -364,13 +367,36 @@ def test_unlistable_directory_is_one_walk_error_in_order(
     }
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
-def test_unreadable_directory_for_real(tmp_path: Path) -> None:
-    src = make_tree(tmp_path, {"a.txt": "a", "locked/x.txt": "x"})
-    (src / "locked").chmod(0)
+#: Walks argv[1] as ``nobody`` and prints what it found as JSON.
+_WALK_UNPRIVILEGED = """
+import json, sys
+from airflow_s3pput.walker import FileEntry, walk
+list(walk([sys.argv[1]]))  # every lazy import before the privileges go
+drop_privileges()
+items = list(walk([sys.argv[1]]))
+print(json.dumps({
+    "euid": os.geteuid(),
+    "files": [i.key for i in items if isinstance(i, FileEntry)],
+    "errors": {i.key: i.message for i in items if not isinstance(i, FileEntry)},
+}))
+"""
+
+
+def test_unreadable_directory_for_real() -> None:
+    """A directory the user may not list, refused by the kernel: one walk error, the rest walked."""
+    root = Path(tempfile.mkdtemp(prefix="s3pput-walk-"))  # reachable by nobody, unlike tmp_path
     try:
-        items = list(walk([str(src)]))
+        root.chmod(0o755)
+        src = make_tree(root / "src", {"a.txt": "a", "locked/x.txt": "x", "open/y.txt": "y"})
+        (src / "locked").chmod(0)
+        child = run_unprivileged(_WALK_UNPRIVILEGED, str(src))
+        as_me = files(list(walk([str(src)])))  # in this process too, so that mutmut runs this test
     finally:
-        (src / "locked").chmod(0o755)
-    assert files(items) == ["a.txt"]
-    assert list(errors(items)) == ["locked/"]
+        (root / "src" / "locked").chmod(0o755)
+        shutil.rmtree(root)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout)
+    assert result["euid"] != 0
+    assert result["files"] == ["a.txt", "open/y.txt"]
+    assert result["errors"] == {"locked/": "cannot list directory: Permission denied"}
+    assert set(result["files"]) <= set(as_me)

@@ -1,0 +1,242 @@
+"""From raw settings to ``UploadOptions``: the one builder for the CLI and the Airflow operators.
+
+A raw setting is what a front end holds: argparse's value, or an operator field after Airflow
+rendered its template (often a string: ``"16"``, ``"true"``, ``"None"``). The builder coerces
+each by its canonical name (``put_mode``, ``dry_run``, ``part_size``: the names in the table
+below, which the operators use as they are and the CLI spells as its flags), leaves out what was
+not given so that the default of ``UploadOptions``, ``ConnectionSettings`` or ``BatchBounds``
+applies (each default lives there, once), and lets those classes validate. Every error is a
+``UsageError`` that names its setting::
+
+    options = build_options({"source": "/data", "bucket": "b", "part_size": "32MiB"})
+    bounds = build_bounds({"batch_size": "500"})
+
+"Not given" is ``None``, an empty string, or the string ``"None"`` (what a template renders for a
+``None`` unless the DAG renders native objects).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from airflow_s3pput.errors import UsageError
+from airflow_s3pput.etag import MIB
+from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.planner import BatchBounds
+from airflow_s3pput.transport import default_concurrency
+
+RawSettings = Mapping[str, object]
+Coerce = Callable[[object], Any]
+
+_SIZE = re.compile(r"^(\d+)\s*([kmgt]i?b?|b)?$", re.IGNORECASE)
+_UNITS = {"b": 1, "k": 1024, "m": MIB, "g": 1024 * MIB, "t": 1024 * 1024 * MIB}
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def is_unset(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
+
+
+def as_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("expected true or false")
+
+
+def as_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ValueError("expected an integer")
+
+
+def as_float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)  # ValueError names the text
+    raise ValueError("expected a number")
+
+
+def as_size(value: object) -> int:
+    """Bytes: an integer, or a size such as ``8MiB``, ``16M``, ``1g``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError("expected a size in bytes, e.g. 16777216 or 16MiB")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()[:1]]
+
+
+def as_strings(value: object) -> tuple[str, ...]:
+    """A list of strings; one string is a list of one."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("expected a string or a list of strings")
+
+
+#: each upload setting: its canonical name -> (field of UploadOptions, coercion)
+UPLOAD_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
+    "source": ("sources", as_strings),
+    "bucket": ("bucket", as_text),
+    "prefix": ("prefix", as_text),
+    "put_mode": ("mode", as_text),
+    "dry_run": ("dry_run", as_bool),
+    "limit": ("limit", as_int),
+    "content_type": ("content_type", as_text),
+    "gzip": ("gzip", as_bool),
+    "gzip_types": ("gzip_types", as_strings),
+    "gzip_level": ("gzip_level", as_int),
+    "headers": ("headers", as_strings),
+    "grant": ("grant", as_text),
+    "include": ("include", as_strings),
+    "exclude": ("exclude", as_strings),
+    "follow_symlinks": ("follow_symlinks", as_bool),
+    "transport": ("transport", as_text),
+    "processes": ("processes", as_int),
+    "threads": ("threads", as_int),
+    "multipart_threshold": ("multipart_threshold", as_size),
+    "part_size": ("part_size", as_size),
+    "delete": ("delete", as_bool),
+    "digest_cache": ("digest_cache", as_bool),
+    "rehash": ("rehash", as_bool),
+    "cache_dir": ("cache_dir", as_text),
+}
+#: the connection settings a front end may give (the CLI; the provider takes an Airflow connection)
+CONNECTION_SETTINGS: Mapping[str, Coerce] = {
+    "endpoint_url": as_text,
+    "region": as_text,
+    "profile": as_text,
+    "secure": as_bool,
+    "ca_bundle": as_text,
+    "verify_ssl": as_bool,
+    "retries": as_int,
+    "connect_timeout": as_float,
+    "read_timeout": as_float,
+}
+#: the plan's settings: the bounds of a batch
+PLAN_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
+    "batch_size": ("files", as_int),
+    "batch_bytes": ("bytes", as_size),
+    "max_batches": ("max_batches", as_int),
+}
+#: lists whose empty value means "the default" rather than "none" (no gzip type at all is no option)
+_EMPTY_IS_DEFAULT = {"gzip_types"}
+
+
+def coerce(name: str, convert: Coerce, value: object) -> Any:
+    """``convert(value)``, ``None`` when not given, or a ``UsageError`` naming the setting."""
+    if is_unset(value):
+        return None
+    try:
+        result = convert(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid {{setting}} {value!r}: {exc}", setting=name) from None
+    if name in _EMPTY_IS_DEFAULT and not result:
+        return None
+    return result
+
+
+def _given(raw: RawSettings, table: Mapping[str, tuple[str, Coerce]]) -> dict[str, Any]:
+    """The coerced values ``raw`` gives, by field name; unknown names are a programming error."""
+    unknown = set(raw) - set(table)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    fields: dict[str, Any] = {}
+    for name, value in raw.items():
+        field, convert = table[name]
+        coerced = coerce(name, convert, value)
+        if coerced is not None:
+            fields[field] = coerced
+    return fields
+
+
+def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = None) -> UploadOptions:
+    """Validated ``UploadOptions`` from ``raw`` upload settings (``UPLOAD_SETTINGS``).
+
+    ``connection`` is the front end's (the CLI builds it with ``build_connection``, the
+    provider from an Airflow connection); without it the standard AWS chain applies.
+    """
+    fields = _given(raw, UPLOAD_SETTINGS)
+    fields.setdefault("bucket", "")
+    fields.setdefault("sources", ())
+    if "processes" not in fields or "threads" not in fields:
+        # Only the transport tells; an invalid one is reported by UploadOptions.
+        processes, threads = default_concurrency(str(fields.get("transport", "auto")))
+        fields.setdefault("processes", processes)
+        fields.setdefault("threads", threads)
+    if connection is not None:
+        fields["connection"] = connection
+    return UploadOptions(**fields)
+
+
+def build_connection(raw: RawSettings) -> ConnectionSettings:
+    """Validated ``ConnectionSettings`` from ``raw`` connection settings (``CONNECTION_SETTINGS``).
+
+    An endpoint without a scheme gets ``https://``, or ``http://`` when ``secure`` is false;
+    ``ca_bundle`` is the file to verify TLS with, ``verify_ssl=False`` turns verifying off;
+    ``retries`` counts the attempts after the first.
+    """
+    unknown = set(raw) - set(CONNECTION_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    given = {name: coerce(name, CONNECTION_SETTINGS[name], value) for name, value in raw.items()}
+    given = {name: value for name, value in given.items() if value is not None}
+    secure = given.get("secure", True)
+    fields: dict[str, Any] = {"secure": secure}
+    endpoint = given.get("endpoint_url")
+    if endpoint:
+        fields["endpoint_url"] = (
+            endpoint if "://" in endpoint else ("https://" if secure else "http://") + endpoint
+        )
+    for name in ("region", "profile", "connect_timeout", "read_timeout"):
+        if name in given:
+            fields[name] = given[name]
+    if "ca_bundle" in given:
+        fields["verify"] = given["ca_bundle"]
+    if given.get("verify_ssl") is False:
+        fields["verify"] = False
+    if "retries" in given:
+        fields["max_attempts"] = given["retries"] + 1
+    return ConnectionSettings(**fields)
+
+
+def build_bounds(raw: RawSettings) -> BatchBounds:
+    """Validated ``BatchBounds`` from ``raw`` plan settings (``PLAN_SETTINGS``)."""
+    return BatchBounds(**_given(raw, PLAN_SETTINGS))
+
+
+#: a stand-in for a setting known only when the task runs, where validation needs a value
+_STAND_INS: Mapping[str, object] = {"bucket": "stand-in-bucket", "source": "."}
+
+
+def check_known(raw: RawSettings, *, unknown: Collection[str] = ()) -> None:
+    """Validate what ``raw`` says now, the settings in ``unknown`` aside (templates, rendered
+    when the task runs): a DAG with ``put_mode="sync"`` or ``batch_size=0`` fails when parsed.
+
+    Nothing is read from disk: SOURCE need not exist where the DAG is parsed.
+    """
+    known = {name: value for name, value in raw.items() if name not in unknown}
+    for name in unknown:
+        if name in _STAND_INS:
+            known[name] = _STAND_INS[name]
+    build_options({k: v for k, v in known.items() if k in UPLOAD_SETTINGS})
+    build_bounds({k: v for k, v in known.items() if k in PLAN_SETTINGS})

