@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
-TOOLS = ("s3pput", "s5cmd", "aws-cli", "rclone", "s5cmd-direct")
+DIRECT = "s5cmd-direct"  # s5cmd without the proxy: no proxy figures of its own
+TOOLS = ("s3pput", "s5cmd", "aws-cli", "rclone", DIRECT)
 REFERENCE = "s5cmd"
 TITLES = {
     "small": "small files, first upload",
@@ -235,7 +236,7 @@ def render_startup(cells: dict[tuple[float, str], dict[str, Any]], tools: list[s
     for (delay, workload), cell in sorted(cells.items()):
         if workload != "small":
             continue
-        for tool in tools:
+        for tool in (t for t in tools if t != DIRECT):
             runs = [r for r in cell["runs"] if r["tool"] == tool and r["verified"]]
             if not runs:
                 continue
@@ -289,7 +290,7 @@ def render_update(cells: dict[tuple[float, str], dict[str, Any]], tools: list[st
     for (delay, workload), cell in sorted(cells.items()):
         if workload != "update":
             continue
-        for tool in tools:
+        for tool in (t for t in tools if t != DIRECT):
             runs = [r for r in cell["runs"] if r["tool"] == tool and r["verified"]]
             if not runs:
                 continue
@@ -395,6 +396,8 @@ def render_faults(raw_dir: Path) -> list[str]:
         wall = f"{case['wall']:.1f} s" + (" (killed: not over yet)" if case.get("timed_out") else "")
         # exit 2: the bucket check failed, so nothing was tried (the message says why)
         lost = "– (nothing tried)" if case["exit"] == 2 and not case["failed"] else case["lost"]
+        if case.get("extra"):
+            wall += f" (with `{' '.join(case['extra'])}`)"
         out.append(
             f"| {case['fault']} | {case['transport']} | {wall} | {case['exit']} | "
             f"{case['failed']} of {case['files']} | {case['stored']} | {both} | "
