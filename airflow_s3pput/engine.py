@@ -253,7 +253,7 @@ def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -
             else:
                 transport.abort_multipart(key, upload_id)
         except S3Error as exc:
-            if exc.code != "NoSuchUpload" and exc.status != 404:
+            if not exc.no_such_upload:
                 continue  # not answered now: the next run tries again
         journal.finished(upload_id)
     journal.compact()
@@ -305,9 +305,9 @@ class BucketCheck:
 
     def _quick(self) -> Transport:
         if self.quick is None:
+            if self.transport is None:
+                self.transport = connect(self.options)
             try:
-                if self.transport is None:
-                    self.transport = open_transport(self.options)
                 self.quick = self.transport.quick()
             except S3Error as exc:
                 raise bucket_error(exc, self.options.bucket, self.where) from None
@@ -367,7 +367,7 @@ def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:
     try:
         transport.abort_multipart(key, upload_id)
     except S3Error as exc:
-        if exc.code != "NoSuchUpload" and exc.status != 404:
+        if not exc.no_such_upload:
             raise
 
 

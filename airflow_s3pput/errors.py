@@ -100,6 +100,11 @@ class S3Error(Exception):
         self.operation = operation
 
     @property
+    def no_such_upload(self) -> bool:
+        """Aborting found no such multipart upload: it completed, or someone aborted it first."""
+        return self.code == "NoSuchUpload" or self.status == 404
+
+    @property
     def damaged_in_transit(self) -> bool:
         """The server saw other bytes than we sent (its digest check failed): sending the same
         bytes again is the cure, as for any transient fault."""

@@ -114,9 +114,7 @@ class Putter:
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
-        if self.cancelled.is_set():
-            return PutResult(task.path, task.key, "fail", error=INTERRUPTED)
-        prepared = self._guard(task, self._prepare, task)
+        prepared = self._start(task)
         if isinstance(prepared, PutResult):
             return prepared
         return self._guard(task, self._send, prepared)
@@ -124,14 +122,17 @@ class Putter:
     def put_async(self, task: PutTask, done: Callable[[PutResult], None]) -> None:
         """Like ``put`` for a file below the multipart threshold: the file is read and
         compared in this thread, the PUT completes on the transport's callback."""
-        if self.cancelled.is_set():
-            done(PutResult(task.path, task.key, "fail", error=INTERRUPTED))
-            return
-        prepared = self._guard(task, self._prepare, task)
+        prepared = self._start(task)
         if isinstance(prepared, PutResult):
             done(prepared)
             return
         self._send_async(prepared, done, attempt=1)
+
+    def _start(self, task: PutTask) -> PutResult | SinglePut:
+        """The file read and compared: a final result, or the single PUT to send."""
+        if self.cancelled.is_set():
+            return PutResult(task.path, task.key, "fail", error=INTERRUPTED)
+        return self._guard(task, self._prepare, task)
 
     def _send_async(self, put: SinglePut, done: Callable[[PutResult], None], attempt: int) -> None:
         def finished(etag: str | None, error: S3Error | None) -> None:
@@ -217,20 +218,17 @@ class Putter:
         return SinglePut(task, data, content.md5.hex(), params, decision.reason)
 
     def _send(self, put: SinglePut) -> PutResult:
-        damage: S3Error | None = None
+        error: S3Error | None = None
         for _ in range(self.attempts):
+            etag: str | None = None
             try:
-                etag = self.transport.put_object(put.task.key, put.data, put.params)
-            except S3Error as error:
-                if not error.damaged_in_transit:
-                    raise
-                damage = error
-                continue
-            outcome = self._finish(put, etag, None)
+                etag, error = self.transport.put_object(put.task.key, put.data, put.params), None
+            except S3Error as exc:
+                error = exc
+            outcome = self._finish(put, etag, error)  # raises what sending again cannot cure
             if isinstance(outcome, PutResult):
                 return outcome
-            damage = None
-        return self._damaged_result(put, damage)
+        return self._damaged_result(put, error)
 
     def _finish(self, put: SinglePut, etag: str | None, error: S3Error | None) -> PutResult | _Damaged:
         """The file's result from the server's answer; ``_DAMAGED`` when sending it again may help."""
