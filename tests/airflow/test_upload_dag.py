@@ -157,3 +157,36 @@ def test_bad_params_fail_with_a_clear_message(
     result = run_upload_dag({**conf(source, bucket), **bad})
     assert result.exit_code != 0
     assert message in result.log, result.log[-2500:]
+
+
+def test_delete_removes_extraneous_keys_batch_by_batch_and_spares_a_failed_batchs_range(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    """``delete`` through the mapped batches: each deletes the keys of its own key range that no
+    file maps to (the ranges cover the key space end to end, so keys before the first file and
+    after the last one are someone's), and a batch with a failed file deletes nothing."""
+    files = {f"d{d}/f{i}.txt": f"{d}{i}".encode() for d in range(4) for i in range(5)}
+    source = make_tree(tmp_path / "src", files)
+    assert run_upload_dag(conf(source, bucket, batch_size=5)).exit_code == 0
+    extra = ["up/a-first", "up/d0/f2b.txt", "up/d1/old.txt", "up/d2/f9.txt", "up/d3/zz.txt", "up/zz-last"]
+    for key in [*extra, "other/keep.txt"]:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"x")
+
+    result = run_upload_dag(conf(source, bucket, batch_size=5, delete=True))
+    assert result.exit_code == 0, result.log[-3000:]
+    assert len(result.xcoms("upload.plan")[0]) == 4
+    assert result.summary["files_deleted"] == len(extra)
+    assert set(list_keys(s3_client, bucket)) == {f"up/{k}" for k in files} | {"other/keep.txt"}
+
+    # A FIFO fails its batch (the one holding d1/a-fifo .. d1/f3.txt, and so the range of
+    # d1/again.txt): that range keeps its extraneous key, the other batches delete theirs.
+    os.mkfifo(source / "d1" / "a-fifo")
+    for key in ("up/d0/again.txt", "up/d1/again.txt", "up/d3/again.txt"):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    failed = run_upload_dag(conf(source, bucket, batch_size=5, delete=True))
+    assert failed.exit_code != 0
+    (summary,) = failed.xcoms("upload.reduce", "s3pput_summary")  # a failed reduce's summary
+    assert summary["files_failed"] == 1
+    remaining = set(list_keys(s3_client, bucket, "up/"))
+    assert "up/d1/again.txt" in remaining
+    assert not {"up/d0/again.txt", "up/d3/again.txt"} & remaining
