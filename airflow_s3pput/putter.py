@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from airflow_s3pput.allocator import unmap_freed_parts
 from airflow_s3pput.content import (
     BytesContent,
     FileContent,
@@ -43,9 +44,13 @@ from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
 #: bytes of parts on the wire at most, over all the large files of a process: the CRT holds
-#: each part whole (to retry it). 5 parts of 8 MiB keep a 512 MiB upload under 100 MiB of RSS
-#: (8 of 16 MiB peaked at 187 MiB)
-PART_BYTES_IN_FLIGHT = 40 * 1024 * 1024
+#: each part whole (to retry it). 6 parts of 8 MiB keep a 512 MiB upload at 92-96 MiB of RSS
+#: with freed parts unmapped (``allocator``; 5 parts without it: 100 MiB; 8 of 16 MiB: 187 MiB)
+PART_BYTES_IN_FLIGHT = 48 * 1024 * 1024
+#: part workers that hash the next parts while the wire is full: hashing streams through a
+#: small buffer, so the memory budget above does not count it, and a part that gets a slot on
+#: the wire is sent at once instead of being hashed first
+PARTS_HASHED_AHEAD = 2
 #: how often a waiting multipart upload looks whether Ctrl-C was pressed (seconds)
 CANCEL_POLL = 0.1
 INTERRUPTED = "interrupted before its upload started"
@@ -94,6 +99,8 @@ class Putter:
         self.attempts = options.connection.max_attempts
         self._part_pool: ThreadPoolExecutor | None = None
         self._part_pool_lock = threading.Lock()
+        #: parts on the wire at once (set with the pool), within PART_BYTES_IN_FLIGHT
+        self._wire_slots = threading.BoundedSemaphore(1)
         # An ETag only equals the MD5 when the server stores the bytes as sent.
         self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
         self.record = DigestRecord.open(options)  # digest record: off unless update mode
@@ -102,8 +109,11 @@ class Putter:
     def part_pool(self) -> ThreadPoolExecutor:
         with self._part_pool_lock:
             if self._part_pool is None:
+                unmap_freed_parts()
                 by_memory = PART_BYTES_IN_FLIGHT // self.options.part_size
-                workers = max(2, min(self.options.threads, MAX_PART_WORKERS, by_memory))
+                on_wire = max(2, min(self.options.threads, MAX_PART_WORKERS, by_memory))
+                self._wire_slots = threading.BoundedSemaphore(on_wire)
+                workers = on_wire + PARTS_HASHED_AHEAD
                 self._part_pool = ThreadPoolExecutor(workers, thread_name_prefix="s3pput-part")
             return self._part_pool
 
@@ -276,6 +286,7 @@ class Putter:
         intent = self.journal.starting(key)
         upload_id = self.transport.create_multipart(key, params)
         self.journal.started(intent, key, upload_id)
+        stop = threading.Event()  # this upload failed or was cancelled: send no more parts
         try:
             futures = [
                 self.part_pool.submit(
@@ -284,10 +295,11 @@ class Putter:
                     upload_id,
                     number,
                     PartBody(fd, offset, min(part_size, size - offset)),
+                    stop,
                 )
                 for number, offset in enumerate(range(0, size, part_size), start=1)
             ]
-            parts = self._wait_for_parts(futures)
+            parts = self._wait_for_parts(futures, stop)
             if verify_fd is not None:
                 _check_unchanged(verify_fd, task, "while it was uploaded")
             etag = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
@@ -300,13 +312,17 @@ class Putter:
             raise IntegrityError(f"server ETag {etag} does not match the uploaded parts ({expected})")
         return part_size, expected
 
-    def _wait_for_parts(self, futures: list[Future[tuple[str, bytes]]]) -> list[tuple[str, bytes]]:
-        """The parts' (ETag, MD5) in order; on Ctrl-C, parts not started are dropped and the
-        upload stops once the parts on the wire are done (a part at most: about a second)."""
+    def _wait_for_parts(
+        self, futures: list[Future[tuple[str, bytes]]], stop: threading.Event
+    ) -> list[tuple[str, bytes]]:
+        """The parts' (ETag, MD5) in order; on a failed part or Ctrl-C, parts not on the wire
+        are dropped and the upload stops once the parts on the wire are done (a part at most:
+        about a second)."""
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=CANCEL_POLL, return_when=FIRST_EXCEPTION)
             if any(f.exception() is not None for f in done) or self.cancelled.is_set():
+                stop.set()
                 for future in pending:
                     future.cancel()
                 wait(pending)
@@ -316,14 +332,19 @@ class Putter:
                 raise Interrupted(None)
         return [f.result() for f in futures]
 
-    def _upload_part(self, key: str, upload_id: str, number: int, body: PartBody) -> tuple[str, bytes]:
-        digest = md5_range(body.fd, body.offset, body.length)
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self.transport.upload_part(key, upload_id, number, body, digest), digest
-            except S3Error as error:
-                if not (error.damaged_in_transit and attempt < self.attempts):
-                    raise
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, stop: threading.Event
+    ) -> tuple[str, bytes]:
+        digest = md5_range(body.fd, body.offset, body.length)  # before a slot: ready to send
+        with self._wire_slots:
+            for attempt in range(1, self.attempts + 1):
+                if stop.is_set():
+                    raise Interrupted(None)  # the upload is being aborted: this part is moot
+                try:
+                    return self.transport.upload_part(key, upload_id, number, body, digest), digest
+                except S3Error as error:
+                    if not (error.damaged_in_transit and attempt < self.attempts):
+                        raise
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _abort(self, key: str, upload_id: str) -> None:

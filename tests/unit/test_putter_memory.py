@@ -162,3 +162,63 @@ def test_a_dry_run_sends_nothing(tmp_path: Path, small: Path, large: Path) -> No
     results = put_both_ways(putter, task_for(small, "s")) + put_both_ways(putter, task_for(large, "l"))
     assert {r.action for r in results} == {"put"}
     assert sum(transport.calls.values()) == 0
+
+
+
+class _WireCounter(MemoryTransport):
+    """Holds the parts on the wire until ``full`` of them are there and the part workers have
+    hashed ``hashed_wanted`` parts (or a second passed); records what it saw."""
+
+    def __init__(self, full: int, hashed_wanted: int) -> None:
+        super().__init__()
+        self.full, self.hashed_wanted = full, hashed_wanted
+        self.on_wire = self.most = self.hashed = self.hashed_while_full = 0
+        self.changed = threading.Condition()
+
+    def count_hash(self) -> None:
+        with self.changed:
+            self.hashed += 1
+            self.changed.notify_all()
+
+    def upload_part(self, *args: Any) -> str:
+        with self.changed:
+            self.on_wire += 1
+            self.most = max(self.most, self.on_wire)
+            self.changed.notify_all()
+            self.changed.wait_for(
+                lambda: self.on_wire >= self.full and self.hashed >= self.hashed_wanted, timeout=1
+            )
+            if self.on_wire >= self.full and not self.hashed_while_full:  # the first time
+                self.hashed_while_full = self.hashed
+        try:
+            return super().upload_part(*args)
+        finally:
+            with self.changed:
+                self.on_wire -= 1
+
+
+def test_parts_are_hashed_ahead_while_the_wire_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three threads: three parts on the wire at once, never more, and meanwhile the next two
+    are hashed, so that a slot that frees is filled at once."""
+    import airflow_s3pput.putter as putter_module
+
+    path = tmp_path / "many-parts.bin"
+    path.write_bytes(os.urandom(8 * 5 * MIB))
+    transport = _WireCounter(full=3, hashed_wanted=5)
+    real_md5_range = putter_module.md5_range
+
+    def counted(*args: Any) -> bytes:
+        digest = real_md5_range(*args)
+        transport.count_hash()
+        return digest
+
+    monkeypatch.setattr(putter_module, "md5_range", counted)
+    putter = Putter(options(tmp_path, threads=3), transport)
+    result = putter.put(task_for(path, "big"))
+    putter.close()
+    assert result.action == "put"
+    assert transport.objects["big"].body == path.read_bytes()
+    assert transport.most == 3
+    assert transport.hashed_while_full == 5
