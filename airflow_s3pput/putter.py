@@ -43,9 +43,9 @@ from airflow_s3pput.transport import PartBody, Transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
-#: bytes of parts on the wire at most, over all the large files of a process: the CRT holds
-#: each part whole (to retry it). 6 parts of 8 MiB keep a 512 MiB upload at 92-96 MiB of RSS
-#: with freed parts unmapped (``allocator``; 5 parts without it: 100 MiB; 8 of 16 MiB: 187 MiB)
+#: bytes of parts on the wire at most, over all the large files of a process, when the transport
+#: holds each part whole (boto3 does; the CRT streams them): 6 parts of 8 MiB kept a 512 MiB upload
+#: at 92-96 MiB of RSS with freed parts unmapped (``allocator``; 8 of 16 MiB: 187 MiB)
 PART_BYTES_IN_FLIGHT = 48 * 1024 * 1024
 #: part workers that hash the next parts while the wire is full: hashing streams through a
 #: small buffer, so the memory budget above does not count it, and a part that gets a slot on
@@ -110,7 +110,8 @@ class Putter:
         with self._part_pool_lock:
             if self._part_pool is None:
                 unmap_freed_parts()
-                by_memory = PART_BYTES_IN_FLIGHT // self.options.part_size
+                streamed = self.transport.streams_parts  # then a part on the wire costs no memory
+                by_memory = MAX_PART_WORKERS if streamed else PART_BYTES_IN_FLIGHT // self.options.part_size
                 on_wire = max(2, min(self.options.threads, MAX_PART_WORKERS, by_memory))
                 self._wire_slots = threading.BoundedSemaphore(on_wire)
                 workers = on_wire + PARTS_HASHED_AHEAD

@@ -41,6 +41,8 @@ class MemoryTransport:
     PutObjects raise those errors in turn; ``damage_next["PutObject"] = n`` flips a byte of the
     next n bodies on the way (so the Content-MD5 check refuses them, as a real server does)."""
 
+    streams_parts = False
+
     def __init__(self, bucket: str = "bucket", *, exists: bool = True, page_keys: int = 1000) -> None:
         self.bucket = bucket
         self.exists = exists

@@ -99,6 +99,8 @@ class Boto3Transport:
     asynchronous calls, and one dispatcher then serves both transports.
     """
 
+    streams_parts = False  # botocore takes each part as bytes
+
     def __init__(
         self,
         client: S3Client,

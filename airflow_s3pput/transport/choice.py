@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +76,12 @@ def open_transport(options: UploadOptions) -> Transport:
 
 
 class CrtPuts:
-    """Single PUTs through the CRT, every other call through a boto3 transport.
+    """Single PUTs and parts through the CRT, every other call through a boto3 transport.
 
     The CRT client is started by the first PUT: a run that puts nothing never pays for it.
     """
+
+    streams_parts = True
 
     def __init__(
         self, control: Boto3Transport, settings: ConnectionSettings, session: Any, connections: int
@@ -89,13 +92,15 @@ class CrtPuts:
         self.settings = settings
         self.session = session
         self._puts: CrtTransport | None = None
+        self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
 
     def _crt(self) -> CrtTransport:
-        if self._puts is None:  # first PUT; from the one dispatcher thread
-            from airflow_s3pput.transport.crt_transport import CrtTransport
+        with self._puts_lock:
+            if self._puts is None:
+                from airflow_s3pput.transport.crt_transport import CrtTransport
 
-            self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
-        return self._puts
+                self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
+            return self._puts
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
         return self._crt().put_object(key, body, params)
@@ -126,7 +131,7 @@ class CrtPuts:
         return self.control.create_multipart(key, params)
 
     def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
-        return self.control.upload_part(key, upload_id, number, body, md5)
+        return self._crt().upload_part(key, upload_id, number, body, md5)
 
     def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
         return self.control.complete_multipart(key, upload_id, etags)

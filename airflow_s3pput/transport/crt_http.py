@@ -113,15 +113,20 @@ class CrtSender:
             urlsplit(settings.endpoint_url).netloc if settings.endpoint_url else f"s3.{region}.amazonaws.com"
         )
         tls_options = None
+        self.tls_context: Any = None
         if secure:
             tls = TlsContextOptions()
             if isinstance(settings.verify, str):
                 tls.override_default_trust_store_from_path(ca_filepath=settings.verify)
             tls.verify_peer = settings.verify is not False
-            tls_options = ClientTlsContext(tls).new_connection_options()
+            self.tls_context = ClientTlsContext(tls)
+            tls_options = self.tls_context.new_connection_options()
         event_loops = EventLoopGroup(0)
+        self.bootstrap = ClientBootstrap(event_loops, DefaultHostResolver(event_loops))
+        self.region = region
+        self.credentials_provider = provider
         self.client = S3Client(
-            bootstrap=ClientBootstrap(event_loops, DefaultHostResolver(event_loops)),
+            bootstrap=self.bootstrap,
             region=region,
             tls_mode=S3RequestTlsMode.ENABLED if secure else S3RequestTlsMode.DISABLED,
             tls_connection_options=tls_options,
@@ -139,6 +144,24 @@ class CrtSender:
         # The CRT has no read timeout: a server that never answers would hold a PUT forever.
         # Give every attempt a connect and a read timeout's worth, then cancel the request.
         self.watchdog = _Watchdog(settings.max_attempts * (settings.connect_timeout + settings.read_timeout))
+
+    def object_path(self, key: str) -> str:
+        """The request path of ``key`` in the bucket (of the bucket itself for ``""``)."""
+        return f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix
+
+    def unsigned_payload_signing(self) -> Any:
+        """A SigV4 signing config for a request whose body is not hashed, dated now."""
+        from awscrt.auth import AwsSignedBodyHeaderType, AwsSignedBodyValue, AwsSigningConfig
+
+        return AwsSigningConfig(
+            credentials_provider=self.credentials_provider,
+            region=self.region,
+            service="s3",
+            use_double_uri_encode=False,  # S3's rules for the canonical request
+            should_normalize_uri_path=False,
+            signed_body_value=AwsSignedBodyValue.UNSIGNED_PAYLOAD,
+            signed_body_header_type=AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        )
 
     def request(
         self,
@@ -200,7 +223,7 @@ class CrtSender:
             http_headers.add("Content-Length", str(len(body)))
         for name, value in headers:
             http_headers.add(name, value)
-        path = f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix
+        path = self.object_path(key)
         if query:
             path += "?" + query
         stream = io.BytesIO(body) if isinstance(body, bytes) else body

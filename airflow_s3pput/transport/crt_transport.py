@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import threading
 import xml.etree.ElementTree as ETree
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from xml.sax.saxutils import escape
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
+from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.listing_parser import page_of, parse_list_objects_v2
 from airflow_s3pput.transport.port import (
@@ -37,6 +39,8 @@ class CrtTransport:
     """``Transport`` over the CRT for one bucket. ``session``: a boto3 session whose
     credentials sign the requests (roles, SSO, profiles); without one, plain keys."""
 
+    streams_parts = True
+
     def __init__(
         self, settings: ConnectionSettings, bucket: str, session: Any = None, connections: int = 25
     ) -> None:
@@ -44,6 +48,8 @@ class CrtTransport:
         self.bucket = bucket
         self.session = session
         self.sender = CrtSender(settings, bucket, session, connections)
+        self._parts: StreamedParts | None = None  # made for the first part
+        self._parts_lock = threading.Lock()
 
     def quick(self) -> CrtTransport:
         # A CRT client takes ~0.2 ms to create; its retry settings are fixed at creation.
@@ -53,6 +59,8 @@ class CrtTransport:
         return CrtTransport(settings, self.bucket, self.session)
 
     def close(self) -> None:
+        if self._parts is not None:
+            self._parts.close()
         self.sender.close()
 
     def head_bucket(self) -> None:
@@ -101,12 +109,26 @@ class CrtTransport:
         return _text(_document(response, "CreateMultipartUpload"), "UploadId")
 
     def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
-        # The CRT copies every body it is given: let it read the part from the file instead.
-        query = {"partNumber": str(number), "uploadId": upload_id}
+        # Streamed from the file: the CRT's S3 client would hold the whole part until it ends.
+        query = _query({"partNumber": str(number), "uploadId": upload_id})
         headers = [("Content-MD5", base64.b64encode(md5).decode())]
-        stream = FileRange(body.fd, body.offset, body.length)
-        response = self._call("UploadPart", "PUT", key, query=query, headers=headers, body=stream)
+        path = f"{self.sender.object_path(key)}?{query}"
+        try:
+            response = self._streamed_parts().upload_part(path, headers, body)
+        except S3Error as error:
+            error.operation = "UploadPart"
+            raise
         return response.headers.get("etag", "")
+
+    def _streamed_parts(self) -> StreamedParts:
+        with self._parts_lock:
+            if self._parts is None:
+                sender = self.sender
+                self._parts = StreamedParts(
+                    sender.host, sender.bootstrap, sender.tls_context,
+                    sender.unsigned_payload_signing, self.settings,
+                )  # fmt: skip
+            return self._parts
 
     def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
         parts = "".join(
@@ -160,17 +182,21 @@ class CrtTransport:
         headers: list[tuple[str, str]] | None = None,
         body: bytes | FileRange | None = None,
     ) -> CrtResponse:
-        encoded = "&".join(
-            f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
-            for name, value in sorted((query or {}).items())
-        )
         try:
             return self.sender.request(
-                method, key, query=encoded, headers=headers, body=body, operation=operation
+                method, key, query=_query(query or {}), headers=headers, body=body, operation=operation
             )
         except S3Error as error:
             error.operation = operation
             raise
+
+
+def _query(query: dict[str, str]) -> str:
+    """A query string in the canonical form SigV4 signs (sorted, every value percent-encoded)."""
+    return "&".join(
+        f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
+        for name, value in sorted(query.items())
+    )
 
 
 def _md5_base64(body: bytes) -> str:

@@ -1,9 +1,7 @@
 """A range of an open file as a readable stream, read straight into the reader's buffer.
 
-A multipart part handed to the CRT as ``bytes`` lives twice while it is sent: our copy and the
-CRT's (it buffers every body, for retries). Handed as a ``FileRange``, the CRT reads it from the
-page cache into its own buffer with ``preadv`` and the part is in memory once: ~350 -> ~190 MiB
-peak for a 512 MiB file with 8 parts of 16 MiB in flight.
+The CRT reads a part's body from it with ``preadv`` into its socket buffers as the connection
+takes the bytes (``crt_stream``), so a part on the wire is never a copy of the part in memory.
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ class Transport(Protocol):
     """What one run (or one worker process) sends to one bucket. Thread-safe."""
 
     bucket: str
+    #: ``upload_part`` sends the body from the file as the socket takes it, so a part on the
+    #: wire does not cost its size in memory (otherwise the putter bounds the parts in flight)
+    streams_parts: bool
 
     def quick(self) -> Transport:
         """The same bucket and credentials with at most 3 attempts a request: for the bucket

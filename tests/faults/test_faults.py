@@ -243,7 +243,7 @@ SCENARIOS: list[Scenario] = [
             Fault("error", status=500, method="PUT", query="partNumber"),
             Fault("error", status=500, method="POST", query="uploadId"),
         ],
-        ["boto3"],  # multipart uploads go through boto3 with either transport
+        TRANSPORTS,
         ["--retries", "1"],
     ),
     ("503 on every PUT", lambda: [Fault("error", status=503, method="PUT")], TRANSPORTS, ["--retries", "1"]),
