@@ -198,16 +198,21 @@ def test_untrusted_certificate_fails_unless_opted_out(
 
 @pytest.mark.parametrize("transport", ["crt", "boto3"])
 def test_parts_go_up_over_tls_to_a_private_ca(
-    cli: CliRunner, bucket: str, s3_client: Any, tmp_path: Path, tls_endpoint: tuple[str, Path], transport: str
+    cli: CliRunner,
+    bucket: str,
+    s3_client: Any,
+    tmp_path: Path,
+    tls_endpoint: tuple[str, Path],
+    transport: str,
 ) -> None:
     """Over TLS the CRT streams the parts on connections of its own: they must verify the
     server's name and the private CA like the rest of the run."""
     endpoint, cert = tls_endpoint
     body = os.urandom(11 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(body)
-    run = cli("--bucket", bucket, "--endpoint-url", endpoint, "--transport", transport, "--ca-bundle", str(cert),
-              "--prefix", f"tls-parts-{transport}", "--multipart-threshold", "5MiB", "--part-size", "5MiB",
-              str(tmp_path))  # fmt: skip
+    run = cli("--bucket", bucket, "--endpoint-url", endpoint, "--transport", transport,
+              "--ca-bundle", str(cert), "--prefix", f"tls-parts-{transport}",
+              "--multipart-threshold", "5MiB", "--part-size", "5MiB", str(tmp_path))  # fmt: skip
     assert run.code == 0, run.err
     stored = s3_client.get_object(Bucket=bucket, Key=f"tls-parts-{transport}/big.bin")
     assert stored["ETag"].strip('"').endswith("-3")
