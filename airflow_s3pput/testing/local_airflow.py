@@ -7,16 +7,20 @@ it, ``AIRFLOW_CONN_<ID>`` as JSON, pointing at a ``LocalS3Server``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 
 
 def example_dags_folder() -> Path:
@@ -90,8 +94,6 @@ def live_airflow_env(
     Tasks reach the API server through ``EXECUTION_API_SERVER_URL``: without it they die right
     after "Pre Execute".
     """
-    import secrets
-
     base_url = f"http://127.0.0.1:{port}"
     passwords = home / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps(dict(users)))
@@ -131,6 +133,43 @@ def airflow(env: Mapping[str, str], *args: str, log: Path | None = None, timeout
 def migrate(env: Mapping[str, str], log: Path) -> None:
     if airflow(env, "db", "migrate", log=log) != 0:
         raise RuntimeError(f"airflow db migrate failed; see {log}")
+
+
+@contextlib.contextmanager
+def running_local_airflow(
+    s3: LocalS3Server,
+    home: Path,
+    *,
+    username: str,
+    parallelism: int,
+    startup_timeout: float = 120.0,
+    extra: Mapping[str, str] | None = None,
+    leftovers: list[str] | None = None,
+) -> Iterator[LiveAirflow]:
+    """A live Airflow on the LocalExecutor in ``home``, talking to ``s3``: its environment
+    (``live_airflow_env``: a free port, ``username`` with a fresh password, a fresh marker),
+    ``db migrate``, then ``live_airflow.running_airflow`` until the block ends."""
+    port, password, mark = free_port(), secrets.token_urlsafe(12), uuid.uuid4().hex
+    env = live_airflow_env(
+        home,
+        s3,
+        port=port,
+        users={username: password},
+        parallelism=parallelism,
+        extra={**(extra or {}), MARKER: mark},
+    )
+    migrate(env, home / "migrate.log")
+    with running_airflow(
+        env,
+        home,
+        base_url=f"http://127.0.0.1:{port}",
+        username=username,
+        password=password,
+        mark=mark,
+        startup_timeout=startup_timeout,
+        leftovers=leftovers,
+    ) as live:
+        yield live
 
 
 def dags_test(env: Mapping[str, str], dag_id: str, conf: Mapping[str, Any], log: Path) -> int:
