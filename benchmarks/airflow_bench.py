@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import statistics
 import sys
 import time
@@ -27,9 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_s3pput.testing.live_airflow import MARKER, AirflowAPIError, LiveAirflow, running_airflow
-from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
-from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.live_airflow import AirflowAPIError, LiveAirflow
+from airflow_s3pput.testing.local_airflow import LocalAirflow
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 from benchmarks.measure import run_measured
 from benchmarks.tools import client_env, s3pput_argv
 from benchmarks.verify import list_prefix
@@ -86,21 +85,9 @@ def run(
     result: dict[str, Any] = {"dags_test": [], "standalone": [], "notes": []}
     home = workdir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    password = secrets.token_urlsafe(12)
-    mark = secrets.token_hex(8)
-    env = live_airflow_env(
-        home,
-        s3,
-        port=port,
-        users={USERNAME: password},
-        parallelism=PARALLELISM,
-        extra={MARKER: mark},
-    )
     started = time.monotonic()
     try:
-        migrate(env, home / "migrate.log")
+        airflow = LocalAirflow.prepare(s3, home, username=USERNAME, parallelism=PARALLELISM)
     except RuntimeError as exc:
         result["error"] = str(exc)
         return result
@@ -124,7 +111,7 @@ def run(
     prefix = "airflow-dags-test/0"
     conf: dict[str, Any] = {"source": str(tree.root), "bucket": bucket, "prefix": prefix}
     argv = [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
-    m = run_measured(argv, env, timeout=RUN_TIMEOUT)
+    m = run_measured(argv, airflow.env, timeout=RUN_TIMEOUT)
     (home / "dags-test.log").write_text(m.stdout_tail + "\n" + m.stderr_tail)
     from airflow_s3pput.testing.local_airflow import read_xcoms, task_states
 
@@ -150,16 +137,7 @@ def run(
     if standalone:
         leftovers: list[str] = []
         try:
-            with running_airflow(
-                env,
-                home,
-                base_url=base_url,
-                username=USERNAME,
-                password=password,
-                mark=mark,
-                startup_timeout=STARTUP_TIMEOUT,
-                leftovers=leftovers,
-            ) as live:
+            with airflow.running(startup_timeout=STARTUP_TIMEOUT, leftovers=leftovers) as live:
                 result["standalone_ready_seconds"] = live.startup_seconds
                 log(f"  [airflow] scheduler ready in {live.startup_seconds:.1f}s")
                 for n, batch_size in enumerate(BATCH_SIZES):

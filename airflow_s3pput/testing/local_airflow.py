@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,41 +136,57 @@ def migrate(env: Mapping[str, str], log: Path) -> None:
         raise RuntimeError(f"airflow db migrate failed; see {log}")
 
 
-@contextlib.contextmanager
-def running_local_airflow(
-    s3: LocalS3Server,
-    home: Path,
-    *,
-    username: str,
-    parallelism: int,
-    startup_timeout: float = 120.0,
-    extra: Mapping[str, str] | None = None,
-    leftovers: list[str] | None = None,
-) -> Iterator[LiveAirflow]:
-    """A live Airflow on the LocalExecutor in ``home``, talking to ``s3``: its environment
-    (``live_airflow_env``: a free port, ``username`` with a fresh password, a fresh marker),
-    ``db migrate``, then ``live_airflow.running_airflow`` until the block ends."""
-    port, password, mark = free_port(), secrets.token_urlsafe(12), uuid.uuid4().hex
-    env = live_airflow_env(
-        home,
-        s3,
-        port=port,
-        users={username: password},
-        parallelism=parallelism,
-        extra={**(extra or {}), MARKER: mark},
-    )
-    migrate(env, home / "migrate.log")
-    with running_airflow(
-        env,
-        home,
-        base_url=f"http://127.0.0.1:{port}",
-        username=username,
-        password=password,
-        mark=mark,
-        startup_timeout=startup_timeout,
-        leftovers=leftovers,
-    ) as live:
-        yield live
+@dataclass(frozen=True)
+class LocalAirflow:
+    """A migrated Airflow home for the LocalExecutor, talking to a ``LocalS3Server``: its
+    environment (``live_airflow_env``) and the login to its API, ready to be started.
+
+    ``LocalAirflow.prepare(s3, home, ...)`` picks a free port, a fresh password for
+    ``username`` and a fresh process marker, and runs ``db migrate``; ``running()`` is
+    ``live_airflow.running_airflow`` on it. In between, ``env`` serves ``airflow dags test``.
+    """
+
+    home: Path
+    env: Mapping[str, str]
+    port: int
+    username: str
+    password: str
+    mark: str
+
+    @classmethod
+    def prepare(
+        cls,
+        s3: LocalS3Server,
+        home: Path,
+        *,
+        username: str,
+        parallelism: int,
+        extra: Mapping[str, str] | None = None,
+    ) -> LocalAirflow:
+        port, password, mark = free_port(), secrets.token_urlsafe(12), uuid.uuid4().hex
+        users = {username: password}
+        env = live_airflow_env(
+            home, s3, port=port, users=users, parallelism=parallelism, extra={**(extra or {}), MARKER: mark}
+        )
+        migrate(env, home / "migrate.log")
+        return cls(home, env, port, username, password, mark)
+
+    @contextlib.contextmanager
+    def running(
+        self, *, startup_timeout: float = 120.0, leftovers: list[str] | None = None
+    ) -> Iterator[LiveAirflow]:
+        """The components started and ready, the DAG unpaused; all stopped when the block ends."""
+        with running_airflow(
+            self.env,
+            self.home,
+            base_url=f"http://127.0.0.1:{self.port}",
+            username=self.username,
+            password=self.password,
+            mark=self.mark,
+            startup_timeout=startup_timeout,
+            leftovers=leftovers,
+        ) as live:
+            yield live
 
 
 def dags_test(env: Mapping[str, str], dag_id: str, conf: Mapping[str, Any], log: Path) -> int:

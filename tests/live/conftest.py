@@ -5,8 +5,8 @@ LocalExecutor with room for several task processes at once, the example DAGs, th
 ``aws_default`` connection to the session's SeaweedFS, and the simple auth manager with a user
 and password from a passwords file. How it starts, waits until ready and stops (by the process
 groups it created, then a check that none of its processes is left) lives once, in
-``airflow_s3pput.testing.live_airflow.running_airflow``; the client the tests use is its
-``LiveAirflow``.
+``airflow_s3pput.testing.live_airflow.running_airflow`` (``local_airflow.LocalAirflow`` sets up
+its home); the client the tests use is its ``LiveAirflow``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_s3pput.testing.live_airflow import LiveAirflow
-from airflow_s3pput.testing.local_airflow import running_local_airflow
+from airflow_s3pput.testing.local_airflow import LocalAirflow
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 
 USERNAME = "tester"
@@ -32,15 +32,10 @@ def live_airflow(s3_server: LocalS3Server, tmp_path_factory: pytest.TempPathFact
     """A running Airflow 3 (all four components) with the example DAGs, ``s3pput_upload`` unpaused."""
     home = tmp_path_factory.mktemp("airflow-live")
     leftovers: list[str] = []
-    with running_local_airflow(
-        s3_server,
-        home,
-        username=USERNAME,
-        parallelism=PARALLELISM,
-        startup_timeout=STARTUP_TIMEOUT,
-        extra={"PYTHONUNBUFFERED": "1"},
-        leftovers=leftovers,
-    ) as live:
+    local = LocalAirflow.prepare(
+        s3_server, home, username=USERNAME, parallelism=PARALLELISM, extra={"PYTHONUNBUFFERED": "1"}
+    )
+    with local.running(startup_timeout=STARTUP_TIMEOUT, leftovers=leftovers) as live:
         print(f"\nlive Airflow ready at {live.base_url} in {live.startup_seconds:.1f}s (home {home})")
         yield live
         stopping = time.monotonic()
