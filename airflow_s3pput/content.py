@@ -47,7 +47,8 @@ def guess_content_type(name: str) -> str:
 
 def should_gzip(name: str, content_type: str, gzip_types: Collection[str]) -> bool:
     """Compress this file? Never one that is already compressed (``.gz``, ``.br``, ...)."""
-    if mimetypes.guess_type(name, strict=False)[1] is not None:
+    # Only the encoding is read here, and strictness never changes it (it picks the type table).
+    if mimetypes.guess_type(name)[1] is not None:
         return False
     if ALL_TYPES in gzip_types:
         return True

@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,8 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
-from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.live_airflow import AirflowAPIError, LiveAirflow
+from airflow_s3pput.testing.local_airflow import LocalAirflow
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 from benchmarks.measure import run_measured
 from benchmarks.tools import client_env, s3pput_argv
 from benchmarks.verify import list_prefix
@@ -39,7 +36,6 @@ from benchmarks.verify import list_prefix
 DAG_ID = "s3pput_upload"
 REDUCE = "upload.reduce"
 PUT = "upload.put"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PARALLELISM = 4
 STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 600.0
@@ -56,97 +52,6 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-class _Api:
-    def __init__(self, base_url: str, password: str) -> None:
-        import httpx
-
-        self.base_url = base_url
-        self.password = password
-        self.http = httpx.Client(timeout=30.0)
-        self.token: str | None = None
-
-    def login(self) -> None:
-        response = self.http.post(
-            f"{self.base_url}/auth/token", json={"username": USERNAME, "password": self.password}
-        )
-        response.raise_for_status()
-        self.token = response.json()["access_token"]
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        if self.token is None:
-            self.login()
-        response = self.http.request(
-            method,
-            f"{self.base_url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self.token}"},
-            **kwargs,
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def _wait_ready(api: _Api, procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        dead = [name for name, p in procs.items() if p.poll() is not None]
-        if dead:
-            raise RuntimeError(f"Airflow components exited: {dead}")
-        try:
-            health = api.http.get(f"{api.base_url}/api/v2/monitor/health").json()
-            bad = [
-                n
-                for n in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-                if (health.get(n) or {}).get("status") != "healthy"
-            ]
-            if not bad:
-                api.call("GET", f"/dags/{DAG_ID}")
-                return
-            last = f"not healthy: {bad}"
-        except Exception as exc:  # noqa: BLE001 - not up yet, whatever the reason
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    raise RuntimeError(f"Airflow not ready after {STARTUP_TIMEOUT:.0f}s ({last})")
-
-
-def _stop(procs: dict[str, subprocess.Popen[bytes]], mark: str) -> None:
-    """SIGTERM the process groups we created, SIGKILL what is left, then our marked strays."""
-    for proc in procs.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    # Task processes start groups of their own: find them by the marker we put in their env.
-    try:
-        import psutil
-    except ImportError:
-        return
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        strays = []
-        for proc in psutil.process_iter():
-            try:
-                if proc.environ().get("S3PPUT_BENCH_AIRFLOW") == mark:
-                    strays.append(proc)
-            except (psutil.Error, OSError):
-                continue
-        if not strays:
-            return
-        time.sleep(0.5)
-    for proc in strays:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
 
 
 def _verify(
@@ -180,21 +85,9 @@ def run(
     result: dict[str, Any] = {"dags_test": [], "standalone": [], "notes": []}
     home = workdir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    password = secrets.token_urlsafe(12)
-    mark = secrets.token_hex(8)
-    env = live_airflow_env(
-        home,
-        s3,
-        port=port,
-        users={USERNAME: password},
-        parallelism=PARALLELISM,
-        extra={"S3PPUT_BENCH_AIRFLOW": mark},
-    )
     started = time.monotonic()
     try:
-        migrate(env, home / "migrate.log")
+        airflow = LocalAirflow.prepare(s3, home, username=USERNAME, parallelism=PARALLELISM)
     except RuntimeError as exc:
         result["error"] = str(exc)
         return result
@@ -218,7 +111,7 @@ def run(
     prefix = "airflow-dags-test/0"
     conf: dict[str, Any] = {"source": str(tree.root), "bucket": bucket, "prefix": prefix}
     argv = [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, "-c", json.dumps(conf)]
-    m = run_measured(argv, env, timeout=RUN_TIMEOUT)
+    m = run_measured(argv, airflow.env, timeout=RUN_TIMEOUT)
     (home / "dags-test.log").write_text(m.stdout_tail + "\n" + m.stderr_tail)
     from airflow_s3pput.testing.local_airflow import read_xcoms, task_states
 
@@ -242,47 +135,31 @@ def run(
 
     # -- a real scheduler -------------------------------------------------------------------
     if standalone:
-        procs: dict[str, subprocess.Popen[bytes]] = {}
-        api = _Api(base_url, password)
+        leftovers: list[str] = []
         try:
-            started = time.monotonic()
-            for name in COMPONENTS:
-                with open(home / f"{name}.log", "ab") as out:
-                    extra = ["--skip-serve-logs"] if name in ("scheduler", "triggerer") else []
-                    procs[name] = subprocess.Popen(
-                        [str(Path(sys.executable).parent / "airflow"), name, *extra],
-                        cwd=home,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
+            with airflow.running(startup_timeout=STARTUP_TIMEOUT, leftovers=leftovers) as live:
+                result["standalone_ready_seconds"] = live.startup_seconds
+                log(f"  [airflow] scheduler ready in {live.startup_seconds:.1f}s")
+                for n, batch_size in enumerate(BATCH_SIZES):
+                    prefix = f"airflow-scheduler/{n}"
+                    conf = {
+                        "source": str(tree.root),
+                        "bucket": bucket,
+                        "prefix": prefix,
+                        "batch_size": batch_size,
+                    }
+                    label = f"batch_size {batch_size}" + (" (default)" if batch_size == DEFAULT_BATCH else "")
+                    if batch_size in BATCH_SIZES[:n]:
+                        label += ", again"
+                    result["standalone"].append(
+                        _scheduled_run(live, client, bucket, prefix, tree.files, conf, label, log)
                     )
-            _wait_ready(api, procs)
-            api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-            result["standalone_ready_seconds"] = time.monotonic() - started
-            log(f"  [airflow] scheduler ready in {result['standalone_ready_seconds']:.1f}s")
-            for n, batch_size in enumerate(BATCH_SIZES):
-                prefix = f"airflow-scheduler/{n}"
-                conf = {
-                    "source": str(tree.root),
-                    "bucket": bucket,
-                    "prefix": prefix,
-                    "batch_size": batch_size,
-                }
-                label = f"batch_size {batch_size}" + (" (default)" if batch_size == DEFAULT_BATCH else "")
-                if batch_size in BATCH_SIZES[:n]:
-                    label += ", again"
-                result["standalone"].append(
-                    _scheduled_run(api, client, bucket, prefix, tree.files, conf, label, log)
-                )
-            bare_cli(2)
+                bare_cli(2)
         except Exception as exc:  # noqa: BLE001 - reported in the table, the rest of the bench goes on
             result["error"] = f"scheduler run failed: {type(exc).__name__}: {exc} (logs were in {home})"
             log(f"  [airflow] {result['error']}")
-        finally:
-            api.close()
-            _stop(procs, mark)
+        if leftovers:
+            log(f"  [airflow] WARNING: Airflow processes outlived their groups (killed): {leftovers}")
     result["cli_walls"] = cli_walls
     result["cli_wall"] = statistics.median(cli_walls) if cli_walls else None
     result["notes"].append(
@@ -293,7 +170,7 @@ def run(
 
 
 def _scheduled_run(
-    api: _Api,
+    live: LiveAirflow,
     client: Any,
     bucket: str,
     prefix: str,
@@ -303,35 +180,20 @@ def _scheduled_run(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     started = time.monotonic()
-    run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    run_id = run["dag_run_id"]
-    deadline = started + RUN_TIMEOUT
-    while True:
-        run = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
-        if run["state"] in ("success", "failed"):
-            break
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
+    run_id = live.trigger_run(conf, DAG_ID)
+    try:
+        run = live.wait_for_run(run_id, timeout=RUN_TIMEOUT, dag_id=DAG_ID, poll=0.25)
+    except AirflowAPIError:  # still running at the deadline: recorded as it is, not verified
+        run = live.run(run_id, DAG_ID)
     wall = time.monotonic() - started
-    tis = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[
-        "task_instances"
-    ]
     durations: dict[str, Any] = {}
-    for ti in tis:
+    for ti in live.task_instances(run_id, DAG_ID):
         durations.setdefault(ti["task_id"], []).append(
             _seconds(ti.get("start_date"), ti.get("end_date")) or 0.0
         )
     summary = None
-    try:
-        entry = api.call(
-            "GET",
-            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{REDUCE}/xcomEntries/return_value",
-            params={"map_index": -1},
-        )
-        summary = json.loads(entry["value"]) if isinstance(entry["value"], str) else entry["value"]
-    except Exception:  # noqa: BLE001 - no summary: reported below
-        pass
+    with contextlib.suppress(Exception):  # no summary: reported below
+        summary = live.xcom(run_id, REDUCE, dag_id=DAG_ID)
     ok, why = _verify(client, bucket, prefix, files, summary)
     ok = ok and run["state"] == "success"
     record = {

@@ -5,8 +5,12 @@
 # policy-rc.d that refuses every start is in place while apt installs them (the tests start
 # their own servers on free ports; nothing is left listening on 5432 or 6379).
 # Never fails the build: on a machine without apt (or without root) it warns and exits 0, and
-# the Celery tests then skip with a reason.
+# the Celery tests then skip with a reason (scripts/apt-preamble.sh).
 set -u
+NAME=install-services
+SKIPPED="the Celery tests will be skipped (and fail under CI)"
+# shellcheck source=scripts/apt-preamble.sh
+source "$(dirname "$0")/apt-preamble.sh"
 
 have_services() {
     compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null && [ -x /usr/bin/redis-server ]
@@ -17,22 +21,7 @@ if have_services; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-services: WARNING: apt-get not found; the Celery tests will be skipped (and fail under CI)" >&2
-    exit 0
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "install-services: WARNING: not root and no password-less sudo; the Celery tests will be skipped (and fail under CI)" >&2
-        exit 0
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+apt_ready
 policy=/usr/sbin/policy-rc.d
 own_policy=""
 if [ ! -e "$policy" ]; then
@@ -46,18 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# One `apt-get update` per machine set-up: skip it when the package lists are fresh (make test
-# runs install-browser.sh first, which updates them).
-if find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -60 2>/dev/null | grep -q .; then
-    echo "install-services: package lists updated within the hour; no apt-get update"
-elif ! $SUDO apt-get update -q; then
-    echo "install-services: WARNING: apt-get update failed; the Celery tests will be skipped (and fail under CI)" >&2
-    exit 0
-fi
-if ! $SUDO apt-get install -y -q --no-install-recommends postgresql redis-server; then
-    echo "install-services: WARNING: apt-get install postgresql redis-server failed; the Celery tests will be skipped (and fail under CI)" >&2
-    exit 0
-fi
+apt_update
+apt_install postgresql redis-server
 
 if have_services; then
     echo "install-services: $(ls -d /usr/lib/postgresql/*/bin/postgres | tail -1) and $(/usr/bin/redis-server --version | cut -d' ' -f1-3) installed"

@@ -7,16 +7,21 @@ it, ``AIRFLOW_CONN_<ID>`` as JSON, pointing at a ``LocalS3Server``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_s3pput.testing.local_s3 import LocalS3Server
+from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
+from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 
 
 def example_dags_folder() -> Path:
@@ -90,8 +95,6 @@ def live_airflow_env(
     Tasks reach the API server through ``EXECUTION_API_SERVER_URL``: without it they die right
     after "Pre Execute".
     """
-    import secrets
-
     base_url = f"http://127.0.0.1:{port}"
     passwords = home / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps(dict(users)))
@@ -131,6 +134,59 @@ def airflow(env: Mapping[str, str], *args: str, log: Path | None = None, timeout
 def migrate(env: Mapping[str, str], log: Path) -> None:
     if airflow(env, "db", "migrate", log=log) != 0:
         raise RuntimeError(f"airflow db migrate failed; see {log}")
+
+
+@dataclass(frozen=True)
+class LocalAirflow:
+    """A migrated Airflow home for the LocalExecutor, talking to a ``LocalS3Server``: its
+    environment (``live_airflow_env``) and the login to its API, ready to be started.
+
+    ``LocalAirflow.prepare(s3, home, ...)`` picks a free port, a fresh password for
+    ``username`` and a fresh process marker, and runs ``db migrate``; ``running()`` is
+    ``live_airflow.running_airflow`` on it. In between, ``env`` serves ``airflow dags test``.
+    """
+
+    home: Path
+    env: Mapping[str, str]
+    port: int
+    username: str
+    password: str
+    mark: str
+
+    @classmethod
+    def prepare(
+        cls,
+        s3: LocalS3Server,
+        home: Path,
+        *,
+        username: str,
+        parallelism: int,
+        extra: Mapping[str, str] | None = None,
+    ) -> LocalAirflow:
+        port, password, mark = free_port(), secrets.token_urlsafe(12), uuid.uuid4().hex
+        users = {username: password}
+        env = live_airflow_env(
+            home, s3, port=port, users=users, parallelism=parallelism, extra={**(extra or {}), MARKER: mark}
+        )
+        migrate(env, home / "migrate.log")
+        return cls(home, env, port, username, password, mark)
+
+    @contextlib.contextmanager
+    def running(
+        self, *, startup_timeout: float = 120.0, leftovers: list[str] | None = None
+    ) -> Iterator[LiveAirflow]:
+        """The components started and ready, the DAG unpaused; all stopped when the block ends."""
+        with running_airflow(
+            self.env,
+            self.home,
+            base_url=f"http://127.0.0.1:{self.port}",
+            username=self.username,
+            password=self.password,
+            mark=self.mark,
+            startup_timeout=startup_timeout,
+            leftovers=leftovers,
+        ) as live:
+            yield live
 
 
 def dags_test(env: Mapping[str, str], dag_id: str, conf: Mapping[str, Any], log: Path) -> int:

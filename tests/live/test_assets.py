@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.testing.live_airflow import LiveAirflow
 from tests.helpers import list_keys
-from tests.live.conftest import LiveAirflow
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.testing.live_airflow import LiveAirflow
 from tests.helpers import list_keys
-from tests.live.conftest import LiveAirflow
 
 pytestmark = pytest.mark.slow
 
@@ -212,7 +212,7 @@ def test_failing_files_fail_the_run_and_show_in_the_reduce_log(
 
 def test_listens_on_loopback_only(live_airflow: LiveAirflow) -> None:
     """The api-server is the only listener, on 127.0.0.1; no log server on all interfaces."""
-    from tests.live.conftest import listening_sockets
+    from airflow_s3pput.testing.live_airflow import listening_sockets
 
     sockets = listening_sockets(live_airflow.home, live_airflow.mark)
     port = int(live_airflow.base_url.rsplit(":", 1)[1])

@@ -19,10 +19,11 @@ from typing import Any
 import psutil
 import pytest
 
+from airflow_s3pput.testing.live_airflow import LiveAirflow, our_processes
 from airflow_s3pput.testing.local_airflow import EXAMPLE_DAGS
+from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.faults.proxy import Fault, FaultProxy
 from tests.helpers import list_keys
-from tests.live.conftest import LiveAirflow, our_processes
 
 pytestmark = pytest.mark.slow
 
@@ -61,18 +62,18 @@ def wait_for(what: str, check: Any, timeout: float = 90.0) -> Any:
 
 @pytest.mark.timeout(400)
 def test_a_killed_put_task_is_retried_and_completes_the_batch(
-    live_airflow: LiveAirflow, bucket: str, s3_client: Any, tmp_path: Path
+    live_airflow: LiveAirflow, s3_server: LocalS3Server, bucket: str, s3_client: Any, tmp_path: Path
 ) -> None:
     live = live_airflow
     source = tmp_path / "src"
     source.mkdir()
     for i in range(4):
         (source / f"part-{i}.csv").write_text(f"{i},{i * i}\n")
-    with FaultProxy(upstream=("127.0.0.1", live.s3.port)) as proxy:
+    with FaultProxy(upstream=("127.0.0.1", s3_server.port)) as proxy:
         proxy.set_rules([Fault("delay", seconds=5, method="PUT", key="slow/*")])
         extra = {"endpoint_url": proxy.endpoint_url, "region_name": "us-east-1"}
-        body = {"connection_id": CONNECTION, "conn_type": "aws", "login": live.s3.access_key,
-                "password": live.s3.secret_key, "extra": json.dumps(extra)}  # fmt: skip
+        body = {"connection_id": CONNECTION, "conn_type": "aws", "login": s3_server.access_key,
+                "password": s3_server.secret_key, "extra": json.dumps(extra)}  # fmt: skip
         live.api("POST", "/connections", json=body)
         try:
             conf = {"source": str(source), "bucket": bucket, "prefix": "slow", "aws_conn_id": CONNECTION}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.live.conftest import MARKER, our_processes, stop_processes
+from airflow_s3pput.testing.live_airflow import MARKER, our_processes, stop_processes
 
 COMPONENT = """
 import subprocess, sys, time

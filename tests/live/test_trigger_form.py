@@ -19,14 +19,17 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.testing.live_airflow import LiveAirflow
 from tests.helpers import list_keys
-from tests.live.conftest import ARTIFACTS, DAG_ID, LiveAirflow
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT = 30.0
+DAG_ID = "s3pput_upload"
+#: screenshots and page sources of the browser, for a person to look at after a run
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 #: param name -> the widget the form must render for it
 WIDGETS = {

@@ -18,7 +18,14 @@ from airflow_s3pput.content import (
     gzip_to_tempfile,
     should_gzip,
 )
-from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE, candidate_part_sizes, multipart_etag
+from airflow_s3pput.etag import (
+    MIB,
+    S3PPUT_PART_SIZE,
+    PartHasher,
+    candidate_part_sizes,
+    md5_range,
+    multipart_etag,
+)
 
 
 @pytest.mark.parametrize(
@@ -111,3 +118,59 @@ def test_gzip_to_tempfile_uses_the_level_and_the_spool_dir(tmp_path: Path) -> No
     assert gzip.decompress(outputs[1]) == gzip.decompress(outputs[9]) == data
     assert outputs[1] != outputs[9]
     assert (outputs[1][8], outputs[9][8]) == (4, 2)  # the header's XFL: fastest, best compression
+
+
+REAL_MD5 = hashlib.md5
+
+
+def fips_md5(data: bytes = b"", *, usedforsecurity: bool = True) -> hashlib._Hash:
+    """``hashlib.md5`` as on a host whose OpenSSL runs in FIPS mode: MD5 for security is refused
+    (``ValueError: [digital envelope routines] unsupported``); the flag is read for its truth,
+    as CPython reads it."""
+    if usedforsecurity:
+        raise ValueError("[digital envelope routines] unsupported")
+    return REAL_MD5(data, usedforsecurity=False)
+
+
+def test_etags_work_on_a_fips_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An ETag is a checksum, not security: every MD5 we take says so, or a FIPS host refuses it.
+    data = os.urandom(2500)
+    (tmp_path / "f").write_bytes(data)
+    parts = [REAL_MD5(data[i : i + 1000]).digest() for i in range(0, len(data), 1000)]
+    expected = REAL_MD5(b"".join(parts)).hexdigest() + "-3"
+    monkeypatch.setattr(hashlib, "md5", fips_md5)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert md5_range(fd, 0, len(data)) == REAL_MD5(data).digest()
+    finally:
+        os.close(fd)
+    assert multipart_etag(parts) == expected
+    hasher = PartHasher(1000)  # three parts: a fresh part MD5 after each full one
+    hasher.update(data)
+    assert hasher.etag() == expected
+    assert BytesContent(data, 1000).matches_etag(expected)
+    assert BytesContent(data, 1000).md5 == REAL_MD5(data).digest()
+    assert BytesContent(data, 1000).md5_range(100, 1000) == REAL_MD5(data[100:1100]).digest()
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [
+        pytest.param(0, 2500, id="whole"),
+        pytest.param(0, 10, id="head"),
+        pytest.param(100, 1000, id="middle"),
+        pytest.param(2495, 5, id="tail"),
+        pytest.param(7, 0, id="empty"),
+    ],
+)
+def test_md5_of_a_range_of_the_content(tmp_path: Path, offset: int, length: int) -> None:
+    data = os.urandom(2500)
+    (tmp_path / "f").write_bytes(data)
+    expected = hashlib.md5(data[offset : offset + length]).digest()
+    assert BytesContent(data, 1000).md5_range(offset, length) == expected
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert FileContent(fd, len(data), 1000).md5_range(offset, length) == expected
+        assert FileContent(fd, len(data), 1000).md5 == hashlib.md5(data).digest()
+    finally:
+        os.close(fd)

@@ -94,11 +94,21 @@ def test_s3pput_growth_is_part_size_for(size: int) -> None:
             rclone_part_size, RCLONE_PART_SIZE, MAX_PARTS * 5 * MIB + 1, 6 * MIB, id="rclone-boundary"
         ),
         pytest.param(rclone_part_size, RCLONE_PART_SIZE, 100 * GIB, 11 * MIB, id="rclone-100gib"),
+        # rclone adds the MiB only when 10,000 does not divide the size: here 10,000 x 6 MiB fit
+        pytest.param(rclone_part_size, RCLONE_PART_SIZE, MAX_PARTS * 6 * MIB, 6 * MIB, id="rclone-on-a-mib"),
+        # a --s3-chunk-size that is not whole MiB (5.5M) stands while 10,000 of them hold the file
+        pytest.param(
+            rclone_part_size, 11 * MIB // 2, MAX_PARTS * 11 * MIB // 2, 11 * MIB // 2, id="rclone-5.5m-fits"
+        ),
+        pytest.param(
+            rclone_part_size, 11 * MIB // 2, MAX_PARTS * 11 * MIB // 2 + 1, 6 * MIB, id="rclone-5.5m-grows"
+        ),
     ],
 )
 def test_growth_rules(rule: object, part_size: int, size: int, expected: int) -> None:
     got = rule(part_size, size)  # type: ignore[operator]
     assert got == expected
+    assert type(got) is int  # a part size slices the content (PartHasher): a float would not
     assert -(-size // got) <= MAX_PARTS
 
 
@@ -153,6 +163,8 @@ def test_part_hasher_of_exact_parts() -> None:
         pytest.param(23 * MIB, 3, 16 * MIB, [[8 * MIB], [-(-23 * MIB // 3)]], id="mib-guess-is-a-default"),
         pytest.param(MIB, 1, 16 * MIB, [[16 * MIB]], id="one-part"),
         pytest.param(100, 200, 16 * MIB, [], id="more-parts-than-bytes"),
+        # no set at all, not one empty set: an empty object has no multipart ETag to recompute
+        pytest.param(0, 1, 16 * MIB, [], id="empty-object"),
     ],
 )
 def test_candidate_sets(size: int, parts: int, configured: int, expected: list[list[int]]) -> None:

@@ -103,3 +103,14 @@ def test_the_plan_fails_on_a_duplicate(tmp_path: Path) -> None:
     one, two = trees(tmp_path)
     with pytest.raises(DuplicateKeyError, match=r"d/same\.txt"):
         plan_batches(walk([str(one), str(two)], ""), max_files=10, max_bytes=10**9, max_batches=10)
+
+
+def test_the_message_names_both_files_and_the_way_out(tmp_path: Path) -> None:
+    one, two = trees(tmp_path)
+    with pytest.raises(DuplicateKeyError) as caught:
+        check_unique_keys([str(one), str(two)])  # no prefix: the keys are the relative paths
+    assert str(caught.value) == (
+        f"two SOURCEs map to key 'd/same.txt': {str(one / 'd' / 'same.txt')!r} and "
+        f"{str(two / 'd' / 'same.txt')!r} (one would overwrite the other; exclude one or upload "
+        "them under different prefixes)"
+    )

@@ -106,6 +106,7 @@ def test_check_sources_refusals(tmp_path: Path, make: Callable[[Path], list[str]
     with pytest.raises(UsageError) as raised:
         check_sources(make(tmp_path))
     assert render(raised.value) == message.format(root=tmp_path)
+    assert raised.value.setting == "source"  # the canonical name, which each front end spells
 
 
 _CHECK_UNPRIVILEGED = """
