@@ -43,6 +43,9 @@ bench: venv
 ## module at a time (a few minutes in all); lists the surviving mutants. Not part of `make test`.
 MUTATE_MODULES := modes etag content headers planner stats walker
 mutate: venv
+	@# mutmut keeps which tests reach which function between runs: start afresh, so that every
+	@# mutant meets the tests as they are now
+	rm -rf mutants
 	@for module in $(MUTATE_MODULES); do \
 		echo "== airflow_s3pput/$$module.py"; \
 		$(VENV)/bin/mutmut run "airflow_s3pput.$$module.*" || exit 1; \
