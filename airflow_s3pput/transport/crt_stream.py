@@ -33,7 +33,7 @@ from airflow_s3pput.transport.port import PartBody
 BACKOFF_BASE = 0.5
 MAX_BACKOFF = 20.0
 #: S3 answers that mean "try again"
-_RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError"})
+_RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError"})
 
 
 class StreamedParts:

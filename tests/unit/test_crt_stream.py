@@ -1,0 +1,41 @@
+"""Which answers a streamed part is sent again for: the transient ones, never a refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_s3pput.errors import S3Error
+from airflow_s3pput.transport.crt_stream import _transient
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        S3Error(S3Error.UNREACHABLE, "AWS_IO_SOCKET_CONNECTION_REFUSED"),
+        S3Error("AWS_ERROR_HTTP_CONNECTION_CLOSED", "reset"),
+        S3Error(S3Error.TIMEOUT, "no answer in 70 s"),
+        S3Error("SlowDown", status=503),
+        S3Error("InternalError", status=500),
+        S3Error("502", status=502),
+        S3Error("TooManyRequests", status=429),
+        S3Error("RequestTimeout", status=400),
+    ],
+    ids=lambda e: e.code,
+)
+def test_transient_failures_are_sent_again(error: S3Error) -> None:
+    assert _transient(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        S3Error("BadDigest", status=400),  # the putter reads the part again and resends it
+        S3Error("AccessDenied", status=403),
+        S3Error("NoSuchUpload", status=404),
+        S3Error("InvalidArgument", status=400),
+        S3Error("RequestTimeTooSkewed", status=403),
+    ],
+    ids=lambda e: e.code,
+)
+def test_refusals_are_the_callers(error: S3Error) -> None:
+    assert not _transient(error)
