@@ -50,14 +50,14 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_s3pput.cache_dir import cache_dir
-from airflow_s3pput.walker import join_key
+from airflow_s3pput.walker import FileEntry, join_key
 
 if TYPE_CHECKING:
     from airflow_s3pput.content import Content
@@ -103,6 +103,8 @@ _COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, mu
 #: the records of the keys from ``?`` on, in key order: the walk asks for keys in that order
 _SELECT_FROM = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key >= ? ORDER BY key LIMIT ?"
 _SELECT_ONE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
+#: the records of the keys in [?, ?], in key order: one walk group's
+_SELECT_RANGE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key BETWEEN ? AND ? ORDER BY key"
 _UPSERT = f"INSERT OR REPLACE INTO digests (scope, key, {_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 #: a stored row without its scope and key: ``FileStat`` fields, then these
 _SAMPLED, _STORED_SIZE, _MD5, _MULTIPART = 5, 6, 7, 8
@@ -332,6 +334,52 @@ class DigestRecord:
         if row is not None and remote is not None and _row_vouches(row, stat, remote):
             return _UNCHANGED
         return Lookup(self, key, sampled_ns, stat, row)
+
+    def unchanged(self, entries: Iterable[FileEntry], remote: Mapping[str, RemoteObject]) -> set[str]:
+        """The keys of ``entries`` that need not be read: the stat the walk took of each is the
+        one recorded (and the record is not racy) and the remembered digest is the listed ETag.
+
+        The engine asks this for a walk group before any file becomes a put task, so that an
+        unchanged file costs neither a second stat nor a trip through the putter (on 100,000
+        unchanged files, measured here: ``look`` for each of them took 2.0 s of a 10.6 s
+        profiled run). ``entries`` come in key order, as the walk yields them: the group's
+        records are streamed in key order beside them (a merge join), so memory holds one row.
+        Entries out of order or without a stat identity are simply not vouched for (the
+        putter then looks at them one by one); any database error means "read them".
+        """
+        if self._reader is None or not self.trust:
+            return set()
+        wanted = [e for e in entries if e.ctime_ns and e.key in remote]
+        if not wanted:
+            return set()
+        found: set[str] = set()
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return found
+            try:
+                rows = reader.execute(_SELECT_RANGE, (self.scope, wanted[0].key, wanted[-1].key))
+                position, count = 0, len(wanted)
+                for row in rows:
+                    key = row[0]
+                    while position < count and wanted[position].key < key:
+                        position += 1
+                    if position == count:
+                        break
+                    entry = wanted[position]
+                    if entry.key != key:
+                        continue
+                    stat = FileStat(
+                        _i64(entry.dev), _i64(entry.ino), entry.size, entry.mtime_ns, entry.ctime_ns
+                    )
+                    if _row_vouches(row[1:], stat, remote[key]):
+                        found.add(key)
+            except sqlite3.Error as exc:
+                problem = exc
+            else:
+                return found
+        self._failed(problem)
+        return set()
 
     def fetch(self, key: str) -> Entry | None:
         """The stored record of ``key`` in this scope, if any (and readable)."""
