@@ -653,25 +653,60 @@ def test_unchanged_trusts_no_racy_record(tmp_path: Path) -> None:
         record.close()
 
 
-def test_unchanged_vouches_for_nothing_out_of_order_rehashing_or_off(tmp_path: Path) -> None:
+def test_unchanged_answers_in_any_order_and_nothing_when_rehashing_or_off(tmp_path: Path) -> None:
     record, entries, remote = recorded_group(tmp_path)
     db = record.path
-    record.close()
+    try:
+        assert record.unchanged(entries[::-1], remote) == set(remote)
+    finally:
+        record.close()
     assert db is not None
-    checks = {
-        "out of key order": DigestRecord(db, SCOPE, clock=later),
+    for why, record in {
         "--rehash": DigestRecord(db, SCOPE, clock=later, trust=False),
         "off": DigestRecord(None, SCOPE),
-    }
-    for why, record in checks.items():
+    }.items():
         try:
-            group = entries[::-1] if why == "out of key order" else entries
-            assert record.unchanged(group, remote) == set(), why
+            assert record.unchanged(entries, remote) == set(), why
         finally:
             record.close()
-    # The control: in key order, the same record vouches for all of them.
+
+
+@pytest.mark.parametrize(
+    ("listed", "vouched"),
+    [
+        pytest.param("{etag}", True, id="its-multipart-etag"),
+        pytest.param('"{etag}"', True, id="quoted"),
+        pytest.param("{ETAG}", True, id="upper-case"),
+        pytest.param("{md5}-4", False, id="other-part-count"),
+        pytest.param("{etag} 1:{etag}", False, id="not-an-etag"),
+        pytest.param("{md5}", False, id="md5-of-parts-alone"),
+    ],
+)
+def test_unchanged_compares_multipart_etags(tmp_path: Path, listed: str, vouched: bool) -> None:
+    data = os.urandom(1000)
+    path = write(tmp_path / "src" / "big.bin", data)
+    db = tmp_path / RECORD_FILE
+    md5 = "cd" * 16
+    etag = f"{md5}-3"
     record = DigestRecord(db, SCOPE, clock=later)
+    seen = record.look(str(path), "big.bin", None)
+    assert seen.stat is not None
+    record.store(
+        "big.bin",
+        Entry(seen.stat, seen.sampled_ns, len(data), None, {PART: etag, 2 * PART: "ef" * 16 + "-2"}),
+    )
+    record.close()
+    (entry,) = walk([str(tmp_path / "src")])
+    assert isinstance(entry, FileEntry)
+    record = DigestRecord(db, SCOPE, clock=later)
+    text = listed.replace("{etag}", etag).replace("{ETAG}", etag.upper()).replace("{md5}", md5)
     try:
-        assert record.unchanged(entries, remote) == set(remote)
+        assert record.unchanged([entry], {"big.bin": RemoteObject(len(data), text)}) == (
+            {"big.bin"} if vouched else set()
+        )
+        # The control: the record's other part size's ETag is vouched for too.
+        assert record.unchanged([entry], {"big.bin": RemoteObject(len(data), "ef" * 16 + "-2")}) == {
+            "big.bin"
+        }
     finally:
         record.close()
