@@ -710,3 +710,22 @@ def test_unchanged_compares_multipart_etags(tmp_path: Path, listed: str, vouched
         }
     finally:
         record.close()
+
+
+@pytest.mark.parametrize("query", ["_SELECT_UNCHANGED", "_SELECT_UNCHANGED_MULTIPART"])
+def test_a_group_finds_each_record_by_its_primary_key(tmp_path: Path, query: str) -> None:
+    """The loop order of the group's statement: the group outside, one primary-key search per
+    entry inside (the other order scans the whole scope for every entry of the group)."""
+    record = DigestRecord(tmp_path / RECORD_FILE, SCOPE)
+    try:
+        assert record._reader is not None
+        plan = [
+            row[3]
+            for row in record._reader.execute(
+                "EXPLAIN QUERY PLAN " + getattr(digest_record, query), ("{}", record.scope, 0)
+            )
+        ]
+    finally:
+        record.close()
+    assert plan[0].startswith("SCAN e"), plan
+    assert any(step.startswith("SEARCH d USING PRIMARY KEY (scope=? AND key=?)") for step in plan), plan
