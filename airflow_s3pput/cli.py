@@ -247,7 +247,10 @@ class Reporter:
         self._drawn = False
 
     def __call__(self, result: PutResult) -> None:
-        self.progress.add(result)
+        if self.live:
+            self.progress.add(result)  # counted only for the live line
+        elif result.action == "skip" and not (self.dry_run or self.verbose):
+            return  # the common case of a re-run: nothing to print, once per file
         if result.action == "fail":
             self._clear()
             print(f"s3pput: failed {where(result)}: {result.error}", file=self.err)

@@ -24,15 +24,18 @@ Where: one SQLite database per user, ``digests-v1.sqlite`` in ``--cache-dir``, e
 ``$S3PPUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/s3pput``, else ``~/.cache/s3pput``. Records are
 keyed by a scope (machine, endpoint, bucket, prefix and the gzip settings, which change the
 stored bytes) and the S3 key, so that runs elsewhere never share an answer. The walk yields
-keys in sorted order, so records are read ahead in key order, ``WINDOW_ROWS`` at a time, and no
-run loads the record into memory. Writes are buffered and committed in short transactions
+keys in sorted order, so records are read in key order (a walk group's at once, or
+``WINDOW_ROWS`` at a time ahead of the putter's lookups), and no run loads the record into
+memory. Writes are buffered and committed in short transactions
 (every ``FLUSH_ROWS`` records or ``FLUSH_SECONDS``); WAL mode and a busy timeout let several runs
 (two mapped tasks on one worker) share the database.
 
-Usage (the putter's hook)::
+Usage: the engine asks for a walk group at once, with the stat the walk took; the putter asks
+for each file it is then given, with a stat of its own::
 
     record = DigestRecord.open(options)            # off for dry runs, add and stupid modes
-    seen = record.look(path, key, remote)          # before opening the file
+    skip = record.unchanged(entries, remote)       # the engine: keys not to hand to the putter
+    seen = record.look(path, key, remote)          # the putter: before opening the file
     if seen.unchanged: ...                         # skip: the remembered digest is the ETag
     seen.remember(fd, content)                     # after hashing what was read from fd
     record.close()
@@ -46,18 +49,19 @@ import json
 import logging
 import multiprocessing.util
 import os
+import re
 import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_s3pput.cache_dir import cache_dir
-from airflow_s3pput.walker import join_key
+from airflow_s3pput.walker import FileEntry, join_key
 
 if TYPE_CHECKING:
     from airflow_s3pput.content import Content
@@ -103,6 +107,32 @@ _COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, mu
 #: the records of the keys from ``?`` on, in key order: the walk asks for keys in that order
 _SELECT_FROM = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key >= ? ORDER BY key LIMIT ?"
 _SELECT_ONE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
+#: the keys of a walk group whose record vouches for them, NUL-separated: ``_row_vouches`` in
+#: SQL. ``?1`` is a JSON object, key -> "dev ino size mtime_ns ctime_ns listed-size listed-MD5"
+#: (integers as text compare as the integers do). CROSS JOIN fixes the loop order (the group
+#: outside, each record found by its primary key): left to itself, SQLite scanned the scope's
+#: records for each entry (minutes for 100,000). 1,000 entries take ~3 ms, during which the
+#: GIL is free.
+_SELECT_UNCHANGED = """
+SELECT group_concat(d.key, char(0))
+FROM json_each(?1) AS e CROSS JOIN digests AS d ON d.scope = ?2 AND d.key = e.key
+WHERE e.value = d.dev || ' ' || d.ino || ' ' || d.size || ' ' || d.mtime_ns || ' ' || d.ctime_ns
+      || ' ' || d.stored_size || ' ' || d.md5
+  AND max(d.mtime_ns, d.ctime_ns) < d.sampled_ns - ?3
+"""
+#: the same for listed multipart ETags: "... listed-size md5-N", found among the record's
+_SELECT_UNCHANGED_MULTIPART = """
+SELECT group_concat(key, char(0)) FROM (
+  SELECT d.key AS key, e.value AS listed, d.multipart AS multipart,
+         d.dev || ' ' || d.ino || ' ' || d.size || ' ' || d.mtime_ns || ' ' || d.ctime_ns
+         || ' ' || d.stored_size || ' ' AS stat
+  FROM json_each(?1) AS e CROSS JOIN digests AS d ON d.scope = ?2 AND d.key = e.key
+  WHERE max(d.mtime_ns, d.ctime_ns) < d.sampled_ns - ?3
+) WHERE substr(listed, 1, length(stat)) = stat
+    AND instr(' ' || multipart || ' ', ':' || substr(listed, length(stat) + 1) || ' ') > 0
+"""
+#: the listed ETags the statement above compares: an MD5, or a multipart ETag (``md5-N``)
+_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
 _UPSERT = f"INSERT OR REPLACE INTO digests (scope, key, {_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 #: a stored row without its scope and key: ``FileStat`` fields, then these
 _SAMPLED, _STORED_SIZE, _MD5, _MULTIPART = 5, 6, 7, 8
@@ -332,6 +362,53 @@ class DigestRecord:
         if row is not None and remote is not None and _row_vouches(row, stat, remote):
             return _UNCHANGED
         return Lookup(self, key, sampled_ns, stat, row)
+
+    def unchanged(self, entries: Iterable[FileEntry], remote: Mapping[str, RemoteObject]) -> set[str]:
+        """The keys of ``entries`` that need not be read: the stat the walk took of each is the
+        one recorded (and the record is not racy) and the remembered digest is the listed ETag.
+
+        The engine asks this for a walk group before any file becomes a put task, so that an
+        unchanged file costs neither a second stat nor a trip through the putter (on 100,000
+        unchanged files, measured here: ``look`` for each of them took 2.0 s of a 10.6 s
+        profiled run). The comparison runs inside SQLite, one statement per group: fetching a
+        row releases and retakes the GIL, and with the next group's listing parsed on another
+        thread, 100,000 row fetches cost 1.5 s of main-thread time (0.2 s alone). Memory holds
+        the group. Entries without a stat identity, or listed with an ETag that is not an MD5
+        or a multipart ETag, are not vouched for (the putter then looks at them one by one);
+        any database error means "read them".
+        """
+        if self._reader is None or not self.trust:
+            return set()
+        single: dict[str, str] = {}
+        multipart: dict[str, str] = {}
+        for e in entries:
+            listed = remote.get(e.key)
+            if listed is None or not e.ctime_ns:
+                continue
+            etag = listed.etag.strip('"').lower()
+            if _ETAG.fullmatch(etag):
+                signature = (
+                    f"{_i64(e.dev)} {_i64(e.ino)} {e.size} {e.mtime_ns} {e.ctime_ns} {listed.size} {etag}"
+                )
+                (multipart if "-" in etag else single)[e.key] = signature
+        found: set[str] = set()
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return found
+            try:
+                for query, group in ((_SELECT_UNCHANGED, single), (_SELECT_UNCHANGED_MULTIPART, multipart)):
+                    if group:
+                        (text,) = reader.execute(
+                            query, (json.dumps(group), self.scope, RACY_MARGIN_NS)
+                        ).fetchone()
+                        found.update(text.split("\0") if text else ())
+            except sqlite3.Error as exc:
+                problem = exc
+            else:
+                return found
+        self._failed(problem)
+        return set()
 
     def fetch(self, key: str) -> Entry | None:
         """The stored record of ``key`` in this scope, if any (and readable)."""

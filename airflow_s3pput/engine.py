@@ -17,8 +17,9 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPo
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
+from airflow_s3pput.digest_record import DigestRecord
 from airflow_s3pput.errors import Interrupted, S3Error, UsageError, describe_error
-from airflow_s3pput.modes import RemoteObject, get_mode
+from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import INTERRUPTED, PutTask
@@ -124,7 +125,13 @@ class _Run:
         self.in_flight_limit = options.processes * options.threads * 4
         self.in_flight_bytes = 0
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
+        # One lookup at a time, one walk group ahead of the group being decided (see _grouped).
+        self.lookahead = ThreadPoolExecutor(1, thread_name_prefix="s3pput-lookahead")
         self.remote = RemoteIndex(transport, self.listers)
+        # Unchanged files (per the digest record and the walk's stat) are skipped here, group by
+        # group, before they become put tasks: 100,000 of them cost 2.0 s in the putter's
+        # one-by-one look (see DigestRecord.unchanged).
+        self.digests = DigestRecord.open(options)
         if self.list_remote:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
@@ -161,14 +168,16 @@ class _Run:
                 self._drain(block=True)
             raise Interrupted(self.collector.freeze()) from None
         finally:
+            self.lookahead.shutdown(wait=True)
             self.remote.close()
             self.listers.shutdown(wait=True)
+            self.digests.close()
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         # With --limit, send files one by one so that no more than the limit are ever put.
         chunk = 1 if self.options.limit is not None else self.dispatcher.chunk_size
-        for group in _batched(items, LOOKUP_GROUP):
-            for tasks in _batched(iter(self._tasks(group)), chunk):
+        for group, listed in self._grouped(items):
+            for tasks in _batched(iter(self._tasks(group, listed)), chunk):
                 while self.must_wait(tasks):
                     if not self.pending:
                         return  # the limit is reached
@@ -183,7 +192,26 @@ class _Run:
         while self.pending:
             self._drain(block=True)
 
-    def _tasks(self, group: list[FileEntry | WalkError]) -> list[PutTask]:
+    def _grouped(
+        self, items: Iterator[FileEntry | WalkError]
+    ) -> Iterator[tuple[list[FileEntry | WalkError], Future[dict[str, RemoteObject]] | None]]:
+        """Walk groups, each with the lookup of its remote state, started one group ahead: the
+        next group is walked and listed while this one is decided. An unchanged re-run of
+        100,000 files otherwise waits for its 100 lookups in turn (3.8 s of a 10.6 s profiled
+        run here). Memory holds two groups."""
+        ahead: tuple[list[FileEntry | WalkError], Future[dict[str, RemoteObject]] | None] | None = None
+        for group in _batched(items, LOOKUP_GROUP):
+            keys = [item.key for item in group if isinstance(item, FileEntry)]
+            listed = self.lookahead.submit(self.remote.lookup, keys) if self.list_remote and keys else None
+            if ahead is not None:
+                yield ahead
+            ahead = (group, listed)
+        if ahead is not None:
+            yield ahead
+
+    def _tasks(
+        self, group: list[FileEntry | WalkError], listed: Future[dict[str, RemoteObject]] | None
+    ) -> list[PutTask]:
         entries = []
         for item in group:
             if isinstance(item, WalkError):
@@ -192,15 +220,22 @@ class _Run:
             else:
                 entries.append(item)
         remote: dict[str, RemoteObject] = {}
-        if self.list_remote and entries:
+        if listed is not None:
             try:
-                remote = self.remote.lookup(e.key for e in entries)
+                remote = listed.result()
             except Exception as exc:  # noqa: BLE001 - without the listing we cannot decide
                 message = f"cannot list existing objects: {describe_error(exc)}"
                 for entry in entries:
                     self.record(PutResult(entry.path, entry.key, "fail", error=message))
                 return []
-        return [PutTask(e.path, e.key, e.size, e.mtime_ns, remote.get(e.key)) for e in entries]
+        unchanged = self.digests.unchanged(entries, remote) if remote else set()
+        tasks = []
+        for e in entries:
+            if e.key in unchanged:
+                self.record(PutResult(e.path, e.key, "skip", SKIP_UNCHANGED.reason))
+            else:
+                tasks.append(PutTask(e.path, e.key, e.size, e.mtime_ns, remote.get(e.key)))
+        return tasks
 
     def _drain(self, *, block: bool) -> None:
         if not self.pending:

@@ -33,10 +33,17 @@ MAX_KEY_BYTES = 1024
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
+    """A file the walk found, with the stat it took: ``dev``, ``ino`` and ``ctime_ns`` too, so
+    that the digest record can vouch for an unchanged file without a second stat (0 when
+    unknown: such an entry is never vouched for by its walk)."""
+
     path: str
     key: str
     size: int
     mtime_ns: int
+    dev: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,8 @@ class Selection:
     follow_dir_symlinks: bool = False
 
     def wants(self, relative: str) -> bool:
+        if not (self.include or self.exclude):
+            return True  # the common case, once per file: no name to cut
         name = relative.rsplit("/", 1)[-1]
 
         def hit(patterns: Sequence[str]) -> bool:
@@ -264,12 +273,15 @@ def _is_walkable_dir(entry: os.DirEntry[str], selection: Selection) -> bool:
 
 def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
     """Stat one path; ``None`` for directory symlinks that are not followed."""
-    if not _is_utf8(relative) or not _is_utf8(key):
+    try:
+        relative.encode("utf-8")
+        key_bytes = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
         return WalkError(
             _printable(path), _printable(key), "file name is not valid UTF-8: S3 keys must be UTF-8"
         )
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        return WalkError(path, key, f"key is {len(key.encode())} bytes: S3 allows at most {MAX_KEY_BYTES}")
+    if key_bytes > MAX_KEY_BYTES:
+        return WalkError(path, key, f"key is {key_bytes} bytes: S3 allows at most {MAX_KEY_BYTES}")
     try:
         st = os.stat(path)  # follows file symlinks on purpose
     except FileNotFoundError:
@@ -282,7 +294,7 @@ def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
         return None  # a directory symlink we chose not to follow
     if not stat.S_ISREG(st.st_mode):
         return WalkError(path, key, "not a regular file (FIFO, socket or device): skipped")
-    return FileEntry(path, key, st.st_size, st.st_mtime_ns)
+    return FileEntry(path, key, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 
 
 def _links_outside(entry: os.DirEntry[str], roots: tuple[str, ...]) -> bool:

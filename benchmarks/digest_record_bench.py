@@ -19,14 +19,29 @@ For each run: wall time, CPU time (user + system), bytes read by the process (``
 ``/proc/PID/io``: every ``read`` call, sockets and imports included, read from the exited, not
 yet reaped process),
 ``read_bytes`` (what came from the disk rather than the page cache), peak RSS (VmHWM, sampled),
-and files put. Medians over ``--reps``. Results print as a table and as JSON on the last line.
+and files put. Medians over ``--reps``; the ratio of the record's wall time to that of the run
+without it (issue 16's "today's time") is printed with them. Results print as a table and as
+JSON on the last line.
+
+The package's bytecode is compiled first, as a wheel install compiles it: the editable install
+of a checkout has none, and with ``PYTHONDONTWRITEBYTECODE`` (set here) every run would compile
+all of s3pput again (~0.1 s of a 2,000-file re-run, measured). ``s3pput --version`` is timed
+too: the start-up (interpreter and imports) that no re-run goes below.
+
+``--profile DIR``: after the timed re-runs, each s3pput variant runs once more under cProfile
+(``DIR/<variant>.prof``; the main thread, which walks, looks up, decides and waits for the
+listing) and once with ``-X importtime``; the top functions and imports are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import io
 import json
 import os
+import pstats
+import re
 import statistics
 import subprocess
 import sys
@@ -129,10 +144,47 @@ def s5cmd(endpoint: str, verb: str, src: Path, prefix: str) -> list[str]:
 
 
 def files_put(label: str, text: str) -> int:
+    if label.endswith("--version"):
+        return 0
     if label.startswith("s5cmd"):
         return sum(1 for line in text.splitlines() if line.startswith("cp "))
     summary = json.loads(text.strip().splitlines()[-1])
     return int(summary["files_put"])
+
+
+def profile(label: str, argv: Sequence[str], env: Mapping[str, str], out_dir: Path, top: int = 25) -> None:
+    """Run ``argv`` (an s3pput command line) under cProfile, then with ``-X importtime``, and
+    print where its main thread spent its time and which imports cost the most."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    prof = out_dir / f"{name}.prof"
+    script, *rest = argv
+    timed, _ = run(
+        f"{label} (cProfile)", [sys.executable, "-m", "cProfile", "-o", str(prof), script, *rest], env
+    )
+    print(f"\n== {label} under cProfile: {timed.wall:.2f}s wall, {timed.cpu:.2f}s CPU ({prof}) ==")
+    for order in ("tottime", "cumulative"):
+        text = io.StringIO()
+        pstats.Stats(str(prof), stream=text).sort_stats(order).print_stats(top)
+        body = text.getvalue()
+        print(f"-- by {order}\n" + body[body.find("ncalls") :].rstrip())
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", script, *rest],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    imports = []
+    for line in done.stderr.splitlines():
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) == 3 and fields[1].strip().isdigit():
+            imports.append((int(fields[1]), fields[2].rstrip()))
+    # Nested imports are indented by two spaces a level, after the one space of the column.
+    total = sum(us for us, module in imports if not module.startswith("  "))
+    print(f"-- imports: {total / 1000:.0f} ms in all (top-level modules); the costliest, cumulative:")
+    for us, module in sorted(imports, reverse=True)[:top]:
+        print(f"  {us / 1000:7.1f} ms {module}")
 
 
 def make_tree(args: argparse.Namespace, base: Path) -> tuple[Path, int, int]:
@@ -161,8 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="'many' files of 64 bytes instead of 1-8 KiB")
     parser.add_argument("--reps", type=int, default=3, help="re-runs of each client (default 3)")
     parser.add_argument("--workdir", default=None, help="where the tree goes (default: a temp dir)")
+    parser.add_argument(
+        "--profile", metavar="DIR", default=None, help="then profile each s3pput re-run once (see above)"
+    )
     args = parser.parse_args(argv)
 
+    compileall.compile_dir(str(REPO / "airflow_s3pput"), quiet=1)
     with (
         tempfile.TemporaryDirectory(prefix="dr-bench-", dir=args.workdir) as tmp,
         LocalS3Server(bucket=BUCKET) as s3,
@@ -181,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"digest record: {record.stat().st_size / files:.0f} bytes per file", flush=True)
 
         clients = {
+            "s3pput --version": [str(BIN / "s3pput"), "--version"],
             "s3pput (record)": s3pput(s3.endpoint_url, "a", cache, src),
             "s3pput --no-digest-cache": s3pput(s3.endpoint_url, "a", cache, src, "--no-digest-cache"),
             # The objects s3pput put are newer than the files: to s5cmd, nothing to do either.
@@ -188,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         runs: dict[str, list[Run]] = {label: [] for label in clients}
         for rep in range(args.reps):
-            order = list(clients)[rep % 3 :] + list(clients)[: rep % 3]
+            turn = rep % len(clients)
+            order = list(clients)[turn:] + list(clients)[:turn]
             for label in order:
                 result, text = run(label, clients[label], env)
                 result.files_put = files_put(label, text) if result.returncode == 0 else -1
@@ -200,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"put {result.files_put} rc {result.returncode}",
                     flush=True,
                 )
+        if args.profile:
+            for label, argv in clients.items():
+                if label.startswith("s3pput") and not label.endswith("--version"):
+                    profile(label, argv, env, Path(args.profile))
 
     print(f"\nmedians over {args.reps} re-runs of an unchanged tree of {files} files, {total / MIB:.0f} MiB")
     header = ("wall s", "cpu s", "read MiB", "% tree", "RSS MiB", "put")
@@ -221,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "put": put,
             "runs": [asdict(r) for r in results],
         }
+    with_record, without = (
+        statistics.median(r.wall for r in runs[k]) for k in ("s3pput (record)", "s3pput --no-digest-cache")
+    )
+    print(f"record / no record, wall: {with_record / without:.2f}x")
     print(json.dumps({"scenario": args.scenario, "files": files, "bytes": total, "results": summary}))
     return 0
 

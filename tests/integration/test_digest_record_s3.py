@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput import digest_record
+from airflow_s3pput import digest_record, engine
 from airflow_s3pput.digest_record import RECORD_FILE
 from tests.helpers import CliRun, CliRunner, ReadCounter, make_tree
 
@@ -138,6 +138,41 @@ def test_same_size_edits_with_mtime_restored_put_exactly_those_files(
     assert body(s3_client, bucket, BIG) == new_big
     untouched = [k for k in files if k not in (small, BIG)]
     assert [k for k in untouched if reads.read(src / k)] == []
+
+
+@pytest.mark.usefixtures("short_margin")
+def test_edits_across_several_lookup_groups_put_exactly_those_files(
+    cli: CliRunner,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    cache: Path,
+    reads: ReadCounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine decides a walk group while the next one is listed, and skips a group's
+    unchanged files by the walk's stat: with groups of 10 keys, 95 files in 3 directories make
+    10 groups; same-size edits with the mtime restored in the first, a middle and the last
+    group and a file made anew are put; a file whose mode changed (its ctime with it) is read
+    again and skipped; nothing else is read."""
+    monkeypatch.setattr(engine, "LOOKUP_GROUP", 10)
+    files: dict[str, bytes | str] = {f"d{i % 3}/f-{i:03d}.bin": os.urandom(50 + i) for i in range(95)}
+    src = make_tree(tmp_path / "src", files)
+    settle()
+    assert upload(cli, cache, bucket, src).summary["files_put"] == len(files)
+    ordered = sorted(files)
+    edited = {ordered[0], ordered[47], ordered[-1]}
+    new_bodies = {key: edit_same_size(src / key) for key in edited}
+    _replace_by_rename(src / ordered[60], os.urandom(len(files[ordered[60]])))
+    (src / ordered[20]).chmod(0o600)
+    reads.reset()
+    run = upload(cli, cache, bucket, src)
+    assert put_keys(run) == edited | {ordered[60]}
+    assert run.summary["files_skipped"] == len(files) - 4
+    for key, data in new_bodies.items():
+        assert body(s3_client, bucket, key) == data
+    read_again = {k for k in ordered if reads.read(src / k)}
+    assert read_again == edited | {ordered[60], ordered[20]}
 
 
 def _rewrite(path: Path, data: bytes) -> None:

@@ -33,6 +33,7 @@ from airflow_s3pput.digest_record import (
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.walker import FileEntry, walk
 
 SCOPE = "test-scope"
 PART = 5 * MIB
@@ -557,3 +558,174 @@ def test_a_hard_link_elsewhere_is_the_same_file(tmp_path: Path) -> None:
         assert skips(record, Path(os.fsdecode(raw)), "k", RemoteObject(6, md5_hex(b"linked")))
     finally:
         record.close()
+
+
+# -- a walk group at once (the engine's call) ------------------------------------------------
+
+
+def recorded_group(
+    tmp_path: Path, count: int = 6
+) -> tuple[DigestRecord, list[FileEntry], dict[str, RemoteObject]]:
+    """``count`` files recorded as the putter records them, then walked: the record (open with
+    a clock that trusts them), the walk's entries and the listing that matches them."""
+    datas = {f"d/f{i}": os.urandom(100 + i) for i in range(count)}
+    for key, data in datas.items():
+        write(tmp_path / "src" / key, data)
+    db = tmp_path / RECORD_FILE
+    writer = DigestRecord(db, SCOPE, clock=later)
+    for key in datas:
+        assert not look_and_remember(writer, tmp_path / "src" / key, key)
+    writer.close()
+    entries = [e for e in walk([str(tmp_path / "src")]) if isinstance(e, FileEntry)]
+    remote = {key: RemoteObject(len(data), md5_hex(data)) for key, data in datas.items()}
+    return DigestRecord(db, SCOPE, clock=later), entries, remote
+
+
+def test_unchanged_vouches_for_a_walk_group_by_the_walks_stat(tmp_path: Path) -> None:
+    record, entries, remote = recorded_group(tmp_path)
+    try:
+        assert [e.key for e in entries] == sorted(remote)  # the walk's order: key order
+        assert record.unchanged(entries, remote) == set(remote)
+        # A key beyond the group's range and records of other keys change nothing.
+        assert record.unchanged(entries[2:4], remote) == {entries[2].key, entries[3].key}
+    finally:
+        record.close()
+
+
+def _moved(entry: FileEntry, **delta: int) -> FileEntry:
+    return dataclasses.replace(entry, **{name: getattr(entry, name) + d for name, d in delta.items()})
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        pytest.param(lambda e: _moved(e, dev=1), id="other-device"),
+        pytest.param(lambda e: _moved(e, ino=1), id="other-inode"),
+        pytest.param(lambda e: _moved(e, size=1), id="other-size"),
+        pytest.param(lambda e: _moved(e, mtime_ns=1), id="mtime"),
+        pytest.param(lambda e: _moved(e, ctime_ns=1), id="ctime"),
+        pytest.param(lambda e: FileEntry(e.path, e.key, e.size, e.mtime_ns), id="no-identity"),
+    ],
+)
+def test_unchanged_refuses_an_entry_whose_stat_differs(tmp_path: Path, stale: Any) -> None:
+    record, entries, remote = recorded_group(tmp_path)
+    target = entries[3]
+    try:
+        found = record.unchanged([*entries[:3], stale(target), *entries[4:]], remote)
+        assert found == set(remote) - {target.key}
+    finally:
+        record.close()
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        pytest.param(lambda r: RemoteObject(r.size, "0" * 32), id="other-etag"),
+        pytest.param(lambda r: RemoteObject(r.size + 1, r.etag), id="other-size"),
+        pytest.param(None, id="not-listed"),
+    ],
+)
+def test_unchanged_refuses_an_entry_the_listing_contradicts(tmp_path: Path, listed: Any) -> None:
+    record, entries, remote = recorded_group(tmp_path)
+    key = entries[0].key
+    if listed is None:
+        del remote[key]
+    else:
+        remote[key] = listed(remote[key])
+    try:
+        assert record.unchanged(entries, remote) == {e.key for e in entries[1:]}
+    finally:
+        record.close()
+
+
+def test_unchanged_trusts_no_racy_record(tmp_path: Path) -> None:
+    record, entries, remote = recorded_group(tmp_path)
+    target = entries[1]
+    stat = FileStat(target.dev, target.ino, target.size, target.mtime_ns, target.ctime_ns)
+    known = record.fetch(target.key)
+    assert known is not None
+    # Its stat was taken in the same tick as the file's last change: a later change could hide.
+    record.store(target.key, dataclasses.replace(known, stat=stat, sampled_ns=target.ctime_ns))
+    record.flush()
+    try:
+        assert record.unchanged(entries, remote) == set(remote) - {target.key}
+    finally:
+        record.close()
+
+
+def test_unchanged_answers_in_any_order_and_nothing_when_rehashing_or_off(tmp_path: Path) -> None:
+    record, entries, remote = recorded_group(tmp_path)
+    db = record.path
+    try:
+        assert record.unchanged(entries[::-1], remote) == set(remote)
+    finally:
+        record.close()
+    assert db is not None
+    for why, record in {
+        "--rehash": DigestRecord(db, SCOPE, clock=later, trust=False),
+        "off": DigestRecord(None, SCOPE),
+    }.items():
+        try:
+            assert record.unchanged(entries, remote) == set(), why
+        finally:
+            record.close()
+
+
+@pytest.mark.parametrize(
+    ("listed", "vouched"),
+    [
+        pytest.param("{etag}", True, id="its-multipart-etag"),
+        pytest.param('"{etag}"', True, id="quoted"),
+        pytest.param("{ETAG}", True, id="upper-case"),
+        pytest.param("{md5}-4", False, id="other-part-count"),
+        pytest.param("{etag} 1:{etag}", False, id="not-an-etag"),
+        pytest.param("{md5}", False, id="md5-of-parts-alone"),
+    ],
+)
+def test_unchanged_compares_multipart_etags(tmp_path: Path, listed: str, vouched: bool) -> None:
+    data = os.urandom(1000)
+    path = write(tmp_path / "src" / "big.bin", data)
+    db = tmp_path / RECORD_FILE
+    md5 = "cd" * 16
+    etag = f"{md5}-3"
+    record = DigestRecord(db, SCOPE, clock=later)
+    seen = record.look(str(path), "big.bin", None)
+    assert seen.stat is not None
+    record.store(
+        "big.bin",
+        Entry(seen.stat, seen.sampled_ns, len(data), None, {PART: etag, 2 * PART: "ef" * 16 + "-2"}),
+    )
+    record.close()
+    (entry,) = walk([str(tmp_path / "src")])
+    assert isinstance(entry, FileEntry)
+    record = DigestRecord(db, SCOPE, clock=later)
+    text = listed.replace("{etag}", etag).replace("{ETAG}", etag.upper()).replace("{md5}", md5)
+    try:
+        assert record.unchanged([entry], {"big.bin": RemoteObject(len(data), text)}) == (
+            {"big.bin"} if vouched else set()
+        )
+        # The control: the record's other part size's ETag is vouched for too.
+        assert record.unchanged([entry], {"big.bin": RemoteObject(len(data), "ef" * 16 + "-2")}) == {
+            "big.bin"
+        }
+    finally:
+        record.close()
+
+
+@pytest.mark.parametrize("query", ["_SELECT_UNCHANGED", "_SELECT_UNCHANGED_MULTIPART"])
+def test_a_group_finds_each_record_by_its_primary_key(tmp_path: Path, query: str) -> None:
+    """The loop order of the group's statement: the group outside, one primary-key search per
+    entry inside (the other order scans the whole scope for every entry of the group)."""
+    record = DigestRecord(tmp_path / RECORD_FILE, SCOPE)
+    try:
+        assert record._reader is not None
+        plan = [
+            row[3]
+            for row in record._reader.execute(
+                "EXPLAIN QUERY PLAN " + getattr(digest_record, query), ("{}", record.scope, 0)
+            )
+        ]
+    finally:
+        record.close()
+    assert plan[0].startswith("SCAN e"), plan
+    assert any(step.startswith("SEARCH d USING PRIMARY KEY (scope=? AND key=?)") for step in plan), plan

@@ -255,16 +255,24 @@ def test_an_entry_whose_type_cannot_be_read_is_taken_for_a_file(
 
     monkeypatch.setattr(os, "scandir", scandir)
     (item,) = walk([str(src)])
-    assert item == FileEntry(str(src / "f.txt"), "f.txt", 4, os.stat(src / "f.txt").st_mtime_ns)
+    st = os.stat(src / "f.txt")
+    assert item == FileEntry(
+        str(src / "f.txt"), "f.txt", 4, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns
+    )
 
 
 # --- files -----------------------------------------------------------------------------------------
 
 
-def test_a_file_entry_carries_its_size_and_mtime(tmp_path: Path) -> None:
+def test_a_file_entry_carries_its_size_mtime_and_identity(tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"f.txt": "12345"})
     os.utime(src / "f.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
-    assert list(walk([str(src)])) == [FileEntry(str(src / "f.txt"), "f.txt", 5, 1_600_000_000_123_456_789)]
+    st = os.stat(src / "f.txt")  # the identity and ctime the digest record compares
+    assert list(walk([str(src)])) == [
+        FileEntry(
+            str(src / "f.txt"), "f.txt", 5, 1_600_000_000_123_456_789, st.st_dev, st.st_ino, st.st_ctime_ns
+        )
+    ]
 
 
 def test_a_symlink_outside_source_in_a_subdirectory_is_an_error(tmp_path: Path) -> None:
