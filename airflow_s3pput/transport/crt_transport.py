@@ -17,7 +17,6 @@ import xml.etree.ElementTree as ETree
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote_plus
-from xml.sax.saxutils import escape
 
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
@@ -132,7 +131,7 @@ class CrtTransport:
 
     def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
         parts = "".join(
-            f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
+            f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>"
             for number, etag in enumerate(etags, start=1)
         )
         body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
@@ -160,7 +159,7 @@ class CrtTransport:
                           "upload-id-marker": _text(root, "NextUploadIdMarker")})  # fmt: skip
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
-        objects = "".join(f"<Object><Key>{escape(key)}</Key></Object>" for key in keys)
+        objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)
         if not objects:
             return {}
         body = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
@@ -189,6 +188,11 @@ class CrtTransport:
         except S3Error as error:
             error.operation = operation
             raise
+
+
+def _xml_text(value: str) -> str:
+    """``value`` as XML character data (``xml.sax.saxutils.escape`` costs 10 ms of imports)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _query(query: dict[str, str]) -> str:
