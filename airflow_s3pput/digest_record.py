@@ -47,11 +47,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing.util
 import os
 import re
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -323,7 +323,7 @@ class DigestRecord:
         self._window_first: str | None = None
         self._window_last: str | None = None
         self._last_flush = time.monotonic()
-        self._finalizer: multiprocessing.util.Finalize | None = None
+        self._finalizer: Any = None  # multiprocessing.util.Finalize
         if path is not None:
             self._open(path)
 
@@ -522,7 +522,11 @@ class DigestRecord:
                 _warn_once("open", f"digest record off: cannot open {path} ({exc}); files are read")
                 return
         # A worker process of the pool is never closed: commit its last records when it exits.
-        self._finalizer = multiprocessing.util.Finalize(self, DigestRecord.flush, (self,), exitpriority=10)
+        # Such a process has imported multiprocessing; a one-process run (which closes its
+        # record) need not pay the ~12 ms the import costs.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            self._finalizer = mp_util.Finalize(self, DigestRecord.flush, (self,), exitpriority=10)
 
     def _failed(self, exc: sqlite3.Error) -> None:
         """A lookup or commit failed: a damaged database is set aside (the next run starts a new

@@ -10,11 +10,10 @@ safe in a process that already runs threads (an Airflow task does).
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from airflow_s3pput.options import UploadOptions
@@ -91,6 +90,11 @@ class ProcessDispatcher:
     """``processes`` worker processes, each with its own transport and ``threads`` workers."""
 
     def __init__(self, options: UploadOptions) -> None:
+        # Imported here: multiprocessing costs ~10 ms of start-up, which a one-process run
+        # (the CRT's default) never needs.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         # Enough tasks per submission to amortise the pickling round trip, few enough that
         # every thread of every process has work.
         self.chunk_size = max(1, options.threads)
