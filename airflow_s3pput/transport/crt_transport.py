@@ -16,14 +16,14 @@ import threading
 import xml.etree.ElementTree as ETree
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import quote
 
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
 from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.file_range import FileRange
-from airflow_s3pput.transport.listing_parser import page_of, parse_list_objects_v2
+from airflow_s3pput.transport.listing_parser import page_from_xml
 from airflow_s3pput.transport.port import (
     QUICK_ATTEMPTS,
     ListPage,
@@ -81,13 +81,7 @@ class CrtTransport:
             query["continuation-token"] = token
         elif start_after:
             query["start-after"] = start_after
-        page = parse_list_objects_v2(self._call("ListObjectsV2", "GET", query=query).body)
-        if page.get("EncodingType") == "url":  # keys come URL-encoded, as we asked
-            for listed in page.get("Contents", ()):
-                listed["Key"] = unquote_plus(listed["Key"])
-            for common in page.get("CommonPrefixes", ()):
-                common["Prefix"] = unquote_plus(common["Prefix"])
-        return page_of(page)
+        return page_from_xml(self._call("ListObjectsV2", "GET", query=query).body)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
         response = self.sender.request(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_plus
 
 import botocore.session
 import pytest
 from botocore.parsers import RestXMLParser
 
-from airflow_s3pput.transport.listing_parser import parse_list_objects_v2
+from airflow_s3pput.transport.listing_parser import page_from_xml, page_of, parse_list_objects_v2
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
@@ -72,3 +73,49 @@ def test_sizes_are_ints_and_etags_keep_their_quotes() -> None:
 def test_refuses_what_it_does_not_understand(body: bytes) -> None:
     with pytest.raises(ValueError):
         parse_list_objects_v2(body)
+
+
+def _decoded(parsed: dict[str, Any]) -> dict[str, Any]:
+    """What botocore's handler does after parsing when the keys came URL-encoded."""
+    if parsed.get("EncodingType") == "url":
+        for obj in parsed.get("Contents", []):
+            obj["Key"] = unquote_plus(obj["Key"])
+        for common in parsed.get("CommonPrefixes", []):
+            common["Prefix"] = unquote_plus(common["Prefix"])
+    return parsed
+
+
+NO_NAMESPACE = PAGE.replace(f" {NS}", "").replace(
+    "<Delimiter>/</Delimiter>", "<EncodingType>url</EncodingType>"
+)
+
+
+@pytest.mark.parametrize(
+    "body", [PAGE, LAST_PAGE, EMPTY, NO_NAMESPACE], ids=["page", "url-encoded", "empty", "no-namespace"]
+)
+def test_page_from_xml_is_the_page_botocore_gives(body: str) -> None:
+    page = page_from_xml(body.encode())
+    assert page == page_of(_decoded(botocore_parse(body)))
+    assert page.objects or body is EMPTY
+
+
+def test_page_from_xml_decodes_keys_and_prefixes_only_when_the_server_encoded_them() -> None:
+    assert page_from_xml(LAST_PAGE.encode()).objects[0].key == "p/x+y"
+    page = page_from_xml(PAGE.encode())  # not encoded: a "+" or "%" in a key is the key's own
+    assert page.objects[0].key == 'p/a & b <c> "d" é'
+    assert page.prefixes == ["p/sub/", "p/z z/"]
+    assert page.next_token == "tok+/="
+    assert page_from_xml(NO_NAMESPACE.encode()).prefixes == ["p/sub/", "p/z z/"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<Error><Code>InternalError</Code><Message>boom</Message></Error>",
+        b"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+    ],
+    ids=["error-document", "object-without-key"],
+)
+def test_page_from_xml_refuses_what_it_does_not_understand(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        page_from_xml(body)
