@@ -74,6 +74,30 @@ def test_a_missing_bucket_is_one_line_before_any_put(src: Path) -> None:
     with pytest.raises(UsageError, match="bucket 'bucket' does not exist"):
         engine.upload(opts(src), transport=transport)
     assert transport.calls["PutObject"] == 0
+    # some servers create a bucket on a CreateMultipartUpload: the write check waits for HEAD
+    assert transport.calls["CreateMultipartUpload"] == 0
+
+
+def test_a_missing_bucket_is_one_line_with_nothing_to_upload(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="bucket 'bucket' does not exist"):
+        engine.upload(opts(empty), transport=MemoryTransport(exists=False))
+
+
+def test_an_unchanged_rerun_sends_no_write_check(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    assert transport.calls["CreateMultipartUpload"] == 1  # the first upload's check
+    transport.calls.clear()
+    (src / "d1" / "f05.txt").write_text("file X")  # under a key that exists: put unchecked
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, transport.calls["CreateMultipartUpload"]) == (1, 0)
+    (src / "new.txt").write_text("new")
+    transport.calls.clear()
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, transport.calls["CreateMultipartUpload"]) == (1, 1)
+    assert transport.uploads == {}
 
 
 def test_the_write_check_aborts_stale_checks_of_killed_runs_only(src: Path) -> None:
