@@ -30,8 +30,9 @@ What one command does:
    ``benchmarks/far-results.md`` from every raw file there (``far_report.py``; the newest file
    wins for each delay and workload; generated: do not commit it), and the "Far S3: latency
    sweep" section of ``BENCHMARKS.md`` from the same files (``report.splice_far``; the rest of the
-   document is left as ``run.py`` wrote it, and ``run.py`` keeps this section). A ``--quick`` run
-   writes a copy, ``.bench/far/quick/BENCHMARKS.md``, and leaves the repository's alone.
+   document is left as ``run.py`` wrote it, and ``run.py`` keeps this section). A ``--quick`` run,
+   or one with a ``--raw-dir`` of its own, writes a copy beside its raw files
+   (``.bench/far/quick/BENCHMARKS.md``) and leaves the repository's alone.
 
 At 100 ms each way a small-file run of a peer that keeps 10 requests in flight lasts about a
 minute, so that delay defaults to ``--far-files 1000`` and ``--far-reps 2``; the table says so.
@@ -101,8 +102,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--benchmarks",
         type=Path,
         default=None,
-        help="the document whose far-S3 section is rewritten (BENCHMARKS.md; with --quick a copy "
-        "of it beside the raw files)",
+        help="the document whose far-S3 section is rewritten (BENCHMARKS.md; with --quick or "
+        "--raw-dir, a copy of it beside the raw files)",
     )
     p.add_argument("--render", action="store_true", help="only rewrite the Markdown from the raw files")
     p.add_argument("--workdir", type=Path, default=None, help="parent of the temporary trees")
@@ -128,7 +129,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # a smoke run keeps its files apart, so that it never mixes into the real tables
     args.raw_dir = args.raw_dir or (RAW_DIR / "quick" if args.quick else RAW_DIR)
     args.output = args.output or (args.raw_dir / "far-results.md" if args.quick else OUTPUT)
-    args.benchmarks = args.benchmarks or (args.raw_dir / "BENCHMARKS.md" if args.quick else BENCHMARKS)
+    # BENCHMARKS.md itself only from the default raw files: a smoke run, or one with raw files of
+    # its own (an experiment), writes a copy beside them
+    own_raw = args.quick or args.raw_dir.resolve() != RAW_DIR.resolve()
+    args.benchmarks = args.benchmarks or (args.raw_dir / "BENCHMARKS.md" if own_raw else BENCHMARKS)
     return args
 
 
