@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
@@ -140,7 +141,8 @@ class _Run:
         if self.list_remote:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
-            self.remote.prefetch(join_key(options.prefix, ""))
+            base = join_key(options.prefix, "")
+            self.remote.prefetch(base, [base + name + "/" for name in _top_directories(options.sources)])
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -240,6 +242,19 @@ class _Run:
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
             for result in results:
                 self.record(result)
+
+
+def _top_directories(sources: Iterable[str]) -> list[str]:
+    """The names of the directories directly in the SOURCE directories (the listing's hints:
+    a name the walk then skips costs one listing request, never a wrong answer)."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            with os.scandir(source) as entries:
+                names.update(e.name for e in entries if e.is_dir() and "/" not in e.name)
+        except OSError:
+            continue  # a file SOURCE, or one the walk reports
+    return sorted(names)
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
