@@ -41,8 +41,8 @@ from airflow_s3pput.walker import (
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
 #: directories listed at once: as many as a flat listing splits a prefix into, so that a tree of
-#: up to that many top directories is listed in two round trips (with 8 threads, 10 directories
-#: 25 ms away took three)
+#: up to that many top directories is listed in one round of requests (with 8 threads, 10
+#: directories 25 ms away took two rounds after the prefix's page; see ``remote._list_flat``)
 LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
 #: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends):
 #: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
