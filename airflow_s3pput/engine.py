@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import threading
+import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
+from airflow_s3pput import remote
 from airflow_s3pput.digest_record import DigestRecord
 from airflow_s3pput.errors import Interrupted, S3Error, UsageError, describe_error
 from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
@@ -26,7 +27,7 @@ from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
-from airflow_s3pput.transport import Transport, open_transport
+from airflow_s3pput.transport import OpenUpload, Transport, open_transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
@@ -40,8 +41,10 @@ from airflow_s3pput.walker import (
 
 #: files whose remote state one listing round covers
 LOOKUP_GROUP = 1000
-#: directories listed at once
-LISTING_THREADS = 8
+#: directories listed at once: as many as a flat listing splits a prefix into, so that a tree of
+#: up to that many top directories is listed in one round of requests (with 8 threads, 10
+#: directories 25 ms away took two rounds after the prefix's page; see ``remote._list_flat``)
+LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
 #: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends):
 #: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
 BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
@@ -74,15 +77,23 @@ def upload(
     check = BucketCheck(options, transport)
     journal = journal_for(options)
     try:
-        # First: it turns a bad endpoint or credentials into one line.
-        check.head_bucket()
+        # HeadBucket beside the walk and the listing: its failure (a bad endpoint or
+        # credentials, a missing bucket) is one line before any answer is used.
+        check.start()
         if not options.dry_run:
-            check.start_write_check()
             abort_leftovers(transport, journal, join_key(options.prefix, ""))
         dispatcher = make_dispatcher(options, transport, journal)
         try:
-            run = _Run(options, transport, dispatcher, on_result, before_first_put=check.wait_writable)
+            run = _Run(
+                options,
+                transport,
+                dispatcher,
+                on_result,
+                before_first_group=check.wait_head,
+                before_first_put=check.wait_head if options.dry_run else check.ensure_writable,
+            )
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
+            check.wait_head()  # a run with nothing to walk
             if options.delete:  # --delete: after this range's uploads, which must all have landed
                 delete_extraneous(
                     transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
@@ -111,11 +122,13 @@ class _Run:
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
         *,
+        before_first_group: Callable[[], None] = lambda: None,
         before_first_put: Callable[[], None] = lambda: None,
     ) -> None:
         self.options = options
         self.mode = get_mode(options.mode)
         self.list_remote = self.mode.needs_listing
+        self.before_first_group: Callable[[], None] | None = before_first_group
         self.before_first_put: Callable[[], None] | None = before_first_put
         self.dispatcher = dispatcher
         self.on_result = on_result
@@ -135,7 +148,8 @@ class _Run:
         if self.list_remote:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
-            self.remote.prefetch(join_key(options.prefix, ""))
+            base = join_key(options.prefix, "")
+            self.remote.prefetch(base, [base + name + "/" for name in _top_directories(options.sources)])
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -157,6 +171,12 @@ class _Run:
         over_budget = self.in_flight_bytes + self.body_bytes(tasks) > BODY_BYTES_IN_FLIGHT
         return self.room() < len(tasks) or (over_budget and bool(self.pending))
 
+    def surely_put(self, task: PutTask) -> bool:
+        """Whether ``task`` is put whatever its content: its key is not in the bucket (or the mode
+        never looks). An unchanged re-run has no such task, and sends no write check: a file
+        changed under an existing key is put without it (denied, it fails and is reported)."""
+        return not self.list_remote or task.remote is None
+
     def feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         """Put what the walk yields; on Ctrl-C stop feeding, let what is on the wire finish or
         abort, and raise ``Interrupted`` with what landed (a second Ctrl-C stops waiting)."""
@@ -177,13 +197,16 @@ class _Run:
         # With --limit, send files one by one so that no more than the limit are ever put.
         chunk = 1 if self.options.limit is not None else self.dispatcher.chunk_size
         for group, listed in self._grouped(items):
+            if self.before_first_group is not None:
+                self.before_first_group()  # HeadBucket: nothing is reported before it passed
+                self.before_first_group = None
             for tasks in _batched(iter(self._tasks(group, listed)), chunk):
                 while self.must_wait(tasks):
                     if not self.pending:
                         return  # the limit is reached
                     self._drain(block=True)
-                if self.before_first_put is not None:
-                    self.before_first_put()  # the write check: nothing is sent before it passed
+                if self.before_first_put is not None and any(self.surely_put(t) for t in tasks):
+                    self.before_first_put()  # the write check: no new key is put before it passed
                     self.before_first_put = None
                 self.pending[self.dispatcher.submit(tasks)] = tasks
                 self.in_flight += len(tasks)
@@ -256,6 +279,19 @@ class _Run:
                 self.record(result)
 
 
+def _top_directories(sources: Iterable[str]) -> list[str]:
+    """The names of the directories directly in the SOURCE directories (the listing's hints:
+    a name the walk then skips costs one listing request, never a wrong answer)."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            with os.scandir(source) as entries:
+                names.update(e.name for e in entries if e.is_dir() and "/" not in e.name)
+        except OSError:
+            continue  # a file SOURCE, or one the walk reports
+    return sorted(names)
+
+
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
@@ -309,10 +345,10 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
     ``BucketCheck``); for callers that check before a run, like the Airflow plan task."""
     check = BucketCheck(options, transport)
     try:
-        check.head_bucket()
+        check.start()
+        check.wait_head()
         if not options.dry_run:
-            check.start_write_check()
-            check.wait_writable()
+            check.ensure_writable()
     finally:
         check.close()
 
@@ -320,13 +356,18 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
 class BucketCheck:
     """Whether the bucket can take the run, found with as few round trips as possible.
 
-    Some S3-compatible servers create a bucket on the first PUT, so a missing bucket is found
-    by HeadBucket rather than by a 404 from the PUT. Writability is checked by starting and
-    aborting a multipart upload, which leaves no object behind (and the uploads a killed run's
-    check left are aborted then); it runs on a thread of its own while the prefix is listed, and
-    the first PUT waits for it: an unchanged re-run 25 ms away then pays for HeadBucket and its
-    listing only (the five checks in a row cost 250 ms there). The checks retry less than the
-    run, so that a wrong endpoint is reported quickly. Every failure is one ``UsageError``.
+    Some S3-compatible servers create a bucket on the first PUT (SeaweedFS does so on a
+    CreateMultipartUpload too), so a missing bucket is found by HeadBucket rather than by a 404
+    from the PUT, and nothing that writes is sent before HeadBucket answered. ``start`` sends
+    HeadBucket on a thread of its own, so that the walk and the listing of the prefix run beside
+    it; ``wait_head`` is called before the listing's answer or any PUT is used. Writability is
+    checked before the first PUT only (``ensure_writable``; a run that puts nothing never sends
+    it) by starting a multipart upload, which leaves no object behind: the PUTs start as soon as
+    the create answers, and its abort (and that of the checks a killed run left) goes on beside
+    them. 25 ms away each way the first PUT then waits for two round trips (HeadBucket beside the
+    listing, the create) instead of three in a row (HeadBucket, the create, its abort), and an
+    unchanged re-run pays for its listing only. The checks retry less than the run, so that a
+    wrong endpoint is reported quickly. Every failure is one ``UsageError``.
     """
 
     def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
@@ -335,8 +376,10 @@ class BucketCheck:
         self.own = transport is None
         self.transport = transport
         self.quick: Transport | None = None
-        self.writer: threading.Thread | None = None
-        self.failure: UsageError | None = None
+        self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
+        self.head: Future[None] | None = None
+        self.cleanup: Future[None] | None = None
+        self.write_failure: UsageError | None = None
 
     def _quick(self) -> Transport:
         if self.quick is None:
@@ -348,54 +391,73 @@ class BucketCheck:
                 raise bucket_error(exc, self.options.bucket, self.where) from None
         return self.quick
 
+    def start(self) -> None:
+        """Send HeadBucket (once); a transport that cannot be opened raises here."""
+        if self.head is None:
+            self.head = self.background.submit(self._quick().head_bucket)
+
     def head_bucket(self) -> None:
-        quick = self._quick()
+        """HeadBucket, waited for."""
+        self.start()
+        self.wait_head()
+
+    def wait_head(self) -> None:
+        """Wait for HeadBucket's answer (sent by ``start``); its failure as one ``UsageError``."""
+        self.start()
+        assert self.head is not None
         try:
-            quick.head_bucket()
+            self.head.result()
         except S3Error as exc:
             raise bucket_error(exc, self.options.bucket, self.where) from None
 
-    def start_write_check(self) -> None:
-        quick, probe_prefix = self._quick(), join_key(self.options.prefix, WRITE_CHECK)
-
-        def check() -> None:
+    def ensure_writable(self) -> None:
+        """Before the first PUT: HeadBucket passed and a multipart upload could be started."""
+        self.wait_head()
+        if self.cleanup is None and self.write_failure is None:
+            quick, probe_prefix = self._quick(), join_key(self.options.prefix, WRITE_CHECK)
+            probe = probe_prefix + uuid.uuid4().hex
+            # The killed checks are listed while ours is created: one round trip, not two.
+            listed = self.background.submit(quick.open_uploads, probe_prefix)
             try:
-                _check_writable(quick, probe_prefix)
+                upload_id = quick.create_multipart(probe, {})
             except S3Error as exc:
-                self.failure = bucket_error(exc, self.options.bucket, self.where)
-
-        self.writer = threading.Thread(target=check, name="s3pput-write-check", daemon=True)
-        self.writer.start()
-
-    def wait_writable(self) -> None:
-        if self.writer is not None:
-            self.writer.join()
-        if self.failure is not None:
-            raise self.failure
+                self.write_failure = bucket_error(exc, self.options.bucket, self.where)
+                listed.cancel()
+            else:
+                self.cleanup = self.background.submit(
+                    _clean_up_checks, quick, probe_prefix, probe, upload_id, listed
+                )
+        if self.write_failure is not None:
+            raise self.write_failure
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.join()  # its probe upload is aborted before the transport closes
+        # The probe uploads are aborted before the transport closes. Their abort is best effort
+        # once the run has started: an upload it leaves is aborted by a later run's check.
+        self.background.shutdown(wait=True)
         if self.quick is not None and self.quick is not self.transport:
             self.quick.close()
         if self.own and self.transport is not None:
             self.transport.close()
 
 
-def _check_writable(transport: Transport, probe_prefix: str) -> None:
-    probe = probe_prefix + uuid.uuid4().hex
-    with ThreadPoolExecutor(1, thread_name_prefix="s3pput-check") as beside:
-        # Two round trips, not three: the killed checks are listed while ours is created.
-        listed = beside.submit(transport.open_uploads, probe_prefix)
-        upload_id = transport.create_multipart(probe, {})
+def _clean_up_checks(
+    transport: Transport, probe_prefix: str, probe: str, upload_id: str, listed: Future[list[OpenUpload]]
+) -> None:
+    """Abort our probe upload, and the probes of killed runs (listed beside its creation)."""
+    try:
         _abort_unless_gone(transport, probe, upload_id)
         uploads = listed.result()
+    except S3Error:
+        return
     stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
     for upload in uploads:
         # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
         # look stale and lose its upload here, which its own abort tolerates.
         if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:
-            _abort_unless_gone(transport, upload.key, upload.upload_id)
+            try:
+                _abort_unless_gone(transport, upload.key, upload.upload_id)
+            except S3Error:
+                continue
 
 
 def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, wait
 
 from airflow_s3pput.modes import RemoteObject
@@ -58,13 +58,15 @@ class RemoteIndex:
         self._crowded: set[str] = set()
         self._prefetch: tuple[str, Future[dict[str, RemoteObject] | None]] | None = None
 
-    def prefetch(self, prefix: str) -> None:
-        """Start the flat listing of ``prefix`` (under which every key looked up must be)."""
+    def prefetch(self, prefix: str, subdirs: Iterable[str] = ()) -> None:
+        """Start the flat listing of ``prefix`` (under which every key looked up must be);
+        ``subdirs``: prefixes directly under it that the walk will have (see ``_list_flat``)."""
         future: Future[dict[str, RemoteObject] | None] = Future()
+        hints = tuple(subdirs)
 
         def run() -> None:
             try:
-                future.set_result(_list_flat(self.transport, prefix, self.executor))
+                future.set_result(_list_flat(self.transport, prefix, self.executor, hints))
             except BaseException as exc:  # noqa: BLE001 - the first lookup raises it
                 future.set_exception(exc)
 
@@ -123,30 +125,52 @@ def _common_dir(prefixes: Iterable[str]) -> str:
 
 
 def _list_flat(
-    transport: Transport, prefix: str, executor: Executor | None = None
+    transport: Transport, prefix: str, executor: Executor | None = None, hints: Sequence[str] = ()
 ) -> dict[str, RemoteObject] | None:
     """Everything under ``prefix``, or ``None`` if it holds more than ``FLAT_LISTING_MAX_OBJECTS``.
 
     With an ``executor``, a prefix of a few subdirectories has them listed concurrently: a
-    listing is a chain of page requests, and each subdirectory is a chain of its own.
+    listing is a chain of page requests, and each subdirectory is a chain of its own. The
+    subdirectories in ``hints`` (the local tree's, ``prefix + name + "/"``) are listed beside
+    the prefix's own page rather than after it: an unchanged re-run of a tree of ten directories
+    25 ms away then lists in one round trip instead of two (each on a new connection, which
+    costs one more). The answer is the same: the page says which subdirectories exist, the
+    hinted ones that do not are empty, the others are listed after it.
     """
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     if executor is not None:
-        top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
-        # Not truncated, the page holds every object directly under the prefix: only the
-        # subdirectories are left to list (none, for a prefix without any).
-        if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
-            found: dict[str, RemoteObject] = {}
-            _collect(top, None, found)
-            if not budget.take(len(found)):
-                return None
-            parts = list(executor.map(lambda subdir: _list_pages(transport, subdir, budget), top.prefixes))
-            if any(part is None for part in parts):
-                return None
-            for part in parts:
-                found.update(part or {})
-            return found
+        early: dict[str, Future[dict[str, RemoteObject] | None]] = {}
+        if len(hints) <= SPLIT_LISTING_MAX_DIRS:
+            early = {
+                h: executor.submit(_list_pages, transport, h, budget) for h in hints if _is_subdir(h, prefix)
+            }
+        try:
+            top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
+            # Not truncated, the page holds every object directly under the prefix: only the
+            # subdirectories are left to list (none, for a prefix without any).
+            if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
+                found: dict[str, RemoteObject] = {}
+                _collect(top, None, found)
+                if not budget.take(len(found)):
+                    return None
+                futures = [
+                    early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes
+                ]
+                parts = [future.result() for future in futures]
+                if any(part is None for part in parts):
+                    return None
+                for part in parts:
+                    found.update(part or {})
+                return found
+        finally:
+            budget.stop()  # hinted listings nobody waits for end at their next page
+        budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     return _list_pages(transport, prefix, budget)
+
+
+def _is_subdir(hint: str, prefix: str) -> bool:
+    rest = hint[len(prefix) :]
+    return hint.startswith(prefix) and rest.endswith("/") and rest.count("/") == 1 and len(rest) > 1
 
 
 def _pages(
@@ -182,6 +206,11 @@ class _Budget:
         with self.lock:
             self.left -= objects
             return self.left >= 0
+
+    def stop(self) -> None:
+        """Make every further ``take`` fail: the listings still running stop at their next page."""
+        with self.lock:
+            self.left = -1
 
 
 def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:

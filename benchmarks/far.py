@@ -7,7 +7,7 @@ Usage (no ``make`` needed; run from the repository root with the project's inter
     .venv/bin/python -m benchmarks.far --delays 5            #   under 10 minutes on this machine
     .venv/bin/python -m benchmarks.far --delays 25
     .venv/bin/python -m benchmarks.far --delays 100          # fewer files and reps by default
-    .venv/bin/python -m benchmarks.far --render              # only rewrite far-results.md
+    .venv/bin/python -m benchmarks.far --render              # only rewrite the tables (far-results.md, BENCHMARKS.md)
 
 What one command does:
 
@@ -28,7 +28,11 @@ What one command does:
    after the other (each costs a round trip of 2 x delay);
 5. write the raw data to ``.bench/far/sweep-<delay>ms-<stamp>.json`` and rewrite
    ``benchmarks/far-results.md`` from every raw file there (``far_report.py``; the newest file
-   wins for each delay and workload). That Markdown is generated: do not commit it.
+   wins for each delay and workload; generated: do not commit it), and the "Far S3: latency
+   sweep" section of ``BENCHMARKS.md`` from the same files (``report.splice_far``; the rest of the
+   document is left as ``run.py`` wrote it, and ``run.py`` keeps this section). A ``--quick`` run,
+   or one with a ``--raw-dir`` of its own, writes a copy beside its raw files
+   (``.bench/far/quick/BENCHMARKS.md``) and leaves the repository's alone.
 
 At 100 ms each way a small-file run of a peer that keeps 10 requests in flight lasts about a
 minute, so that delay defaults to ``--far-files 1000`` and ``--far-reps 2``; the table says so.
@@ -55,7 +59,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from airflow_s3pput.testing.local_s3 import LocalS3Server
-from benchmarks import far_report, workloads
+from benchmarks import far_report, report, workloads
 from benchmarks.bounded import stop_children_on_sigterm
 from benchmarks.latency_proxy import LatencyProxy, ProxyStats, RequestRecord
 from benchmarks.measure import run_measured
@@ -75,6 +79,7 @@ FAR_DELAY = 100.0  # from this delay on, --far-files and --far-reps apply
 RUN_TIMEOUT = 420.0
 RAW_DIR = REPO / ".bench" / "far"
 OUTPUT = HERE / "far-results.md"
+BENCHMARKS = REPO / "BENCHMARKS.md"
 
 
 def log(message: str) -> None:
@@ -93,6 +98,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="25 ms only, tiny trees, 1 rep (< 1 min)")
     p.add_argument("--raw-dir", type=Path, default=None, help="where the raw JSON goes (.bench/far/)")
     p.add_argument("--output", type=Path, default=None, help="the Markdown (benchmarks/far-results.md)")
+    p.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=None,
+        help="the document whose far-S3 section is rewritten (BENCHMARKS.md; with --quick or "
+        "--raw-dir, a copy of it beside the raw files)",
+    )
     p.add_argument("--render", action="store_true", help="only rewrite the Markdown from the raw files")
     p.add_argument("--workdir", type=Path, default=None, help="parent of the temporary trees")
     args = p.parse_args(argv)
@@ -117,7 +129,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # a smoke run keeps its files apart, so that it never mixes into the real tables
     args.raw_dir = args.raw_dir or (RAW_DIR / "quick" if args.quick else RAW_DIR)
     args.output = args.output or (args.raw_dir / "far-results.md" if args.quick else OUTPUT)
+    # BENCHMARKS.md itself only from the default raw files: a smoke run, or one with raw files of
+    # its own (an experiment), writes a copy beside them
+    own_raw = args.quick or args.raw_dir.resolve() != RAW_DIR.resolve()
+    args.benchmarks = args.benchmarks or (args.raw_dir / "BENCHMARKS.md" if own_raw else BENCHMARKS)
     return args
+
+
+def write_tables(args: argparse.Namespace) -> None:
+    """far-results.md (sweep and faults) and the sweep's section of BENCHMARKS.md, from the raw
+    files. A quick run's copy of BENCHMARKS.md starts from the repository's, which it never touches."""
+    far_report.write(args.raw_dir, args.output)
+    target: Path = args.benchmarks
+    base = target if target.exists() else BENCHMARKS
+    document = base.read_text() if base.exists() else ""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(report.splice_far(document, report.far_section(far_report.render_sweep(args.raw_dir))))
+    log(f"tables: {args.output}, sweep section of {target}")
 
 
 class Sizes:
@@ -373,8 +401,7 @@ def summary_lines(runs: list[dict[str, Any]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
-        far_report.write(args.raw_dir, args.output)
-        log(f"tables: {args.output}")
+        write_tables(args)
         return 0
     stop_children_on_sigterm()
     started = time.monotonic()
@@ -418,11 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"raw data: {raw}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    far_report.write(args.raw_dir, args.output)
+    write_tables(args)
     log("")
     for line in summary_lines(sweep.runs):
         log(line)
-    log(f"\ntables: {args.output}  ({time.monotonic() - started:.0f}s in all)")
+    log(f"\n{time.monotonic() - started:.0f}s in all")
     return 1 if failed else 0
 
 

@@ -385,3 +385,54 @@ def summary(results: dict[str, Any]) -> str:
     for a, b, c in targets(results):
         lines.append(f"target {a}: {b} -> {c}")
     return "\n".join(lines)
+
+
+# -- the far-S3 latency sweep (written by far.py, kept by run.py) ------------------------------
+
+FAR_HEADING = "## Far S3: latency sweep"
+
+
+def far_section(sweep: list[str]) -> str:
+    """The sweep's section of BENCHMARKS.md, from ``far_report.render_sweep``'s lines."""
+    body = sweep[1:] if sweep and sweep[0].startswith("## ") else sweep
+    return (
+        "\n".join(
+            [
+                FAR_HEADING,
+                "",
+                "Written by `python -m benchmarks.far` (one delay per command; each command rewrites "
+                "this section from every raw file in `.bench/far/`, the newest for each delay and "
+                "workload); the fault table and more detail are in `benchmarks/far-results.md`.",
+                *body,
+            ]
+        ).rstrip("\n")
+        + "\n"
+    )
+
+
+def _section_bounds(lines: list[str], heading: str) -> tuple[int, int] | None:
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == heading), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
+
+
+def splice_far(document: str, section: str) -> str:
+    """``document`` with its far-S3 section replaced by ``section`` (appended when it has none)."""
+    lines = document.splitlines(keepends=True)
+    bounds = _section_bounds(lines, FAR_HEADING)
+    if bounds is None:
+        return document.rstrip("\n") + "\n\n" + section if document.strip() else section
+    start, end = bounds
+    tail = "".join(lines[end:])
+    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+
+
+def extract_far(document: str) -> str | None:
+    """The far-S3 section of ``document``, or ``None``: a full ``run.py`` keeps it as it was."""
+    lines = document.splitlines(keepends=True)
+    bounds = _section_bounds(lines, FAR_HEADING)
+    if bounds is None:
+        return None
+    return "".join(lines[bounds[0] : bounds[1]]).rstrip("\n") + "\n"

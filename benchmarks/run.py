@@ -510,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = scale_report.splice(text, scale_report.render(merge_scale(raw_dir, results["scale"])))
     elif scale_report.extract(previous):
         text = scale_report.splice(text, scale_report.extract(previous) or "")
+    if report.extract_far(previous):  # the far-S3 sweep is written by benchmarks.far only
+        text = report.splice_far(text, report.extract_far(previous) or "")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     log(f"\nraw data: {raw}\ntables: {output}  ({results['total_seconds']:.0f}s in all)\n")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.testing.local_s3 import LocalS3Server
+from benchmarks import report
 from benchmarks.latency_proxy import LatencyProxy, _MessageStream
 
 HERE = Path(__file__).resolve().parent
@@ -188,6 +189,27 @@ def test_far_quick_has_a_verified_row_per_tool_and_workload(tmp_path: Path) -> N
     text = output.read_text()
     assert "| 25 ms | small files, first upload | 50 | 1 |" in text
     assert text.count("s3pput / s5cmd") == 1
+    # the sweep goes into (a quick run's copy of) BENCHMARKS.md, beside the rest of the document
+    repo_doc = (HERE.parent / "BENCHMARKS.md").read_text()
+    copy = (tmp_path / "BENCHMARKS.md").read_text()
+    assert report.extract_far(repo_doc) != report.extract_far(copy)  # the repository's is untouched
+    section = report.extract_far(copy) or ""
+    assert "| 25 ms | small files, first upload | 50 | 1 |" in section
+    assert "| 25 ms | update re-run, unchanged | 50 | 1 |" in section
+    assert copy.count(report.FAR_HEADING) == 1 and "## Machine" in copy
+
+
+def test_far_section_is_replaced_in_place_and_kept_by_a_full_run() -> None:
+    document = "# Benchmarks\n\n## Results\n\nold\n\n## Scale\n\nscale\n"
+    first = report.splice_far(document, report.far_section(["## Latency sweep", "", "| a |"]))
+    assert first.index(report.FAR_HEADING) > first.index("## Scale")  # none yet: appended
+    assert "| a |" in first and "## Scale\n\nscale" in first
+    moved = first.replace("## Scale\n\nscale\n\n", "") + "\n## Tail\n\nt\n"
+    second = report.splice_far(moved, report.far_section(["## Latency sweep", "", "| b |"]))
+    assert "| a |" not in second and "| b |" in second and second.endswith("## Tail\n\nt\n")
+    # run.py renders a new document and keeps the section the previous one had
+    fresh = report.splice_far("# Benchmarks\n", report.extract_far(second) or "")
+    assert report.extract_far(fresh) == report.extract_far(second)
 
 
 def test_fault_table_quick_accounts_for_every_file(tmp_path: Path) -> None:

@@ -66,7 +66,9 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
         style = "path"  # S3-compatible servers rarely resolve bucket subdomains
     config = Config(
         max_pool_connections=max(pool_size, 10),
-        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first attempt, as our max_attempts does (botocore's
+        # max_attempts counts retries only: 10 would make 11 attempts).
+        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         # We send our own Content-MD5, which every S3-compatible server verifies; the default
@@ -89,7 +91,36 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
             config=config,
         )
     listing_parser.install(client)
+    widen_retry_quota(client)
     return client
+
+
+#: retry tokens of a client, as the CRT's (``crt_http.RETRY_TOKENS``): botocore's standard mode
+#: starts with 500 and takes 5 a throttled retry, 14 another one, so under 40% SlowDown a few
+#: hundred PUTs drain it and then no request is retried at all (503 on every PUT: 1.67 attempts a
+#: file instead of 10). Our own attempts and timeouts bound a server that stays down.
+RETRY_TOKENS = 100_000
+
+
+def widen_retry_quota(client: S3Client) -> bool:
+    """Give ``client``'s standard-mode retry handler a quota of ``RETRY_TOKENS``; ``False`` if
+    this botocore keeps it elsewhere (retries then work with botocore's own quota).
+
+    botocore has no setting for it: its handler (``botocore.retries.standard.RetryHandler``, hooked
+    to ``needs-retry.s3`` under the unique id ``retry-config-s3``) keeps a ``RetryQuotaChecker``
+    whose ``RetryQuota`` is replaced here. Checked against botocore 1.44 by
+    ``tests/faults/test_boto3_retries.py`` (every attempt reaches the server under 503-always).
+    """
+    from botocore.retries import quota
+
+    events: Any = client.meta.events
+    emitter = getattr(events, "_emitter", events)
+    entry = getattr(emitter, "_unique_id_handlers", {}).get("retry-config-s3")
+    checker = getattr(getattr(entry["handler"] if entry else None, "__self__", None), "_retry_quota", None)
+    if checker is None or not hasattr(checker, "_quota"):
+        return False
+    checker._quota = quota.RetryQuota(RETRY_TOKENS)
+    return True
 
 
 class Boto3Transport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ def test_a_first_upload_puts_every_file_without_listing_an_empty_prefix(src: Pat
     assert {k: o.body.decode() for k, o in transport.objects.items()} == {
         f"p/{k}": v for k, v in TREE.items()
     }
-    # the check's one MaxKeys=1 listing found the prefix empty: nothing else listed
-    assert transport.calls["ListObjectsV2"] == 1
+    # the prefix's page and, beside it, its 4 local subdirectories: all empty, nothing else listed
+    assert transport.calls["ListObjectsV2"] == 1 + 4
     assert transport.uploads == {}  # the write check left nothing
 
 
@@ -58,6 +59,49 @@ def test_an_unchanged_rerun_lists_once_and_puts_nothing(src: Path) -> None:
     assert transport.calls["PutObject"] == 0
     # one flat listing: the prefix by directory, then its 4 subdirectories side by side
     assert transport.calls["ListObjectsV2"] == 1 + 4
+
+
+class _TopPageWaits(MemoryTransport):
+    """Answers the prefix's own page only once every local subdirectory's listing has arrived:
+    a run that lists them after that page would wait for ever (the guard turns it into a fail)."""
+
+    def __init__(self, subdirs: set[str]) -> None:
+        super().__init__()
+        self.waiting = set(subdirs)
+        self.arrived = threading.Event()
+        self.lock = threading.Lock()
+        self.listing = False
+
+    def list_page(self, prefix: str, **kwargs: Any) -> Any:
+        if self.listing:
+            with self.lock:
+                self.waiting.discard(prefix)
+                if not self.waiting:
+                    self.arrived.set()
+            if prefix == "" and kwargs.get("delimiter") == "/":
+                assert self.arrived.wait(10), f"not listed beside the prefix: {sorted(self.waiting)}"
+        return super().list_page(prefix, **kwargs)
+
+
+def test_the_local_subdirectories_are_listed_beside_the_prefix(src: Path) -> None:
+    transport = _TopPageWaits({f"d{i}/" for i in range(4)})
+    engine.upload(opts(src), transport=transport)
+    transport.listing = True
+    transport.calls.clear()
+    (src / "d2" / "f02.txt").write_text("file Y")
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.skipped) == (1, {"unchanged": len(TREE) - 1})
+    assert transport.calls["ListObjectsV2"] == 1 + 4
+
+
+def test_a_subdirectory_only_the_bucket_has_is_listed_after_the_prefix(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    transport.add("remote-only/x.txt", b"x")
+    transport.calls.clear()
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.skipped) == (0, {"unchanged": len(TREE)})
+    assert transport.calls["ListObjectsV2"] == 1 + 4 + 1
 
 
 def test_a_changed_file_is_put_again(src: Path) -> None:
@@ -74,6 +118,30 @@ def test_a_missing_bucket_is_one_line_before_any_put(src: Path) -> None:
     with pytest.raises(UsageError, match="bucket 'bucket' does not exist"):
         engine.upload(opts(src), transport=transport)
     assert transport.calls["PutObject"] == 0
+    # some servers create a bucket on a CreateMultipartUpload: the write check waits for HEAD
+    assert transport.calls["CreateMultipartUpload"] == 0
+
+
+def test_a_missing_bucket_is_one_line_with_nothing_to_upload(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="bucket 'bucket' does not exist"):
+        engine.upload(opts(empty), transport=MemoryTransport(exists=False))
+
+
+def test_an_unchanged_rerun_sends_no_write_check(src: Path) -> None:
+    transport = MemoryTransport()
+    engine.upload(opts(src), transport=transport)
+    assert transport.calls["CreateMultipartUpload"] == 1  # the first upload's check
+    transport.calls.clear()
+    (src / "d1" / "f05.txt").write_text("file X")  # under a key that exists: put unchecked
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, transport.calls["CreateMultipartUpload"]) == (1, 0)
+    (src / "new.txt").write_text("new")
+    transport.calls.clear()
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, transport.calls["CreateMultipartUpload"]) == (1, 1)
+    assert transport.uploads == {}
 
 
 def test_the_write_check_aborts_stale_checks_of_killed_runs_only(src: Path) -> None:
