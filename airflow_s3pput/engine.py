@@ -27,7 +27,7 @@ from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
-from airflow_s3pput.transport import OpenUpload, Transport, open_transport
+from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
@@ -90,6 +90,7 @@ def upload(
                 dispatcher,
                 on_result,
                 before_first_group=check.wait_head,
+                listing_transport=ListingBesideCheck(check, transport),
                 before_first_put=check.wait_head if options.dry_run else check.ensure_writable,
             )
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
@@ -123,6 +124,7 @@ class _Run:
         on_result: ResultCallback | None,
         *,
         before_first_group: Callable[[], None] = lambda: None,
+        listing_transport: remote.Lister | None = None,
         before_first_put: Callable[[], None] = lambda: None,
     ) -> None:
         self.options = options
@@ -140,7 +142,7 @@ class _Run:
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
         # One lookup at a time, one walk group ahead of the group being decided (see _grouped).
         self.lookahead = ThreadPoolExecutor(1, thread_name_prefix="s3pput-lookahead")
-        self.remote = RemoteIndex(transport, self.listers)
+        self.remote = RemoteIndex(listing_transport or transport, self.listers)
         # Unchanged files (per the digest record and the walk's stat) are skipped here, group by
         # group, before they become put tasks: 100,000 of them cost 2.0 s in the putter's
         # one-by-one look (see DigestRecord.unchanged).
@@ -381,7 +383,7 @@ class BucketCheck:
         self.cleanup: Future[None] | None = None
         self.write_failure: UsageError | None = None
 
-    def _quick(self) -> Transport:
+    def quick_transport(self) -> Transport:
         if self.quick is None:
             if self.transport is None:
                 self.transport = connect(self.options)
@@ -394,7 +396,11 @@ class BucketCheck:
     def start(self) -> None:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
         if self.head is None:
-            self.head = self.background.submit(self._quick().head_bucket)
+            self.head = self.background.submit(self.quick_transport().head_bucket)
+
+    def head_passed(self) -> bool:
+        """Whether HeadBucket has answered, and well."""
+        return self.head is not None and self.head.done() and self.head.exception() is None
 
     def head_bucket(self) -> None:
         """HeadBucket, waited for."""
@@ -414,7 +420,7 @@ class BucketCheck:
         """Before the first PUT: HeadBucket passed and a multipart upload could be started."""
         self.wait_head()
         if self.cleanup is None and self.write_failure is None:
-            quick, probe_prefix = self._quick(), join_key(self.options.prefix, WRITE_CHECK)
+            quick, probe_prefix = self.quick_transport(), join_key(self.options.prefix, WRITE_CHECK)
             probe = probe_prefix + uuid.uuid4().hex
             # The killed checks are listed while ours is created: one round trip, not two.
             listed = self.background.submit(quick.open_uploads, probe_prefix)
@@ -438,6 +444,41 @@ class BucketCheck:
             self.quick.close()
         if self.own and self.transport is not None:
             self.transport.close()
+
+
+class ListingBesideCheck:
+    """The listing's transport while HeadBucket runs beside it.
+
+    Until HeadBucket has passed, a page is asked with the check's few attempts: a wrong endpoint
+    or a dead server then ends the run in a second with the check's one line, instead of after
+    the listing's own retries (10 attempts with backoff: over a minute). A page that fails so
+    waits for the check's verdict (raising its ``UsageError``) and is asked again as usual.
+    """
+
+    def __init__(self, check: BucketCheck, transport: Transport) -> None:
+        self.check = check
+        self.transport = transport
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        def page(transport: Transport) -> ListPage:
+            return transport.list_page(
+                prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
+            )
+
+        if not self.check.head_passed():
+            try:
+                return page(self.check.quick_transport())
+            except S3Error:
+                self.check.wait_head()  # the bucket's failure, if that is what it was
+        return page(self.transport)
 
 
 def _clean_up_checks(

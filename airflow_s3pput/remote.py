@@ -16,9 +16,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, wait
+from typing import Protocol
 
 from airflow_s3pput.modes import RemoteObject
-from airflow_s3pput.transport import ListPage, Transport
+from airflow_s3pput.transport import ListPage
 
 #: a group spread over this many directories is looked up with one flat listing of their
 #: common prefix (1,000 keys a request) instead of one listing per directory ...
@@ -29,6 +30,20 @@ FLAT_LISTING_MAX_OBJECTS = 10_000
 SPLIT_LISTING_MAX_DIRS = 16
 #: objects a listing request asks for (S3's maximum)
 LIST_PAGE_KEYS = 1000
+
+
+class Lister(Protocol):
+    """What a listing needs of a transport (``Transport`` has it)."""
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage: ...
 
 
 def parent_prefix(key: str) -> str:
@@ -50,7 +65,7 @@ class RemoteIndex:
     a tree of many small folders is otherwise a chain of round trips.
     """
 
-    def __init__(self, transport: Transport, executor: Executor | None = None) -> None:
+    def __init__(self, transport: Lister, executor: Executor | None = None) -> None:
         self.transport = transport
         self.executor = executor
         self._listed_prefix: str | None = None
@@ -125,7 +140,7 @@ def _common_dir(prefixes: Iterable[str]) -> str:
 
 
 def _list_flat(
-    transport: Transport, prefix: str, executor: Executor | None = None, hints: Sequence[str] = ()
+    transport: Lister, prefix: str, executor: Executor | None = None, hints: Sequence[str] = ()
 ) -> dict[str, RemoteObject] | None:
     """Everything under ``prefix``, or ``None`` if it holds more than ``FLAT_LISTING_MAX_OBJECTS``.
 
@@ -174,7 +189,7 @@ def _is_subdir(hint: str, prefix: str) -> bool:
 
 
 def _pages(
-    transport: Transport, prefix: str, *, delimiter: str = "", start_after: str = ""
+    transport: Lister, prefix: str, *, delimiter: str = "", start_after: str = ""
 ) -> Iterator[ListPage]:
     """ListObjectsV2 pages, the next one fetched only when asked for."""
     page = transport.list_page(prefix, delimiter=delimiter, start_after=start_after, max_keys=LIST_PAGE_KEYS)
@@ -186,7 +201,7 @@ def _pages(
         yield page
 
 
-def _list_pages(transport: Transport, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
+def _list_pages(transport: Lister, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
     found: dict[str, RemoteObject] = {}
     for page in _pages(transport, prefix):
         if not budget.take(len(page.objects)):
@@ -220,7 +235,7 @@ def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObj
             found[key] = RemoteObject(size, etag)
 
 
-def _list_dir(transport: Transport, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:
+def _list_dir(transport: Lister, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:
     first, last = min(wanted), max(wanted)
     # StartAfter is exclusive: start from a string just below the first key.
     start_after = first[:-1]

@@ -129,6 +129,30 @@ def test_a_missing_bucket_is_one_line_with_nothing_to_upload(tmp_path: Path) -> 
         engine.upload(opts(empty), transport=MemoryTransport(exists=False))
 
 
+class _Unreachable(MemoryTransport):
+    """An endpoint nobody answers at; ``quick()`` is a sibling with the check's few attempts."""
+
+    def __init__(self, *, is_quick: bool = False) -> None:
+        super().__init__()
+        self.fail_next["HeadBucket"] = [S3Error(S3Error.UNREACHABLE, "refused")]
+        self.fail_next["ListObjectsV2"] = [S3Error(S3Error.UNREACHABLE, "refused")] * 100
+        self.sibling = self if is_quick else _Unreachable(is_quick=True)
+
+    def quick(self) -> MemoryTransport:
+        return self.sibling
+
+
+def test_a_dead_endpoint_is_one_line_without_the_listings_retries(src: Path) -> None:
+    """The listing runs beside HeadBucket: until HEAD passed it asks with the check's attempts,
+    so a dead endpoint ends the run with the check's line, not after the run's retries."""
+    transport = _Unreachable()
+    with pytest.raises(UsageError, match="refused"):
+        engine.upload(opts(src), transport=transport)
+    assert transport.sibling.calls["HeadBucket"] == 1
+    assert transport.sibling.calls["ListObjectsV2"] >= 1
+    assert transport.calls["ListObjectsV2"] == 0  # the run's own (retrying) transport: never
+
+
 def test_an_unchanged_rerun_sends_no_write_check(src: Path) -> None:
     transport = MemoryTransport()
     engine.upload(opts(src), transport=transport)
