@@ -22,7 +22,7 @@ from airflow_s3pput.modes import MODES
 from airflow_s3pput.walker import Selection
 
 MIN_PART_SIZE = 5 * MIB
-#: aws cli's and boto3's default too; with the part pool's byte budget, 5 parts in flight
+#: aws cli's and boto3's default too
 DEFAULT_PART_SIZE = S3PPUT_PART_SIZE
 DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
 #: attempts of a request that failed transiently: s5cmd retries 10 times; at 40% SlowDown
