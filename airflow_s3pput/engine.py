@@ -27,7 +27,7 @@ from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
-from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
+from airflow_s3pput.transport import Lister, ListPage, OpenUpload, Transport, open_transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
@@ -124,7 +124,7 @@ class _Run:
         on_result: ResultCallback | None,
         *,
         before_first_group: Callable[[], None] = lambda: None,
-        listing_transport: remote.Lister | None = None,
+        listing_transport: Lister | None = None,
         before_first_put: Callable[[], None] = lambda: None,
     ) -> None:
         self.options = options

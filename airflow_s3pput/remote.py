@@ -16,10 +16,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, wait
-from typing import Protocol
 
 from airflow_s3pput.modes import RemoteObject
-from airflow_s3pput.transport import ListPage
+from airflow_s3pput.transport import Lister, ListPage
 
 #: a group spread over this many directories is looked up with one flat listing of their
 #: common prefix (1,000 keys a request) instead of one listing per directory ...
@@ -30,20 +29,6 @@ FLAT_LISTING_MAX_OBJECTS = 10_000
 SPLIT_LISTING_MAX_DIRS = 16
 #: objects a listing request asks for (S3's maximum)
 LIST_PAGE_KEYS = 1000
-
-
-class Lister(Protocol):
-    """What a listing needs of a transport (``Transport`` has it)."""
-
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        token: str | None = None,
-        max_keys: int = 1000,
-    ) -> ListPage: ...
 
 
 def parent_prefix(key: str) -> str:

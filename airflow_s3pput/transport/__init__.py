@@ -8,6 +8,7 @@ library's errors into ``S3Error`` once.
 from airflow_s3pput.transport.choice import default_concurrency, open_transport, resolve_transport
 from airflow_s3pput.transport.port import (
     ListedObject,
+    Lister,
     ListPage,
     ObjectParams,
     OpenUpload,
@@ -18,6 +19,7 @@ from airflow_s3pput.transport.port import (
 __all__ = [
     "ListPage",
     "ListedObject",
+    "Lister",
     "ObjectParams",
     "OpenUpload",
     "PartBody",

@@ -53,7 +53,23 @@ class PartBody(NamedTuple):
     length: int
 
 
-class Transport(Protocol):
+class Lister(Protocol):
+    """What a listing needs of a transport."""
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One page (up to ``max_keys``, at most 1,000) of the keys under ``prefix``."""
+        ...
+
+
+class Transport(Lister, Protocol):
     """What one run (or one worker process) sends to one bucket. Thread-safe."""
 
     bucket: str
@@ -67,18 +83,6 @@ class Transport(Protocol):
         ...
 
     def head_bucket(self) -> None: ...
-
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        token: str | None = None,
-        max_keys: int = 1000,
-    ) -> ListPage:
-        """One page (up to ``max_keys``, at most 1,000) of the keys under ``prefix``."""
-        ...
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
         """A single-part PUT; returns the ETag (without quotes)."""
