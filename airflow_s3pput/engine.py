@@ -347,7 +347,6 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
     ``BucketCheck``); for callers that check before a run, like the Airflow plan task."""
     check = BucketCheck(options, transport)
     try:
-        check.start()
         check.wait_head()
         if not options.dry_run:
             check.ensure_writable()
@@ -401,11 +400,6 @@ class BucketCheck:
     def head_passed(self) -> bool:
         """Whether HeadBucket has answered, and well."""
         return self.head is not None and self.head.done() and self.head.exception() is None
-
-    def head_bucket(self) -> None:
-        """HeadBucket, waited for."""
-        self.start()
-        self.wait_head()
 
     def wait_head(self) -> None:
         """Wait for HeadBucket's answer (sent by ``start``); its failure as one ``UsageError``."""

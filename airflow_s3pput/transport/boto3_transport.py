@@ -20,6 +20,7 @@ from airflow_s3pput.transport import listing_parser
 from airflow_s3pput.transport.listing_parser import page_of
 from airflow_s3pput.transport.port import (
     QUICK_ATTEMPTS,
+    RETRY_TOKENS,
     ListPage,
     ObjectParams,
     OpenUpload,
@@ -93,13 +94,6 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
     listing_parser.install(client)
     widen_retry_quota(client)
     return client
-
-
-#: retry tokens of a client, as the CRT's (``crt_http.RETRY_TOKENS``): botocore's standard mode
-#: starts with 500 and takes 5 a throttled retry, 14 another one, so under 40% SlowDown a few
-#: hundred PUTs drain it and then no request is retried at all (503 on every PUT: 1.67 attempts a
-#: file instead of 10). Our own attempts and timeouts bound a server that stays down.
-RETRY_TOKENS = 100_000
 
 
 def widen_retry_quota(client: S3Client) -> bool:

@@ -26,13 +26,12 @@ from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.file_range import FileRange
+from airflow_s3pput.transport.port import RETRY_TOKENS
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
 
 
-#: the CRT's retry token bucket: enough for every request in flight to use all its attempts
-RETRY_TOKENS = 100_000
 ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
 #: error names of the CRT that mean the endpoint was never reached
 _UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
@@ -42,6 +41,23 @@ class CrtResponse(NamedTuple):
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes
+
+
+class ResponseCollector:
+    """The headers and body of one CRT request's answer, as its callbacks deliver them."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+
+    def on_headers(self, status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
+        self.headers.update((k.lower(), v) for k, v in headers)
+
+    def on_body(self, chunk: bytes, **kwargs: Any) -> None:
+        self.chunks.append(bytes(chunk))
+
+    def response(self, status: int) -> CrtResponse:
+        return CrtResponse(status, self.headers, b"".join(self.chunks))
 
 
 def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -228,22 +244,15 @@ class CrtSender:
             path += "?" + query
         stream = io.BytesIO(body) if isinstance(body, bytes) else body
         request = HttpRequest(method, path, http_headers, stream)
-        received: dict[str, str] = {}
-        chunks: list[bytes] = []
+        answer = ResponseCollector()
         watch = self.watchdog.watch()
-
-        def on_headers(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
-            received.update((k.lower(), v) for k, v in headers)
-
-        def on_body(chunk: bytes, **kwargs: Any) -> None:
-            chunks.append(bytes(chunk))
 
         def on_done(error: BaseException | None = None, status_code: int | None = None,
                     error_headers: list[tuple[str, str]] | None = None, error_body: bytes | None = None,
                     **kwargs: Any) -> None:  # fmt: skip
             timed_out = self.watchdog.forget(watch)
             if error is None:
-                callback(CrtResponse(status_code or 200, received, b"".join(chunks)), None)
+                callback(answer.response(status_code or 200), None)
             elif timed_out:
                 callback(None, S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s"))
             else:
@@ -254,8 +263,8 @@ class CrtSender:
                 type=S3RequestType.PUT_OBJECT if put_object else S3RequestType.DEFAULT,
                 operation_name=None if put_object else operation or method,
                 request=request,
-                on_headers=on_headers,
-                on_body=None if put_object else on_body,
+                on_headers=answer.on_headers,
+                on_body=None if put_object else answer.on_body,
                 on_done=on_done,
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.transport.crt_http import CrtResponse, error_code_and_message
+from airflow_s3pput.transport.crt_http import CrtResponse, ResponseCollector, error_code_and_message
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.port import PartBody
 
@@ -91,19 +91,11 @@ class StreamedParts:
             HttpHeaders([("Host", self.host_header), ("Content-Length", str(len(body))), *headers]),
             body,
         )
-        received: dict[str, str] = {}
-        chunks: list[bytes] = []
-
-        def on_response(status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
-            received.update((k.lower(), v) for k, v in headers)
-
-        def on_body(chunk: bytes, **kwargs: Any) -> None:
-            chunks.append(bytes(chunk))
-
+        answer = ResponseCollector()
         connection = self._connection()
         try:
             aws_sign_request(request, self.signing()).result(self.attempt_timeout)
-            stream = connection.request(request, on_response, on_body)
+            stream = connection.request(request, answer.on_headers, answer.on_body)
             stream.activate()
             status = stream.completion_future.result(self.attempt_timeout)
         except FutureTimeout:
@@ -115,8 +107,8 @@ class StreamedParts:
                 raise FileChanged(f"file shrank while it was uploaded (part at byte {body.offset})") from None
             name = getattr(exc, "name", "") or type(exc).__name__
             raise S3Error(name, str(exc)) from None
-        response = CrtResponse(status, received, b"".join(chunks))
-        if received.get("connection", "").lower() == "close" or not connection.is_open():
+        response = answer.response(status)
+        if response.headers.get("connection", "").lower() == "close" or not connection.is_open():
             connection.close()
         else:
             with self.lock:
