@@ -13,7 +13,6 @@ Build one sender per process, after any fork: a CRT client inherited across ``fo
 from __future__ import annotations
 
 import email.utils
-import io
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.credentials import plain_credentials
+from airflow_s3pput.transport.crt_threads import BodyBytes, keep_thread_state
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.port import RETRY_TOKENS
 
@@ -51,6 +51,7 @@ class ResponseCollector:
         self.chunks: list[bytes] = []
 
     def on_headers(self, status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
+        keep_thread_state()
         self.headers.update((k.lower(), v) for k, v in headers)
 
     def on_body(self, chunk: bytes, **kwargs: Any) -> None:
@@ -242,7 +243,7 @@ class CrtSender:
         path = self.object_path(key)
         if query:
             path += "?" + query
-        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        stream = BodyBytes(body) if isinstance(body, bytes) else body
         request = HttpRequest(method, path, http_headers, stream)
         answer = ResponseCollector()
         watch = self.watchdog.watch()
@@ -250,6 +251,7 @@ class CrtSender:
         def on_done(error: BaseException | None = None, status_code: int | None = None,
                     error_headers: list[tuple[str, str]] | None = None, error_body: bytes | None = None,
                     **kwargs: Any) -> None:  # fmt: skip
+            keep_thread_state()
             timed_out = self.watchdog.forget(watch)
             if error is None:
                 callback(answer.response(status_code or 200), None)
