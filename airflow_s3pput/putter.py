@@ -295,8 +295,7 @@ class Putter:
                     key,
                     upload_id,
                     number,
-                    PartBody(fd, offset, min(part_size, size - offset)),
-                    stop,
+                    PartBody(fd, offset, min(part_size, size - offset), stop),
                 )
                 for number, offset in enumerate(range(0, size, part_size), start=1)
             ]
@@ -333,13 +332,11 @@ class Putter:
                 raise Interrupted(None)
         return [f.result() for f in futures]
 
-    def _upload_part(
-        self, key: str, upload_id: str, number: int, body: PartBody, stop: threading.Event
-    ) -> tuple[str, bytes]:
+    def _upload_part(self, key: str, upload_id: str, number: int, body: PartBody) -> tuple[str, bytes]:
         digest = md5_range(body.fd, body.offset, body.length)  # before a slot: ready to send
         with self._wire_slots:
             for attempt in range(1, self.attempts + 1):
-                if stop.is_set():
+                if body.stop is not None and body.stop.is_set():
                     raise Interrupted(None)  # the upload is being aborted: this part is moot
                 try:
                     return self.transport.upload_part(key, upload_id, number, body, digest), digest

@@ -69,9 +69,8 @@ class StreamedParts:
             try:
                 return self._send(path, headers, FileRange(body.fd, body.offset, body.length))
             except S3Error as error:
-                if attempt == self.attempts or not _transient(error):
+                if attempt == self.attempts or not _transient(error) or _stopped_in_backoff(body, attempt):
                     raise
-            time.sleep(random.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt)))
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def close(self) -> None:
@@ -139,6 +138,16 @@ class StreamedParts:
             raise S3Error(S3Error.UNREACHABLE, f"no connection in {self.connect_timeout:g} s") from None
         except AwsCrtError as exc:  # refused, DNS, TLS handshake
             raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
+
+
+def _stopped_in_backoff(body: PartBody, attempt: int) -> bool:
+    """Wait before attempt ``attempt + 1``; whether the upload was given up meanwhile (a backoff
+    of up to 20 s would otherwise hold Ctrl-C that long)."""
+    delay = random.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))
+    if body.stop is None:
+        time.sleep(delay)
+        return False
+    return body.stop.wait(delay)
 
 
 def _transient(error: S3Error) -> bool:

@@ -9,6 +9,7 @@ validates them; each adapter turns them into what its library sends.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -51,11 +52,16 @@ class OpenUpload(NamedTuple):
 
 
 class PartBody(NamedTuple):
-    """Part of an open file: the transport reads it, so no adapter needs the bytes held twice."""
+    """Part of an open file: the transport reads it, so no adapter needs the bytes held twice.
+
+    ``stop`` is set when the upload is given up (Ctrl-C, another part failed): an adapter that
+    waits to send the part again stops waiting then, with the error it had.
+    """
 
     fd: int
     offset: int
     length: int
+    stop: threading.Event | None = None
 
 
 class Lister(Protocol):

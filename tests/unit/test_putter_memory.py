@@ -164,7 +164,6 @@ def test_a_dry_run_sends_nothing(tmp_path: Path, small: Path, large: Path) -> No
     assert sum(transport.calls.values()) == 0
 
 
-
 class _WireCounter(MemoryTransport):
     """Holds the parts on the wire until ``full`` of them are there and the part workers have
     hashed ``hashed_wanted`` parts (or a second passed); records what it saw."""
