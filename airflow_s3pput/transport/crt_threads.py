@@ -15,14 +15,19 @@ the interpreter is initialized and not finalizing, and finalizing frees these st
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 _kept: set[int] = set()
+# A forked child has none of the parent's threads; a new CRT thread of its own may get the ident
+# of one that was kept (and would then go without).
+os.register_at_fork(after_in_child=_kept.clear)
 
 
 def keep_thread_state() -> None:
-    """Call first thing in a callback the CRT runs on one of its own threads (never on a thread
-    Python started: its state would outlive nothing, but its ident may be reused by a CRT one)."""
+    """Call first thing in a callback the CRT runs on one of its own threads. Not on a thread
+    Python started: it has a lasting state already, and a CRT thread started after it ended may
+    get its ident, and then go without."""
     ident = threading.get_ident()
     if ident in _kept:
         return
