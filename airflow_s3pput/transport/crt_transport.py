@@ -13,9 +13,8 @@ import base64
 import dataclasses
 import hashlib
 import threading
-import xml.etree.ElementTree as ETree
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_s3pput.errors import S3Error
@@ -32,6 +31,9 @@ from airflow_s3pput.transport.port import (
     PartBody,
     PutCallback,
 )
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ETree
 
 
 class CrtTransport:
@@ -202,6 +204,9 @@ def _md5_base64(body: bytes) -> str:
 
 
 def _document(response: CrtResponse, operation: str) -> ETree.Element:
+    # Imported here: an unchanged re-run (HEAD and listings only) never parses another document.
+    from xml.etree import ElementTree as ETree
+
     root = ETree.fromstring(response.body)
     if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
         code, message = error_code_and_message(response.body)
