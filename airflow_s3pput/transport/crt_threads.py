@@ -31,7 +31,7 @@ def keep_thread_state() -> None:
     ident = threading.get_ident()
     if ident in _kept:
         return
-    import ctypes  # here, not at import: the first callback pays it, a listing-only run too
+    import ctypes  # here: a run that never calls back (a dry run) does not import it
 
     _kept.add(ident)
     ctypes.pythonapi.PyGILState_Ensure()
