@@ -28,7 +28,7 @@ fi
 # and Airflow (~0.7 s of CPU per process start).
 "$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" -r "$here/requirements/$lock"
 if [ -z "$editable" ]; then
-    "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps "$here"
+    "$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" --no-deps "$here"
 else
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps -e "$here"
 fi

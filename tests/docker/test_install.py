@@ -60,6 +60,10 @@ def test_install_steps_of_the_image_in_a_clean_venv(tmp_path: Path) -> None:
     )
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
     python = str(venv / "bin" / "python")
+    # Compiled at install (uv does not by default), before anything here imports it: where
+    # PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile the engine again.
+    package = next((venv / "lib").glob("python3*/site-packages/airflow_s3pput"))
+    assert list((package / "__pycache__").glob("engine.*.pyc")), "airflow_s3pput installed without bytecode"
 
     installed = json.loads(
         subprocess.run(
