@@ -91,7 +91,8 @@ def upload(
                 on_result,
                 before_first_group=check.wait_head,
                 listing_transport=ListingBesideCheck(check, transport),
-                before_first_put=check.wait_head if options.dry_run else check.ensure_writable,
+                before_first_put=check.wait_head if options.dry_run else check.start_write_check,
+                write_verdict=check.write_failure,
             )
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
             check.wait_head()  # a run with nothing to walk
@@ -126,12 +127,14 @@ class _Run:
         before_first_group: Callable[[], None] = lambda: None,
         listing_transport: Lister | None = None,
         before_first_put: Callable[[], None] = lambda: None,
+        write_verdict: Callable[[], UsageError | None] = lambda: None,
     ) -> None:
         self.options = options
         self.mode = get_mode(options.mode)
         self.list_remote = self.mode.needs_listing
         self.before_first_group: Callable[[], None] | None = before_first_group
         self.before_first_put: Callable[[], None] | None = before_first_put
+        self.write_verdict: Callable[[], UsageError | None] | None = write_verdict
         self.dispatcher = dispatcher
         self.on_result = on_result
         self.collector = StatsCollector(dry_run=options.dry_run)
@@ -208,7 +211,7 @@ class _Run:
                         return  # the limit is reached
                     self._drain(block=True)
                 if self.before_first_put is not None and any(self.surely_put(t) for t in tasks):
-                    self.before_first_put()  # the write check: no new key is put before it passed
+                    self.before_first_put()  # HeadBucket passed; the write check goes beside the PUTs
                     self.before_first_put = None
                 self.pending[self.dispatcher.submit(tasks)] = tasks
                 self.in_flight += len(tasks)
@@ -277,8 +280,20 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
                 message = f"worker failed: {describe_error(exc)}"
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
+            self._confirm_writable(results)
             for result in results:
                 self.record(result)
+
+    def _confirm_writable(self, results: list[PutResult]) -> None:
+        """The first PUTs went out beside the write check: their results wait for its verdict.
+        A bucket that refused it ends the run with the check's one line instead of a failure per
+        file, unless one of these PUTs landed (then it takes them after all)."""
+        if self.write_verdict is None or self.before_first_put is not None or not results:
+            return  # confirmed already, or no check started yet (no new key put so far)
+        failure = self.write_verdict()
+        self.write_verdict = None
+        if failure is not None and not any(r.action == "put" for r in results):
+            raise failure
 
 
 def _top_directories(sources: Iterable[str]) -> list[str]:
@@ -362,13 +377,15 @@ class BucketCheck:
     from the PUT, and nothing that writes is sent before HeadBucket answered. ``start`` sends
     HeadBucket on a thread of its own, so that the walk and the listing of the prefix run beside
     it; ``wait_head`` is called before the listing's answer or any PUT is used. Writability is
-    checked before the first PUT only (``ensure_writable``; a run that puts nothing never sends
-    it) by starting a multipart upload, which leaves no object behind: the PUTs start as soon as
-    the create answers, and its abort (and that of the checks a killed run left) goes on beside
-    them. 25 ms away each way the first PUT then waits for two round trips (HeadBucket beside the
-    listing, the create) instead of three in a row (HeadBucket, the create, its abort), and an
-    unchanged re-run pays for its listing only. The checks retry less than the run, so that a
-    wrong endpoint is reported quickly. Every failure is one ``UsageError``.
+    checked by starting a multipart upload, which leaves no object behind, when the first new key
+    is about to be put (``start_write_check``; a run that puts none never sends it). It goes out
+    beside the first PUTs, whose results wait for its verdict (``write_failure``): a bucket that
+    refuses it is one line rather than a failure per file, unless one of those PUTs landed. Its
+    abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
+    waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
+    the create, its abort), and an unchanged re-run pays for its listing only. The checks retry
+    less than the run, so that a wrong endpoint is reported quickly. Every failure is one
+    ``UsageError``.
     """
 
     def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
@@ -379,8 +396,7 @@ class BucketCheck:
         self.quick: Transport | None = None
         self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
         self.head: Future[None] | None = None
-        self.cleanup: Future[None] | None = None
-        self.write_failure: UsageError | None = None
+        self.verdict: Future[UsageError | None] | None = None
 
     def quick_transport(self) -> Transport:
         if self.quick is None:
@@ -410,25 +426,46 @@ class BucketCheck:
         except S3Error as exc:
             raise bucket_error(exc, self.options.bucket, self.where) from None
 
-    def ensure_writable(self) -> None:
-        """Before the first PUT: HeadBucket passed and a multipart upload could be started."""
+    def start_write_check(self) -> None:
+        """Before the first PUT: wait for HeadBucket, then start the write check (a multipart
+        upload) beside the PUTs; ``write_failure`` gives its verdict."""
         self.wait_head()
-        if self.cleanup is None and self.write_failure is None:
+        if self.verdict is None:
+            self.verdict = Future()
             quick, probe_prefix = self.quick_transport(), join_key(self.options.prefix, WRITE_CHECK)
-            probe = probe_prefix + uuid.uuid4().hex
             # The killed checks are listed while ours is created: one round trip, not two.
             listed = self.background.submit(quick.open_uploads, probe_prefix)
-            try:
-                upload_id = quick.create_multipart(probe, {})
-            except S3Error as exc:
-                self.write_failure = bucket_error(exc, self.options.bucket, self.where)
-                listed.cancel()
-            else:
-                self.cleanup = self.background.submit(
-                    _clean_up_checks, quick, probe_prefix, probe, upload_id, listed
-                )
-        if self.write_failure is not None:
-            raise self.write_failure
+            self.background.submit(self._probe, self.verdict, quick, probe_prefix, listed)
+
+    def _probe(
+        self, verdict: Future[UsageError | None], quick: Transport, probe_prefix: str,
+        listed: Future[list[OpenUpload]],
+    ) -> None:  # fmt: skip
+        """Create the check's upload and give the verdict; then abort it, and the checks that
+        killed runs left (listed beside its creation)."""
+        probe = probe_prefix + uuid.uuid4().hex
+        try:
+            upload_id = quick.create_multipart(probe, {})
+        except S3Error as exc:
+            listed.cancel()
+            verdict.set_result(bucket_error(exc, self.options.bucket, self.where))
+            return
+        except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
+            verdict.set_exception(exc)
+            return
+        verdict.set_result(None)
+        _clean_up_checks(quick, probe_prefix, probe, upload_id, listed)
+
+    def write_failure(self) -> UsageError | None:
+        """The write check's verdict, once it answered: ``None`` if it passed (or never started)."""
+        return None if self.verdict is None else self.verdict.result()
+
+    def ensure_writable(self) -> None:
+        """HeadBucket passed and a multipart upload could be started (for ``check_bucket``)."""
+        self.start_write_check()
+        failure = self.write_failure()
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         # The probe uploads are aborted before the transport closes. Their abort is best effort

@@ -15,6 +15,7 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.stats import PutResult
 from tests.helpers import make_tree
 from tests.memory_transport import MemoryTransport
 
@@ -184,12 +185,26 @@ def test_a_write_check_that_another_run_aborted_is_not_an_error(src: Path) -> No
     engine.check_bucket(opts(src), transport)  # no exception
 
 
-def test_a_failed_write_check_stops_the_run_before_any_put(src: Path) -> None:
+def test_a_bucket_that_refuses_writes_is_one_line_not_a_failure_per_file(src: Path) -> None:
+    """The write check goes out beside the first PUTs; their failures wait for its verdict."""
+    transport = MemoryTransport()
+    denied = S3Error("AccessDenied", status=403)
+    transport.fail_next["CreateMultipartUpload"] = [denied]
+    transport.fail_next["PutObject"] = [denied] * len(TREE)
+    reported: list[PutResult] = []
+    with pytest.raises(UsageError, match="denied"):
+        engine.upload(opts(src), transport=transport, on_result=reported.append)
+    assert reported == []
+    assert transport.objects == {}
+
+
+def test_a_refused_write_check_is_overruled_by_a_put_that_landed(src: Path) -> None:
+    """A check refused while PUTs land (a policy on multipart uploads only, a throttled check):
+    the bucket took the files, and the run goes on."""
     transport = MemoryTransport()
     transport.fail_next["CreateMultipartUpload"] = [S3Error("AccessDenied", status=403)]
-    with pytest.raises(UsageError, match="denied"):
-        engine.upload(opts(src), transport=transport)
-    assert transport.calls["PutObject"] == 0
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.failed) == (len(TREE), 0)
 
 
 def test_a_dry_run_writes_nothing(src: Path) -> None:
