@@ -263,6 +263,59 @@ def test_a_crowded_prefix_is_listed_directory_by_directory(monkeypatch: pytest.M
     assert transport.calls["ListObjectsV2"] == 1 + remote.FLAT_LISTING_MIN_DIRS
 
 
+class CountingFlat(MemoryTransport):
+    """Counts the requests that list without a delimiter (flat) and with one (by directory)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flat: list[str] = []
+        self.by_dir: list[str] = []
+
+    def list_page(self, prefix: str, *, delimiter: str = "", **kwargs: Any) -> Any:
+        (self.by_dir if delimiter else self.flat).append(prefix)
+        return super().list_page(prefix, delimiter=delimiter, **kwargs)
+
+
+def test_a_group_over_a_few_directories_is_one_flat_page_not_one_listing_each() -> None:
+    transport = CountingFlat()
+    keys = [f"p/day/part-{d}/f{f}" for d in range(5) for f in range(3)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    assert index.lookup(keys[:9]) == {k: expected[k] for k in keys[:9]}  # parts 0-2
+    assert index.lookup(keys[9:]) == {k: expected[k] for k in keys[9:]}  # parts 3-4: kept listing
+    assert transport.flat == ["p/day/"] and transport.by_dir == []
+
+
+def test_a_crowded_prefix_costs_a_few_directories_at_most_what_listing_them_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)  # a group over 3 directories may read 3 pages
+    transport = CountingFlat()
+    keys = [f"p/d{d}/f{f}" for d in range(6) for f in range(4)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    first = keys[2:10]  # d0 f2 .. d2 f1: 3 directories
+    assert index.lookup(first) == {k: expected[k] for k in first}
+    assert len(transport.flat) == 4  # 3 pages within the budget, the 4th over it: given up
+    assert sorted(set(transport.by_dir)) == ["p/d0/", "p/d1/", "p/d2/"]  # pages of 2
+    later = keys[12:20]  # 2 directories: the prefix is known crowded, no flat attempt again
+    assert index.lookup(later) == {k: expected[k] for k in later}
+    assert len(transport.flat) == 4
+
+
+def test_a_flat_attempt_is_retried_only_with_twice_the_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)
+    transport = CountingFlat()
+    keys = [f"p/d{d:02}/f{f}" for d in range(8) for f in range(2)]  # 16 objects under p/
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    index.lookup(keys[:4])  # 2 directories: budget 4, p/ is crowded
+    index.lookup(keys[4:10])  # 3 directories: budget 6, not twice 4: by directory only
+    attempts = len(transport.flat)
+    assert index.lookup(keys) == expected  # 8 directories: budget 16, fits
+    assert len(transport.flat) == attempts + 8  # 8 pages of 2
+
+
 def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
     transport = MemoryTransport(page_keys=2)
     keys = [f"p/f{i:02}" for i in range(20)]
