@@ -52,7 +52,9 @@ class RemoteIndex:
     that it overlaps the walk.
 
     With an ``executor``, directories are listed concurrently (transports are thread-safe):
-    a tree of many small folders is otherwise a chain of round trips.
+    a tree of many small folders is otherwise a chain of round trips. ``lookup`` may be called
+    from several threads (the engine looks up two groups at once); a flat listing one lookup
+    is making is waited for, not made twice, by another that it would answer.
     """
 
     def __init__(self, transport: Lister, executor: Executor | None = None) -> None:
@@ -64,6 +66,9 @@ class RemoteIndex:
         #: largest such allowance, per prefix
         self._crowded: dict[str, int] = {}
         self._prefetch: tuple[str, Future[dict[str, RemoteObject] | None]] | None = None
+        #: flat listings being made, by prefix (done when they are kept or found crowded)
+        self._listing_now: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
 
     def prefetch(self, prefix: str, subdirs: Iterable[str] = ()) -> None:
         """Start the flat listing of ``prefix`` (under which every key looked up must be);
@@ -87,9 +92,7 @@ class RemoteIndex:
 
     def lookup(self, keys: Iterable[str]) -> dict[str, RemoteObject]:
         """Return the listed size and ETag of each of ``keys`` that exists in the bucket."""
-        if self._prefetch is not None:
-            (prefix, future), self._prefetch = self._prefetch, None
-            self._keep(prefix, future.result(), FLAT_LISTING_MAX_OBJECTS)
+        self._take_prefetch()
         by_dir: dict[str, set[str]] = defaultdict(set)
         for key in keys:
             by_dir[parent_prefix(key)].add(key)
@@ -107,22 +110,57 @@ class RemoteIndex:
             found.update(listing)
         return found
 
+    def _take_prefetch(self) -> None:
+        """Wait for the prefetch and keep its listing; its error is raised by the lookups that
+        waited for it, and later ones list on their own."""
+        with self._lock:
+            pending = self._prefetch
+        if pending is None:
+            return
+        prefix, future = pending
+        try:
+            listing = future.result()
+        except BaseException:
+            with self._lock:
+                if self._prefetch is pending:
+                    self._prefetch = None
+            raise
+        with self._lock:
+            if self._prefetch is pending:
+                self._prefetch = None
+                self._keep(prefix, listing, FLAT_LISTING_MAX_OBJECTS)
+
     def _flat_listing(self, prefix: str, dirs: int) -> dict[str, RemoteObject] | None:
         """Every object under ``prefix`` from the listing kept, else from a new one worth trying
         for a group over ``dirs`` directories; ``None`` if there is none or the prefix holds too
         many objects for one."""
-        if self._listed_prefix is not None and prefix.startswith(self._listed_prefix):
-            return self._listed
-        budget = _flat_budget(dirs)
-        if not budget or self._known_crowded(prefix, budget):
-            return None
-        if dirs >= FLAT_LISTING_MIN_DIRS:
-            listing = _list_flat(self.transport, prefix, self.executor)
-        else:
-            # Page after page, without the split's first request by delimiter: a prefix of
-            # one page (the usual case here) is then one request, not one per subdirectory.
-            listing = _list_pages(self.transport, prefix, _Budget(budget))
-        self._keep(prefix, listing, budget)
+        while True:
+            with self._lock:
+                if self._listed_prefix is not None and prefix.startswith(self._listed_prefix):
+                    return self._listed
+                making = next((f for p, f in self._listing_now.items() if prefix.startswith(p)), None)
+                if making is None:
+                    budget = _flat_budget(dirs)
+                    if not budget or self._known_crowded(prefix, budget):
+                        return None
+                    mine: Future[None] = Future()
+                    self._listing_now[prefix] = mine
+                    break
+            wait([making])  # then look again: it is kept, or its prefix is known crowded
+        listing: dict[str, RemoteObject] | None = None
+        try:
+            if dirs >= FLAT_LISTING_MIN_DIRS:
+                listing = _list_flat(self.transport, prefix, self.executor)
+            else:
+                # Page after page, without the split's first request by delimiter: a prefix of
+                # one page (the usual case here) is then one request, not one per subdirectory.
+                listing = _list_pages(self.transport, prefix, _Budget(budget))
+            with self._lock:
+                self._keep(prefix, listing, budget)
+        finally:
+            with self._lock:
+                del self._listing_now[prefix]
+            mine.set_result(None)
         return listing
 
     def _known_crowded(self, prefix: str, budget: int) -> bool:

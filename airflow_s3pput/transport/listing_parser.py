@@ -103,7 +103,9 @@ def page_from_xml(body: bytes) -> ListPage:
 
 #: the shape of the pages S3 and SeaweedFS send: the declaration, a root in S3's namespace (or
 #: none) without other attributes, complete; no CDATA, comment or other markup declaration
-_PLAIN_ROOT = re.compile(rb'\s*(?:<\?xml [^<>?]*\?>\s*)?<ListBucketResult(?: xmlns="http://s3\.amazonaws\.com/doc/2006-03-01/")?>')
+_PLAIN_ROOT = re.compile(
+    rb'\s*(?:<\?xml [^<>?]*\?>\s*)?<ListBucketResult(?: xmlns="http://s3\.amazonaws\.com/doc/2006-03-01/")?>'
+)
 _PLAIN_END = re.compile(rb"</ListBucketResult>\s*\Z")
 _COMMON_PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 #: outside Contents and CommonPrefixes: the page's own fields
@@ -120,7 +122,9 @@ def _plain_page(body: bytes) -> ListPage | None:
     one Key and at most one Size and ETag, each plain text, and nothing else may hold them, so
     a page in another shape is never read short or wrong."""
     root = _PLAIN_ROOT.match(body)
-    if root is None or not _PLAIN_END.search(body, root.end()) or b"<!" in body or b"<?" in body[root.end() :]:
+    if root is None or not _PLAIN_END.search(body, root.end()):
+        return None
+    if b"<!" in body or b"<?" in body[root.end() :]:
         return None
     if body.count(b"&") != len(_ENTITY_BYTES.findall(body)):
         return None  # an entity XML does not define, or a stray "&": ElementTree's error

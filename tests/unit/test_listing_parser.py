@@ -121,7 +121,7 @@ SEAWEED = (
 
 
 @pytest.mark.parametrize(
-    "body", [PAGE, LAST_PAGE, EMPTY, NO_NAMESPACE, SEAWEED], ids=["page", "url", "empty", "no-ns", "seaweedfs"]
+    "body", [PAGE, LAST_PAGE, EMPTY, NO_NAMESPACE, SEAWEED], ids=["page", "url", "empty", "no-ns", "seaweed"]
 )
 def test_plain_pages_are_cut_without_elementtree_and_read_as_it_reads_them(body: str) -> None:
     from airflow_s3pput.transport.listing_parser import _plain_page, _tree_page
@@ -146,8 +146,17 @@ def test_plain_pages_are_cut_without_elementtree_and_read_as_it_reads_them(body:
         SEAWEED.replace("<Contents><Key>p/b &amp; c</Key>", "<Contents><Key>p/b</Key><Key>p/c</Key>"),
         SEAWEED.replace("<IsTruncated>true</IsTruncated>", "<IsTruncated>\ntrue </IsTruncated>"),
     ],
-    ids=["cdata", "comment", "attribute", "markup-in-key", "spaced-size", "root-attribute", "prefixed",
-         "two-keys", "spaced-flag"],  # fmt: skip
+    ids=[
+        "cdata",
+        "comment",
+        "attribute",
+        "markup-in-key",
+        "spaced-size",
+        "root-attribute",
+        "prefixed",
+        "two-keys",
+        "spaced-flag",
+    ],
 )
 def test_a_page_of_another_shape_is_read_by_elementtree(body: str) -> None:
     from airflow_s3pput.transport.listing_parser import _plain_page, _tree_page
