@@ -107,6 +107,7 @@ _COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, mu
 #: the records of the keys from ``?`` on, in key order: the walk asks for keys in that order
 _SELECT_FROM = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key >= ? ORDER BY key LIMIT ?"
 _SELECT_ONE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
+_COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM digests WHERE scope = ? LIMIT ?)"
 #: the keys of a walk group whose record vouches for them, NUL-separated: ``_row_vouches`` in
 #: SQL. ``?1`` is a JSON object, key -> "dev ino size mtime_ns ctime_ns listed-size listed-MD5"
 #: (integers as text compare as the integers do). CROSS JOIN fixes the loop order (the group
@@ -140,9 +141,12 @@ _SAMPLED, _STORED_SIZE, _MD5, _MULTIPART = 5, 6, 7, 8
 Row = tuple[Any, ...]
 
 
+_I64_LIMIT = 1 << 63
+
+
 def _i64(value: int) -> int:
     """An unsigned 64-bit stat field (st_dev, st_ino) as the signed integer SQLite stores."""
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return value - (1 << 64) if value >= _I64_LIMIT else value
 
 
 class FileStat(NamedTuple):
@@ -381,15 +385,19 @@ class DigestRecord:
             return set()
         single: dict[str, str] = {}
         multipart: dict[str, str] = {}
-        for e in entries:
-            listed = remote.get(e.key)
+        is_etag, get = _ETAG.fullmatch, remote.get
+        for e in entries:  # once per file: _i64 inlined (0.3 s of Python per 100,000 before)
+            listed = get(e.key)
             if listed is None or not e.ctime_ns:
                 continue
             etag = listed.etag.strip('"').lower()
-            if _ETAG.fullmatch(etag):
-                signature = (
-                    f"{_i64(e.dev)} {_i64(e.ino)} {e.size} {e.mtime_ns} {e.ctime_ns} {listed.size} {etag}"
-                )
+            if is_etag(etag):
+                dev, ino = e.dev, e.ino
+                if dev >= _I64_LIMIT:
+                    dev -= 1 << 64
+                if ino >= _I64_LIMIT:
+                    ino -= 1 << 64
+                signature = f"{dev} {ino} {e.size} {e.mtime_ns} {e.ctime_ns} {listed.size} {etag}"
                 (multipart if "-" in etag else single)[e.key] = signature
         found: set[str] = set()
         with self._read_lock:
@@ -409,6 +417,19 @@ class DigestRecord:
                 return found
         self._failed(problem)
         return set()
+
+    def holds_more_than(self, count: int) -> bool:
+        """Whether this scope's record holds more than ``count`` files (read up to there: ~1 ms
+        for 10,000); false when the record is off or cannot be read."""
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return False
+            try:
+                (held,) = reader.execute(_COUNT_UP_TO, (self.scope, count + 1)).fetchone()
+            except sqlite3.Error:
+                return False  # the lookups meet the problem and report it
+        return bool(held > count)
 
     def fetch(self, key: str) -> Entry | None:
         """The stored record of ``key`` in this scope, if any (and readable)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 
 from airflow_s3pput.modes import RemoteObject
@@ -70,14 +70,20 @@ class RemoteIndex:
         self._listing_now: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
-    def prefetch(self, prefix: str, subdirs: Iterable[str] = ()) -> None:
+    def prefetch(self, prefix: str, subdirs: Iterable[str] = (), *, crowded: bool = False) -> None:
         """Start the flat listing of ``prefix`` (under which every key looked up must be);
-        ``subdirs``: prefixes directly under it that the walk will have (see ``_list_flat``)."""
+        ``subdirs``: prefixes directly under it that the walk will have (see ``_list_flat``).
+        ``crowded``: the prefix likely holds too many objects: only find out whether it is empty
+        (one request for one key), so that a first upload is still answered by one request."""
         future: Future[dict[str, RemoteObject] | None] = Future()
         hints = tuple(subdirs)
 
         def run() -> None:
             try:
+                if crowded:
+                    page = self.transport.list_page(prefix, max_keys=1)
+                    future.set_result({} if not page.objects and not page.prefixes else None)
+                    return
                 future.set_result(_list_flat(self.transport, prefix, self.executor, hints))
             except BaseException as exc:  # noqa: BLE001 - the first lookup raises it
                 future.set_exception(exc)
@@ -217,36 +223,109 @@ def _list_flat(
     25 ms away then lists in one round trip instead of two (each on a new connection, which
     costs one more). The answer is the same: the page says which subdirectories exist, the
     hinted ones that do not are empty, the others are listed after it.
+
+    Hints one level deeper (``prefix + name + "/" + sub + "/"``) split a hinted subdirectory
+    the same way, in the same round, as long as the round holds at most ``LISTING_ROUND``
+    requests: the 2,000 files in 10 directories of the 2 GiB tree (``small/``) were two pages
+    in a row, 100-110 ms here, and are 11 requests side by side, 45-80 ms. Only this thread
+    waits for answers, so the executor's threads never wait for one another.
     """
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     if executor is not None:
-        early: dict[str, Future[dict[str, RemoteObject] | None]] = {}
-        if len(hints) <= SPLIT_LISTING_MAX_DIRS:
-            early = {
-                h: executor.submit(_list_pages, transport, h, budget) for h in hints if _is_subdir(h, prefix)
-            }
+        early, shares = _start_hinted(transport, executor, prefix, hints, budget)
         try:
             top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
-            # Not truncated, the page holds every object directly under the prefix: only the
-            # subdirectories are left to list (none, for a prefix without any).
-            if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
-                found: dict[str, RemoteObject] = {}
-                _collect(top, None, found)
-                if not budget.take(len(found)):
-                    return None
-                futures = [
-                    early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes
-                ]
-                parts = [future.result() for future in futures]
-                if any(part is None for part in parts):
-                    return None
-                for part in parts:
-                    found.update(part or {})
+            found = _split(transport, executor, prefix, top, budget, early, shares)
+            if not isinstance(found, _NotSplit):
                 return found
         finally:
             budget.stop()  # hinted listings nobody waits for end at their next page
         budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     return _list_pages(transport, prefix, budget)
+
+
+#: requests a flat listing sends at once for its hints (the prefix's own page aside)
+LISTING_ROUND = SPLIT_LISTING_MAX_DIRS
+
+
+class _NotSplit:
+    """What ``_split`` answers for a page too long or too wide to split by."""
+
+
+_NOT_SPLIT = _NotSplit()
+#: a hinted directory's listing started early: its page by delimiter (split hints) or all of it
+_Early = Future[ListPage] | Future[dict[str, RemoteObject] | None]
+
+
+def _start_hinted(
+    transport: Lister, executor: Executor, prefix: str, hints: Sequence[str], budget: _Budget
+) -> tuple[dict[str, _Early], dict[str, _Budget]]:
+    """Start the listings of the hinted subdirectories of ``prefix``: a subdirectory with hinted
+    subdirectories of its own by its page and theirs, while the round has room; the rest whole."""
+    subdirs = [h for h in hints if _is_subdir(h, prefix)]
+    if len(subdirs) > LISTING_ROUND:
+        return {}, {}
+    deeper = {d: [h for h in hints if _is_subdir(h, d)] for d in subdirs}
+    room = LISTING_ROUND - len(subdirs)
+    early: dict[str, _Early] = {}
+    shares: dict[str, _Budget] = {}  # those of the listings one level deeper
+    for d in subdirs:
+        inner = deeper[d]
+        if inner and len(inner) <= room:
+            room -= len(inner)
+            early[d] = executor.submit(transport.list_page, d, delimiter="/", max_keys=LIST_PAGE_KEYS)
+            for h in inner:
+                shares[h] = _Budget(0, parent=budget)
+                early[h] = executor.submit(_list_pages, transport, h, shares[h])
+        else:
+            early[d] = executor.submit(_list_pages, transport, d, budget)
+    return early, shares
+
+
+def _split(
+    transport: Lister,
+    executor: Executor,
+    prefix: str,
+    top: ListPage,
+    budget: _Budget,
+    early: Mapping[str, _Early],
+    shares: Mapping[str, _Budget],
+) -> dict[str, RemoteObject] | _NotSplit | None:
+    """Everything under ``prefix`` from its page by delimiter ``top`` and the listings of its
+    subdirectories (started early, or now); ``_NOT_SPLIT`` for a page that is not the whole
+    prefix's first level (truncated) or names too many subdirectories."""
+    # Not truncated, the page holds every object directly under the prefix: only the
+    # subdirectories are left to list (none, for a prefix without any).
+    if top.next_token is not None or len(top.prefixes) > SPLIT_LISTING_MAX_DIRS:
+        return _NOT_SPLIT
+    found: dict[str, RemoteObject] = {}
+    _collect(top, None, found)
+    if not budget.take(len(found)):
+        return None
+    futures = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
+    for d, future in zip(top.prefixes, futures, strict=True):
+        part: dict[str, RemoteObject] | ListPage | _NotSplit | None = future.result()
+        if isinstance(part, ListPage):  # a hinted subdirectory's own page: split it in turn
+            part = _split(transport, executor, d, part, budget, early, shares)
+            if isinstance(part, _NotSplit):
+                # Listed whole after all: the listings started for its hinted subdirectories
+                # are stopped, and what they took is given back, so that the budget counts
+                # each object once.
+                _discard({h: early[h] for h in shares if _is_subdir(h, d)}, shares)
+                part = _list_pages(transport, d, budget)
+        if part is None or isinstance(part, _NotSplit):
+            return None
+        found.update(part)
+    return found
+
+
+def _discard(listings: Mapping[str, _Early], shares: Mapping[str, _Budget]) -> None:
+    """Stop ``listings`` (started with ``shares``), wait for them, and give back their shares."""
+    for hint in listings:
+        shares[hint].stop()
+    for hint, listing in listings.items():
+        listing.exception()  # waits; an error is not ours to report: the answer is not used
+        shares[hint].give_back()
 
 
 def _is_subdir(hint: str, prefix: str) -> bool:
@@ -277,13 +356,23 @@ def _list_pages(transport: Lister, prefix: str, budget: _Budget) -> dict[str, Re
 
 
 class _Budget:
-    """How many more listed objects one flat listing may hold, shared by its threads."""
+    """How many more listed objects one flat listing may hold, shared by its threads. A share
+    (``parent``) takes from its parent and can give back what it took, for a listing whose
+    answer is not used (see ``_split``)."""
 
-    def __init__(self, objects: int) -> None:
+    def __init__(self, objects: int, parent: _Budget | None = None) -> None:
         self.left = objects
+        self.parent = parent
+        self.taken = 0
         self.lock = threading.Lock()
 
     def take(self, objects: int) -> bool:
+        if self.parent is not None:
+            with self.lock:
+                if self.left < 0:
+                    return False  # stopped
+                self.taken += objects
+            return self.parent.take(objects)
         with self.lock:
             self.left -= objects
             return self.left >= 0
@@ -292,6 +381,14 @@ class _Budget:
         """Make every further ``take`` fail: the listings still running stop at their next page."""
         with self.lock:
             self.left = -1
+
+    def give_back(self) -> None:
+        """A share whose listing has ended: return what it took to the parent."""
+        with self.lock:
+            taken, self.taken = self.taken, 0
+        if self.parent is not None:
+            with self.parent.lock:
+                self.parent.left += taken
 
 
 def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:

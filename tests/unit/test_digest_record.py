@@ -104,6 +104,27 @@ def test_round_trip_small_file(tmp_path: Path) -> None:
         record.close()
 
 
+def test_the_record_tells_whether_its_scope_holds_more_than_a_count(tmp_path: Path) -> None:
+    db = tmp_path / RECORD_FILE
+    record = DigestRecord(db, SCOPE, clock=later)
+    other = DigestRecord(db, "another scope", clock=later)
+    try:
+        entry = Entry(FileStat(1, 2, 3, 4, 5), 10**18, 3, md5_hex(b"abc"), {})
+        for i in range(3):
+            record.store(f"k{i}", entry)
+            other.store(f"k{i}", entry)
+            other.store(f"more{i}", entry)
+        record.flush()
+        other.flush()
+        assert record.holds_more_than(2) and not record.holds_more_than(3)
+        assert other.holds_more_than(5) and not other.holds_more_than(6)
+    finally:
+        record.close()
+        other.close()
+    assert not record.holds_more_than(0)  # closed: off
+    assert not DigestRecord(None, SCOPE).holds_more_than(0)
+
+
 def test_round_trip_multipart_etag_and_merge(tmp_path: Path) -> None:
     """A multipart ETag is remembered with its part size; a second one (another tool's part
     size) is added to the trusted record of the same bytes, not swapped for it."""
@@ -593,7 +614,7 @@ def test_unchanged_vouches_for_a_walk_group_by_the_walks_stat(tmp_path: Path) ->
 
 
 def _moved(entry: FileEntry, **delta: int) -> FileEntry:
-    return dataclasses.replace(entry, **{name: getattr(entry, name) + d for name, d in delta.items()})
+    return entry._replace(**{name: getattr(entry, name) + d for name, d in delta.items()})
 
 
 @pytest.mark.parametrize(

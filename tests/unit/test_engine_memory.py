@@ -316,6 +316,78 @@ def test_a_flat_attempt_is_retried_only_with_twice_the_allowance(monkeypatch: py
     assert len(transport.flat) == attempts + 8  # 8 pages of 2
 
 
+class MaxKeysLog(CountingFlat):
+    """Also remembers the ``max_keys`` of each request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_keys: list[int] = []
+
+    def list_page(self, prefix: str, *, delimiter: str = "", **kwargs: Any) -> Any:
+        self.max_keys.append(kwargs.get("max_keys", 1000))
+        return super().list_page(prefix, delimiter=delimiter, **kwargs)
+
+
+def test_a_crowded_prefetch_only_asks_whether_the_prefix_is_empty() -> None:
+    empty = MaxKeysLog()
+    index = RemoteIndex(empty)
+    index.prefetch("p/", ["p/a/"], crowded=True)
+    assert index.lookup(["p/a/f1", "p/b/f2"]) == {}
+    assert index.lookup(["p/c/f3"]) == {}  # answered by the empty prefix too
+    assert empty.flat == ["p/"] and empty.max_keys == [1] and empty.by_dir == []
+
+    full = MaxKeysLog()
+    keys = [f"p/d{d}/f{f}" for d in range(3) for f in range(2)]
+    expected = stored(full, keys)
+    index = RemoteIndex(full)
+    index.prefetch("p/", ["p/d0/"], crowded=True)
+    assert index.lookup(keys) == expected
+    # "p/" is known crowded now: its directories are listed one by one
+    assert full.max_keys[0] == 1 and full.flat == ["p/"]
+    assert full.by_dir == ["p/d0/", "p/d1/", "p/d2/"]
+
+
+def test_hints_one_level_deeper_list_a_hinted_directory_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)  # p/ and p/big/ fit a page by delimiter
+    transport = CountingFlat()
+    keys = ["p/top", "p/big/direct"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
+    keys += [f"p/small/f{f}" for f in range(2)] + ["p/unhinted/x/y"]
+    expected = stored(transport, keys)
+    hints = ["p/big/", "p/small/", "p/gone/"] + [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/"]
+    with ThreadPoolExecutor(4) as executor:
+        split = remote._list_flat(transport, "p/", executor, hints)
+    assert split == expected
+    # "p/big/" by delimiter, beside its hinted areas, each whole: no chain of p/big/ pages
+    assert "p/big/" in transport.by_dir and "p/big/" not in transport.flat
+    assert sorted(set(transport.flat)) == sorted(
+        [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/", "p/gone/", "p/small/", "p/unhinted/"]
+    )
+
+
+@pytest.mark.parametrize("page", [2, 3, 5, 1000])
+@pytest.mark.parametrize("limit", [10, 22, 10_000])
+def test_a_listing_split_by_deeper_hints_finds_what_a_sequential_one_finds(
+    monkeypatch: pytest.MonkeyPatch, page: int, limit: int
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
+    transport = MemoryTransport()
+    keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
+    stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
+    hints = ["p/big/", "p/small/"] + [f"p/big/a{a}/" for a in range(5)]
+    with ThreadPoolExecutor(3) as executor:
+        split = remote._list_flat(transport, "p/", executor, hints)
+    sequential = remote._list_flat(transport, "p/")
+    assert split == sequential
+    assert (split is None) == (limit < 21)
+
+
 def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
     transport = MemoryTransport(page_keys=2)
     keys = [f"p/f{i:02}" for i in range(20)]
