@@ -388,6 +388,55 @@ def test_a_listing_split_by_deeper_hints_finds_what_a_sequential_one_finds(
     assert (split is None) == (limit < 21)
 
 
+def test_a_flat_listing_in_flight_is_waited_for_by_a_lookup_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inside, release, second_waits = threading.Event(), threading.Event(), threading.Event()
+
+    class Blocking(CountingFlat):
+        def list_page(self, prefix: str, **kwargs: Any) -> Any:
+            inside.set()
+            assert release.wait(30)
+            return super().list_page(prefix, **kwargs)
+
+    real_wait = remote.wait
+
+    def noted_wait(futures: Any, *args: Any, **kwargs: Any) -> Any:
+        second_waits.set()
+        return real_wait(futures, *args, **kwargs)
+
+    monkeypatch.setattr(remote, "wait", noted_wait)
+    transport = Blocking()
+    keys = [f"p/day/part-{d}/f{f}" for d in range(4) for f in range(2)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    answers: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: answers.update(a=index.lookup(keys[:4])))
+    second = threading.Thread(target=lambda: answers.update(b=index.lookup(keys[4:])))
+    first.start()
+    assert inside.wait(30)  # the first lookup's flat listing of p/day/ is on its way
+    second.start()
+    assert second_waits.wait(30)  # the second waits for it rather than listing p/day/ too
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert answers == {"a": {k: expected[k] for k in keys[:4]}, "b": {k: expected[k] for k in keys[4:]}}
+    assert transport.flat == ["p/day/"] and transport.by_dir == []
+
+
+def test_hinted_directories_go_one_level_deeper_where_a_directory_holds_more_than_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)
+    make_tree(
+        tmp_path, {f"big/a{a}/f{f}": "x" for a in range(3) for f in range(2)} | {"small/s/f": "x", "top": "x"}
+    )
+    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "big/a0/", "big/a1/", "big/a2/", "small/"]
+    monkeypatch.setattr(remote, "LISTING_ROUND", 4)  # 2 + 3 subdirectories: no room for big's
+    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "small/"]
+    assert engine._hinted_directories([str(tmp_path / "top")]) == []  # a file SOURCE
+
+
 def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
     transport = MemoryTransport(page_keys=2)
     keys = [f"p/f{i:02}" for i in range(20)]
