@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from airflow_s3pput.upload_journal import UploadJournal
 
 ResultCallback = Callable[[PutResult], None]
+#: a walk group's look-ahead: its listed objects and the keys found unchanged (see _look_ahead)
+Ahead = Future[tuple[dict[str, RemoteObject], set[str]]] | None
 T = TypeVar("T")
 
 
@@ -262,24 +264,31 @@ class _Run:
 
     def _grouped(
         self, items: Iterator[FileEntry | WalkError]
-    ) -> Iterator[tuple[list[FileEntry | WalkError], Future[dict[str, RemoteObject]] | None]]:
+    ) -> Iterator[tuple[list[FileEntry | WalkError], Ahead]]:
         """Walk groups, each with the lookup of its remote state, started ``LOOKAHEAD_GROUPS``
         groups ahead: the next groups are walked and listed while this one is decided. An
         unchanged re-run of 100,000 files otherwise waits for its 100 lookups in turn (3.8 s of
         a 10.6 s profiled run here). Memory holds ``LOOKAHEAD_GROUPS + 1`` groups."""
-        ahead: deque[tuple[list[FileEntry | WalkError], Future[dict[str, RemoteObject]] | None]] = deque()
+        ahead: deque[tuple[list[FileEntry | WalkError], Ahead]] = deque()
         for group in _batched(items, LOOKUP_GROUP):
-            keys = [item.key for item in group if isinstance(item, FileEntry)]
-            listed = self.lookahead.submit(self.remote.lookup, keys) if self.list_remote and keys else None
+            entries = [item for item in group if isinstance(item, FileEntry)]
+            listed = (
+                self.lookahead.submit(self._look_ahead, entries) if self.list_remote and entries else None
+            )
             if len(ahead) == LOOKAHEAD_GROUPS:
                 yield ahead.popleft()
             ahead.append((group, listed))
         while ahead:
             yield ahead.popleft()
 
-    def _tasks(
-        self, group: list[FileEntry | WalkError], listed: Future[dict[str, RemoteObject]] | None
-    ) -> list[PutTask]:
+    def _look_ahead(self, entries: list[FileEntry]) -> tuple[dict[str, RemoteObject], set[str]]:
+        """A group's listed objects, and the keys the digest record vouches for among them:
+        asked on the look-ahead thread, where SQLite's work runs beside the walk (0.3 s of the
+        main thread's for 100,000 files, when it was asked there)."""
+        remote = self.remote.lookup([e.key for e in entries])
+        return remote, self.digests.unchanged(entries, remote) if remote else set()
+
+    def _tasks(self, group: list[FileEntry | WalkError], listed: Ahead) -> list[PutTask]:
         from airflow_s3pput.putter import PutTask  # a name of the run's imports (see upload)
 
         entries = []
@@ -290,15 +299,15 @@ class _Run:
             else:
                 entries.append(item)
         remote: dict[str, RemoteObject] = {}
+        unchanged: set[str] = set()
         if listed is not None:
             try:
-                remote = listed.result()
+                remote, unchanged = listed.result()
             except Exception as exc:  # noqa: BLE001 - without the listing we cannot decide
                 message = f"cannot list existing objects: {describe_error(exc)}"
                 for entry in entries:
                     self.record(PutResult(entry.path, entry.key, "fail", error=message))
                 return []
-        unchanged = self.digests.unchanged(entries, remote) if remote else set()
         tasks = []
         for e in entries:
             if e.key in unchanged:
