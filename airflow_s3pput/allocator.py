@@ -10,7 +10,6 @@ is set only once a process uploads a large file.
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 MIB = 1024 * 1024
@@ -24,6 +23,8 @@ def unmap_freed_parts(threshold: int = MMAP_THRESHOLD) -> bool:
     platform's allocator took the setting (glibc does; elsewhere this does nothing)."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here: ~2 ms of imports that a run without a large file need not pay
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

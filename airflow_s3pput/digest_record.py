@@ -107,6 +107,7 @@ _COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, md5, mu
 #: the records of the keys from ``?`` on, in key order: the walk asks for keys in that order
 _SELECT_FROM = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key >= ? ORDER BY key LIMIT ?"
 _SELECT_ONE = f"SELECT key, {_COLUMNS} FROM digests WHERE scope = ? AND key = ?"
+_COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM digests WHERE scope = ? LIMIT ?)"
 #: the keys of a walk group whose record vouches for them, NUL-separated: ``_row_vouches`` in
 #: SQL. ``?1`` is a JSON object, key -> "dev ino size mtime_ns ctime_ns listed-size listed-MD5"
 #: (integers as text compare as the integers do). CROSS JOIN fixes the loop order (the group
@@ -120,6 +121,20 @@ WHERE e.value = d.dev || ' ' || d.ino || ' ' || d.size || ' ' || d.mtime_ns || '
       || ' ' || d.stored_size || ' ' || d.md5
   AND max(d.mtime_ns, d.ctime_ns) < d.sampled_ns - ?3
 """
+#: the records (not racy) of the keys in ``?2``..``?3``, at most ``?5``: "key \1 signature" (as
+#: ``_SELECT_UNCHANGED``'s, with the stored MD5), NUL-separated, and how many there were
+_SELECT_RANGE = """
+SELECT count(*), group_concat(item, char(0)) FROM (
+  SELECT key || char(1) || dev || ' ' || ino || ' ' || size || ' ' || mtime_ns || ' ' || ctime_ns
+         || ' ' || stored_size || ' ' || md5 AS item
+  FROM digests WHERE scope = ?1 AND key >= ?2 AND key <= ?3
+    AND max(mtime_ns, ctime_ns) < sampled_ns - ?4
+  ORDER BY key LIMIT ?5
+)
+"""
+#: records read at most per key of a group by ``_SELECT_RANGE``
+RANGE_ROWS_PER_KEY = 2
+_RANGE_SLACK = 64
 #: the same for listed multipart ETags: "... listed-size md5-N", found among the record's
 _SELECT_UNCHANGED_MULTIPART = """
 SELECT group_concat(key, char(0)) FROM (
@@ -140,9 +155,41 @@ _SAMPLED, _STORED_SIZE, _MD5, _MULTIPART = 5, 6, 7, 8
 Row = tuple[Any, ...]
 
 
+_I64_LIMIT = 1 << 63
+
+
 def _i64(value: int) -> int:
     """An unsigned 64-bit stat field (st_dev, st_ino) as the signed integer SQLite stores."""
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return value - (1 << 64) if value >= _I64_LIMIT else value
+
+
+def _unchanged_by_key(
+    reader: sqlite3.Connection, query: str, scope: int, group: dict[str, str], found: set[str]
+) -> None:
+    """Add to ``found`` the keys of ``group`` (key -> signature) that ``query`` vouches for."""
+    (text,) = reader.execute(query, (json.dumps(group), scope, RACY_MARGIN_NS)).fetchone()
+    found.update(text.split("\0") if text else ())
+
+
+def _unchanged_in_range(
+    reader: sqlite3.Connection, scope: int, group: dict[str, str], found: set[str]
+) -> bool:
+    """``_unchanged_by_key`` for listed MD5s, by reading the records of the group's key range in
+    one statement and comparing signatures here: 0.17 s instead of 0.25 s of SQL for 100,000,
+    and no JSON to write. False (nothing added) when the range holds many more records than the
+    group (of files no longer there, or left out by --exclude): memory holds at most
+    ``RANGE_ROWS_PER_KEY`` rows a key."""
+    limit = RANGE_ROWS_PER_KEY * len(group) + _RANGE_SLACK
+    count, text = reader.execute(
+        _SELECT_RANGE, (scope, min(group), max(group), RACY_MARGIN_NS, limit)
+    ).fetchone()
+    if count >= limit:
+        return False
+    for item in text.split("\0") if text else ():
+        key, _, signature = item.rpartition("\1")  # a signature holds no \1; a key might
+        if group.get(key) == signature:
+            found.add(key)
+    return True
 
 
 class FileStat(NamedTuple):
@@ -381,15 +428,19 @@ class DigestRecord:
             return set()
         single: dict[str, str] = {}
         multipart: dict[str, str] = {}
-        for e in entries:
-            listed = remote.get(e.key)
+        is_etag, get = _ETAG.fullmatch, remote.get
+        for e in entries:  # once per file: _i64 inlined (0.3 s of Python per 100,000 before)
+            listed = get(e.key)
             if listed is None or not e.ctime_ns:
                 continue
             etag = listed.etag.strip('"').lower()
-            if _ETAG.fullmatch(etag):
-                signature = (
-                    f"{_i64(e.dev)} {_i64(e.ino)} {e.size} {e.mtime_ns} {e.ctime_ns} {listed.size} {etag}"
-                )
+            if is_etag(etag):
+                dev, ino = e.dev, e.ino
+                if dev >= _I64_LIMIT:
+                    dev -= 1 << 64
+                if ino >= _I64_LIMIT:
+                    ino -= 1 << 64
+                signature = f"{dev} {ino} {e.size} {e.mtime_ns} {e.ctime_ns} {listed.size} {etag}"
                 (multipart if "-" in etag else single)[e.key] = signature
         found: set[str] = set()
         with self._read_lock:
@@ -397,18 +448,29 @@ class DigestRecord:
             if reader is None:
                 return found
             try:
-                for query, group in ((_SELECT_UNCHANGED, single), (_SELECT_UNCHANGED_MULTIPART, multipart)):
-                    if group:
-                        (text,) = reader.execute(
-                            query, (json.dumps(group), self.scope, RACY_MARGIN_NS)
-                        ).fetchone()
-                        found.update(text.split("\0") if text else ())
+                if single and not _unchanged_in_range(reader, self.scope, single, found):
+                    _unchanged_by_key(reader, _SELECT_UNCHANGED, self.scope, single, found)
+                if multipart:
+                    _unchanged_by_key(reader, _SELECT_UNCHANGED_MULTIPART, self.scope, multipart, found)
             except sqlite3.Error as exc:
                 problem = exc
             else:
                 return found
         self._failed(problem)
         return set()
+
+    def holds_more_than(self, count: int) -> bool:
+        """Whether this scope's record holds more than ``count`` files (read up to there: ~1 ms
+        for 10,000); false when the record is off or cannot be read."""
+        with self._read_lock:
+            reader = self._reader
+            if reader is None:
+                return False
+            try:
+                (held,) = reader.execute(_COUNT_UP_TO, (self.scope, count + 1)).fetchone()
+            except sqlite3.Error:
+                return False  # the lookups meet the problem and report it
+        return bool(held > count)
 
     def fetch(self, key: str) -> Entry | None:
         """The stored record of ``key`` in this scope, if any (and readable)."""

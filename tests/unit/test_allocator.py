@@ -23,7 +23,9 @@ PROBE = textwrap.dedent(
     del first  # the first free of a big buffer is what makes glibc raise its threshold
     before = rss_mib()
     parts = [bytearray(8 * MIB) for _ in range(6)]  # six parts on the wire, touched
-    later = [bytes(100) for _ in range(1000)]  # small allocations made meanwhile pin the heap
+    # A buffer allocated meanwhile, above the parts on the heap, pins its top (small objects live
+    # in Python's own arenas and may not: the control then depended on where the heap had holes)
+    pin = bytearray(MIB)
     del parts
     print(took, rss_mib() - before)
     """

@@ -104,6 +104,27 @@ def test_round_trip_small_file(tmp_path: Path) -> None:
         record.close()
 
 
+def test_the_record_tells_whether_its_scope_holds_more_than_a_count(tmp_path: Path) -> None:
+    db = tmp_path / RECORD_FILE
+    record = DigestRecord(db, SCOPE, clock=later)
+    other = DigestRecord(db, "another scope", clock=later)
+    try:
+        entry = Entry(FileStat(1, 2, 3, 4, 5), 10**18, 3, md5_hex(b"abc"), {})
+        for i in range(3):
+            record.store(f"k{i}", entry)
+            other.store(f"k{i}", entry)
+            other.store(f"more{i}", entry)
+        record.flush()
+        other.flush()
+        assert record.holds_more_than(2) and not record.holds_more_than(3)
+        assert other.holds_more_than(5) and not other.holds_more_than(6)
+    finally:
+        record.close()
+        other.close()
+    assert not record.holds_more_than(0)  # closed: off
+    assert not DigestRecord(None, SCOPE).holds_more_than(0)
+
+
 def test_round_trip_multipart_etag_and_merge(tmp_path: Path) -> None:
     """A multipart ETag is remembered with its part size; a second one (another tool's part
     size) is added to the trusted record of the same bytes, not swapped for it."""
@@ -593,7 +614,58 @@ def test_unchanged_vouches_for_a_walk_group_by_the_walks_stat(tmp_path: Path) ->
 
 
 def _moved(entry: FileEntry, **delta: int) -> FileEntry:
-    return dataclasses.replace(entry, **{name: getattr(entry, name) + d for name, d in delta.items()})
+    return entry._replace(**{name: getattr(entry, name) + d for name, d in delta.items()})
+
+
+def test_unchanged_reads_a_range_crowded_with_other_records_key_by_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record, entries, remote = recorded_group(tmp_path, count=8)
+    calls: list[str] = []
+    by_key, in_range = digest_record._unchanged_by_key, digest_record._unchanged_in_range
+
+    def noted_by_key(*args: Any) -> None:
+        calls.append("by key")
+        by_key(*args)
+
+    def noted_in_range(*args: Any) -> bool:
+        answered = in_range(*args)
+        calls.append(f"in range: {answered}")
+        return answered
+
+    monkeypatch.setattr(digest_record, "_unchanged_by_key", noted_by_key)
+    monkeypatch.setattr(digest_record, "_unchanged_in_range", noted_in_range)
+    try:
+        ends = [entries[0], entries[-1]]  # the range between them holds 6 other records
+        assert record.unchanged(ends, remote) == {e.key for e in ends}
+        assert calls == ["in range: True"]
+        monkeypatch.setattr(digest_record, "RANGE_ROWS_PER_KEY", 0)
+        monkeypatch.setattr(digest_record, "_RANGE_SLACK", 4)  # at most 4 rows: too few here
+        calls.clear()
+        assert record.unchanged(ends, remote) == {e.key for e in ends}
+        assert calls == ["in range: False", "by key"]
+    finally:
+        record.close()
+
+
+def test_unchanged_tells_keys_apart_whatever_characters_they_hold(tmp_path: Path) -> None:
+    names = ["d/a", "d/a\x01b", "d/a b", "d/é\x02"]
+    datas = {name: os.urandom(50) for name in names}
+    for key, data in datas.items():
+        write(tmp_path / "src" / key, data)
+    writer = DigestRecord(tmp_path / RECORD_FILE, SCOPE, clock=later)
+    for key in datas:
+        assert not look_and_remember(writer, tmp_path / "src" / key, key)
+    writer.close()
+    entries = [e for e in walk([str(tmp_path / "src")]) if isinstance(e, FileEntry)]
+    record = DigestRecord(tmp_path / RECORD_FILE, SCOPE, clock=later)
+    try:
+        remote = {key: RemoteObject(len(data), md5_hex(data)) for key, data in datas.items()}
+        assert record.unchanged(entries, remote) == set(names)
+        remote["d/a"] = RemoteObject(50, md5_hex(b"other"))  # a neighbour's digest vouches for nothing else
+        assert record.unchanged(entries, remote) == set(names) - {"d/a"}
+    finally:
+        record.close()
 
 
 @pytest.mark.parametrize(

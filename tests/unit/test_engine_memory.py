@@ -278,6 +278,180 @@ def test_a_crowded_prefix_is_listed_directory_by_directory(monkeypatch: pytest.M
     assert transport.calls["ListObjectsV2"] == 1 + remote.FLAT_LISTING_MIN_DIRS
 
 
+class CountingFlat(MemoryTransport):
+    """Counts the requests that list without a delimiter (flat) and with one (by directory)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flat: list[str] = []
+        self.by_dir: list[str] = []
+
+    def list_page(self, prefix: str, *, delimiter: str = "", **kwargs: Any) -> Any:
+        (self.by_dir if delimiter else self.flat).append(prefix)
+        return super().list_page(prefix, delimiter=delimiter, **kwargs)
+
+
+def test_a_group_over_a_few_directories_is_one_flat_page_not_one_listing_each() -> None:
+    transport = CountingFlat()
+    keys = [f"p/day/part-{d}/f{f}" for d in range(5) for f in range(3)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    assert index.lookup(keys[:9]) == {k: expected[k] for k in keys[:9]}  # parts 0-2
+    assert index.lookup(keys[9:]) == {k: expected[k] for k in keys[9:]}  # parts 3-4: kept listing
+    assert transport.flat == ["p/day/"] and transport.by_dir == []
+
+
+def test_a_crowded_prefix_costs_a_few_directories_at_most_what_listing_them_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)  # a group over 3 directories may read 3 pages
+    transport = CountingFlat()
+    keys = [f"p/d{d}/f{f}" for d in range(6) for f in range(4)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    first = keys[2:10]  # d0 f2 .. d2 f1: 3 directories
+    assert index.lookup(first) == {k: expected[k] for k in first}
+    assert len(transport.flat) == 4  # 3 pages within the budget, the 4th over it: given up
+    assert sorted(set(transport.by_dir)) == ["p/d0/", "p/d1/", "p/d2/"]  # pages of 2
+    later = keys[12:20]  # 2 directories: the prefix is known crowded, no flat attempt again
+    assert index.lookup(later) == {k: expected[k] for k in later}
+    assert len(transport.flat) == 4
+
+
+def test_a_flat_attempt_is_retried_only_with_twice_the_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)
+    transport = CountingFlat()
+    keys = [f"p/d{d:02}/f{f}" for d in range(8) for f in range(2)]  # 16 objects under p/
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    index.lookup(keys[:4])  # 2 directories: budget 4, p/ is crowded
+    index.lookup(keys[4:10])  # 3 directories: budget 6, not twice 4: by directory only
+    attempts = len(transport.flat)
+    assert index.lookup(keys) == expected  # 8 directories: budget 16, fits
+    assert len(transport.flat) == attempts + 8  # 8 pages of 2
+
+
+class MaxKeysLog(CountingFlat):
+    """Also remembers the ``max_keys`` of each request."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_keys: list[int] = []
+
+    def list_page(self, prefix: str, *, delimiter: str = "", **kwargs: Any) -> Any:
+        self.max_keys.append(kwargs.get("max_keys", 1000))
+        return super().list_page(prefix, delimiter=delimiter, **kwargs)
+
+
+def test_a_crowded_prefetch_only_asks_whether_the_prefix_is_empty() -> None:
+    empty = MaxKeysLog()
+    index = RemoteIndex(empty)
+    index.prefetch("p/", ["p/a/"], crowded=True)
+    assert index.lookup(["p/a/f1", "p/b/f2"]) == {}
+    assert index.lookup(["p/c/f3"]) == {}  # answered by the empty prefix too
+    assert empty.flat == ["p/"] and empty.max_keys == [1] and empty.by_dir == []
+
+    full = MaxKeysLog()
+    keys = [f"p/d{d}/f{f}" for d in range(3) for f in range(2)]
+    expected = stored(full, keys)
+    index = RemoteIndex(full)
+    index.prefetch("p/", ["p/d0/"], crowded=True)
+    assert index.lookup(keys) == expected
+    # "p/" is known crowded now: its directories are listed one by one
+    assert full.max_keys[0] == 1 and full.flat == ["p/"]
+    assert full.by_dir == ["p/d0/", "p/d1/", "p/d2/"]
+
+
+def test_hints_one_level_deeper_list_a_hinted_directory_side_by_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)  # p/ and p/big/ fit a page by delimiter
+    transport = CountingFlat()
+    keys = ["p/top", "p/big/direct"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
+    keys += [f"p/small/f{f}" for f in range(2)] + ["p/unhinted/x/y"]
+    expected = stored(transport, keys)
+    hints = ["p/big/", "p/small/", "p/gone/"] + [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/"]
+    with ThreadPoolExecutor(4) as executor:
+        split = remote._list_flat(transport, "p/", executor, hints)
+    assert split == expected
+    # "p/big/" by delimiter, beside its hinted areas, each whole: no chain of p/big/ pages
+    assert "p/big/" in transport.by_dir and "p/big/" not in transport.flat
+    assert sorted(set(transport.flat)) == sorted(
+        [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/", "p/gone/", "p/small/", "p/unhinted/"]
+    )
+
+
+@pytest.mark.parametrize("page", [2, 3, 5, 1000])
+@pytest.mark.parametrize("limit", [10, 22, 10_000])
+def test_a_listing_split_by_deeper_hints_finds_what_a_sequential_one_finds(
+    monkeypatch: pytest.MonkeyPatch, page: int, limit: int
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
+    transport = MemoryTransport()
+    keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
+    stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
+    hints = ["p/big/", "p/small/"] + [f"p/big/a{a}/" for a in range(5)]
+    with ThreadPoolExecutor(3) as executor:
+        split = remote._list_flat(transport, "p/", executor, hints)
+    sequential = remote._list_flat(transport, "p/")
+    assert split == sequential
+    assert (split is None) == (limit < 21)
+
+
+def test_a_flat_listing_in_flight_is_waited_for_by_a_lookup_it_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inside, release, second_waits = threading.Event(), threading.Event(), threading.Event()
+
+    class Blocking(CountingFlat):
+        def list_page(self, prefix: str, **kwargs: Any) -> Any:
+            inside.set()
+            assert release.wait(30)
+            return super().list_page(prefix, **kwargs)
+
+    real_wait = remote.wait
+
+    def noted_wait(futures: Any, *args: Any, **kwargs: Any) -> Any:
+        second_waits.set()
+        return real_wait(futures, *args, **kwargs)
+
+    monkeypatch.setattr(remote, "wait", noted_wait)
+    transport = Blocking()
+    keys = [f"p/day/part-{d}/f{f}" for d in range(4) for f in range(2)]
+    expected = stored(transport, keys)
+    index = RemoteIndex(transport)
+    answers: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: answers.update(a=index.lookup(keys[:4])))
+    second = threading.Thread(target=lambda: answers.update(b=index.lookup(keys[4:])))
+    first.start()
+    assert inside.wait(30)  # the first lookup's flat listing of p/day/ is on its way
+    second.start()
+    assert second_waits.wait(30)  # the second waits for it rather than listing p/day/ too
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert answers == {"a": {k: expected[k] for k in keys[:4]}, "b": {k: expected[k] for k in keys[4:]}}
+    assert transport.flat == ["p/day/"] and transport.by_dir == []
+
+
+def test_hinted_directories_go_one_level_deeper_where_a_directory_holds_more_than_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)
+    make_tree(
+        tmp_path, {f"big/a{a}/f{f}": "x" for a in range(3) for f in range(2)} | {"small/s/f": "x", "top": "x"}
+    )
+    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "big/a0/", "big/a1/", "big/a2/", "small/"]
+    monkeypatch.setattr(remote, "LISTING_ROUND", 4)  # 2 + 3 subdirectories: no room for big's
+    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "small/"]
+    assert engine._hinted_directories([str(tmp_path / "top")]) == []  # a file SOURCE
+
+
 def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
     transport = MemoryTransport(page_keys=2)
     keys = [f"p/f{i:02}" for i in range(20)]

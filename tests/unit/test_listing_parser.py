@@ -108,3 +108,70 @@ def test_page_from_xml_decodes_keys_and_prefixes_only_when_the_server_encoded_th
     assert page.prefixes == ["p/sub/", "p/z z/"]
     assert page.next_token == "tok+/="
     assert page_from_xml(NO_NAMESPACE.encode()).prefixes == ["p/sub/", "p/z z/"]
+
+
+SEAWEED = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    f"<ListBucketResult {NS}><Name>b</Name><Prefix>p/</Prefix><MaxKeys>1000</MaxKeys>"
+    "<IsTruncated>true</IsTruncated><Contents><Key>p/a</Key><ETag>&#34;94b99a13ea747dcfa87568226d5574d8&#34;</ETag>"
+    "<Size>2124</Size><StorageClass>STANDARD</StorageClass><LastModified>2026-12-02T00:43:47Z</LastModified>"
+    "</Contents><Contents><Key>p/b &amp; c</Key><ETag>&#34;0123456789abcdef0123456789abcdef-3&#34;</ETag>"
+    "<Size>7</Size></Contents><NextContinuationToken>next</NextContinuationToken></ListBucketResult>"
+)
+
+
+@pytest.mark.parametrize(
+    "body", [PAGE, LAST_PAGE, EMPTY, NO_NAMESPACE, SEAWEED], ids=["page", "url", "empty", "no-ns", "seaweed"]
+)
+def test_plain_pages_are_cut_without_elementtree_and_read_as_it_reads_them(body: str) -> None:
+    from airflow_s3pput.transport.listing_parser import _plain_page, _tree_page
+
+    plain = _plain_page(body.encode())
+    assert plain is not None
+    assert plain == _tree_page(body.encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        SEAWEED.replace("<Key>p/a</Key>", "<Key><![CDATA[p/<a>]]></Key>"),
+        SEAWEED.replace("<Size>7</Size>", "<!-- seven --><Size>7</Size>"),
+        SEAWEED.replace("<Contents>", '<Contents kind="x">', 1),
+        SEAWEED.replace("<Key>p/a</Key>", "<Key>p/<i>a</i></Key>"),
+        SEAWEED.replace("<Size>7</Size>", "<Size> 7 </Size>"),
+        SEAWEED.replace("<ListBucketResult", '<ListBucketResult extra="1"'),
+        SEAWEED.replace(f"<ListBucketResult {NS}>", '<s3:ListBucketResult xmlns:s3="x">').replace(
+            "</ListBucketResult>", "</s3:ListBucketResult>"
+        ),
+        SEAWEED.replace("<Contents><Key>p/b &amp; c</Key>", "<Contents><Key>p/b</Key><Key>p/c</Key>"),
+        SEAWEED.replace("<IsTruncated>true</IsTruncated>", "<IsTruncated>\ntrue </IsTruncated>"),
+    ],
+    ids=[
+        "cdata",
+        "comment",
+        "attribute",
+        "markup-in-key",
+        "spaced-size",
+        "root-attribute",
+        "prefixed",
+        "two-keys",
+        "spaced-flag",
+    ],
+)
+def test_a_page_of_another_shape_is_read_by_elementtree(body: str) -> None:
+    from airflow_s3pput.transport.listing_parser import _plain_page, _tree_page
+
+    try:
+        plain = _plain_page(body.encode())
+    except ValueError:
+        plain = None
+    assert plain is None or plain == _tree_page(body.encode())
+    assert page_from_xml(body.encode()) == _tree_page(body.encode())
+
+
+@pytest.mark.parametrize("cut", [40, len(SEAWEED) // 2, len(SEAWEED) - 3], ids=["head", "middle", "end"])
+def test_a_truncated_page_is_refused_not_read_short(cut: int) -> None:
+    from xml.etree.ElementTree import ParseError
+
+    with pytest.raises(ParseError):
+        page_from_xml(SEAWEED[:cut].encode())
