@@ -372,7 +372,11 @@ def _hinted_directories(sources: Iterable[str]) -> list[str]:
 
 
 def _subdirectories(path: str) -> list[str]:
-    return [e.name for e in _entries(path) if e.is_dir() and "/" not in e.name]
+    try:
+        with os.scandir(path) as entries:
+            return [e.name for e in entries if e.is_dir() and "/" not in e.name]
+    except OSError:
+        return []  # a file SOURCE, or one the walk reports
 
 
 def _holds_more_files(path: str, count: int) -> bool:
@@ -394,7 +398,7 @@ def _entries(path: str) -> list[os.DirEntry[str]]:
         with os.scandir(path) as entries:
             return list(entries)
     except OSError:
-        return []  # a file SOURCE, or one the walk reports
+        return []
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
