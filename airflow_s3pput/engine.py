@@ -98,7 +98,7 @@ def upload(
         from airflow_s3pput.sync_delete import delete_extraneous
         from airflow_s3pput.upload_journal import journal_for
 
-        journal = journal_for(options)
+        journal = check.journal = journal_for(options)
         if not options.dry_run:
             abort_leftovers(transport, journal, join_key(options.prefix, ""))
         dispatcher = make_dispatcher(options, transport, journal)
@@ -134,10 +134,10 @@ def upload(
             lookups.close()
         if digests is not None:
             digests.close()
+        if not abandoned:
+            check.close()  # before the journal: the check's abort is written down in it
         if journal is not None:
             journal.close()
-        if not abandoned:
-            check.close()
         if own and not abandoned:
             transport.close()
 
@@ -476,8 +476,9 @@ class BucketCheck:
     abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
     waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
     the create, its abort), and an unchanged re-run pays for its listing only. The checks retry
-    less than the run, so that a wrong endpoint is reported quickly. Every failure is one
-    ``UsageError``.
+    less than the run, so that a wrong endpoint is reported quickly; the aborts retry as the run
+    does, so that a server that drops out for seconds keeps no check upload. Every failure is
+    one ``UsageError``.
     """
 
     def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
@@ -489,6 +490,9 @@ class BucketCheck:
         self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
         self.head: Future[None] | None = None
         self.verdict: Future[UsageError | None] | None = None
+        #: where the check's upload is written down until aborted (as the putter's are): an
+        #: abort the server never took is sent by the next run
+        self.journal: UploadJournal | None = None
 
     def quick_transport(self) -> Transport:
         if self.quick is None:
@@ -536,8 +540,12 @@ class BucketCheck:
         """Create the check's upload and give the verdict; then abort it, and the checks that
         killed runs left (listed beside its creation)."""
         probe = probe_prefix + os.urandom(16).hex()  # uuid4's randomness; uuid costs 3 ms of imports
+        journal = self.journal
         try:
+            intent = journal.starting(probe) if journal else ""
             upload_id = quick.create_multipart(probe, {})
+            if journal:
+                journal.started(intent, probe, upload_id)
         except S3Error as exc:
             listed.cancel()
             verdict.set_result(bucket_error(exc, self.options.bucket, self.where))
@@ -546,7 +554,9 @@ class BucketCheck:
             verdict.set_exception(exc)
             return
         verdict.set_result(None)
-        _clean_up_checks(quick, probe_prefix, probe, upload_id, listed)
+        assert self.transport is not None
+        if _clean_up_checks(self.transport, probe_prefix, probe, upload_id, listed) and journal:
+            journal.finished(upload_id)
 
     def write_failure(self) -> UsageError | None:
         """The write check's verdict, once it answered: ``None`` if it passed (or never started)."""
@@ -606,13 +616,17 @@ class ListingBesideCheck:
 
 def _clean_up_checks(
     transport: Transport, probe_prefix: str, probe: str, upload_id: str, listed: Future[list[OpenUpload]]
-) -> None:
-    """Abort our probe upload, and the probes of killed runs (listed beside its creation)."""
+) -> bool:
+    """Abort our probe upload, and the probes of killed runs (listed beside its creation);
+    whether ours is gone."""
     try:
         _abort_unless_gone(transport, probe, upload_id)
+    except S3Error:
+        return False
+    try:
         uploads = listed.result()
     except S3Error:
-        return
+        return True
     stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
     for upload in uploads:
         # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
@@ -622,6 +636,7 @@ def _clean_up_checks(
                 _abort_unless_gone(transport, upload.key, upload.upload_id)
             except S3Error:
                 continue
+    return True
 
 
 def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:

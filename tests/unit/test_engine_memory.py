@@ -185,6 +185,19 @@ def test_a_write_check_that_another_run_aborted_is_not_an_error(src: Path) -> No
     engine.check_bucket(opts(src), transport)  # no exception
 
 
+def test_a_write_check_whose_abort_failed_is_aborted_by_the_next_run(src: Path, tmp_path: Path) -> None:
+    """The server dropped out while the check was aborted (the fault suite's restarted server):
+    the journal holds the check's upload, and the next run sends its abort."""
+    transport = MemoryTransport()
+    transport.fail_next["AbortMultipartUpload"] = [S3Error("ServiceUnavailable", status=503)]
+    options = opts(src, prefix="p", cache_dir=str(tmp_path / "cache"))
+    assert engine.upload(options, transport=transport).files_put == len(TREE)
+    (left,) = transport.uploads.values()
+    assert left.key.startswith("p/.s3pput-write-check-")
+    engine.upload(options, transport=transport)  # an unchanged re-run: it sends no check itself
+    assert transport.uploads == {}
+
+
 def test_a_bucket_that_refuses_writes_is_one_line_not_a_failure_per_file(src: Path) -> None:
     """The write check goes out beside the first PUTs; their failures wait for its verdict."""
     transport = MemoryTransport()
