@@ -175,3 +175,65 @@ def test_a_truncated_page_is_refused_not_read_short(cut: int) -> None:
 
     with pytest.raises(ParseError):
         page_from_xml(SEAWEED[:cut].encode())
+
+
+def _contents(key: str, etag: str, size: int, order: str, pretty: bool) -> str:
+    fields = {
+        "K": f"<Key>{key}</Key>",
+        "E": f"<ETag>{etag}</ETag>",
+        "S": f"<Size>{size}</Size>",
+        "L": "<LastModified>2026-12-02T05:02:10.000Z</LastModified>",
+        "C": "<StorageClass>STANDARD</StorageClass>",
+        "O": "<Owner><ID>x</ID><DisplayName>y</DisplayName></Owner>",
+    }
+    gap = "\n  " if pretty else ""
+    return f"<Contents>{gap}" + gap.join(fields[f] for f in order) + f"{gap}</Contents>"
+
+
+# The field orders of SeaweedFS, AWS, MinIO and moto, and one without an ETag or Size.
+ORDERS = ["KESCL", "KLESOC", "KLESOC", "KLESC", "KLC"]
+KEYS = ["p/a", "p/b%2Bc", "p/x+y", "p/a &amp; b", "p/é", "p/1%25"]
+ETAGS = ["&#34;{}&#34;", "&quot;{}&quot;", '"{}"', "{}", '"{}-3"', "&#34;{}&amp;&#34;"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pages_of_every_shape_read_as_elementtree_reads_them(seed: int) -> None:
+    """Pages of objects cut by one pattern (all alike) or one by one (any differs), against
+    ElementTree's reading: field orders of several servers, entities, URL-encoded keys."""
+    import random
+
+    from airflow_s3pput.transport.listing_parser import _tree_page
+
+    rng = random.Random(seed)
+    uniform = seed % 2 == 0
+    order, key_pool, etag_pool = rng.choice(ORDERS), KEYS[:3], ETAGS[:5]
+    objects = []
+    for i in range(rng.randint(1, 30)):
+        if not uniform:
+            order, key_pool, etag_pool = rng.choice(ORDERS), KEYS, ETAGS
+        key = f"{rng.choice(key_pool)}/{i:03}"
+        etag = rng.choice(etag_pool).format(f"{rng.getrandbits(128):032x}")
+        objects.append(_contents(key, etag, rng.randint(0, 10**12), order, pretty=seed % 4 < 2))
+    encoding = "<EncodingType>url</EncodingType>" if rng.random() < 0.5 else ""
+    prefixes = "<CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>" if rng.random() < 0.5 else ""
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult {NS}><Name>b</Name>'
+        f"<Prefix>p/</Prefix><IsTruncated>true</IsTruncated>{encoding}{''.join(objects)}{prefixes}"
+        "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>"
+    ).encode()
+    assert page_from_xml(body) == _tree_page(body)
+
+
+def test_a_page_of_one_shape_is_cut_by_one_pattern() -> None:
+    from airflow_s3pput.transport.listing_parser import _PLAIN_ROOT, _uniform_contents
+
+    def page(*keys: str) -> bytes:
+        objects = "".join(_contents(k, "&#34;" + "a" * 32 + "&#34;", 7, "KESCL", False) for k in keys)
+        return f"<ListBucketResult {NS}><IsTruncated>false</IsTruncated>{objects}</ListBucketResult>".encode()
+
+    body = page("p/a", "p/b")
+    cut = _uniform_contents(body, _PLAIN_ROOT.match(body).end(), 2, url=False)  # type: ignore[union-attr]
+    assert cut is not None and [(o.key, o.etag) for o in cut[0]] == [("p/a", "a" * 32), ("p/b", "a" * 32)]
+    body = page("p/a", "p/b &amp; c")  # an entity in a key: read one by one
+    assert _uniform_contents(body, _PLAIN_ROOT.match(body).end(), 2, url=False) is None  # type: ignore[union-attr]
+    assert page_from_xml(body).objects[1].key == "p/b & c"
