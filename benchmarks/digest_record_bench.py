@@ -12,15 +12,20 @@ until the files are older than the record's racy margin, uploads the tree once w
 
 * ``s3pput`` — update with the digest record;
 * ``s3pput --no-digest-cache`` — update as before the record: every file is read;
-* ``s5cmd sync`` — size and mtime only (not content-exact), the speed to match.
+* ``s5cmd sync`` — size and mtime only (not content-exact), the speed to match;
+* ``s3pput at REV`` — with ``--baseline REV`` (default ``b7b5fa0``, the code issue 16 was
+  filed against: no record, and none of the listing work that came with it): the issue's
+  "today's time", measured in this run from a git worktree of REV on this venv's packages.
 
 The ``many`` tree holds files of 1-8 KiB (as the ``small`` workload), or 64 bytes with ``--tiny``.
 For each run: wall time, CPU time (user + system), bytes read by the process (``rchar`` of
 ``/proc/PID/io``: every ``read`` call, sockets and imports included, read from the exited, not
 yet reaped process),
 ``read_bytes`` (what came from the disk rather than the page cache), peak RSS (VmHWM, sampled),
-and files put. Medians over ``--reps``; the ratio of the record's wall time to that of the run
-without it (issue 16's "today's time") is printed with them. Results print as a table and as
+and files put. Medians over ``--reps``; the ratios of the record's wall time to that of the run
+without it and to the baseline's are printed with them. The run without the record shares the
+listing, the walk and start-up with the record's, and they bound its ratio: on this machine
+SeaweedFS spends ~2 s of CPU on the 100 listing pages, on the same two cores. Results print as a table and as
 JSON on the last line.
 
 The package's bytecode is compiled first, as a wheel install compiles it: the editable install
@@ -62,6 +67,8 @@ REPO = HERE.parent
 
 
 BIN = Path(sys.executable).parent
+#: the commit issue 16 was filed against (before the digest record)
+BASELINE = "b7b5fa0"
 BUCKET = "bench"
 MIB = 1024 * 1024
 
@@ -187,6 +194,26 @@ def profile(label: str, argv: Sequence[str], env: Mapping[str, str], out_dir: Pa
         print(f"  {us / 1000:7.1f} ms {module}")
 
 
+def baseline_s3pput(checkout: Path, endpoint: str, prefix: str, src: Path) -> list[str]:
+    """The s3pput of ``checkout`` (found first on the path, before the venv's editable finder),
+    as ``s3pput`` above but without ``--cache-dir``: it kept no record."""
+    argv = s3pput(endpoint, prefix, Path(), src)
+    at = argv.index("--cache-dir")
+    del argv[at : at + 2]
+    program = f"import sys; sys.path.insert(0, {str(checkout)!r}); from airflow_s3pput.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", program, *argv[1:]]
+
+
+def _baseline_checkout(rev: str, base: Path) -> Path:
+    """A detached worktree of ``rev`` under ``base`` (removed with it; pruned from git below)."""
+    checkout = base / f"s3pput-{rev}"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(checkout), rev], check=True
+    )
+    compileall.compile_dir(str(checkout / "airflow_s3pput"), quiet=1)
+    return checkout
+
+
 def make_tree(args: argparse.Namespace, base: Path) -> tuple[Path, int, int]:
     if args.scenario == "tree":
         root = base / "tree"
@@ -216,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", metavar="DIR", default=None, help="then profile each s3pput re-run once (see above)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default=BASELINE,
+        help=f"s3pput revision to time beside (default {BASELINE}; '' for none)",
+    )
     args = parser.parse_args(argv)
 
     compileall.compile_dir(str(REPO / "airflow_s3pput"), quiet=1)
@@ -236,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = cache / "digests-v1.sqlite"
         print(f"digest record: {record.stat().st_size / files:.0f} bytes per file", flush=True)
 
+        baseline = _baseline_checkout(args.baseline, base) if args.baseline else None
         clients = {
             "s3pput --version": [str(BIN / "s3pput"), "--version"],
             "s3pput (record)": s3pput(s3.endpoint_url, "a", cache, src),
@@ -243,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The objects s3pput put are newer than the files: to s5cmd, nothing to do either.
             "s5cmd sync": s5cmd(s3.endpoint_url, "sync", src, "a"),
         }
+        if baseline is not None:
+            clients[f"s3pput at {args.baseline}"] = baseline_s3pput(baseline, s3.endpoint_url, "a", src)
         runs: dict[str, list[Run]] = {label: [] for label in clients}
         for rep in range(args.reps):
             turn = rep % len(clients)
@@ -260,9 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         if args.profile:
             for label, argv in clients.items():
-                if label.startswith("s3pput") and not label.endswith("--version"):
+                if label.startswith("s3pput") and not label.endswith("--version") and " at " not in label:
                     profile(label, argv, env, Path(args.profile))
 
+    if args.baseline:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
     print(f"\nmedians over {args.reps} re-runs of an unchanged tree of {files} files, {total / MIB:.0f} MiB")
     header = ("wall s", "cpu s", "read MiB", "% tree", "RSS MiB", "put")
     print(f"{'client':26s} " + " ".join(f"{h:>8s}" for h in header))
@@ -287,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         statistics.median(r.wall for r in runs[k]) for k in ("s3pput (record)", "s3pput --no-digest-cache")
     )
     print(f"record / no record, wall: {with_record / without:.2f}x")
+    if args.baseline:
+        today = statistics.median(r.wall for r in runs[f"s3pput at {args.baseline}"])
+        print(f"record / s3pput at {args.baseline} (issue 16's today), wall: {with_record / today:.2f}x")
     print(json.dumps({"scenario": args.scenario, "files": files, "bytes": total, "results": summary}))
     return 0
 
