@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_s3pput.engine import check_bucket, upload
+from airflow_s3pput.bucket_check import check_bucket
+from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress

@@ -161,7 +161,7 @@ def test_unreachable_endpoint_is_one_line_quickly(
 
 def test_wrong_region_is_not_testable_on_seaweedfs(cli: CliRunner, bucket: str, src: Path) -> None:
     # SeaweedFS accepts any region in the signature; AWS answers 301 + x-amz-bucket-region, which
-    # engine.bucket_error turns into "pass --region" (unit-tested there). Here: no harm done.
+    # bucket_check.bucket_error turns into "pass --region" (unit-tested there). Here: no harm done.
     assert cli("--bucket", bucket, "--region", "ap-south-1", str(src)).code == 0
 
 

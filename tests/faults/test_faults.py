@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.bucket_check import WRITE_CHECK
 from airflow_s3pput.cli import main
-from airflow_s3pput.engine import WRITE_CHECK
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.helpers import list_keys
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.engine import bucket_error
+from airflow_s3pput.bucket_check import bucket_error
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput import engine, remote
+from airflow_s3pput import bucket_check, engine, remote
 from airflow_s3pput.errors import S3Error, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
@@ -174,7 +174,7 @@ def test_the_write_check_aborts_stale_checks_of_killed_runs_only(src: Path) -> N
     stale = transport.open_upload("p/.s3pput-write-check-old", "2020-01-01T00:00:00.000Z")
     fresh = transport.open_upload("p/.s3pput-write-check-running", "2999-01-01T00:00:00.000Z")
     users = transport.open_upload("p/big.bin", "2020-01-01T00:00:00.000Z")  # someone else's upload
-    engine.check_bucket(opts(src, prefix="p"), transport)
+    bucket_check.check_bucket(opts(src, prefix="p"), transport)
     assert set(transport.uploads) == {fresh, users}
     assert stale not in transport.uploads
 
@@ -182,7 +182,7 @@ def test_the_write_check_aborts_stale_checks_of_killed_runs_only(src: Path) -> N
 def test_a_write_check_that_another_run_aborted_is_not_an_error(src: Path) -> None:
     transport = MemoryTransport()
     transport.fail_next["AbortMultipartUpload"] = [S3Error("NoSuchUpload", status=404)]
-    engine.check_bucket(opts(src), transport)  # no exception
+    bucket_check.check_bucket(opts(src), transport)  # no exception
 
 
 def test_a_write_check_whose_abort_failed_is_aborted_by_the_next_run(src: Path, tmp_path: Path) -> None:

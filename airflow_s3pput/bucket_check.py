@@ -1,0 +1,282 @@
+"""Whether the bucket can take a run, found before anything is uploaded, in one line if not.
+
+``BucketCheck`` sends HeadBucket beside the walk and the listing, and a write check (a
+multipart upload it aborts) beside the first PUTs; ``check_bucket`` is the same check for
+callers that check before a run (the Airflow plan task). ``bucket_error`` turns a transport's
+``S3Error`` into the one ``UsageError`` each front end spells in its own words.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from airflow_s3pput.errors import S3Error, UsageError, describe_error
+from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
+from airflow_s3pput.walker import join_key
+
+if TYPE_CHECKING:
+    from airflow_s3pput.upload_journal import UploadJournal
+
+
+def connect(options: UploadOptions) -> Transport:
+    """The run's transport; credentials or a profile that cannot be resolved are one line."""
+    try:
+        return open_transport(options)
+    except S3Error as exc:
+        raise bucket_error(exc, options.bucket, _where(options)) from None
+
+
+def _where(options: UploadOptions) -> str:
+    return options.connection.endpoint_url or "AWS S3"
+
+
+#: the write check's multipart uploads, under the run's prefix
+WRITE_CHECK = ".s3pput-write-check-"
+#: a write check's upload lives for milliseconds: one this old was left by a killed run
+STALE_WRITE_CHECK = timedelta(minutes=10)
+
+
+def check_bucket(options: UploadOptions, transport: Transport | None = None) -> None:
+    """Fail with one line, before any upload, if the bucket is missing or not usable (see
+    ``BucketCheck``); for callers that check before a run, like the Airflow plan task."""
+    check = BucketCheck(options, transport)
+    try:
+        check.wait_head()
+        if not options.dry_run:
+            check.ensure_writable()
+    finally:
+        check.close()
+
+
+class BucketCheck:
+    """Whether the bucket can take the run, found with as few round trips as possible.
+
+    Some S3-compatible servers create a bucket on the first PUT (SeaweedFS does so on a
+    CreateMultipartUpload too), so a missing bucket is found by HeadBucket rather than by a 404
+    from the PUT, and nothing that writes is sent before HeadBucket answered. ``start`` sends
+    HeadBucket on a thread of its own, so that the walk and the listing of the prefix run beside
+    it; ``wait_head`` is called before the listing's answer or any PUT is used. Writability is
+    checked by starting a multipart upload, which leaves no object behind, when the first new key
+    is about to be put (``start_write_check``; a run that puts none never sends it). It goes out
+    beside the first PUTs, whose results wait for its verdict (``write_failure``): a bucket that
+    refuses it is one line rather than a failure per file, unless one of those PUTs landed. Its
+    abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
+    waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
+    the create, its abort), and an unchanged re-run pays for its listing only. The checks retry
+    less than the run, so that a wrong endpoint is reported quickly; the aborts retry as the run
+    does, so that a server that drops out for seconds keeps no check upload. Every failure is
+    one ``UsageError``.
+    """
+
+    def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
+        self.options = options
+        self.where = _where(options)
+        self.own = transport is None
+        self.transport = transport
+        self.quick: Transport | None = None
+        self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
+        self.head: Future[None] | None = None
+        self.verdict: Future[UsageError | None] | None = None
+        #: where the check's upload is written down until aborted (as the putter's are): an
+        #: abort the server never took is sent by the next run
+        self.journal: UploadJournal | None = None
+
+    def quick_transport(self) -> Transport:
+        if self.quick is None:
+            if self.transport is None:
+                self.transport = connect(self.options)
+            try:
+                self.quick = self.transport.quick()
+            except S3Error as exc:
+                raise bucket_error(exc, self.options.bucket, self.where) from None
+        return self.quick
+
+    def start(self) -> None:
+        """Send HeadBucket (once); a transport that cannot be opened raises here."""
+        if self.head is None:
+            self.head = self.background.submit(self.quick_transport().head_bucket)
+
+    def head_passed(self) -> bool:
+        """Whether HeadBucket has answered, and well."""
+        return self.head is not None and self.head.done() and self.head.exception() is None
+
+    def wait_head(self) -> None:
+        """Wait for HeadBucket's answer (sent by ``start``); its failure as one ``UsageError``."""
+        self.start()
+        assert self.head is not None
+        try:
+            self.head.result()
+        except S3Error as exc:
+            raise bucket_error(exc, self.options.bucket, self.where) from None
+
+    def start_write_check(self) -> None:
+        """Before the first PUT: wait for HeadBucket, then start the write check (a multipart
+        upload) beside the PUTs; ``write_failure`` gives its verdict."""
+        self.wait_head()
+        if self.verdict is None:
+            self.verdict = Future()
+            quick, probe_prefix = self.quick_transport(), join_key(self.options.prefix, WRITE_CHECK)
+            # The killed checks are listed while ours is created: one round trip, not two.
+            listed = self.background.submit(quick.open_uploads, probe_prefix)
+            self.background.submit(self._probe, self.verdict, quick, probe_prefix, listed)
+
+    def _probe(
+        self, verdict: Future[UsageError | None], quick: Transport, probe_prefix: str,
+        listed: Future[list[OpenUpload]],
+    ) -> None:  # fmt: skip
+        """Create the check's upload and give the verdict; then abort it, and the checks that
+        killed runs left (listed beside its creation)."""
+        probe = probe_prefix + os.urandom(16).hex()  # uuid4's randomness; uuid costs 3 ms of imports
+        journal = self.journal
+        try:
+            intent = journal.starting(probe) if journal else ""
+            upload_id = quick.create_multipart(probe, {})
+            if journal:
+                journal.started(intent, probe, upload_id)
+        except S3Error as exc:
+            listed.cancel()
+            verdict.set_result(bucket_error(exc, self.options.bucket, self.where))
+            return
+        except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
+            verdict.set_exception(exc)
+            return
+        verdict.set_result(None)
+        assert self.transport is not None
+        if _clean_up_checks(self.transport, probe_prefix, probe, upload_id, listed) and journal:
+            journal.finished(upload_id)
+
+    def write_failure(self) -> UsageError | None:
+        """The write check's verdict, once it answered: ``None`` if it passed (or never started)."""
+        return None if self.verdict is None else self.verdict.result()
+
+    def ensure_writable(self) -> None:
+        """HeadBucket passed and a multipart upload could be started (for ``check_bucket``)."""
+        self.start_write_check()
+        failure = self.write_failure()
+        if failure is not None:
+            raise failure
+
+    def close(self) -> None:
+        # The probe uploads are aborted before the transport closes. Their abort is best effort
+        # once the run has started: an upload it leaves is aborted by a later run's check.
+        self.background.shutdown(wait=True)
+        if self.quick is not None and self.quick is not self.transport:
+            self.quick.close()
+        if self.own and self.transport is not None:
+            self.transport.close()
+
+
+class ListingBesideCheck:
+    """The listing's transport while HeadBucket runs beside it.
+
+    Until HeadBucket has passed, a page is asked with the check's few attempts: a wrong endpoint
+    or a dead server then ends the run in a second with the check's one line, instead of after
+    the listing's own retries (10 attempts with backoff: over a minute). A page that fails so
+    waits for the check's verdict (raising its ``UsageError``) and is asked again as usual.
+    """
+
+    def __init__(self, check: BucketCheck, transport: Transport) -> None:
+        self.check = check
+        self.transport = transport
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        def page(transport: Transport) -> ListPage:
+            return transport.list_page(
+                prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
+            )
+
+        if not self.check.head_passed():
+            try:
+                return page(self.check.quick_transport())
+            except S3Error:
+                self.check.wait_head()  # the bucket's failure, if that is what it was
+        return page(self.transport)
+
+
+def _clean_up_checks(
+    transport: Transport, probe_prefix: str, probe: str, upload_id: str, listed: Future[list[OpenUpload]]
+) -> bool:
+    """Abort our probe upload, and the probes of killed runs (listed beside its creation);
+    whether ours is gone."""
+    try:
+        _abort_unless_gone(transport, probe, upload_id)
+    except S3Error:
+        return False
+    try:
+        uploads = listed.result()
+    except S3Error:
+        return True
+    stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
+    for upload in uploads:
+        # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
+        # look stale and lose its upload here, which its own abort tolerates.
+        if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:
+            try:
+                _abort_unless_gone(transport, upload.key, upload.upload_id)
+            except S3Error:
+                continue
+    return True
+
+
+def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:
+    try:
+        transport.abort_multipart(key, upload_id)
+    except S3Error as exc:
+        if not exc.no_such_upload:
+            raise
+
+
+def _initiated(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(timezone.utc)  # unreadable: never old enough to abort
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def bucket_error(exc: S3Error, bucket: str, where: str) -> UsageError:
+    """The one line for a bucket that cannot be used, from the transport's ``S3Error``; the
+    settings that would mend it are named for each front end to spell (``--region``, ``region``)."""
+    code, status = exc.code, exc.status
+    if code == S3Error.PROFILE_NOT_FOUND:
+        return UsageError(
+            f"AWS {{setting}} {exc.message} not found in the AWS config files", setting="profile"
+        )
+    if code == S3Error.NO_CREDENTIALS:
+        return UsageError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
+        )
+    if code == S3Error.TLS_UNTRUSTED:
+        return UsageError(
+            # The CLI reads "(use --ca-bundle, or --no-verify-ssl ...)"; Airflow, the setting names.
+            f"TLS certificate of {where} is not trusted "
+            "(use {setting}, or {verify_ssl} at your own risk)",
+            setting="ca_bundle",
+            also=("verify_ssl",),
+        )
+    if code == S3Error.UNREACHABLE:
+        return UsageError(f"cannot reach {where}: {exc.message or code}")
+    if code in ("404", "NoSuchBucket") or status == 404:
+        return UsageError(f"bucket {bucket!r} does not exist at {where}")
+    if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
+        hint = f" (it is in {exc.region})" if exc.region else ""
+        return UsageError(f"bucket {bucket!r} is in another region{hint}: set {{setting}}", setting="region")
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+        return UsageError(f"{where} rejected the credentials ({code})")
+    if code in ("403", "AccessDenied") or status == 403:
+        return UsageError(
+            f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
+        )
+    return UsageError(f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}")
