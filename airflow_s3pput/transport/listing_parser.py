@@ -179,18 +179,14 @@ def _uniform_contents(
     matches = pattern.findall(text)
     if len(matches) != count:
         return None
-    objects: list[ListedObject]
-    if size_at >= 0 and etag_at >= 0 and not (url and ("%" in text or "+" in text)):
-        objects = [ListedObject(f[key_at], int(f[size_at]), f[etag_at]) for f in matches]
-    else:
-        objects = [
-            ListedObject(
-                _decoded(f[key_at], url),
-                int(f[size_at]) if size_at >= 0 else 0,
-                f[etag_at] if etag_at >= 0 else "",
-            )
-            for f in matches
-        ]
+    objects = [
+        ListedObject(
+            _decoded(f[key_at], url),
+            int(f[size_at]) if size_at >= 0 else 0,
+            f[etag_at] if etag_at >= 0 else "",
+        )
+        for f in matches
+    ]
     # The page's own fields are searched in all of it unless an object could hold one.
     return objects, pattern.sub("", text).encode() if holds_page_fields else body[start:]
 
