@@ -116,6 +116,7 @@ def upload(
             )
             lookups = digests = None  # the run's now: it closes them
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
+            run.account_for_every_file()
             check.wait_head()  # a run with nothing to walk
             if options.delete:  # --delete: after this range's uploads, which must all have landed
                 delete_extraneous(
@@ -193,6 +194,9 @@ class _Run:
         self.in_flight = 0
         self.in_flight_limit = options.processes * options.threads * 4
         self.in_flight_bytes = 0
+        #: files the walk yielded (paths it could not use included), and whether --limit ended it
+        self.walked = 0
+        self.stopped_at_limit = False
         self.lookups = lookups or _Lookups(options, transport)
         self.remote = self.lookups.index
         # LOOKAHEAD_GROUPS lookups at once, ahead of the group being decided (see _grouped).
@@ -207,20 +211,40 @@ class _Run:
         if self.on_result is not None:
             self.on_result(result)
 
-    def room(self) -> int:
-        room = self.in_flight_limit - self.in_flight
-        if self.options.limit is not None:
-            room = min(room, self.options.limit - self.collector.files_put - self.in_flight)
-        return room
-
     def body_bytes(self, tasks: list[PutTask]) -> int:
         """What ``tasks`` hold in memory while in flight: single PUT bodies (parts of large
         files are bounded by the putter's part pool)."""
         return sum(t.size for t in tasks if t.size < self.options.multipart_threshold)
 
+    def chunks(self, tasks: list[PutTask]) -> Iterator[list[PutTask]]:
+        """``tasks`` cut into the lists handed to the dispatcher: each fits in flight on its
+        own, by count and by body bytes (a single file may exceed the byte budget alone), so a
+        run with nothing in flight can always send its next list."""
+        size = 1 if self.options.limit is not None else min(self.dispatcher.chunk_size, self.in_flight_limit)
+        chunk: list[PutTask] = []
+        chunk_bytes = 0
+        for task in tasks:
+            body = self.body_bytes([task])
+            if chunk and (len(chunk) == size or chunk_bytes + body > BODY_BYTES_IN_FLIGHT):
+                yield chunk
+                chunk, chunk_bytes = [], 0
+            chunk.append(task)
+            chunk_bytes += body
+        if chunk:
+            yield chunk
+
     def must_wait(self, tasks: list[PutTask]) -> bool:
-        over_budget = self.in_flight_bytes + self.body_bytes(tasks) > BODY_BYTES_IN_FLIGHT
-        return self.room() < len(tasks) or (over_budget and bool(self.pending))
+        """Whether ``tasks`` must wait for what is in flight: never when nothing is."""
+        if not self.pending:
+            return False
+        over_count = self.in_flight + len(tasks) > self.in_flight_limit
+        over_bytes = self.in_flight_bytes + self.body_bytes(tasks) > BODY_BYTES_IN_FLIGHT
+        return over_count or over_bytes or self.at_limit()
+
+    def at_limit(self) -> bool:
+        """``--limit`` files are put or on their way (a failed or skipped one makes room)."""
+        limit = self.options.limit
+        return limit is not None and self.collector.files_put + self.in_flight >= limit
 
     def surely_put(self, task: PutTask) -> bool:
         """Whether ``task`` is put whatever its content: its key is not in the bucket (or the mode
@@ -244,17 +268,17 @@ class _Run:
             self.digests.close()
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
-        # With --limit, send files one by one so that no more than the limit are ever put.
-        chunk = 1 if self.options.limit is not None else self.dispatcher.chunk_size
         for group, listed in self._grouped(items):
             if self.before_first_group is not None:
                 self.before_first_group()  # HeadBucket: nothing is reported before it passed
                 self.before_first_group = None
-            for tasks in _batched(iter(self._tasks(group, listed)), chunk):
+            self.walked += len(group)
+            for tasks in self.chunks(self._tasks(group, listed)):
                 while self.must_wait(tasks):
-                    if not self.pending:
-                        return  # the limit is reached
                     self._drain(block=True)
+                if self.at_limit():
+                    self.stopped_at_limit = True
+                    return
                 if self.before_first_put is not None and any(self.surely_put(t) for t in tasks):
                     self.before_first_put()  # HeadBucket passed; the write check goes beside the PUTs
                     self.before_first_put = None
@@ -264,6 +288,18 @@ class _Run:
             self._drain(block=False)
         while self.pending:
             self._drain(block=True)
+
+    def account_for_every_file(self) -> None:
+        """Every file the walk yielded ends as put, skipped or failed. A run that cannot say so
+        for some of them must not end green: they are counted as failed, in one line."""
+        if self.stopped_at_limit:
+            return  # the files after the limit were never meant to be put
+        c = self.collector
+        missing = self.walked - (c.files_put + sum(c.skipped.values()) + c.failed)
+        if missing:
+            message = f"internal error: {missing} of {self.walked} files got no result"
+            self.record(PutResult("", "", "fail", error=message, retryable=False))
+            c.failed += missing - 1
 
     def _grouped(
         self, items: Iterator[FileEntry | WalkError]
