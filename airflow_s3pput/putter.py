@@ -5,10 +5,11 @@ bad file never stops the others (s3transfer keeps the same split: the task body 
 exception capture lives in one wrapper, ``Putter._guard``).
 
 Integrity: every PutObject and UploadPart carries the Content-MD5 of the bytes we read, so a body
-corrupted in transit is rejected by the server; the ETag it answers is checked against the MD5
-(or the multipart ETag) we computed. A transfer damaged on the way (the server's digest check
-failed, or its ETag says it stored other bytes) is sent again like any transient fault, up to
-the run's attempts. The file is read once; if its size or mtime changed since the walk, or while
+corrupted in transit is rejected by the server. Where the answer's ETag is computed from the
+bytes (no SSE-KMS or SSE-C named in the answer, an MD5-shaped value) it is checked against the MD5
+(or the multipart ETag) we computed too; an opaque ETag is not damage. A transfer damaged on the
+way (the server's digest check failed, or its ETag says it stored other bytes) is sent again like
+any transient fault, up to the run's attempts. The file is read once; if its size or mtime changed since the walk, or while
 we read it, the file is reported as failed instead of storing a half-old mix. A failed multipart
 upload is aborted, so no orphaned parts are left behind.
 """
@@ -39,7 +40,7 @@ from airflow_s3pput.etag import md5_range, multipart_etag
 from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
-from airflow_s3pput.transport import PartBody, Transport
+from airflow_s3pput.transport import PartBody, Stored, Transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
@@ -101,8 +102,6 @@ class Putter:
         self._part_pool_lock = threading.Lock()
         #: parts on the wire at once (set with the pool), within PART_BYTES_IN_FLIGHT
         self._wire_slots = threading.BoundedSemaphore(1)
-        # An ETag only equals the MD5 when the server stores the bytes as sent.
-        self.etag_is_md5 = self.params.get("ServerSideEncryption", "AES256") == "AES256"
         self.record = DigestRecord.open(options)  # digest record: off unless update mode
 
     @property
@@ -146,8 +145,8 @@ class Putter:
         return self._guard(task, self._prepare, task)
 
     def _send_async(self, put: SinglePut, done: Callable[[PutResult], None], attempt: int) -> None:
-        def finished(etag: str | None, error: S3Error | None) -> None:
-            outcome = self._guard(put.task, self._finish, put, etag, error)
+        def finished(stored: Stored | None, error: S3Error | None) -> None:
+            outcome = self._guard(put.task, self._finish, put, stored, error)
             if outcome is _DAMAGED and attempt < self.attempts:
                 self._send_async(put, done, attempt + 1)
             else:
@@ -231,23 +230,23 @@ class Putter:
     def _send(self, put: SinglePut) -> PutResult:
         error: S3Error | None = None
         for _ in range(self.attempts):
-            etag: str | None = None
+            stored: Stored | None = None
             try:
-                etag, error = self.transport.put_object(put.task.key, put.data, put.params), None
+                stored, error = self.transport.put_object(put.task.key, put.data, put.params), None
             except S3Error as exc:
                 error = exc
-            outcome = self._finish(put, etag, error)  # raises what sending again cannot cure
+            outcome = self._finish(put, stored, error)  # raises what sending again cannot cure
             if isinstance(outcome, PutResult):
                 return outcome
         return self._damaged_result(put, error)
 
-    def _finish(self, put: SinglePut, etag: str | None, error: S3Error | None) -> PutResult | _Damaged:
+    def _finish(self, put: SinglePut, stored: Stored | None, error: S3Error | None) -> PutResult | _Damaged:
         """The file's result from the server's answer; ``_DAMAGED`` when sending it again may help."""
         if error is not None:
             if error.damaged_in_transit:
                 return _DAMAGED
             raise error
-        if self._etag_differs(etag or "", put.md5_hex):
+        if stored is not None and _etag_differs(stored, put.md5_hex):
             return _DAMAGED
         return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
 
@@ -302,14 +301,14 @@ class Putter:
             parts = self._wait_for_parts(futures, stop)
             if verify_fd is not None:
                 _check_unchanged(verify_fd, task, "while it was uploaded")
-            etag = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
+            stored = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
         except BaseException:
             self._abort(key, upload_id)
             raise
         self.journal.finished(upload_id)
         expected = multipart_etag([digest for _, digest in parts])
-        if self._etag_differs(etag, expected):
-            raise IntegrityError(f"server ETag {etag} does not match the uploaded parts ({expected})")
+        if _etag_differs(stored, expected):
+            raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
         return part_size, expected
 
     def _wait_for_parts(
@@ -352,9 +351,6 @@ class Putter:
             self.transport.abort_multipart(key, upload_id)
             self.journal.finished(upload_id)
 
-    def _etag_differs(self, etag: str, expected: str) -> bool:
-        etag = etag.strip('"').lower()
-        return self.etag_is_md5 and bool(etag) and etag != expected
 
 
 class _Damaged:
@@ -362,6 +358,11 @@ class _Damaged:
 
 
 _DAMAGED = _Damaged()
+
+
+def _etag_differs(stored: Stored, expected: str) -> bool:
+    """Whether the server says it stored other bytes: only an ETag computed from the bytes can."""
+    return stored.etag_is_md5 and stored.etag.lower() != expected
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.transport import ListedObject, ListPage, ObjectParams, OpenUpload, PartBody
-from airflow_s3pput.transport.port import PutCallback
+from airflow_s3pput.transport.port import PutCallback, Stored
 
 
 @dataclass
@@ -39,12 +39,18 @@ class _Upload:
 class MemoryTransport:
     """``Transport`` over dicts. ``fail_next["PutObject"] = [S3Error(...), ...]`` makes the next
     PutObjects raise those errors in turn; ``damage_next["PutObject"] = n`` flips a byte of the
-    next n bodies on the way (so the Content-MD5 check refuses them, as a real server does)."""
+    next n bodies on the way (so the Content-MD5 check refuses them, as a real server does).
+
+    ``encryption="aws:kms"`` answers as a bucket with default SSE-KMS does: every ETag (PUT,
+    part, completion, listing) is an opaque value of an MD5's length, and the answers say so."""
 
     streams_parts = False
 
-    def __init__(self, bucket: str = "bucket", *, exists: bool = True, page_keys: int = 1000) -> None:
+    def __init__(
+        self, bucket: str = "bucket", *, exists: bool = True, page_keys: int = 1000, encryption: str = ""
+    ) -> None:
         self.bucket = bucket
+        self.encryption = encryption
         self.exists = exists
         self.page_keys = page_keys
         self.objects: dict[str, StoredObject] = {}
@@ -110,20 +116,26 @@ class MemoryTransport:
         self._enter("PutObject")
         body = self._received("PutObject", body)
         _check_md5(body, params.get("ContentMD5"))
-        etag = hashlib.md5(body).hexdigest()
+        etag = self._etag(hashlib.md5(body).hexdigest())
         self.objects[key] = StoredObject(body, dict(params), etag)
         if self.wrong_etags:
             self.wrong_etags -= 1
-            return "0" * 32
-        return etag
+            return Stored("0" * 32, self.encryption)
+        return Stored(etag, self.encryption)
+
+    def _etag(self, md5_etag: str) -> str:
+        """The ETag this bucket answers for bytes whose MD5-based ETag is ``md5_etag``."""
+        if not self.encryption or self.encryption == "AES256":
+            return md5_etag
+        return os.urandom(16).hex() + md5_etag[32:]
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         try:
-            etag = self.put_object(key, body, params)
+            stored = self.put_object(key, body, params)
         except S3Error as error:
             callback(None, error)
             return
-        callback(etag, None)
+        callback(stored, None)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         self._enter("CreateMultipartUpload")
@@ -135,21 +147,21 @@ class MemoryTransport:
         self._enter("UploadPart")
         data = self._received("UploadPart", os.pread(body.fd, body.length, body.offset))
         _check_md5(data, base64.b64encode(md5).decode())
-        etag = hashlib.md5(data).hexdigest()
+        etag = self._etag(hashlib.md5(data).hexdigest())
         self._upload(upload_id).parts[number] = (data, etag)
         return etag
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
         self._enter("CompleteMultipartUpload")
         upload = self._upload(upload_id)
         if [upload.parts[n][1] for n in sorted(upload.parts)] != [e.strip('"') for e in etags]:
             raise S3Error("InvalidPart", status=400)
-        digests = b"".join(bytes.fromhex(upload.parts[n][1]) for n in sorted(upload.parts))
-        etag = hashlib.md5(digests).hexdigest() + f"-{len(upload.parts)}"
         body = b"".join(upload.parts[n][0] for n in sorted(upload.parts))
+        digests = b"".join(hashlib.md5(upload.parts[n][0]).digest() for n in sorted(upload.parts))
+        etag = self._etag(hashlib.md5(digests).hexdigest() + f"-{len(upload.parts)}")
         self.objects[key] = StoredObject(body, upload.params, etag)
         del self.uploads[upload_id]
-        return etag
+        return Stored(etag, self.encryption)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._enter("AbortMultipartUpload")

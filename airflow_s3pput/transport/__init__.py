@@ -13,6 +13,7 @@ from airflow_s3pput.transport.port import (
     ObjectParams,
     OpenUpload,
     PartBody,
+    Stored,
     Transport,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "ObjectParams",
     "OpenUpload",
     "PartBody",
+    "Stored",
     "Transport",
     "default_concurrency",
     "open_transport",

@@ -26,6 +26,7 @@ from airflow_s3pput.transport.port import (
     OpenUpload,
     PartBody,
     PutCallback,
+    Stored,
 )
 
 if TYPE_CHECKING:
@@ -186,10 +187,10 @@ class Boto3Transport:
             page = self.client.list_objects_v2(**kwargs)
         return page_of(page)
 
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         with _translated("PutObject"):
             response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **params)
-        return _etag(response)
+        return _stored(response)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         if self._senders is None:
@@ -220,7 +221,7 @@ class Boto3Transport:
             )
         return _etag(response)
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
         parts: list[CompletedPartTypeDef] = [
             {"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, start=1)
         ]
@@ -228,7 +229,7 @@ class Boto3Transport:
             response = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
-        return _etag(response)
+        return _stored(response)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         with _translated("AbortMultipartUpload"):
@@ -270,17 +271,22 @@ def _etag(response: Mapping[str, Any]) -> str:
     return str(response.get("ETag", "")).strip('"')
 
 
+def _stored(response: Mapping[str, Any]) -> Stored:
+    encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption", "")
+    return Stored(_etag(response), str(encryption))
+
+
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _call_back(send: Callable[[], str], callback: PutCallback) -> None:
+def _call_back(send: Callable[[], Stored], callback: PutCallback) -> None:
     try:
-        etag = send()
+        stored = send()
     except S3Error as error:
         callback(None, error)
         return
-    callback(etag, None)
+    callback(stored, None)
 
 
 @contextmanager

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.transport.credentials import plain_credentials
-from airflow_s3pput.transport.port import ListPage, ObjectParams, OpenUpload, PartBody, PutCallback, Transport
+from airflow_s3pput.transport.port import (
+    ListPage,
+    ObjectParams,
+    OpenUpload,
+    PartBody,
+    PutCallback,
+    Stored,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from airflow_s3pput.transport.boto3_transport import Boto3Transport
@@ -111,7 +119,7 @@ class CrtPuts:
                 self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
             return self._puts
 
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         return self._crt().put_object(key, body, params)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
@@ -142,7 +150,7 @@ class CrtPuts:
     def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
         return self._crt().upload_part(key, upload_id, number, body, md5)
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
         return self.control.complete_multipart(key, upload_id, etags)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -30,6 +30,7 @@ from airflow_s3pput.transport.port import (
     OpenUpload,
     PartBody,
     PutCallback,
+    Stored,
 )
 
 if TYPE_CHECKING:
@@ -85,15 +86,15 @@ class CrtTransport:
             query["start-after"] = start_after
         return page_from_xml(self._call("ListObjectsV2", "GET", query=query).body)
 
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         response = self.sender.request(
             "PUT", key, headers=request_headers(params), body=body, put_object=True
         )
-        return response.headers.get("etag", "").strip('"')
+        return _stored(response.headers.get("etag", ""), response.headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            callback(None if response is None else response.headers.get("etag", "").strip('"'), error)
+            callback(None if response is None else _stored(response.headers.get("etag", ""), response.headers), error)
 
         self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
 
@@ -125,7 +126,7 @@ class CrtTransport:
                 )  # fmt: skip
             return self._parts
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
         parts = "".join(
             f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>"
             for number, etag in enumerate(etags, start=1)
@@ -135,7 +136,7 @@ class CrtTransport:
         response = self._call(
             "CompleteMultipartUpload", "POST", key, query={"uploadId": upload_id}, headers=headers, body=body
         )
-        return _text(_document(response, "CompleteMultipartUpload"), "ETag").strip('"')
+        return _stored(_text(_document(response, "CompleteMultipartUpload"), "ETag"), response.headers)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
@@ -184,6 +185,13 @@ class CrtTransport:
         except S3Error as error:
             error.operation = operation
             raise
+
+
+def _stored(etag: str, headers: dict[str, str]) -> Stored:
+    """What an answer says was stored (header names in lower case)."""
+    if headers.get("x-amz-server-side-encryption-customer-algorithm"):
+        return Stored(etag.strip('"'), "SSE-C")
+    return Stored(etag.strip('"'), headers.get("x-amz-server-side-encryption", ""))
 
 
 def _xml_text(value: str) -> str:

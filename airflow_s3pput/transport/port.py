@@ -9,6 +9,7 @@ validates them; each adapter turns them into what its library sends.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -24,8 +25,25 @@ QUICK_ATTEMPTS = 3
 #: Under 40% SlowDown a few hundred PUTs drain 500, and then no request is retried at all (503
 #: on every PUT: 1.67 attempts a file instead of 10). Our attempts and timeouts bound a dead server.
 RETRY_TOKENS = 100_000
-#: ``callback(etag, error)``: exactly one of them is set
-PutCallback = Callable[[str | None, S3Error | None], None]
+#: ``callback(stored, error)``: exactly one of them is set
+PutCallback = Callable[["Stored | None", S3Error | None], None]
+#: an ETag S3 computes from the bytes: the hex MD5 of a single part, or ``md5-N`` of N parts
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
+
+
+class Stored(NamedTuple):
+    """The server's answer for an object it stored: its ETag, and the encryption it says it
+    applied (``x-amz-server-side-encryption``: ``aws:kms``, ``aws:kms:dsse``, ``AES256``;
+    ``SSE-C`` for customer keys; empty when the answer names none)."""
+
+    etag: str  # without quotes
+    encryption: str = ""
+
+    @property
+    def etag_is_md5(self) -> bool:
+        """Whether the ETag is computed from the bytes: S3 answers an opaque ETag for SSE-KMS,
+        DSSE-KMS and SSE-C objects, whatever the request asked for (a bucket default)."""
+        return self.encryption in ("", "AES256") and _MD5_ETAG.fullmatch(self.etag.lower()) is not None
 
 
 class ListedObject(NamedTuple):
@@ -95,8 +113,8 @@ class Transport(Lister, Protocol):
 
     def head_bucket(self) -> None: ...
 
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
-        """A single-part PUT; returns the ETag (without quotes)."""
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
+        """A single-part PUT; returns what the server says it stored."""
         ...
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
@@ -111,8 +129,8 @@ class Transport(Lister, Protocol):
         """Send one part with its Content-MD5; returns the part's ETag."""
         ...
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> str:
-        """Assemble parts 1..N from their ETags; returns the object's ETag (without quotes)."""
+    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
+        """Assemble parts 1..N from their ETags; returns what the server says it stored."""
         ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None: ...

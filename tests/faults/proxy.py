@@ -710,6 +710,14 @@ class _Connection:
         if fault is not None and fault.kind == "truncate":
             self._truncate(rhead, framing, upstream, fault)
             return False
+        rewrite = self.proxy.rewrite
+        if rewrite is not None:
+            # The whole answer at once: the rewrite keeps the body's length (see ``rewrite``).
+            body = b"".join(_iter_body(upstream, framing))
+            rhead, rewritten = rewrite(request, rhead, body)
+            assert len(rewritten) == len(body), "a response rewrite must keep the body's length"
+            self.client.send(rhead + rewritten)
+            return self._after_response(request, rheaders, framing, body_sent)
         self.client.send(rhead)
         for data in _iter_body(upstream, framing):
             self.client.send(data)
@@ -829,6 +837,9 @@ class FaultProxy:
         self._recorded: collections.deque[WireRequest] = collections.deque(maxlen=history_size)
         #: keep a :class:`WireRequest` for each request from now on (see :attr:`recorded`)
         self.record = record
+        #: ``rewrite(request, response_head, body) -> (head, body)`` changes each relayed answer
+        #: (the body's length must stay the same): a server that answers as another kind would
+        self.rewrite: Callable[[Request, bytes, bytes], tuple[bytes, bytes]] | None = None
         self._stats = self._zero_stats()
 
     # -- public API ------------------------------------------------------------------------

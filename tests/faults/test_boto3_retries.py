@@ -15,6 +15,7 @@ import pytest
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
+from airflow_s3pput.transport.port import Stored
 
 from .proxy import FAULTS_BUCKET, Fault, FaultProxy
 
@@ -33,7 +34,7 @@ def test_every_attempt_is_sent_when_every_put_is_throttled(
     errors: list[S3Error | None] = []
     lock, done = threading.Lock(), threading.Event()
 
-    def finished(etag: str | None, error: S3Error | None) -> None:
+    def finished(stored: Stored | None, error: S3Error | None) -> None:
         with lock:
             errors.append(error)
             if len(errors) == FILES:

@@ -23,7 +23,7 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 from airflow_s3pput.testing.moto_s3 import MotoS3Server
-from airflow_s3pput.transport import ListPage, PartBody, Transport
+from airflow_s3pput.transport import ListPage, PartBody, Stored, Transport
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
 from airflow_s3pput.transport.crt_transport import CrtTransport
 
@@ -127,7 +127,7 @@ def test_put_object_keeps_its_parameters_and_answers_the_md5(
         "Metadata": {"origin": "contract"},
         "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
     }
-    assert transport.put_object("k/one", body, params) == hashlib.md5(body).hexdigest()
+    assert transport.put_object("k/one", body, params) == Stored(hashlib.md5(body).hexdigest(), "")
     stored = raw.get_object(Bucket=fresh_bucket, Key="k/one")
     assert stored["Body"].read() == body
     assert (stored["ContentType"], stored["CacheControl"], stored["Metadata"]) == (
@@ -140,16 +140,16 @@ def test_put_object_async_calls_back_once_with_the_etag(
 ) -> None:
     import threading
 
-    outcomes: list[tuple[str | None, S3Error | None]] = []
+    outcomes: list[tuple[Stored | None, S3Error | None]] = []
     done = threading.Event()
 
-    def callback(etag: str | None, error: S3Error | None) -> None:
-        outcomes.append((etag, error))
+    def callback(stored: Stored | None, error: S3Error | None) -> None:
+        outcomes.append((stored, error))
         done.set()
 
     transport.put_object_async("k/async", b"later", {"ContentType": "text/plain"}, callback)
     assert done.wait(30)
-    assert outcomes == [(hashlib.md5(b"later").hexdigest(), None)]
+    assert outcomes == [(Stored(hashlib.md5(b"later").hexdigest(), ""), None)]
     assert raw.get_object(Bucket=fresh_bucket, Key="k/async")["Body"].read() == b"later"
 
 
@@ -190,7 +190,7 @@ def test_multipart_parts_keep_their_md5_and_the_object_its_multipart_etag(
     finally:
         os.close(fd)
     joined = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
-    assert transport.complete_multipart("big", upload_id, etags) == f"{joined}-2"
+    assert transport.complete_multipart("big", upload_id, etags) == Stored(f"{joined}-2", "")
     stored = raw.get_object(Bucket=fresh_bucket, Key="big")
     assert stored["Body"].read() == b"".join(parts)
     assert stored["ContentType"] == "application/x-test"

@@ -1,0 +1,79 @@
+"""Every kind of bucket takes an upload: SSE-KMS (opaque ETags), Object Lock (a PUT must carry
+Content-MD5 or a checksum), and stores that reject the flexible checksum headers, on both
+transports, through the CLI, SeaweedFS behind a proxy that answers as such a bucket would."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import CliRun, CliRunner, list_keys, make_tree
+
+from . import bucket_kinds
+from .proxy import FAULTS_BUCKET, Fault, FaultProxy
+
+pytestmark = pytest.mark.timeout(180)
+
+MIB = 1024 * 1024
+TRANSPORTS = ["crt", "boto3"]
+KINDS: dict[str, Callable[[FaultProxy], None]] = {
+    "sse-kms": bucket_kinds.sse_kms,
+    "object-lock": bucket_kinds.object_lock,
+    "no-checksum-headers": bucket_kinds.no_checksums,
+}
+
+
+def tree() -> dict[str, bytes]:
+    files = {f"small/f{i:02}.txt": f"file {i}\n".encode() * (i + 1) for i in range(30)}
+    files["big.bin"] = os.urandom(11 * MIB)  # 3 parts of 5 MiB
+    return files
+
+
+def run(cli: CliRunner, proxy: FaultProxy, source: Path, prefix: str, transport: str, *extra: str) -> CliRun:
+    return cli(
+        "--bucket", FAULTS_BUCKET, "--prefix", prefix, "--endpoint-url", proxy.endpoint_url,
+        "--transport", transport, "--json", "--multipart-threshold", "5MiB", "--part-size", "5MiB",
+        *extra, str(source),
+    )  # fmt: skip
+
+
+def bodies(client: Any, prefix: str) -> dict[str, bytes]:
+    return {
+        key[len(prefix) :]: client.get_object(Bucket=FAULTS_BUCKET, Key=key)["Body"].read()
+        for key in list_keys(client, FAULTS_BUCKET, prefix)
+    }
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_first_upload_lands_every_file(
+    cli: CliRunner, fault_proxy: FaultProxy, s3_client: Any, tmp_path: Path, kind: str, transport: str
+) -> None:
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    KINDS[kind](fault_proxy)
+    prefix = f"{kind}-{uuid.uuid4().hex[:8]}/"
+    first = run(cli, fault_proxy, source, prefix, transport)
+    assert first.code == 0, first.err
+    assert (first.summary["files_put"], first.summary["files_failed"]) == (len(files), 0)
+    assert bodies(s3_client, prefix) == files
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_body_damaged_on_the_way_to_a_kms_bucket_is_sent_again(
+    cli: CliRunner, fault_proxy: FaultProxy, s3_client: Any, tmp_path: Path, transport: str
+) -> None:
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    bucket_kinds.sse_kms(fault_proxy)
+    fault_proxy.set_rules([Fault("corrupt", method="PUT", every=4, max_repeats=1)])
+    prefix = f"kms-damaged-{uuid.uuid4().hex[:8]}/"
+    result = run(cli, fault_proxy, source, prefix, transport)
+    assert result.code == 0, result.err
+    assert fault_proxy.stats["faults"]["corrupt"] > 0
+    assert bodies(s3_client, prefix) == files
