@@ -25,7 +25,6 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from airflow_s3pput.allocator import unmap_freed_parts
 from airflow_s3pput.content import (
     BytesContent,
     FileContent,
@@ -45,8 +44,7 @@ from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
 #: bytes of parts on the wire at most, over all the large files of a process, when the transport
-#: holds each part whole (boto3 does; the CRT streams them): 6 parts of 8 MiB kept a 512 MiB upload
-#: at 92-96 MiB of RSS with freed parts unmapped (``allocator``; 8 of 16 MiB: 187 MiB)
+#: holds each part whole (boto3 does; the CRT streams them): the README's memory bound
 PART_BYTES_IN_FLIGHT = 48 * 1024 * 1024
 #: part workers that hash the next parts while the wire is full: hashing streams through a
 #: small buffer, so the memory budget above does not count it, and a part that gets a slot on
@@ -108,7 +106,6 @@ class Putter:
     def part_pool(self) -> ThreadPoolExecutor:
         with self._part_pool_lock:
             if self._part_pool is None:
-                unmap_freed_parts()
                 streamed = self.transport.streams_parts  # then a part on the wire costs no memory
                 by_memory = MAX_PART_WORKERS if streamed else PART_BYTES_IN_FLIGHT // self.options.part_size
                 on_wire = max(2, min(self.options.threads, MAX_PART_WORKERS, by_memory))
