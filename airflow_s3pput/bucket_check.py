@@ -4,22 +4,36 @@
 multipart upload it aborts) beside the first PUTs; ``check_bucket`` is the same check for
 callers that check before a run (the Airflow plan task). ``bucket_error`` turns a transport's
 ``S3Error`` into the one ``UsageError`` each front end spells in its own words.
+
+An endpoint that does not answer (refused, DNS, reset, no answer in time, a 5xx) is asked again
+with capped exponential backoff for a bounded time (``Backoff``): a server restarting or a load
+balancer's blip passes within it. If it stays away, the error is ``Unavailable``, the one
+``UsageError`` that a later try may not meet; everything else fails at once.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
-from airflow_s3pput.errors import S3Error, UsageError, describe_error
+from airflow_s3pput.errors import S3Error, Unavailable, UsageError, describe_error
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:
     from airflow_s3pput.upload_journal import UploadJournal
+
+T = TypeVar("T")
 
 
 def connect(options: UploadOptions) -> Transport:
@@ -28,6 +42,76 @@ def connect(options: UploadOptions) -> Transport:
         return open_transport(options)
     except S3Error as exc:
         raise bucket_error(exc, options.bucket, _where(options)) from None
+
+
+#: S3's own codes for "not now": the server is there but cannot serve the request yet
+_LATER_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
+
+
+def transient(exc: S3Error) -> bool:
+    """Whether asking again later may get another answer: the endpoint did not answer (refused,
+    DNS, reset, timed out) or said "later" (5xx, 408, 429, SlowDown). A 4xx about the bucket,
+    the credentials or the request gets the same answer however often it is asked."""
+    if exc.code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or exc.code in _LATER_CODES:
+        return True
+    return exc.status is not None and (exc.status >= 500 or exc.status in (408, 429))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long the bucket check keeps asking an endpoint that does not answer.
+
+    Waits ``first`` seconds after the first failure, doubling up to ``cap``, each wait drawn
+    between half and all of that ("equal jitter": the mapped tasks of one run, which meet the
+    same outage, do not come back in step), and gives up once ``budget`` seconds have passed
+    since the first try. A try in flight at the deadline is let finish, so the check ends
+    within ``budget`` plus one try (whose length the transport's timeouts bound).
+
+    ``clock`` and ``sleep`` are injectable so that tests need not wait; ``sleep`` returns
+    true to stop at once (the check is being closed). ``sleep=None``: the check's own wait,
+    which ``BucketCheck.close`` interrupts.
+    """
+
+    first: float = 0.5
+    cap: float = 4.0
+    budget: float = 15.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] | None = None
+    jitter: Callable[[], float] = random.random
+
+
+class GaveUp(Exception):
+    """``patiently`` stopped asking: ``error`` is the last answer, after ``tries`` in ``seconds``."""
+
+    def __init__(self, error: S3Error, tries: int, seconds: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.tries = tries
+        self.seconds = seconds
+
+
+def patiently(call: Callable[[], T], backoff: Backoff, sleep: Callable[[float], object]) -> T:
+    """``call()``, asked again while it fails transiently (``transient``) and ``backoff``'s
+    budget lasts. Raises the ``S3Error`` of a failure no retry changes at once, and ``GaveUp``
+    with the last transient one when the budget is spent (or ``sleep`` says stop)."""
+    start = backoff.clock()
+    delay = backoff.first
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return call()
+        except S3Error as exc:
+            if not transient(exc):
+                raise
+            elapsed = backoff.clock() - start
+            left = backoff.budget - elapsed
+            if left <= 0:
+                raise GaveUp(exc, tries, elapsed) from None
+            wait = min(delay * (0.5 + backoff.jitter() / 2), left)
+            if sleep(wait):
+                raise GaveUp(exc, tries, backoff.clock() - start) from None
+            delay = min(delay * 2, backoff.cap)
 
 
 def _where(options: UploadOptions) -> str:
@@ -66,15 +150,22 @@ class BucketCheck:
     refuses it is one line rather than a failure per file, unless one of those PUTs landed. Its
     abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
     waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
-    the create, its abort), and an unchanged re-run pays for its listing only. The checks retry
-    less than the run, so that a wrong endpoint is reported quickly; the aborts retry as the run
-    does, so that a server that drops out for seconds keeps no check upload. Every failure is
-    one ``UsageError``.
+    the create, its abort), and an unchanged re-run pays for its listing only. Each check request
+    makes few attempts, and the check asks again with backoff only while the endpoint does not
+    answer (``Backoff``): a missing bucket or rejected keys are reported at once, an outage of a
+    few seconds is ridden out, a dead endpoint is ``Unavailable`` after the backoff's budget. The
+    aborts retry as the run does, so that a server that drops out for seconds keeps no check
+    upload. Every failure is one ``UsageError``.
     """
 
-    def __init__(self, options: UploadOptions, transport: Transport | None = None) -> None:
+    def __init__(
+        self, options: UploadOptions, transport: Transport | None = None, *, backoff: Backoff = Backoff()
+    ) -> None:
         self.options = options
         self.where = _where(options)
+        self.backoff = backoff
+        #: set by ``close``: a check waiting out an outage stops waiting
+        self.stopping = threading.Event()
         self.own = transport is None
         self.transport = transport
         self.quick: Transport | None = None
@@ -92,13 +183,27 @@ class BucketCheck:
             try:
                 self.quick = self.transport.quick()
             except S3Error as exc:
-                raise bucket_error(exc, self.options.bucket, self.where) from None
+                raise self.error(exc) from None
         return self.quick
+
+    def patiently(self, call: Callable[[], T]) -> T:
+        """``call()`` through an outage of the endpoint (see ``Backoff``)."""
+        return patiently(call, self.backoff, self.backoff.sleep or self.stopping.wait)
+
+    def error(self, exc: S3Error | GaveUp) -> UsageError:
+        """The one line for what the check met (see ``bucket_error``)."""
+        if isinstance(exc, GaveUp):
+            return bucket_error(exc.error, self.options.bucket, self.where, tries=exc.tries, seconds=exc.seconds)
+        plain_http = None
+        if _tls_failure(exc):
+            plain_http = speaks_plain_http(self.options.connection.endpoint_url or "")
+        return bucket_error(exc, self.options.bucket, self.where, plain_http=plain_http)
 
     def start(self) -> None:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
         if self.head is None:
-            self.head = self.background.submit(self.quick_transport().head_bucket)
+            quick = self.quick_transport()
+            self.head = self.background.submit(self.patiently, quick.head_bucket)
 
     def head_passed(self) -> bool:
         """Whether HeadBucket has answered, and well."""
@@ -110,8 +215,8 @@ class BucketCheck:
         assert self.head is not None
         try:
             self.head.result()
-        except S3Error as exc:
-            raise bucket_error(exc, self.options.bucket, self.where) from None
+        except (S3Error, GaveUp) as exc:
+            raise self.error(exc) from None
 
     def start_write_check(self) -> None:
         """Before the first PUT: wait for HeadBucket, then start the write check (a multipart
@@ -134,12 +239,12 @@ class BucketCheck:
         journal = self.journal
         try:
             intent = journal.starting(probe) if journal else ""
-            upload_id = quick.create_multipart(probe, {})
+            upload_id = self.patiently(lambda: quick.create_multipart(probe, {}))
             if journal:
                 journal.started(intent, probe, upload_id)
-        except S3Error as exc:
+        except (S3Error, GaveUp) as exc:
             listed.cancel()
-            verdict.set_result(bucket_error(exc, self.options.bucket, self.where))
+            verdict.set_result(self.error(exc))
             return
         except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
             verdict.set_exception(exc)
@@ -161,6 +266,7 @@ class BucketCheck:
             raise failure
 
     def close(self) -> None:
+        self.stopping.set()  # a check still waiting out an outage gives up now
         # The probe uploads are aborted before the transport closes. Their abort is best effort
         # once the run has started: an upload it leaves is aborted by a later run's check.
         self.background.shutdown(wait=True)
@@ -174,9 +280,9 @@ class ListingBesideCheck:
     """The listing's transport while HeadBucket runs beside it.
 
     Until HeadBucket has passed, a page is asked with the check's few attempts: a wrong endpoint
-    or a dead server then ends the run in a second with the check's one line, instead of after
-    the listing's own retries (10 attempts with backoff: over a minute). A page that fails so
-    waits for the check's verdict (raising its ``UsageError``) and is asked again as usual.
+    or a dead server then ends the run with the check's one line once the check's backoff gives
+    up, instead of after the listing's own retries. A page that fails so waits for the check's
+    verdict (raising its ``UsageError``) and is asked again as usual.
     """
 
     def __init__(self, check: BucketCheck, transport: Transport) -> None:
@@ -246,10 +352,53 @@ def _initiated(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def bucket_error(exc: S3Error, bucket: str, where: str) -> UsageError:
+def _tls_failure(exc: S3Error | GaveUp) -> bool:
+    """The TLS handshake failed: boto3 reports it as ``TLS_UNTRUSTED``, the CRT by name."""
+    return isinstance(exc, S3Error) and (exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS"))
+
+
+def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
+    """Whether an ``https://`` endpoint answers plain HTTP (so no TLS handshake can succeed).
+
+    Asked only after a handshake failed: one HEAD request in clear text, nothing secret in it.
+    """
+    parts = urlsplit(endpoint_url)
+    if parts.scheme != "https" or not parts.hostname:
+        return False
+    try:
+        port = parts.port or 443
+        with socket.create_connection((parts.hostname, port), timeout=timeout) as sock:
+            sock.sendall(f"HEAD / HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+            return sock.recv(5) == b"HTTP/"
+    except (OSError, ValueError):
+        return False
+
+
+def bucket_error(
+    exc: S3Error,
+    bucket: str,
+    where: str,
+    *,
+    tries: int = 1,
+    seconds: float = 0.0,
+    plain_http: bool | None = None,
+) -> UsageError:
     """The one line for a bucket that cannot be used, from the transport's ``S3Error``; the
-    settings that would mend it are named for each front end to spell (``--region``, ``region``)."""
+    settings that would mend it are named for each front end to spell (``--region``, ``region``).
+
+    An error that a later try may not meet (``transient``) is ``Unavailable``, saying how long
+    the check asked (``tries`` in ``seconds``). ``plain_http``: an ``https://`` endpoint whose
+    TLS handshake failed answered in clear text (``speaks_plain_http``)."""
     code, status = exc.code, exc.status
+    if plain_http:
+        return UsageError(
+            f"{where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url"
+        )
+    if transient(exc):
+        asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
+        if code == S3Error.UNREACHABLE:
+            return Unavailable(f"cannot reach {where}: {exc.message or code}{asked}")
+        return Unavailable(f"bucket {bucket!r} at {where} is not available: {describe_error(exc)}{asked}")
     if code == S3Error.PROFILE_NOT_FOUND:
         return UsageError(
             f"AWS {{setting}} {exc.message} not found in the AWS config files", setting="profile"
@@ -266,8 +415,6 @@ def bucket_error(exc: S3Error, bucket: str, where: str) -> UsageError:
             setting="ca_bundle",
             also=("verify_ssl",),
         )
-    if code == S3Error.UNREACHABLE:
-        return UsageError(f"cannot reach {where}: {exc.message or code}")
     if code in ("404", "NoSuchBucket") or status == 404:
         return UsageError(f"bucket {bucket!r} does not exist at {where}")
     if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:

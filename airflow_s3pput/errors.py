@@ -1,7 +1,8 @@
 """Every exception the engine raises on purpose, in one place.
 
 ``UsageError`` stops a run before anything is uploaded; the others fail one file, which the
-putter turns into a ``PutResult`` so that the run goes on and counts it.
+putter turns into a ``PutResult`` so that the run goes on and counts it. ``Unavailable`` is the
+one ``UsageError`` that a later try may not meet: an endpoint that stayed out of reach.
 
 A ``UsageError`` names the settings it is about by their canonical names (``put_mode``,
 ``dry_run``, ``part_size``: the names in ``UploadOptions``, the builder and the Airflow
@@ -51,6 +52,15 @@ class UsageError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class Unavailable(UsageError):
+    """The endpoint could not be reached, or answered only "later" (5xx, no answer in time),
+    for as long as the bucket check waits: unlike every other ``UsageError`` it may pass.
+
+    The CLI reports it as any ``UsageError`` (one line, exit 2); the Airflow operators raise it
+    as an ordinary exception, so that the task's ``retries`` apply.
+    """
 
 
 class FileChanged(Exception):
