@@ -19,7 +19,7 @@ from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
 from airflow_s3pput.headers import header_params
 from airflow_s3pput.modes import MODES
-from airflow_s3pput.walker import Selection
+from airflow_s3pput.walker import FILTER_KINDS, Selection
 
 MIN_PART_SIZE = 5 * MIB
 #: aws cli's and boto3's default too
@@ -96,6 +96,9 @@ class UploadOptions:
     grant: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    #: ``(kind, glob)`` filters in the order given (``--exclude``/``--include``, aws cli's
+    #: rule: the last match wins); they apply after ``include`` and ``exclude`` (see ``Selection``)
+    filters: tuple[tuple[str, str], ...] = ()
     follow_symlinks: bool = False
     processes: int = 1
     threads: int = 64
@@ -165,6 +168,7 @@ class UploadOptions:
                 raise UsageError(
                     f"invalid {{setting}} {gzip_type!r}: a MIME type or 'all'", setting="gzip_types"
                 )
+        self._check_filters()
         if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
             raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
         params = self.put_params()  # validates the headers and the grant ACL
@@ -181,13 +185,27 @@ class UploadOptions:
                 also=("headers",),
             )
 
+    def _check_filters(self) -> None:
+        for kind, glob in self.filters:
+            if kind not in FILTER_KINDS or not isinstance(glob, str) or not glob:
+                raise UsageError(f"invalid {{setting}} {kind} {glob!r}", setting="filters")
+        if self.delete and self.filters:
+            # sync_delete builds its Selection from ``include`` and ``exclude`` alone: with
+            # filters it cannot see, it would delete the keys they hide.
+            raise UsageError(
+                "{setting} cannot be combined with {filters} in this order: give --exclude '*' "
+                "first, then the --include globs, then the other --exclude globs",
+                setting="delete",
+                also=("filters",),
+            )
+
     def put_params(self) -> dict[str, Any]:
         """The validated extra PutObject arguments from ``headers`` and ``grant``."""
         return header_params(self.headers, self.grant)
 
     def selection(self) -> Selection:
         """What the walk picks: include/exclude globs and the symlink policy."""
-        return Selection(self.include, self.exclude, self.follow_symlinks)
+        return Selection(self.include, self.exclude, self.follow_symlinks, self.filters)
 
     def part_size_for(self, size: int) -> int:
         """The part size for a file: ours, grown when the file would need over 10,000 parts."""

@@ -5,10 +5,12 @@ and no ``//`` for a prefix that ends in ``/``. A directory is walked with its en
 so that the keys come out in lexicographic (S3) order, which is what lets a batch be described
 by a key range (``first``..``last``) and re-walked later without listing every path in it.
 
-Two SOURCEs that map to one key (two directories holding the same relative path, a file SOURCE
-and a directory holding a file of that name) would make one file silently overwrite the other:
-the merged walk raises ``DuplicateKeyError`` instead, naming the key and both paths. The merge
-is in key order, so such items are neighbours and the check is one comparison per item.
+Two SOURCEs that map two files to one key (two directories holding the same relative path, a
+file SOURCE and a directory holding another file of that name) would make one file silently
+overwrite the other: the merged walk raises ``DuplicateKeyError`` instead, naming the key and
+both paths. A SOURCE given twice (``d d/``), or a file given beside its directory, is one file
+under one key: it is walked, and put, once. The merge is in key order, so such items are
+neighbours and the check is one comparison per item.
 ``check_unique_keys`` runs that walk before an upload starts (only for several SOURCEs, and
 only over the key range that will be uploaded).
 
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from airflow_s3pput.errors import UsageError
@@ -83,12 +86,28 @@ def join_key(prefix: str, relative: str) -> str:
     return prefix.rstrip("/") + "/" + relative
 
 
+FILTER_KINDS = ("include", "exclude")
+
+
 @dataclass(frozen=True)
 class Selection:
     """What to pick from the tree: include/exclude globs and the symlink policy.
 
-    Globs are matched against the path relative to SOURCE (with ``/``) and against the base
-    name, as s3-parallel-put and rsync users expect (``*.log`` excludes logs at any depth).
+    A glob is matched (``fnmatch``, case-sensitive) against the path relative to SOURCE with
+    ``/`` separators, as aws cli matches its filters: ``*`` also matches ``/``, so ``*.log``
+    is a log at any depth, ``k.txt`` only the one at the top, ``*/k.txt`` those below it. A
+    file SOURCE is matched by its name.
+
+    ``rules`` are ``(kind, glob)`` filters in the order given, applied as aws cli applies
+    ``--exclude`` and ``--include``: every file is included to begin with, each rule whose
+    glob matches sets it to included or excluded, and the last match wins
+    (``--exclude '*' --include '*.txt'`` keeps the ``.txt`` files only).
+
+    ``include`` and ``exclude`` are the same filters as two lists (the Airflow operators'
+    keywords): with includes, only files matching one of them; of those, a file matching an
+    exclude is left out. They are the rules ``exclude *, include..., exclude...`` and apply
+    before ``rules``.
+
     ``follow_dir_symlinks`` (``--follow-symlinks``) walks into directory symlinks and lets file
     symlinks point outside SOURCE; without it, such a file symlink is a ``WalkError``.
     """
@@ -96,18 +115,90 @@ class Selection:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     follow_dir_symlinks: bool = False
+    rules: Sequence[tuple[str, str]] = ()
+    #: whether a file matches no rule is wanted, and the rules as (include?, compiled glob)
+    _start: bool = field(default=True, init=False, repr=False, compare=False)
+    _compiled: tuple[tuple[bool, Callable[[str], object]], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for kind, _ in self.rules:
+            if kind not in FILTER_KINDS:
+                raise ValueError(f"a filter is 'include' or 'exclude', not {kind!r}")
+        ordered = [(True, glob) for glob in self.include] + [(False, glob) for glob in self.exclude]
+        ordered += [(kind == "include", glob) for kind, glob in self.rules]
+        # Compiled once: ``wants`` runs once per file.
+        compiled = tuple((include, re.compile(fnmatch.translate(glob)).match) for include, glob in ordered)
+        object.__setattr__(self, "_start", not self.include)
+        object.__setattr__(self, "_compiled", compiled)
+
+    @property
+    def filters(self) -> bool:
+        """Whether any file can be left out."""
+        return bool(self._compiled)
 
     def wants(self, relative: str) -> bool:
-        if not (self.include or self.exclude):
-            return True  # the common case, once per file: no name to cut
-        name = relative.rsplit("/", 1)[-1]
+        wanted = self._start
+        for include, match in self._compiled:
+            # The last match wins: only a rule of the other kind can change the verdict.
+            if include != wanted and match(relative):
+                wanted = include
+        return wanted
 
-        def hit(patterns: Sequence[str]) -> bool:
-            return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
-        if self.include and not hit(self.include):
-            return False
-        return not hit(self.exclude)
+def as_lists(rules: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """``rules`` (in order) as ``(include, exclude)`` lists that select the same files, or
+    ``None`` when no two lists can say them.
+
+    Includes before the first exclude change nothing (every file is included already); the
+    rest are lists when they read ``exclude ... *..., include..., exclude...``, or hold no include.
+    """
+    rest = list(rules)
+    while rest and rest[0][0] == "include":
+        rest.pop(0)
+    if all(kind == "exclude" for kind, _ in rest):
+        return (), tuple(glob for _, glob in rest)
+    first_include = next(i for i, (kind, _) in enumerate(rest) if kind == "include")
+    head, tail = rest[:first_include], rest[first_include:]
+    includes = [glob for kind, glob in tail if kind == "include"]
+    excludes = [glob for kind, glob in tail if kind == "exclude"]
+    in_order = tail == [("include", g) for g in includes] + [("exclude", g) for g in excludes]
+    if "*" not in (glob for _, glob in head) or not in_order:
+        return None
+    return tuple(includes), tuple(excludes)
+
+
+def ineffective_includes(rules: Sequence[tuple[str, str]]) -> list[str]:
+    """The include globs that come before any exclude: they change nothing."""
+    leading = []
+    for kind, glob in rules:
+        if kind != "include":
+            break
+        leading.append(glob)
+    return leading
+
+
+@dataclass
+class WalkNotes:
+    """What a walk passed over without an item in its stream, for the summary to say."""
+
+    #: symlinks to directories not walked into (no ``--follow-symlinks``)
+    dir_symlinks: int = 0
+
+
+def distinct_sources(sources: Sequence[str]) -> list[str]:
+    """``sources`` without the ones that name an earlier one's file or directory again
+    (``d`` and ``d/``, ``./d``, a symlink to ``d``): walked twice, each file would clash with
+    itself as a duplicate key."""
+    seen: set[str] = set()
+    distinct = []
+    for source in sources:
+        real = os.path.realpath(source)
+        if real not in seen:
+            seen.add(real)
+            distinct.append(source)
+    return distinct
 
 
 def check_sources(sources: Sequence[str]) -> None:
@@ -152,13 +243,18 @@ def walk(
     prefix: str = "",
     selection: Selection = Selection(),
     key_range: KeyRange = KeyRange(),
+    notes: WalkNotes | None = None,
 ) -> Iterator[WalkItem]:
     """Yield every file under ``sources`` in key order, restricted to ``key_range``.
 
-    Raises ``DuplicateKeyError`` when two SOURCEs map files to one key.
+    A SOURCE given twice is walked once (see ``distinct_sources``). Raises
+    ``DuplicateKeyError`` when two SOURCEs map files to one key. ``notes``, when given, counts
+    what the walk passes over in silence.
     """
+    sources = distinct_sources(sources)
     roots = tuple(os.path.realpath(s) for s in sources)
-    streams = [_walk_source(s, prefix, selection, key_range, roots) for s in sources]
+    notes = notes if notes is not None else WalkNotes()
+    streams = [_walk_source(s, prefix, selection, key_range, roots, notes) for s in sources]
     if len(streams) == 1:
         yield from streams[0]
     else:
@@ -176,6 +272,8 @@ def _refuse_duplicates(items: Iterator[WalkItem]) -> Iterator[WalkItem]:
     previous: WalkItem | None = None
     for item in items:
         if previous is not None and item.key == previous.key and item.key and not item.key.endswith("/"):
+            if _same_file(previous, item):
+                continue  # one file named twice (``d`` and ``d/f``): it is put once
             raise DuplicateKeyError(
                 f"two SOURCEs map to key {item.key!r}: {previous.path!r} and {item.path!r} "
                 "(one would overwrite the other; exclude one or upload them under different prefixes)"
@@ -184,8 +282,22 @@ def _refuse_duplicates(items: Iterator[WalkItem]) -> Iterator[WalkItem]:
         yield item
 
 
+def _same_file(one: WalkItem, other: WalkItem) -> bool:
+    return (
+        isinstance(one, FileEntry)
+        and isinstance(other, FileEntry)
+        and one.ino != 0
+        and (one.dev, one.ino) == (other.dev, other.ino)
+    )
+
+
 def _walk_source(
-    source: str, prefix: str, selection: Selection, key_range: KeyRange, roots: tuple[str, ...]
+    source: str,
+    prefix: str,
+    selection: Selection,
+    key_range: KeyRange,
+    roots: tuple[str, ...],
+    notes: WalkNotes,
 ) -> Iterator[WalkItem]:
     source = os.path.abspath(source)
     if os.path.isdir(source):
@@ -194,7 +306,7 @@ def _walk_source(
             ancestors = {_identity(source)}
         except OSError:
             ancestors = set()  # listing it reports the problem
-        yield from _walk_dir(source, "", root_key, selection, key_range, ancestors, roots)
+        yield from _walk_dir(source, "", root_key, selection, key_range, ancestors, roots, notes)
         return
     name = os.path.basename(source)
     item = _file_item(source, name, join_key(prefix, name))
@@ -210,6 +322,7 @@ def _walk_dir(
     key_range: KeyRange,
     ancestors: set[tuple[int, int]],
     roots: tuple[str, ...],
+    notes: WalkNotes,
 ) -> Iterator[WalkItem]:
     # The loop over files is the walk's hot path (100,000 files: 0.9 s before it was written
     # so, measured): checks that cannot fail for the common name are skipped (an ASCII name is
@@ -232,7 +345,7 @@ def _walk_dir(
         children.append((name + "/" if is_dir else name, name, entry, is_dir))
     children.sort(key=_sort_key)
     first, last = key_range.first, key_range.last
-    filtered = bool(selection.include or selection.exclude)
+    filtered = selection.filters
     follow = selection.follow_dir_symlinks
     relative_utf8 = relative.isascii() or _is_utf8(relative)
     key_head = dir_key + "/" if dir_key else ""
@@ -253,7 +366,7 @@ def _walk_dir(
                     yield error
                 continue
             inner = ancestors | {identity}
-            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, inner, roots)
+            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, inner, roots, notes)
             continue
         if last is not None and key > last:
             return  # sorted: nothing after this can be in range
@@ -264,6 +377,7 @@ def _walk_dir(
         else:
             item = _file_item(entry.path, rel, key)
         if item is None:
+            notes.dir_symlinks += 1  # a directory symlink not followed
             continue
         if not follow and isinstance(item, FileEntry) and _links_outside(entry, roots):
             item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")

@@ -51,10 +51,11 @@ def test_file_source_and_directory_holding_that_name(tmp_path: Path) -> None:
     assert str(single) in str(caught.value) and str(directory / "report.csv") in str(caught.value)
 
 
-def test_same_source_twice(tmp_path: Path) -> None:
+def test_same_source_twice_is_one_source(tmp_path: Path) -> None:
+    # ``s3pput d d/``: one directory, not two that clash on every key (issue 27, point 7).
     one, _ = trees(tmp_path)
-    with pytest.raises(DuplicateKeyError, match=r"a\.txt"):
-        check_unique_keys([str(one), str(one)], "")
+    check_unique_keys([str(one), str(one) + "/"], "")
+    assert [i.key for i in walk([str(one), str(one) + "/"])] == ["a.txt", "d/same.txt", "m.txt"]
 
 
 def test_distinct_keys_pass_and_the_walk_is_unchanged(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_distinct_keys_pass_and_the_walk_is_unchanged(tmp_path: Path) -> None:
 
 def test_a_duplicate_hidden_by_the_filter_is_none(tmp_path: Path) -> None:
     one, two = trees(tmp_path)
-    check_unique_keys([str(one), str(two)], "", Selection(exclude=("same.txt",)))
+    check_unique_keys([str(one), str(two)], "", Selection(exclude=("*/same.txt",)))
 
 
 def test_only_the_key_range_is_checked(tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_errors_of_two_directories_are_not_duplicates(tmp_path: Path) -> None:
     one, two = trees(tmp_path)
     for root in (one, two):
         (root / "d" / "loop").symlink_to("../d")
-    selection = Selection(exclude=("same.txt",), follow_dir_symlinks=True)
+    selection = Selection(exclude=("*/same.txt",), follow_dir_symlinks=True)
     items = list(walk([str(one), str(two)], "", selection))
     assert [i.key for i in items].count("d/loop/") == 2
 

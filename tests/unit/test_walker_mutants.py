@@ -71,13 +71,15 @@ def test_a_directory_walked_under_a_prefix_ending_in_a_letter_keeps_it(tmp_path:
 @pytest.mark.parametrize(
     ("relative", "selection", "wanted"),
     [
-        pytest.param("d/e/x.log", Selection(include=("x*",)), True, id="include-by-base-name-deep"),
-        pytest.param("d/a b.log", Selection(include=("a*",)), True, id="base-name-with-space"),
-        pytest.param("d/e/x.log", Selection(exclude=("x.log",)), False, id="exclude-by-base-name"),
-        pytest.param("d/e/x.log", Selection(include=("e*",)), False, id="a-directory-name-is-no-base-name"),
+        pytest.param("d/e/x.log", Selection(include=("x*",)), False, id="a-base-name-glob-is-the-top-only"),
+        pytest.param("d/e/x.log", Selection(include=("*x*",)), True, id="star-crosses-directories"),
+        pytest.param("d/a b.log", Selection(include=("*/a*",)), True, id="with-space"),
+        pytest.param("d/e/x.log", Selection(exclude=("x.log",)), True, id="exclude-top-name-keeps-deep"),
+        pytest.param("x.log", Selection(exclude=("x.log",)), False, id="exclude-top-name"),
+        pytest.param("d/e/x.log", Selection(include=("e*",)), False, id="a-directory-name-is-no-path"),
     ],
 )
-def test_globs_match_the_base_name(relative: str, selection: Selection, wanted: bool) -> None:
+def test_globs_match_the_relative_path(relative: str, selection: Selection, wanted: bool) -> None:
     assert selection.wants(relative) is wanted
 
 
