@@ -11,6 +11,7 @@ import hashlib
 import mimetypes
 import os
 from collections.abc import Collection, Iterator
+from functools import lru_cache
 from typing import BinaryIO
 
 from airflow_s3pput.etag import MIB, candidate_part_size_sets, iter_chunks, md5_range, multipart_etags
@@ -43,13 +44,27 @@ def guess_content_type(name: str) -> str:
 
 
 def should_gzip(name: str, content_type: str, gzip_types: Collection[str]) -> bool:
-    """Compress this file? Never one that is already compressed (``.gz``, ``.br``, ...)."""
+    """Compress this file? Never one that is already compressed (``.gz``, ``.br``, ...).
+
+    ``gzip_types`` are MIME types, compared without regard to case as MIME types are
+    (``TEXT/CSS`` is ``text/css``); ``text/*`` stands for every ``text/`` type."""
     # Only the encoding is read here, and strictness never changes it (it picks the type table).
     if mimetypes.guess_type(name)[1] is not None:
         return False
-    if ALL_TYPES in gzip_types:
+    exact, families = _type_sets(tuple(gzip_types))
+    if ALL_TYPES in exact or "*" in families:  # "*/*" is every type too
         return True
-    return content_type.split(";", 1)[0].strip().lower() in gzip_types
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    family, slash, _ = media_type.partition("/")
+    return media_type in exact or (bool(slash) and family in families)
+
+
+@lru_cache(maxsize=8)
+def _type_sets(gzip_types: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The exact types (lowercase) and the families of the ``family/*`` types: once per run."""
+    lowered = [t.strip().lower() for t in gzip_types]
+    families = frozenset(t[:-2] for t in lowered if t.endswith("/*"))
+    return frozenset(t for t in lowered if not t.endswith("/*")), families
 
 
 # gzip, shutil and tempfile are imported where they are used: ~5 ms at every start otherwise,

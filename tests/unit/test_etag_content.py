@@ -173,6 +173,15 @@ def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
         pytest.param("a.html", "text/html", ("image/png",), False, id="custom-type-excludes-html"),
         pytest.param("a.txt.gz", "text/plain", ("all",), False, id="already-gzip-never"),
         pytest.param("a.css.br", "text/css", DEFAULT_GZIP_TYPES, False, id="already-brotli-never"),
+        # MIME types are case-insensitive (RFC 2045), and text/* is every text type (issue 27).
+        pytest.param("a.css", "text/css", ("TEXT/CSS",), True, id="given-upper-case"),
+        pytest.param("a.css", "text/css", (" Text/Css ",), True, id="given-padded"),
+        pytest.param("a.css", "text/css", ("text/*",), True, id="family-css"),
+        pytest.param("a.csv", "text/csv", ("TEXT/*",), True, id="family-upper-case"),
+        pytest.param("a.json", "application/json", ("text/*",), False, id="family-is-one-family"),
+        pytest.param("a.png", "image/png", ("*/*",), True, id="every-family"),
+        pytest.param("a.png", "image/png", ("ALL",), True, id="all-upper-case"),
+        pytest.param("a.txt", "text", ("text/*",), False, id="type-without-subtype"),
     ],
 )
 def test_should_gzip(name: str, content_type: str, types: tuple[str, ...], expected: bool) -> None:
