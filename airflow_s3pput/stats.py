@@ -80,6 +80,9 @@ class Stats:
     deleted: int = 0  # keys removed by --delete (in a dry run, to remove)
     #: seconds the runs took, summed: differs from ``seconds`` (the wall time) once merged
     task_seconds: float = 0.0
+    #: symlinks to directories the walk did not follow (no ``--follow-symlinks``): no file,
+    #: so counted apart from the files
+    dir_symlinks_skipped: int = 0
 
     @property
     def files_skipped(self) -> int:
@@ -123,6 +126,7 @@ class Stats:
             dry_run=self.dry_run or other.dry_run,
             deleted=self.deleted + other.deleted,
             task_seconds=self.task_seconds + other.task_seconds,
+            dir_symlinks_skipped=self.dir_symlinks_skipped + other.dir_symlinks_skipped,
         )
 
     @classmethod
@@ -147,6 +151,7 @@ class Stats:
             "seconds": round(self.seconds, 3),
             "task_seconds": round(self.task_seconds, 3),
             "files_deleted": self.deleted,
+            "dir_symlinks_not_followed": self.dir_symlinks_skipped,
         }
         if not self.dry_run:
             data["files_per_second"] = round(self.files_per_second, 1)
@@ -172,6 +177,7 @@ class Stats:
             dry_run=dry_run,
             deleted=int(data.get("files_deleted", 0)),
             task_seconds=float(data.get("task_seconds", 0.0)),
+            dir_symlinks_skipped=int(data.get("dir_symlinks_not_followed", 0)),
         )
 
     def table(self, batches: str | None = None) -> str:
@@ -189,6 +195,10 @@ class Stats:
         ]
         if self.deleted:
             rows.insert(3, ("files deleted" if not self.dry_run else "files to delete", f"{self.deleted:,}"))
+        if self.dir_symlinks_skipped:
+            rows.insert(
+                3, ("dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)")
+            )
         merged = batches is not None or self.batches != 1
         if merged:
             rows.append(("wall seconds", f"{self.seconds:.2f} (first start to last end)"))

@@ -349,3 +349,16 @@ def test_transient_failures_are_retryable(error: str) -> None:
     assert PutResult("/p", "k", "fail", error=error).can_retry
     assert not PutResult("/p", "k", "fail", error=error, retryable=False).can_retry  # a producer's word wins
     assert not PutResult("/p", "k", "fail", error="cannot read: Permission denied").can_retry
+
+
+def test_directory_symlinks_not_followed_are_counted_apart_from_files() -> None:
+    # Issue 27, point 7: the summary says how many directory symlinks the walk passed over.
+    one, two = Stats(files_put=1, dir_symlinks_skipped=2), Stats(dir_symlinks_skipped=3)
+    merged = one.merge(two)
+    assert merged.dir_symlinks_skipped == 5 and merged.files_done == 1
+    data = json.loads(json.dumps(merged.to_dict()))
+    assert data["dir_symlinks_not_followed"] == 5
+    assert Stats.from_dict(data) == merged
+    assert "dir symlinks   5 not followed (see --follow-symlinks)" in merged.table()
+    assert "dir symlinks" not in Stats(files_put=1).table()
+    assert Stats.from_dict({k: v for k, v in Stats().to_dict().items() if "symlinks" not in k}) == Stats()
