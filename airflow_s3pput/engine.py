@@ -8,13 +8,14 @@ however many files SOURCE holds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from airflow_s3pput import remote
 from airflow_s3pput.bucket_check import BucketCheck, ListingBesideCheck, connect
@@ -22,9 +23,13 @@ from airflow_s3pput.digest_record import DigestRecord
 from airflow_s3pput.errors import Interrupted, S3Error, UsageError, describe_error
 from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.pool import Dispatcher, make_dispatcher
+from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Lister, Transport
+from airflow_s3pput.upload_journal import UploadJournal, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
     KeyRange,
@@ -49,11 +54,6 @@ LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
 #: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
 BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
-if TYPE_CHECKING:
-    # Imported by ``upload`` once the listing of the prefix is on its way (see ``_Lookups``).
-    from airflow_s3pput.pool import Dispatcher
-    from airflow_s3pput.putter import PutTask
-    from airflow_s3pput.upload_journal import UploadJournal
 
 ResultCallback = Callable[[PutResult], None]
 #: a walk group's look-ahead: its listed objects and the keys found unchanged (see _look_ahead)
@@ -73,94 +73,77 @@ def upload(
     Raises ``UsageError`` (before anything is uploaded) for bad sources or an unusable bucket.
     ``transport`` replaces the one ``open_transport`` would choose and keeps the work in this
     process (tests: a recording or in-memory transport, moto's client).
+
+    Everything the run opens is closed here, in the reverse order of opening: the dispatcher
+    (its last uploads), the listing threads, the bucket check (its abort is written in the
+    journal), the digest record and the journal, the transport. A second Ctrl-C while the first
+    one's uploads finish leaves what is on the wire: those closes that wait for it are skipped.
     """
     check_sources(options.sources)
     check_unique_keys(options.sources, options.prefix, options.selection(), key_range)
-    own = transport is None
-    if transport is None:
-        transport = connect(options)
-    else:
-        options = dataclasses.replace(options, processes=1)
     abandoned = False
-    check = BucketCheck(options, transport)
-    journal: UploadJournal | None = None
-    lookups: _Lookups | None = None
-    digests: DigestRecord | None = None
-    try:
+
+    def unless_abandoned(close: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None if abandoned else close()
+
+    with contextlib.ExitStack() as opened:
+        if transport is None:
+            transport = connect(options)
+            opened.callback(unless_abandoned(transport.close))
+        else:
+            options = dataclasses.replace(options, processes=1)
+        journal = opened.enter_context(contextlib.closing(journal_for(options)))
+        digests = opened.enter_context(contextlib.closing(DigestRecord.open(options)))
+        check = BucketCheck(options, transport)
+        check.journal = journal  # the check's upload is written down as the putter's are
+        opened.callback(unless_abandoned(check.close))
         # HeadBucket beside the walk and the listing: its failure (a bad endpoint or
         # credentials, a missing bucket) is one line before any answer is used.
         check.start()
-        digests = DigestRecord.open(options)
-        lookups = _Lookups(options, ListingBesideCheck(check, transport), digests)
-        # What the run needs beyond the listing is imported now, while the server lists: the
-        # listing of an unchanged 2 GiB tree's re-run started ~40 ms sooner so (of 0.3 s).
-        from airflow_s3pput.pool import make_dispatcher
-        from airflow_s3pput.sync_delete import delete_extraneous
-        from airflow_s3pput.upload_journal import journal_for
-
-        journal = check.journal = journal_for(options)
+        lookups = _Lookups(options, ListingBesideCheck(check, transport))
+        opened.callback(lookups.close)
         if not options.dry_run:
             abort_leftovers(transport, journal, join_key(options.prefix, ""))
-        dispatcher = make_dispatcher(options, transport, journal)
+        dispatcher = make_dispatcher(options, transport, journal, digests)
+        opened.callback(unless_abandoned(dispatcher.close))
+        run = _Run(
+            options,
+            transport,
+            dispatcher,
+            on_result,
+            before_first_group=check.wait_head,
+            lookups=lookups,
+            digests=digests,
+            before_first_put=check.wait_head if options.dry_run else check.start_write_check,
+            write_verdict=check.write_failure,
+        )
         try:
-            run = _Run(
-                options,
-                transport,
-                dispatcher,
-                on_result,
-                before_first_group=check.wait_head,
-                lookups=lookups,
-                digests=digests,
-                before_first_put=check.wait_head if options.dry_run else check.start_write_check,
-                write_verdict=check.write_failure,
-            )
-            lookups = digests = None  # the run's now: it closes them
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
-            run.account_for_every_file()
-            check.wait_head()  # a run with nothing to walk
-            if options.delete:  # --delete: after this range's uploads, which must all have landed
-                delete_extraneous(
-                    transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
-                )
-            return run.collector.freeze()
         except KeyboardInterrupt:
-            # A second Ctrl-C while the first one's uploads finished: leave them, don't wait.
             abandoned = True
             raise
-        finally:
-            if not abandoned:
-                dispatcher.close()
-    finally:
-        if lookups is not None:  # the run never started: a failure before it
-            lookups.close()
-        if digests is not None:
-            digests.close()
-        if not abandoned:
-            check.close()  # before the journal: the check's abort is written down in it
-        if journal is not None:
-            journal.close()
-        if own and not abandoned:
-            transport.close()
+        run.account_for_every_file()
+        check.wait_head()  # a run with nothing to walk
+        if options.delete:  # --delete: after this range's uploads, which must all have landed
+            delete_extraneous(
+                transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
+            )
+        return run.collector.freeze()
+    raise AssertionError("unreachable")  # the with block returns or raises
 
 
 class _Lookups:
     """The run's ``RemoteIndex`` with its listing threads, and the prefetch of the prefix,
     started as soon as there is a transport (see ``upload``)."""
 
-    def __init__(
-        self, options: UploadOptions, transport: Lister, digests: DigestRecord | None = None
-    ) -> None:
+    def __init__(self, options: UploadOptions, transport: Lister) -> None:
         self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
         self.index = RemoteIndex(transport, self.listers)
         if get_mode(options.mode).needs_listing:
             # While the walk starts: an empty prefix costs one request, and every lookup is
-            # then answered from it. A prefix whose digest record holds more files than one
-            # flat listing may hold is only asked whether it is empty: the 100,000-file re-run
-            # listed 10,000-20,000 objects to find that out (~0.3 s of CPU, the server's too).
+            # then answered from it.
             base = join_key(options.prefix, "")
-            crowded = digests is not None and digests.holds_more_than(remote.FLAT_LISTING_MAX_OBJECTS)
-            hints = [] if crowded else [base + hint for hint in _hinted_directories(options.sources)]
-            self.index.prefetch(base, hints, crowded=crowded)
+            self.index.prefetch(base, [base + hint for hint in _hinted_directories(options.sources)])
 
     def close(self) -> None:
         self.index.close()
@@ -176,8 +159,8 @@ class _Run:
         on_result: ResultCallback | None,
         *,
         before_first_group: Callable[[], None] = lambda: None,
-        lookups: _Lookups | None = None,
-        digests: DigestRecord | None = None,
+        lookups: _Lookups,
+        digests: DigestRecord,
         before_first_put: Callable[[], None] = lambda: None,
         write_verdict: Callable[[], UsageError | None] = lambda: None,
     ) -> None:
@@ -197,14 +180,12 @@ class _Run:
         #: files the walk yielded (paths it could not use included), and whether --limit ended it
         self.walked = 0
         self.stopped_at_limit = False
-        self.lookups = lookups or _Lookups(options, transport)
-        self.remote = self.lookups.index
+        self.remote = lookups.index
         # LOOKAHEAD_GROUPS lookups at once, ahead of the group being decided (see _grouped).
         self.lookahead = ThreadPoolExecutor(LOOKAHEAD_GROUPS, thread_name_prefix="s3pput-lookahead")
         # Unchanged files (per the digest record and the walk's stat) are skipped here, group by
-        # group, before they become put tasks: 100,000 of them cost 2.0 s in the putter's
-        # one-by-one look (see DigestRecord.unchanged).
-        self.digests = digests or DigestRecord.open(options)
+        # group, before they become put tasks (see DigestRecord.unchanged).
+        self.digests = digests
 
     def record(self, result: PutResult) -> None:
         self.collector.add(result)
@@ -264,8 +245,6 @@ class _Run:
             raise Interrupted(self.collector.freeze()) from None
         finally:
             self.lookahead.shutdown(wait=True)
-            self.lookups.close()
-            self.digests.close()
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         for group, listed in self._grouped(items):
@@ -328,8 +307,6 @@ class _Run:
         return remote, self.digests.unchanged(entries, remote) if remote else set()
 
     def _tasks(self, group: list[FileEntry | WalkError], listed: Ahead) -> list[PutTask]:
-        from airflow_s3pput.putter import PutTask  # a name of the run's imports (see upload)
-
         entries = []
         for item in group:
             if isinstance(item, WalkError):
@@ -366,8 +343,6 @@ class _Run:
             try:
                 results = future.result()
             except CancelledError:  # Ctrl-C before a worker process took the list
-                from airflow_s3pput.putter import INTERRUPTED
-
                 results = [PutResult(t.path, t.key, "fail", error=INTERRUPTED) for t in tasks]
             except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
                 message = f"worker failed: {describe_error(exc)}"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
+from airflow_s3pput.digest_record import DigestRecord
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.putter import PutTask, Putter
 from airflow_s3pput.stats import PutResult
@@ -48,8 +49,10 @@ class InProcessDispatcher:
 
     chunk_size = 16
 
-    def __init__(self, options: UploadOptions, transport: Transport, journal: UploadJournal) -> None:
-        self.putter = Putter(options, transport, journal)
+    def __init__(
+        self, options: UploadOptions, transport: Transport, journal: UploadJournal, record: DigestRecord
+    ) -> None:
+        self.putter = Putter(options, transport, journal, record)
         self.threshold = options.multipart_threshold
         self.large = ThreadPoolExecutor(max(2, min(options.threads, 8)), thread_name_prefix="s3pput-large")
 
@@ -132,12 +135,16 @@ def _init_worker(options: UploadOptions) -> None:
 def _run_tasks(tasks: list[PutTask]) -> list[PutResult]:
     assert _worker is not None, "worker process not initialised"
     putter, threads = _worker
-    return list(threads.map(putter.put, tasks))
+    results = list(threads.map(putter.put, tasks))
+    putter.record.flush()  # a worker process is never closed: what it learnt is committed now
+    return results
 
 
-def make_dispatcher(options: UploadOptions, transport: Transport, journal: UploadJournal) -> Dispatcher:
-    """The run's own transport and journal in this process for one process, else worker
-    processes (each opens its own)."""
+def make_dispatcher(
+    options: UploadOptions, transport: Transport, journal: UploadJournal, record: DigestRecord
+) -> Dispatcher:
+    """The run's own transport, journal and digest record in this process for one process,
+    else worker processes (each opens its own)."""
     if options.processes == 1:
-        return InProcessDispatcher(options, transport, journal)
+        return InProcessDispatcher(options, transport, journal, record)
     return ProcessDispatcher(options)

@@ -9,8 +9,9 @@ corrupted in transit is rejected by the server. Where the answer's ETag is compu
 bytes (no SSE-KMS or SSE-C named in the answer, an MD5-shaped value) it is checked against the MD5
 (or the multipart ETag) we computed too; an opaque ETag is not damage. A transfer damaged on the
 way (the server's digest check failed, or its ETag says it stored other bytes) is sent again like
-any transient fault, up to the run's attempts. The file is read once; if its size or mtime changed since the walk, or while
-we read it, the file is reported as failed instead of storing a half-old mix. A failed multipart
+any transient fault, up to the run's attempts. The file is read once; if its size or mtime
+changed since the walk, or while we read it, the file is reported as failed instead of storing a
+half-old mix. A failed multipart
 upload is aborted, so no orphaned parts are left behind.
 """
 
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 from airflow_s3pput.content import (
     BytesContent,
+    Content,
     FileContent,
     guess_content_type,
     gzip_bytes,
@@ -36,7 +38,7 @@ from airflow_s3pput.content import (
 from airflow_s3pput.digest_record import DigestRecord, Lookup
 from airflow_s3pput.errors import FileChanged, IntegrityError, Interrupted, S3Error, describe_error
 from airflow_s3pput.etag import md5_range, multipart_etag
-from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, RemoteObject, get_mode
+from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, Decision, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import PartBody, Stored, Transport
@@ -76,17 +78,23 @@ class SinglePut:
     md5_hex: str
     params: dict[str, Any]
     reason: str
+    seen: Lookup  # digest record: what is remembered once the server has the bytes
 
 
 class Putter:
     """Uploads files through one transport, with a pool of part uploaders for large files."""
 
     def __init__(
-        self, options: UploadOptions, transport: Transport, journal: UploadJournal | None = None
+        self,
+        options: UploadOptions,
+        transport: Transport,
+        journal: UploadJournal | None = None,
+        record: DigestRecord | None = None,
     ) -> None:
         """``journal``: where the multipart uploads started here are written down until they
         end (default: the user's cache directory), so that a later run can abort them if this
-        process is killed."""
+        process is killed. ``record``: the run's digest record (default: this putter opens
+        and closes its own)."""
         self.options = options
         self.transport = transport
         self.journal = journal if journal is not None else journal_for(options)
@@ -100,7 +108,8 @@ class Putter:
         self._part_pool_lock = threading.Lock()
         #: parts on the wire at once (set with the pool), within PART_BYTES_IN_FLIGHT
         self._wire_slots = threading.BoundedSemaphore(1)
-        self.record = DigestRecord.open(options)  # digest record: off unless update mode
+        self.own_record = record is None
+        self.record = DigestRecord.open(options) if record is None else record  # off unless update
 
     @property
     def part_pool(self) -> ThreadPoolExecutor:
@@ -117,7 +126,8 @@ class Putter:
     def close(self) -> None:
         if self._part_pool is not None:
             self._part_pool.shutdown(wait=True)
-        self.record.close()
+        if self.own_record:
+            self.record.close()
 
     def put(self, task: PutTask) -> PutResult:
         """Upload one file and wait for it; never raises."""
@@ -209,20 +219,30 @@ class Putter:
             params["ContentEncoding"] = "gzip"
         return params
 
+    def _decide(self, task: PutTask, content: Content, seen: Lookup, digest: Callable[[], str]) -> Decision:
+        """The mode's decision, or "unchanged" where the digest record knows the listed object
+        holds these very bytes: on a bucket whose ETags are opaque, only the record can tell."""
+        remote = task.remote
+        if remote is not None and seen.entry is not None and seen.same_as(digest(), remote):
+            return SKIP_UNCHANGED
+        return self.mode.decide(content, remote)
+
     def _prepare_small(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
+        seen.confirm(fd)  # digest record
         if gz:
             data = gzip_bytes(data, self.options.gzip_level)
         content = BytesContent(data, self.options.part_size_for(len(data)))
-        decision = self.mode.decide(content, task.remote)
-        seen.remember(fd, content, with_md5=decision.put)  # digest record
+        decision = self._decide(task, content, seen, lambda: content.md5.hex())
         if not decision.put:
+            if decision is SKIP_UNCHANGED and task.remote is not None:
+                seen.remember(len(data), content.md5.hex(), task.remote.etag)
             return PutResult(task.path, task.key, "skip", decision.reason)
         if self.options.dry_run:
             return PutResult(task.path, task.key, "put", decision.reason, len(data))
         params = {"ContentMD5": base64.b64encode(content.md5).decode(), **self._object_params(task.key, gz)}
-        return SinglePut(task, data, content.md5.hex(), params, decision.reason)
+        return SinglePut(task, data, content.md5.hex(), params, decision.reason, seen)
 
     def _send(self, put: SinglePut) -> PutResult:
         error: S3Error | None = None
@@ -245,6 +265,8 @@ class Putter:
             raise error
         if stored is not None and _etag_differs(stored, put.md5_hex):
             return _DAMAGED
+        if stored is not None:
+            put.seen.remember(len(put.data), put.md5_hex, stored.etag)
         return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
 
     def _damaged_result(self, put: SinglePut, error: S3Error | None) -> PutResult:
@@ -259,16 +281,20 @@ class Putter:
                 _check_unchanged(fd, task, "while it was compressed")
             source_fd = spool.fileno() if spool is not None else fd
             size = os.fstat(source_fd).st_size
-            content = FileContent(source_fd, size, self.options.part_size_for(size))
-            decision = self.mode.decide(content, task.remote)
+            part_size = self.options.part_size_for(size)
+            content = FileContent(source_fd, size, part_size)
+            decision = self._decide(task, content, seen, lambda: content.multipart_etag(part_size))
             if not decision.put:
-                seen.remember(fd, content)  # digest record
+                if decision is SKIP_UNCHANGED and task.remote is not None:
+                    seen.confirm(fd)
+                    seen.remember(size, content.multipart_etag(part_size), task.remote.etag)
                 return PutResult(task.path, task.key, "skip", decision.reason)
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
             params = self._object_params(task.key, gz)
-            etag = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
-            seen.remember(fd, content, multipart=etag)  # digest record
+            stored, digest = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            seen.confirm(fd)
+            seen.remember(size, digest, stored.etag)
             return PutResult(task.path, task.key, "put", decision.reason, size)
         finally:
             if spool is not None:
@@ -276,8 +302,9 @@ class Putter:
 
     def _multipart(
         self, fd: int, size: int, task: PutTask, params: dict[str, Any], verify_fd: int | None
-    ) -> tuple[int, str]:
-        """Upload ``size`` bytes of ``fd`` in parts; return the part size and the local ETag."""
+    ) -> tuple[Stored, str]:
+        """Upload ``size`` bytes of ``fd`` in parts; return the server's answer and the ETag
+        computed here from the parts."""
         key = task.key
         part_size = self.options.part_size_for(size)
         intent = self.journal.starting(key)
@@ -306,7 +333,7 @@ class Putter:
         expected = multipart_etag([digest for _, digest in parts])
         if _etag_differs(stored, expected):
             raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
-        return part_size, expected
+        return stored, expected
 
     def _wait_for_parts(
         self, futures: list[Future[tuple[str, bytes]]], stop: threading.Event

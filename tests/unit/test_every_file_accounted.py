@@ -99,10 +99,8 @@ class _LosesOneResult:
 
 def test_a_run_that_loses_track_of_files_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = make_tree(tmp_path / "src", SHAPES["one crowded directory"])
-    from airflow_s3pput import pool
-
-    real = pool.make_dispatcher
-    monkeypatch.setattr(pool, "make_dispatcher", lambda *a: _LosesOneResult(real(*a)))
+    real = engine.make_dispatcher
+    monkeypatch.setattr(engine, "make_dispatcher", lambda *a: _LosesOneResult(real(*a)))
     stats = engine.upload(opts(src), transport=MemoryTransport())
     lost = 70 - stats.files_put
     assert lost > 0 and stats.failed == lost and not stats.ok
