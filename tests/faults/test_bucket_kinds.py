@@ -5,6 +5,7 @@ transports, through the CLI, SeaweedFS behind a proxy that answers as such a buc
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_s3pput.digest_record import RACY_MARGIN_NS
 from tests.helpers import CliRun, CliRunner, list_keys, make_tree
 
 from . import bucket_kinds
@@ -77,3 +79,33 @@ def test_a_body_damaged_on_the_way_to_a_kms_bucket_is_sent_again(
     assert result.code == 0, result.err
     assert fault_proxy.stats["faults"]["corrupt"] > 0
     assert bodies(s3_client, prefix) == files
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_update_stays_content_exact_on_a_kms_bucket(
+    cli: CliRunner, fault_proxy: FaultProxy, s3_client: Any, tmp_path: Path, transport: str
+) -> None:
+    """What the record remembers of the server's answers decides, whatever the ETags' shape."""
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    old = 1_600_000_000
+    for path in source.rglob("*"):
+        os.utime(path, (old, old))
+    time.sleep(RACY_MARGIN_NS / 1e9 + 0.1)  # ctime too must be older than the margin
+    bucket_kinds.sse_kms(fault_proxy)
+    prefix = f"kms-update-{uuid.uuid4().hex[:8]}/"
+    assert run(cli, fault_proxy, source, prefix, transport).code == 0
+
+    rerun = run(cli, fault_proxy, source, prefix, transport)
+    assert (rerun.code, rerun.summary["files_put"]) == (0, 0)
+    assert rerun.summary["skipped"] == {"unchanged": len(files)}
+
+    edited = source / "small" / "f03.txt"
+    edited.write_bytes(edited.read_bytes().upper())  # same size
+    os.utime(edited, (old, old))  # mtime restored
+    s3_client.put_object(Bucket=FAULTS_BUCKET, Key=f"{prefix}small/f05.txt", Body=b"another tool\n")
+    third = run(cli, fault_proxy, source, prefix, transport)
+    assert third.code == 0, third.err
+    assert third.summary["files_put"] == 2
+    assert bodies(s3_client, prefix)["small/f03.txt"] == edited.read_bytes()
+    assert bodies(s3_client, prefix)["small/f05.txt"] == files["small/f05.txt"]
