@@ -46,13 +46,19 @@ def connect(options: UploadOptions) -> Transport:
 
 #: S3's own codes for "not now": the server is there but cannot serve the request yet
 _LATER_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
+#: what the transports name a connection lost before any answer, besides ``UNREACHABLE``: the
+#: boto3 transport passes botocore's error class names on, the CRT its error names
+_NO_ANSWER_CODES = frozenset({"ConnectionClosedError", "HTTPClientError", "ProxyConnectionError"})
 
 
 def transient(exc: S3Error) -> bool:
     """Whether asking again later may get another answer: the endpoint did not answer (refused,
     DNS, reset, timed out) or said "later" (5xx, 408, 429, SlowDown). A 4xx about the bucket,
     the credentials or the request gets the same answer however often it is asked."""
-    if exc.code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or exc.code in _LATER_CODES:
+    code = exc.code
+    if code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or code in _LATER_CODES or code in _NO_ANSWER_CODES:
+        return True
+    if exc.status is None and code.startswith("AWS_") and ("TIMEOUT" in code or "CONNECTION_CLOSED" in code):
         return True
     return exc.status is not None and (exc.status >= 500 or exc.status in (408, 429))
 
