@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
@@ -46,9 +45,8 @@ LOOKUP_GROUP = 1000
 #: round trips, mostly waiting for the server (an unchanged 100,000-file re-run waited 1.3 s
 #: of its main thread for them with one at a time, while SeaweedFS had a core to spare)
 LOOKAHEAD_GROUPS = 2
-#: directories listed at once: as many as a flat listing splits a prefix into, so that a tree of
-#: up to that many top directories is listed in one round of requests (with 8 threads, 10
-#: directories 25 ms away took two rounds after the prefix's page; see ``remote._list_flat``)
+#: directories listed at once: as many as a flat listing splits a prefix into (see
+#: ``remote._list_flat``), so that a tree of that many top directories is one round of requests
 LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
 #: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends):
 #: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
@@ -142,8 +140,7 @@ class _Lookups:
         if get_mode(options.mode).needs_listing:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
-            base = join_key(options.prefix, "")
-            self.index.prefetch(base, [base + hint for hint in _hinted_directories(options.sources)])
+            self.index.prefetch(join_key(options.prefix, ""))
 
     def close(self) -> None:
         self.index.close()
@@ -361,55 +358,6 @@ class _Run:
         self.write_verdict = None
         if failure is not None and not any(r.action == "put" for r in results):
             raise failure
-
-
-def _hinted_directories(sources: Iterable[str]) -> list[str]:
-    """The listing's hints: the directories directly in the SOURCE directories (``"a/"``), and
-    the subdirectories of those holding more files than a listing page (``"a/b/"``), which are
-    then listed side by side rather than page after page (see ``remote._list_flat``). A name
-    the walk then skips costs one listing request, never a wrong answer."""
-    hints: set[str] = set()
-    for source in sources:
-        tops = _subdirectories(source)
-        hints.update(f"{name}/" for name in tops)
-        room = remote.LISTING_ROUND - len(tops)  # the requests of one round (see _start_hinted)
-        for name in tops:
-            path = os.path.join(source, name)
-            inner = _subdirectories(path) if room > 0 else []
-            if inner and len(inner) <= room and _holds_more_files(path, remote.LIST_PAGE_KEYS):
-                room -= len(inner)
-                hints.update(f"{name}/{sub}/" for sub in inner)
-    return sorted(hints)
-
-
-def _subdirectories(path: str) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return [e.name for e in entries if e.is_dir() and "/" not in e.name]
-    except OSError:
-        return []  # a file SOURCE, or one the walk reports
-
-
-def _holds_more_files(path: str, count: int) -> bool:
-    """Whether the tree at ``path`` holds more than ``count`` entries: found by reading
-    directories until then (~1 ms for the first 1,000 of the 2 GiB tree's ``small/``)."""
-    pending = [path]
-    while pending:
-        for entry in _entries(pending.pop()):
-            count -= 1
-            if count < 0:
-                return True
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(entry.path)
-    return False
-
-
-def _entries(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as entries:
-            return list(entries)
-    except OSError:
-        return []
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

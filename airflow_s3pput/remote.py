@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, wait
 
 from airflow_s3pput.modes import RemoteObject
@@ -70,21 +70,13 @@ class RemoteIndex:
         self._listing_now: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
-    def prefetch(self, prefix: str, subdirs: Iterable[str] = (), *, crowded: bool = False) -> None:
-        """Start the flat listing of ``prefix`` (under which every key looked up must be);
-        ``subdirs``: prefixes directly under it that the walk will have (see ``_list_flat``).
-        ``crowded``: the prefix likely holds too many objects: only find out whether it is empty
-        (one request for one key), so that a first upload is still answered by one request."""
+    def prefetch(self, prefix: str) -> None:
+        """Start the flat listing of ``prefix`` (under which every key looked up must be)."""
         future: Future[dict[str, RemoteObject] | None] = Future()
-        hints = tuple(subdirs)
 
         def run() -> None:
             try:
-                if crowded:
-                    page = self.transport.list_page(prefix, max_keys=1)
-                    future.set_result({} if not page.objects and not page.prefixes else None)
-                    return
-                future.set_result(_list_flat(self.transport, prefix, self.executor, hints))
+                future.set_result(_list_flat(self.transport, prefix, self.executor))
             except BaseException as exc:  # noqa: BLE001 - the first lookup raises it
                 future.set_exception(exc)
 
@@ -196,9 +188,8 @@ def _flat_budget(dirs: int) -> int:
     """The objects a flat listing for a group over ``dirs`` directories may read: as many pages
     as listing the directories one by one takes requests (at least), all it may hold from
     ``FLAT_LISTING_MIN_DIRS`` on; 0 for one directory, whose own listing reads only the range
-    wanted. On the 100,000 small files of ``benchmarks.digest_record_bench many`` (groups over 5
-    directories of 200 files) this lists 100 pages instead of 500: SeaweedFS spent 2.4 s instead
-    of 3.0 s of CPU on them, s3pput 1.0 s instead of 1.4 s."""
+    wanted. A tree of many small directories is then read a page of 1,000 at a time rather than
+    a request per directory."""
     if dirs < 2:
         return 0
     if dirs >= FLAT_LISTING_MIN_DIRS:
@@ -212,125 +203,30 @@ def _common_dir(prefixes: Iterable[str]) -> str:
 
 
 def _list_flat(
-    transport: Lister, prefix: str, executor: Executor | None = None, hints: Sequence[str] = ()
+    transport: Lister, prefix: str, executor: Executor | None = None
 ) -> dict[str, RemoteObject] | None:
     """Everything under ``prefix``, or ``None`` if it holds more than ``FLAT_LISTING_MAX_OBJECTS``.
 
     With an ``executor``, a prefix of a few subdirectories has them listed concurrently: a
     listing is a chain of page requests, and each subdirectory is a chain of its own. The
-    subdirectories in ``hints`` (the local tree's, ``prefix + name + "/"``) are listed beside
-    the prefix's own page rather than after it: an unchanged re-run of a tree of ten directories
-    25 ms away then lists in one round trip instead of two (each on a new connection, which
-    costs one more). The answer is the same: the page says which subdirectories exist, the
-    hinted ones that do not are empty, the others are listed after it.
-
-    Hints one level deeper (``prefix + name + "/" + sub + "/"``) split a hinted subdirectory
-    the same way, in the same round, as long as the round holds at most ``LISTING_ROUND``
-    requests: the 2,000 files in 10 directories of the 2 GiB tree (``small/``) were two pages
-    in a row, 100-110 ms here, and are 11 requests side by side, 45-80 ms. Only this thread
-    waits for answers, so the executor's threads never wait for one another.
+    prefix's first page by delimiter says which subdirectories there are.
     """
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     if executor is not None:
-        early, shares = _start_hinted(transport, executor, prefix, hints, budget)
-        try:
-            top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
-            found = _split(transport, executor, prefix, top, budget, early, shares)
-            if not isinstance(found, _NotSplit):
-                return found
-        finally:
-            budget.stop()  # hinted listings nobody waits for end at their next page
-        budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
+        top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
+        # Not truncated, the page holds every object directly under the prefix: only the
+        # subdirectories are left to list (none, for a prefix without any).
+        if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
+            found: dict[str, RemoteObject] = {}
+            _collect(top, None, found)
+            if not budget.take(len(found)):
+                return None
+            for part in executor.map(lambda d: _list_pages(transport, d, budget), top.prefixes):
+                if part is None:
+                    return None
+                found.update(part)
+            return found
     return _list_pages(transport, prefix, budget)
-
-
-#: requests a flat listing sends at once for its hints (the prefix's own page aside)
-LISTING_ROUND = SPLIT_LISTING_MAX_DIRS
-
-
-class _NotSplit:
-    """What ``_split`` answers for a page too long or too wide to split by."""
-
-
-_NOT_SPLIT = _NotSplit()
-#: a hinted directory's listing started early: its page by delimiter (split hints) or all of it
-_Early = Future[ListPage] | Future[dict[str, RemoteObject] | None]
-
-
-def _start_hinted(
-    transport: Lister, executor: Executor, prefix: str, hints: Sequence[str], budget: _Budget
-) -> tuple[dict[str, _Early], dict[str, _Budget]]:
-    """Start the listings of the hinted subdirectories of ``prefix``: a subdirectory with hinted
-    subdirectories of its own by its page and theirs, while the round has room; the rest whole."""
-    subdirs = [h for h in hints if _is_subdir(h, prefix)]
-    if len(subdirs) > LISTING_ROUND:
-        return {}, {}
-    deeper = {d: [h for h in hints if _is_subdir(h, d)] for d in subdirs}
-    room = LISTING_ROUND - len(subdirs)
-    early: dict[str, _Early] = {}
-    shares: dict[str, _Budget] = {}  # those of the listings one level deeper
-    for d in subdirs:
-        inner = deeper[d]
-        if inner and len(inner) <= room:
-            room -= len(inner)
-            early[d] = executor.submit(transport.list_page, d, delimiter="/", max_keys=LIST_PAGE_KEYS)
-            for h in inner:
-                shares[h] = _Budget(0, parent=budget)
-                early[h] = executor.submit(_list_pages, transport, h, shares[h])
-        else:
-            early[d] = executor.submit(_list_pages, transport, d, budget)
-    return early, shares
-
-
-def _split(
-    transport: Lister,
-    executor: Executor,
-    prefix: str,
-    top: ListPage,
-    budget: _Budget,
-    early: Mapping[str, _Early],
-    shares: Mapping[str, _Budget],
-) -> dict[str, RemoteObject] | _NotSplit | None:
-    """Everything under ``prefix`` from its page by delimiter ``top`` and the listings of its
-    subdirectories (started early, or now); ``_NOT_SPLIT`` for a page that is not the whole
-    prefix's first level (truncated) or names too many subdirectories."""
-    # Not truncated, the page holds every object directly under the prefix: only the
-    # subdirectories are left to list (none, for a prefix without any).
-    if top.next_token is not None or len(top.prefixes) > SPLIT_LISTING_MAX_DIRS:
-        return _NOT_SPLIT
-    found: dict[str, RemoteObject] = {}
-    _collect(top, None, found)
-    if not budget.take(len(found)):
-        return None
-    futures = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
-    for d, future in zip(top.prefixes, futures, strict=True):
-        part: dict[str, RemoteObject] | ListPage | _NotSplit | None = future.result()
-        if isinstance(part, ListPage):  # a hinted subdirectory's own page: split it in turn
-            part = _split(transport, executor, d, part, budget, early, shares)
-            if isinstance(part, _NotSplit):
-                # Listed whole after all: the listings started for its hinted subdirectories
-                # are stopped, and what they took is given back, so that the budget counts
-                # each object once.
-                _discard({h: early[h] for h in shares if _is_subdir(h, d)}, shares)
-                part = _list_pages(transport, d, budget)
-        if part is None or isinstance(part, _NotSplit):
-            return None
-        found.update(part)
-    return found
-
-
-def _discard(listings: Mapping[str, _Early], shares: Mapping[str, _Budget]) -> None:
-    """Stop ``listings`` (started with ``shares``), wait for them, and give back their shares."""
-    for hint in listings:
-        shares[hint].stop()
-    for hint, listing in listings.items():
-        listing.exception()  # waits; an error is not ours to report: the answer is not used
-        shares[hint].give_back()
-
-
-def _is_subdir(hint: str, prefix: str) -> bool:
-    rest = hint[len(prefix) :]
-    return hint.startswith(prefix) and rest.endswith("/") and rest.count("/") == 1 and len(rest) > 1
 
 
 def _pages(
@@ -356,39 +252,16 @@ def _list_pages(transport: Lister, prefix: str, budget: _Budget) -> dict[str, Re
 
 
 class _Budget:
-    """How many more listed objects one flat listing may hold, shared by its threads. A share
-    (``parent``) takes from its parent and can give back what it took, for a listing whose
-    answer is not used (see ``_split``)."""
+    """How many more listed objects one flat listing may hold, shared by its threads."""
 
-    def __init__(self, objects: int, parent: _Budget | None = None) -> None:
+    def __init__(self, objects: int) -> None:
         self.left = objects
-        self.parent = parent
-        self.taken = 0
         self.lock = threading.Lock()
 
     def take(self, objects: int) -> bool:
-        if self.parent is not None:
-            with self.lock:
-                if self.left < 0:
-                    return False  # stopped
-                self.taken += objects
-            return self.parent.take(objects)
         with self.lock:
             self.left -= objects
             return self.left >= 0
-
-    def stop(self) -> None:
-        """Make every further ``take`` fail: the listings still running stop at their next page."""
-        with self.lock:
-            self.left = -1
-
-    def give_back(self) -> None:
-        """A share whose listing has ended: return what it took to the parent."""
-        with self.lock:
-            taken, self.taken = self.taken, 0
-        if self.parent is not None:
-            with self.parent.lock:
-                self.parent.left += taken
 
 
 def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from pathlib import Path
@@ -46,8 +47,8 @@ def test_a_first_upload_puts_every_file_without_listing_an_empty_prefix(src: Pat
     assert {k: o.body.decode() for k, o in transport.objects.items()} == {
         f"p/{k}": v for k, v in TREE.items()
     }
-    # the prefix's page and, beside it, its 4 local subdirectories: all empty, nothing else listed
-    assert transport.calls["ListObjectsV2"] == 1 + 4
+    # the prefix's page by delimiter says it is empty: nothing else is listed
+    assert transport.calls["ListObjectsV2"] == 1
     assert transport.uploads == {}  # the write check left nothing
 
 
@@ -59,39 +60,6 @@ def test_an_unchanged_rerun_lists_once_and_puts_nothing(src: Path) -> None:
     assert (stats.files_put, stats.skipped) == (0, {"unchanged": len(TREE)})
     assert transport.calls["PutObject"] == 0
     # one flat listing: the prefix by directory, then its 4 subdirectories side by side
-    assert transport.calls["ListObjectsV2"] == 1 + 4
-
-
-class _TopPageWaits(MemoryTransport):
-    """Answers the prefix's own page only once every local subdirectory's listing has arrived:
-    a run that lists them after that page would wait for ever (the guard turns it into a fail)."""
-
-    def __init__(self, subdirs: set[str]) -> None:
-        super().__init__()
-        self.waiting = set(subdirs)
-        self.arrived = threading.Event()
-        self.lock = threading.Lock()
-        self.listing = False
-
-    def list_page(self, prefix: str, **kwargs: Any) -> Any:
-        if self.listing:
-            with self.lock:
-                self.waiting.discard(prefix)
-                if not self.waiting:
-                    self.arrived.set()
-            if prefix == "" and kwargs.get("delimiter") == "/":
-                assert self.arrived.wait(10), f"not listed beside the prefix: {sorted(self.waiting)}"
-        return super().list_page(prefix, **kwargs)
-
-
-def test_the_local_subdirectories_are_listed_beside_the_prefix(src: Path) -> None:
-    transport = _TopPageWaits({f"d{i}/" for i in range(4)})
-    engine.upload(opts(src), transport=transport)
-    transport.listing = True
-    transport.calls.clear()
-    (src / "d2" / "f02.txt").write_text("file Y")
-    stats = engine.upload(opts(src), transport=transport)
-    assert (stats.files_put, stats.skipped) == (1, {"unchanged": len(TREE) - 1})
     assert transport.calls["ListObjectsV2"] == 1 + 4
 
 
@@ -135,7 +103,7 @@ class _Unreachable(MemoryTransport):
 
     def __init__(self, *, is_quick: bool = False) -> None:
         super().__init__()
-        self.fail_next["HeadBucket"] = [S3Error(S3Error.UNREACHABLE, "refused")]
+        self.fail_next["HeadBucket"] = [S3Error(S3Error.UNREACHABLE, "refused")] * 100
         self.fail_next["ListObjectsV2"] = [S3Error(S3Error.UNREACHABLE, "refused")] * 100
         self.sibling = self if is_quick else _Unreachable(is_quick=True)
 
@@ -143,13 +111,18 @@ class _Unreachable(MemoryTransport):
         return self.sibling
 
 
-def test_a_dead_endpoint_is_one_line_without_the_listings_retries(src: Path) -> None:
+def test_a_dead_endpoint_is_one_line_without_the_listings_retries(
+    src: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The listing runs beside HeadBucket: until HEAD passed it asks with the check's attempts,
     so a dead endpoint ends the run with the check's line, not after the run's retries."""
+    quick_backoff = bucket_check.Backoff(first=0.01, cap=0.02, budget=0.1)
+    check = functools.partial(bucket_check.BucketCheck, backoff=quick_backoff)
+    monkeypatch.setattr(engine, "BucketCheck", check)
     transport = _Unreachable()
     with pytest.raises(UsageError, match="refused"):
         engine.upload(opts(src), transport=transport)
-    assert transport.sibling.calls["HeadBucket"] == 1
+    assert transport.sibling.calls["HeadBucket"] >= 2  # the outage was ridden out for a while
     assert transport.sibling.calls["ListObjectsV2"] >= 1
     assert transport.calls["ListObjectsV2"] == 0  # the run's own (retrying) transport: never
 
@@ -356,49 +329,9 @@ class MaxKeysLog(CountingFlat):
         return super().list_page(prefix, delimiter=delimiter, **kwargs)
 
 
-def test_a_crowded_prefetch_only_asks_whether_the_prefix_is_empty() -> None:
-    empty = MaxKeysLog()
-    index = RemoteIndex(empty)
-    index.prefetch("p/", ["p/a/"], crowded=True)
-    assert index.lookup(["p/a/f1", "p/b/f2"]) == {}
-    assert index.lookup(["p/c/f3"]) == {}  # answered by the empty prefix too
-    assert empty.flat == ["p/"] and empty.max_keys == [1] and empty.by_dir == []
-
-    full = MaxKeysLog()
-    keys = [f"p/d{d}/f{f}" for d in range(3) for f in range(2)]
-    expected = stored(full, keys)
-    index = RemoteIndex(full)
-    index.prefetch("p/", ["p/d0/"], crowded=True)
-    assert index.lookup(keys) == expected
-    # "p/" is known crowded now: its directories are listed one by one
-    assert full.max_keys[0] == 1 and full.flat == ["p/"]
-    assert full.by_dir == ["p/d0/", "p/d1/", "p/d2/"]
-
-
-def test_hints_one_level_deeper_list_a_hinted_directory_side_by_side(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)  # p/ and p/big/ fit a page by delimiter
-    transport = CountingFlat()
-    keys = ["p/top", "p/big/direct"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
-    keys += [f"p/small/f{f}" for f in range(2)] + ["p/unhinted/x/y"]
-    expected = stored(transport, keys)
-    hints = ["p/big/", "p/small/", "p/gone/"] + [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/"]
-    with ThreadPoolExecutor(4) as executor:
-        split = remote._list_flat(transport, "p/", executor, hints)
-    assert split == expected
-    # "p/big/" by delimiter, beside its hinted areas, each whole: no chain of p/big/ pages
-    assert "p/big/" in transport.by_dir and "p/big/" not in transport.flat
-    assert sorted(set(transport.flat)) == sorted(
-        [f"p/big/a{a}/" for a in range(4)] + ["p/big/gone/", "p/gone/", "p/small/", "p/unhinted/"]
-    )
-
-
 @pytest.mark.parametrize("page", [2, 3, 5, 1000])
 @pytest.mark.parametrize("limit", [10, 22, 10_000])
-def test_a_listing_split_by_deeper_hints_finds_what_a_sequential_one_finds(
+def test_a_listing_split_by_subdirectory_finds_what_a_sequential_one_finds(
     monkeypatch: pytest.MonkeyPatch, page: int, limit: int
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
@@ -408,9 +341,8 @@ def test_a_listing_split_by_deeper_hints_finds_what_a_sequential_one_finds(
     transport = MemoryTransport()
     keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
     stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
-    hints = ["p/big/", "p/small/"] + [f"p/big/a{a}/" for a in range(5)]
     with ThreadPoolExecutor(3) as executor:
-        split = remote._list_flat(transport, "p/", executor, hints)
+        split = remote._list_flat(transport, "p/", executor)
     sequential = remote._list_flat(transport, "p/")
     assert split == sequential
     assert (split is None) == (limit < 21)
@@ -450,19 +382,6 @@ def test_a_flat_listing_in_flight_is_waited_for_by_a_lookup_it_answers(
     second.join(30)
     assert answers == {"a": {k: expected[k] for k in keys[:4]}, "b": {k: expected[k] for k in keys[4:]}}
     assert transport.flat == ["p/day/"] and transport.by_dir == []
-
-
-def test_hinted_directories_go_one_level_deeper_where_a_directory_holds_more_than_a_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 5)
-    make_tree(
-        tmp_path, {f"big/a{a}/f{f}": "x" for a in range(3) for f in range(2)} | {"small/s/f": "x", "top": "x"}
-    )
-    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "big/a0/", "big/a1/", "big/a2/", "small/"]
-    monkeypatch.setattr(remote, "LISTING_ROUND", 4)  # 2 + 3 subdirectories: no room for big's
-    assert engine._hinted_directories([str(tmp_path)]) == ["big/", "small/"]
-    assert engine._hinted_directories([str(tmp_path / "top")]) == []  # a file SOURCE
 
 
 def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
