@@ -26,9 +26,8 @@ from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.walker import FileEntry, KeyRange, WalkItem, check_sources, walk
 
 #: files per batch by default. A mapped task costs an Airflow worker about a second before it
-#: puts anything (measured: 5,000 files under the LocalExecutor took 7.9 s in 3 batches, 6.3 s
-#: in one), and one task puts ~2,000 small files a second: 10,000 files keep that cost near a
-#: tenth, and a large tree still fans out over the workers.
+#: puts anything, and one task puts a few thousand small files a second: 10,000 files keep that
+#: cost near a tenth, and a large tree still fans out over the workers (BENCHMARKS.md).
 DEFAULT_BATCH_FILES = 10_000
 #: bytes per batch by default: a batch of large files still ends within minutes on one worker
 DEFAULT_BATCH_BYTES = 4096 * MIB

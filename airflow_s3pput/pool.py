@@ -93,8 +93,7 @@ class ProcessDispatcher:
     """``processes`` worker processes, each with its own transport and ``threads`` workers."""
 
     def __init__(self, options: UploadOptions) -> None:
-        # Imported here: multiprocessing costs ~10 ms of start-up, which a one-process run
-        # (the CRT's default) never needs.
+        # Imported here: a one-process run (the CRT's default) never needs multiprocessing.
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 

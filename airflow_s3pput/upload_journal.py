@@ -45,7 +45,7 @@ def journal_for(options: UploadOptions) -> UploadJournal:
 
 
 def _random_id() -> str:
-    """32 random hex digits, as ``uuid.uuid4().hex`` (whose module costs ~3 ms of imports)."""
+    """32 random hex digits, as ``uuid.uuid4().hex``."""
     return os.urandom(16).hex()
 
 
