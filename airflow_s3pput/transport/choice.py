@@ -9,19 +9,24 @@ crt                        TLS, or keys a boto3    CRT (signed with the session'
 boto3                      any                     boto3                           boto3
 =========================  =====================  ==============================  ============
 
-``auto`` is ``crt`` when awscrt is installed. Over TLS only the PUTs use the CRT: a certificate
-the CRT does not trust fails its handshake only after s2n's 10-30 s "blinding" delay, per
-attempt, where boto3 reports it at once in the bucket check, before any PUT.
+``auto`` is ``crt`` when awscrt (0.38.1 or newer) is installed. Over TLS only the PUTs use the
+CRT: a certificate the CRT does not trust fails its handshake only after s2n's 10-30 s
+"blinding" delay, per attempt, where boto3 reports it at once in the bucket check, before any
+PUT.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import logging
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.port import (
@@ -43,16 +48,59 @@ if TYPE_CHECKING:
 MAX_CONNECTIONS = 256
 
 
+#: the oldest awscrt the CRT transport works with: ``S3RetryConfig.retry_mode`` (0.38.1) turns
+#: the CRT's own retries off. botocore's ``crt`` extra pins an older one (``boto3[crt]``).
+CRT_FLOOR = (0, 38, 1)
+
+
+@functools.cache
+def _old_awscrt() -> str | None:
+    """The installed awscrt's version when it is older than ``CRT_FLOOR``, else None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("awscrt")
+    except PackageNotFoundError:  # importable without metadata (a source checkout): trust it
+        return None
+    numbers = tuple(int(part) for part in re.findall(r"\d+", found)[:3])
+    return found if numbers < CRT_FLOOR else None
+
+
 def crt_available() -> bool:
     # Found, not imported: the import costs ~50 ms, which a run that puts nothing never pays.
-    return importlib.util.find_spec("awscrt") is not None
+    return importlib.util.find_spec("awscrt") is not None and _old_awscrt() is None
+
+
+@functools.cache  # once per process, however many times the transport is resolved
+def _warn_old_awscrt(found: str) -> None:
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:  # the run's own process; its workers stay quiet
+        logging.getLogger(__name__).warning(
+            "s3pput: warning: awscrt %s is older than %s, which the crt transport needs: using boto3",
+            found,
+            CRT_NEED,
+        )
+
+
+CRT_NEED = ".".join(map(str, CRT_FLOOR))
 
 
 def resolve_transport(transport: str) -> str:
-    """``auto`` picks the CRT when ``awscrt`` is installed, boto3 otherwise."""
-    if transport != "auto":
+    """``auto`` picks the CRT when a recent enough ``awscrt`` is installed, boto3 otherwise: with
+    one warning line when awscrt is there but too old, rather than failing every PUT. ``crt``
+    without one is a usage error."""
+    if transport not in ("auto", "crt"):
         return transport
-    return "crt" if crt_available() else "boto3"
+    if crt_available():
+        return "crt"
+    old = _old_awscrt() if importlib.util.find_spec("awscrt") is not None else None
+    if transport == "crt":
+        found = f"found {old}" if old else "not installed"
+        raise UsageError(f"{{setting}} crt needs awscrt>={CRT_NEED} ({found})", setting="transport")
+    if old:
+        _warn_old_awscrt(old)
+    return "boto3"
 
 
 def default_concurrency(transport: str) -> tuple[int, int]:
