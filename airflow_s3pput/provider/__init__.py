@@ -1,14 +1,41 @@
 """The Apache Airflow side of airflow-s3pput: the only package here that imports Airflow.
 
 DAG authors use ``s3pput_task_group`` (plan -> mapped put -> reduce) or the three operators.
+On an Airflow older than the provider supports, importing it raises one ``ImportError`` that
+names the version needed, instead of a missing name deep inside ``airflow.sdk``.
 """
 
-from airflow_s3pput.provider.operators import (
+from __future__ import annotations
+
+from airflow_s3pput.provider_info import AIRFLOW_FLOOR
+
+
+def _require_airflow() -> None:
+    try:
+        import airflow
+    except ImportError as exc:
+        raise ImportError(
+            f"airflow-s3pput's provider needs apache-airflow>={AIRFLOW_FLOOR}, which is not installed: "
+            "pip install 'airflow-s3pput[airflow]'"
+        ) from exc
+    from packaging.version import Version  # a dependency of Airflow itself
+
+    found = str(getattr(airflow, "__version__", "0"))
+    # base_version: a release candidate of the floor counts as the floor
+    if Version(Version(found).base_version) < Version(AIRFLOW_FLOOR):
+        raise ImportError(
+            f"airflow-s3pput's provider needs apache-airflow>={AIRFLOW_FLOOR}; this is Airflow {found}"
+        )
+
+
+_require_airflow()
+
+from airflow_s3pput.provider.operators import (  # noqa: E402  (after the version check)
     S3PPutBatchOperator,
     S3PPutPlanOperator,
     S3PPutReduceOperator,
 )
-from airflow_s3pput.provider.task_group import S3PPutTaskGroup, s3pput_task_group
+from airflow_s3pput.provider.task_group import S3PPutTaskGroup, s3pput_task_group  # noqa: E402
 
 __all__ = [
     "S3PPutBatchOperator",

@@ -1,34 +1,7 @@
-"""Provider metadata, found by Airflow through the ``apache_airflow_provider`` entry point.
+"""Kept for code that imported the metadata from here; the entry point names
+``airflow_s3pput.provider_info``, which is outside this package so that Airflow's discovery
+never imports the operators (see that module)."""
 
-It follows Airflow's runtime schema (``airflow/provider_info.schema.json``, which Airflow
-validates it against when it discovers providers): the integration, and the modules holding its
-operators. The documentation URL comes from the package's ``Documentation`` project URL, which
-Airflow reads from the distribution's metadata (``[project.urls]`` in ``pyproject.toml``).
-"""
+from airflow_s3pput.provider_info import INTEGRATION, get_provider_info
 
-from __future__ import annotations
-
-from typing import Any
-
-from airflow_s3pput import __version__
-
-INTEGRATION = "s3pput"
-
-
-def get_provider_info() -> dict[str, Any]:
-    return {
-        "package-name": "airflow-s3pput",
-        "name": "s3pput",
-        "description": "Upload many files to S3 in parallel: s3-parallel-put with dynamic task mapping.",
-        "versions": [__version__],
-        "integrations": [
-            {
-                "integration-name": INTEGRATION,
-                "external-doc-url": "https://pypi.org/project/airflow-s3pput/",
-                "tags": ["aws", "transfer"],
-            }
-        ],
-        "operators": [
-            {"integration-name": INTEGRATION, "python-modules": ["airflow_s3pput.provider.operators"]}
-        ],
-    }
+__all__ = ["INTEGRATION", "get_provider_info"]
