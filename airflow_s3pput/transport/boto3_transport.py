@@ -3,24 +3,27 @@
 Used when awscrt is missing or ``--transport boto3`` is asked for, and for the control calls
 (bucket check, listing, multipart) when the CRT carries only the PUTs (see ``choice``). One
 client per process, shared by its threads (botocore clients are thread-safe, sessions are not).
+
+Every request is sent under the transport's ``RetryPolicy``; botocore itself makes one attempt
+(``retry_policy`` says why).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_s3pput.errors import S3Error
+from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.transport import listing_parser
-from airflow_s3pput.transport.listing_parser import page_of
 from airflow_s3pput.transport.port import (
     QUICK_ATTEMPTS,
-    RETRY_TOKENS,
+    ListedObject,
     ListPage,
     ObjectParams,
     OpenUpload,
@@ -28,11 +31,14 @@ from airflow_s3pput.transport.port import (
     PutCallback,
     Stored,
 )
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 if TYPE_CHECKING:
     from boto3.session import Session
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+T = TypeVar("T")
 
 
 def make_session(settings: ConnectionSettings) -> Session:
@@ -54,23 +60,17 @@ def make_session(settings: ConnectionSettings) -> Session:
 
 
 def make_client(settings: ConnectionSettings, pool_size: int, session: Session) -> S3Client:
-    """A botocore client tuned for s3pput, from ``session`` (a client from a used session costs
-    ~3 ms of CPU, a new session ~60 ms: share it)."""
+    """A botocore client tuned for s3pput, from ``session`` (share it: a new session costs far
+    more than a client from a used one)."""
     from botocore.config import Config
 
-    # We never read LastModified: leave timestamps as strings, as aws-cli does (dateutil parsing
-    # is a tenth of a listing's CPU).
-    session._session.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=lambda value: value
-    )
     style = settings.addressing_style
     if style == "auto" and settings.endpoint_url:
         style = "path"  # S3-compatible servers rarely resolve bucket subdomains
     config = Config(
         max_pool_connections=max(pool_size, 10),
-        # total_max_attempts counts the first attempt, as our max_attempts does (botocore's
-        # max_attempts counts retries only: 10 would make 11 attempts).
-        retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+        # One attempt: the transport retries under its RetryPolicy, without botocore's quota.
+        retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         # We send our own Content-MD5, which every S3-compatible server verifies; the default
@@ -79,8 +79,8 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
         response_checksum_validation="when_required",
         parameter_validation=False,
         # Every body we send carries a (signed) Content-MD5, so a SHA-256 of it in the signature
-        # adds no protection; botocore computes one over plain HTTP unless told not to, which is
-        # ~0.3 s of CPU per 512 MiB (the CRT never does).
+        # adds no protection; botocore computes one over plain HTTP unless told not to (the CRT
+        # never does).
         s3={"addressing_style": style, "payload_signing_enabled": False},  # type: ignore[arg-type]
         tcp_keepalive=True,
     )
@@ -92,37 +92,16 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
             verify=settings.verify,
             config=config,
         )
-    listing_parser.install(client)
-    widen_retry_quota(client)
     return client
-
-
-def widen_retry_quota(client: S3Client) -> bool:
-    """Give ``client``'s standard-mode retry handler a quota of ``RETRY_TOKENS``; ``False`` if
-    this botocore keeps it elsewhere (retries then work with botocore's own quota).
-
-    botocore has no setting for it: its handler (``botocore.retries.standard.RetryHandler``, hooked
-    to ``needs-retry.s3`` under the unique id ``retry-config-s3``) keeps a ``RetryQuotaChecker``
-    whose ``RetryQuota`` is replaced here. Checked against botocore 1.44 by
-    ``tests/faults/test_boto3_retries.py`` (every attempt reaches the server under 503-always).
-    """
-    from botocore.retries import quota
-
-    events: Any = client.meta.events
-    emitter = getattr(events, "_emitter", events)
-    entry = getattr(emitter, "_unique_id_handlers", {}).get("retry-config-s3")
-    checker = getattr(getattr(entry["handler"] if entry else None, "__self__", None), "_retry_quota", None)
-    if checker is None or not hasattr(checker, "_quota"):
-        return False
-    checker._quota = quota.RetryQuota(RETRY_TOKENS)
-    return True
 
 
 class Boto3Transport:
     """``Transport`` over one botocore client for ``bucket``.
 
     ``put_object_async`` runs the blocking PUT on ``threads`` threads of its own: boto3 has no
-    asynchronous calls, and one dispatcher then serves both transports.
+    asynchronous calls, and one dispatcher then serves both transports. Requests get
+    ``settings.max_attempts`` attempts; with a test's own client (no ``settings``) one, and the
+    client's own retries.
     """
 
     streams_parts = False  # botocore takes each part as bytes
@@ -143,6 +122,7 @@ class Boto3Transport:
         self.threads = threads
         self.settings = settings
         self.session = session
+        self.retry = RetryPolicy(settings.max_attempts if settings is not None else 1)
         self._senders: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -161,11 +141,11 @@ class Boto3Transport:
             self.settings, max_attempts=min(self.settings.max_attempts, QUICK_ATTEMPTS)
         )
         session = self.session if self.session is not None else make_session(settings)
-        return Boto3Transport(make_client(settings, 10, session), self.bucket, threads=1)
+        client = make_client(settings, 10, session)
+        return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=session)
 
     def head_bucket(self) -> None:
-        with _translated("HeadBucket"):
-            self.client.head_bucket(Bucket=self.bucket)
+        self._send("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
 
     def list_page(
         self,
@@ -183,13 +163,12 @@ class Boto3Transport:
             kwargs["ContinuationToken"] = token
         elif start_after:
             kwargs["StartAfter"] = start_after
-        with _translated("ListObjectsV2"):
-            page = self.client.list_objects_v2(**kwargs)
+        page = self._send("ListObjectsV2", self.client.list_objects_v2, **kwargs)
         return page_of(page)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        with _translated("PutObject"):
-            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **params)
+        response = self._send("PutObject", self.client.put_object, Bucket=self.bucket, Key=key, Body=body,
+                              **params)  # fmt: skip
         return _stored(response)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
@@ -198,49 +177,60 @@ class Boto3Transport:
         self._senders.submit(_call_back, lambda: self.put_object(key, body, params), callback)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
-        with _translated("CreateMultipartUpload"):
-            response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **params)
+        response = self._send(
+            "CreateMultipartUpload",
+            self.client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            **params,
+        )
         return str(response["UploadId"])
 
     def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
-        import base64
-
-        from airflow_s3pput.errors import FileChanged
-
         data = os.pread(body.fd, body.length, body.offset)
         if len(data) != body.length:
             raise FileChanged(f"file shrank while it was uploaded (part {number})")
-        with _translated("UploadPart"):
-            response = self.client.upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ContentMD5=base64.b64encode(md5).decode(),
-            )
+        response = self._send(
+            "UploadPart",
+            self.client.upload_part,
+            stop=body.stop,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
         return _etag(response)
 
     def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
         parts: list[CompletedPartTypeDef] = [
             {"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, start=1)
         ]
-        with _translated("CompleteMultipartUpload"):
-            response = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+        response = self._send(
+            "CompleteMultipartUpload",
+            self.client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
         return _stored(response)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        with _translated("AbortMultipartUpload"):
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        self._send(
+            "AbortMultipartUpload",
+            self.client.abort_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+        )
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         uploads: list[OpenUpload] = []
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         while True:
-            with _translated("ListMultipartUploads"):
-                page = self.client.list_multipart_uploads(**kwargs)
+            page = self._send("ListMultipartUploads", self.client.list_multipart_uploads, **kwargs)
             uploads += [
                 OpenUpload(u["Key"], u["UploadId"], _iso(u.get("Initiated", "")))
                 for u in page.get("Uploads", [])
@@ -253,10 +243,12 @@ class Boto3Transport:
         objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
         if not objects:
             return {}
-        with _translated("DeleteObjects"):
-            response = self.client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
-            )
+        response = self._send(
+            "DeleteObjects",
+            self.client.delete_objects,
+            Bucket=self.bucket,
+            Delete={"Objects": objects, "Quiet": True},
+        )
         return {
             e["Key"]: f"{e.get('Code', '')}: {e.get('Message', '')}".strip(": ")
             for e in response.get("Errors", [])
@@ -265,6 +257,28 @@ class Boto3Transport:
     def close(self) -> None:
         if self._senders is not None:
             self._senders.shutdown(wait=True)
+
+    def _send(
+        self, operation: str, call: Callable[..., T], /, *, stop: threading.Event | None = None, **params: Any
+    ) -> T:
+        """``call(**params)`` under the retry policy, its errors as ``S3Error``."""
+
+        def attempt() -> T:
+            with _translated(operation):
+                return call(**params)
+
+        return self.retry.call(attempt, stop)
+
+
+def page_of(page: Mapping[str, Any]) -> ListPage:
+    """A ListObjectsV2 result as botocore parsed it (keys URL-decoded) as a ``ListPage``."""
+    objects = [
+        ListedObject(obj["Key"], int(obj.get("Size", 0)), str(obj.get("ETag", "")).strip('"'))
+        for obj in page.get("Contents", ())
+    ]
+    prefixes = [common["Prefix"] for common in page.get("CommonPrefixes", ())]
+    token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+    return ListPage(objects, prefixes, token or None)
 
 
 def _etag(response: Mapping[str, Any]) -> str:
@@ -295,12 +309,12 @@ def _translated(operation: str) -> Iterator[None]:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
+        HTTPClientError,
         NoCredentialsError,
         ReadTimeoutError,
         SSLError,
     )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     try:
         yield
@@ -316,10 +330,10 @@ def _translated(operation: str) -> Iterator[None]:
         raise S3Error(S3Error.NO_CREDENTIALS, operation=operation) from None
     except SSLError:
         raise S3Error(S3Error.TLS_UNTRUSTED, operation=operation) from None
-    except (EndpointConnectionError, ConnectTimeoutError) as exc:
-        raise S3Error(S3Error.UNREACHABLE, type(exc).__name__, operation=operation) from None
     except ReadTimeoutError:
         raise S3Error(S3Error.TIMEOUT, "no answer within the read timeout", operation=operation) from None
+    except (BotoConnectionError, HTTPClientError) as exc:  # refused, reset, closed before an answer
+        raise S3Error(S3Error.UNREACHABLE, type(exc).__name__, operation=operation) from None
     except BotoCoreError as exc:
         text = str(exc).splitlines()[0] if str(exc) else ""
         raise S3Error(type(exc).__name__, text, operation=operation) from None

@@ -1,17 +1,18 @@
 """Signed S3 requests through AWS's C runtime (``awscrt.s3.S3Client``): the fast data plane.
 
-boto3 spends about 1.5 ms of Python CPU per PutObject (signing, serialising, parsing), which
-caps one process near 500 objects/s; the CRT signs and speaks HTTP in C at about 0.3 ms,
-which lets one process keep up with s5cmd. Single-part PUTs go through the CRT's own PutObject
-request; any other request is sent as it is, so multipart uploads keep our Content-MD5 per part
-(the CRT's own multipart path would silently drop it). ``crt_transport`` builds the S3 calls on
-top of ``CrtSender.request_async``; a failed request is an ``S3Error``, translated here once.
+boto3 signs, serialises and parses each request in Python, which caps what one process can
+send; the CRT does it in C, so one process keeps up with s5cmd (BENCHMARKS.md). Single-part
+PUTs go through the CRT's own PutObject request; any other request is sent as it is, so
+multipart uploads keep our Content-MD5 per part (the CRT's own multipart path would silently
+drop it). ``crt_transport`` builds the S3 calls on top of ``CrtSender.request_async``; a failed
+request is an ``S3Error``, translated here once.
 
 Build one sender per process, after any fork: a CRT client inherited across ``fork()`` hangs.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,9 +24,8 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.credentials import plain_credentials
-from airflow_s3pput.transport.crt_threads import BodyBytes, keep_thread_state
 from airflow_s3pput.transport.file_range import FileRange
-from airflow_s3pput.transport.port import RETRY_TOKENS
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 #: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
 PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
@@ -34,6 +34,11 @@ PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
 ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
 #: error names of the CRT that mean the endpoint was never reached
 _UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
+#: the tokens of the CRT's retry token bucket (its default: 500, 5 a retry). That bucket is a
+#: circuit breaker: under heavy throttling a few hundred PUTs in flight drain it, and then no
+#: request is retried however many attempts it has left. Our attempts and the watchdog bound a
+#: dead server instead.
+RETRY_TOKENS = 100_000
 
 
 class CrtResponse(NamedTuple):
@@ -50,7 +55,6 @@ class ResponseCollector:
         self.chunks: list[bytes] = []
 
     def on_headers(self, status_code: int, headers: list[tuple[str, str]], **kwargs: Any) -> None:
-        keep_thread_state()
         self.headers.update((k.lower(), v) for k, v in headers)
 
     def on_body(self, chunk: bytes, **kwargs: Any) -> None:
@@ -69,7 +73,7 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         elif param == "ContentMD5":
             headers.append(("Content-MD5", value))
         elif isinstance(value, datetime):
-            import email.utils  # here: ~10 ms of imports that only an Expires header needs
+            import email.utils  # here: only an Expires header needs it
 
             headers.append((PARAM_HEADERS[param], email.utils.format_datetime(value, usegmt=True)))
         elif isinstance(value, bool):
@@ -79,20 +83,17 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return headers
 
 
-def retry_config(max_attempts: int) -> Any:
-    """Back off like botocore's standard mode (exponential with jitter, up to 20 s), so a burst
-    of 503 SlowDown is ridden out the same way on both data planes."""
+def crt_retry_config(policy: RetryPolicy) -> Any:
+    """``policy`` as the CRT's S3 client takes it (its backoff is exponential with full jitter,
+    as ``RetryPolicy.delay``)."""
     from awscrt.s3 import S3RetryConfig, S3RetryMode
 
-    if max_attempts == 1:  # max_retries=0 would mean the CRT's default of 5
+    if policy.attempts == 1:  # max_retries=0 would mean the CRT's default of 5
         return S3RetryConfig(retry_mode=S3RetryMode.NONE)
     return S3RetryConfig(
-        max_retries=max_attempts - 1,
-        backoff_scale_factor_ms=500,
-        max_backoff_secs=20,
-        # The CRT's retry token bucket (500 tokens, 5 a retry) is its circuit breaker: under 40%
-        # SlowDown a few hundred PUTs in flight drain it, and then retries are refused and files
-        # fail however many attempts are left. Our attempts and the watchdog bound a dead server.
+        max_retries=policy.attempts - 1,
+        backoff_scale_factor_ms=round(policy.backoff_base * 1000),
+        max_backoff_secs=max(1, round(policy.backoff_cap)),
         initial_bucket_capacity=RETRY_TOKENS,
     )
 
@@ -153,10 +154,10 @@ class CrtSender:
             # it, because its multipart path drops our Content-MD5.
             part_size=64 * 1024**2,
             multipart_upload_threshold=5 * 1024**3,
-            # The CRT sizes its connection pool from this: 2.5 connections a Gbit/s (10 -> 25
-            # connections, measured). 25 cap a bucket 25 ms away at ~500 PUTs/s; s5cmd opens 256.
+            # The CRT sizes its connection pool from this, 2.5 connections a Gbit/s: too few
+            # connections cap the PUTs a second to a far bucket (s5cmd opens 256).
             throughput_target_gbps=max(10.0, connections / 2.5),
-            retry_config=retry_config(settings.max_attempts),
+            retry_config=crt_retry_config(RetryPolicy(settings.max_attempts)),
             connect_timeout_ms=int(settings.connect_timeout * 1000),
         )
         # The CRT has no read timeout: a server that never answers would hold a PUT forever.
@@ -244,7 +245,7 @@ class CrtSender:
         path = self.object_path(key)
         if query:
             path += "?" + query
-        stream = BodyBytes(body) if isinstance(body, bytes) else body
+        stream = io.BytesIO(body) if isinstance(body, bytes) else body
         request = HttpRequest(method, path, http_headers, stream)
         answer = ResponseCollector()
         watch = self.watchdog.watch()
@@ -252,7 +253,6 @@ class CrtSender:
         def on_done(error: BaseException | None = None, status_code: int | None = None,
                     error_headers: list[tuple[str, str]] | None = None, error_body: bytes | None = None,
                     **kwargs: Any) -> None:  # fmt: skip
-            keep_thread_state()
             timed_out = self.watchdog.forget(watch)
             if error is None:
                 callback(answer.response(status_code or 200), None)

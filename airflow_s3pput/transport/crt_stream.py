@@ -1,23 +1,20 @@
 """UploadPart over plain CRT HTTP connections, the body read from the file as the socket takes it.
 
 The CRT's S3 client holds every body whole until its answer (to retry it), so each part on the
-wire costs its size in memory: a 100 MiB budget allowed 5-6 parts of 8 MiB (512 MiB: 95 MiB peak,
-1.16x s5cmd on loopback). Streamed, 8 parts cost ~50 MiB in all and the same upload took 1.07x.
-Here a part is signed with ``UNSIGNED-PAYLOAD`` (its Content-MD5 still guards the bytes) and
-streamed from the page cache, so parts in flight cost a socket buffer each, not a part.
+wire would cost its size in memory, and the memory target of large uploads would bound the parts
+in flight (BENCHMARKS.md). Here a part is signed with ``UNSIGNED-PAYLOAD`` (its Content-MD5
+still guards the bytes) and streamed from the page cache, so a part in flight costs a socket
+buffer, not a part.
 
-Each request is retried here the way the CRT's client retries the others: transient answers
-(5xx, 429, SlowDown, RequestTimeout) and broken connections, with exponential backoff and full
-jitter up to 20 s; anything else is the caller's (a BadDigest goes back to the putter, which
-reads the part again).
+These connections have no retries of their own: each part is sent under the transport's
+``RetryPolicy``, as the CRT's client sends the other requests; anything but a transient failure
+is the caller's (a BadDigest goes back to the putter, which reads the part again).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -28,19 +25,14 @@ from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, ResponseCollector, error_code_and_message
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.port import PartBody
-
-#: backoff of attempt n: uniform in [0, min(MAX_BACKOFF, BACKOFF_BASE * 2**n)] (as the CRT's)
-BACKOFF_BASE = 0.5
-MAX_BACKOFF = 20.0
-#: S3 answers that mean "try again"
-_RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError"})
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 
 class StreamedParts:
     """Sends UploadPart requests for one bucket over a pool of CRT HTTP connections."""
 
     def __init__(self, endpoint: str, bootstrap: Any, tls_context: Any, signing: Callable[[], Any],
-                 settings: ConnectionSettings) -> None:  # fmt: skip
+                 settings: ConnectionSettings, retry: RetryPolicy) -> None:  # fmt: skip
         """``endpoint``: host[:port]; ``tls_context``: the CRT's, or None for plain HTTP;
         ``signing``: gives a fresh ``AwsSigningConfig`` per request (it holds the date)."""
         from awscrt.io import SocketOptions
@@ -55,7 +47,7 @@ class StreamedParts:
             self.tls_options = tls_context.new_connection_options()
             self.tls_options.set_server_name(self.host)
         self.signing = signing
-        self.attempts = settings.max_attempts
+        self.retry = retry
         self.connect_timeout = settings.connect_timeout
         self.attempt_timeout = settings.connect_timeout + settings.read_timeout
         self.socket_options = SocketOptions()
@@ -65,13 +57,9 @@ class StreamedParts:
 
     def upload_part(self, path: str, headers: list[tuple[str, str]], body: PartBody) -> CrtResponse:
         """PUT ``body`` to ``path`` (with its query) and return the answer; raises ``S3Error``."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self._send(path, headers, FileRange(body.fd, body.offset, body.length))
-            except S3Error as error:
-                if attempt == self.attempts or not _transient(error) or _stopped_in_backoff(body, attempt):
-                    raise
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+        return self.retry.call(
+            lambda: self._send(path, headers, FileRange(body.fd, body.offset, body.length)), body.stop
+        )
 
     def close(self) -> None:
         with self.lock:
@@ -104,8 +92,8 @@ class StreamedParts:
             connection.close()
             if os.fstat(body.fd).st_size < body.offset + body.length:
                 raise FileChanged(f"file shrank while it was uploaded (part at byte {body.offset})") from None
-            name = getattr(exc, "name", "") or type(exc).__name__
-            raise S3Error(name, str(exc)) from None
+            # No answer came: the connection broke (reset, closed) before the server's answer.
+            raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
         response = answer.response(status)
         if response.headers.get("connection", "").lower() == "close" or not connection.is_open():
             connection.close()
@@ -138,19 +126,3 @@ class StreamedParts:
             raise S3Error(S3Error.UNREACHABLE, f"no connection in {self.connect_timeout:g} s") from None
         except AwsCrtError as exc:  # refused, DNS, TLS handshake
             raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
-
-
-def _stopped_in_backoff(body: PartBody, attempt: int) -> bool:
-    """Wait before attempt ``attempt + 1``; whether the upload was given up meanwhile (a backoff
-    of up to 20 s would otherwise hold Ctrl-C that long)."""
-    delay = random.uniform(0, min(MAX_BACKOFF, BACKOFF_BASE * 2**attempt))
-    if body.stop is None:
-        time.sleep(delay)
-        return False
-    return body.stop.wait(delay)
-
-
-def _transient(error: S3Error) -> bool:
-    if error.status is None:  # no answer: the connection broke or timed out
-        return True
-    return error.status >= 500 or error.status == 429 or error.code in _RETRY_CODES

@@ -1,10 +1,9 @@
 """The transport over AWS's C runtime: every S3 call s3pput makes, over one ``CrtSender``.
 
 With plain keys (given, or in the environment) and plain HTTP a run then needs nothing from
-botocore: loading it and the S3 model costs ~0.2 s of CPU before the first request, a tenth of
-a 5,000-file upload and a third of an unchanged re-run. The requests are written here from S3's
-REST API (ListObjectsV2 queries, the CompleteMultipartUpload document), and go through the
-CRT's signing, retries and connection pool; each part keeps its Content-MD5.
+botocore, whose loading (the S3 model) is a large share of a short run's CPU. The requests are
+written here from S3's REST API (ListObjectsV2 queries, the CompleteMultipartUpload document),
+and go through the CRT's signing, retries and connection pool; each part keeps its Content-MD5.
 """
 
 from __future__ import annotations
@@ -14,8 +13,9 @@ import dataclasses
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
+from xml.etree import ElementTree as ETree
 
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
@@ -32,9 +32,7 @@ from airflow_s3pput.transport.port import (
     PutCallback,
     Stored,
 )
-
-if TYPE_CHECKING:
-    from xml.etree import ElementTree as ETree
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 
 class CrtTransport:
@@ -54,7 +52,7 @@ class CrtTransport:
         self._parts_lock = threading.Lock()
 
     def quick(self) -> CrtTransport:
-        # A CRT client takes ~0.2 ms to create; its retry settings are fixed at creation.
+        # A CRT client's retry settings are fixed at creation: a client of its own.
         settings = dataclasses.replace(
             self.settings, max_attempts=min(self.settings.max_attempts, QUICK_ATTEMPTS)
         )
@@ -94,7 +92,10 @@ class CrtTransport:
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            callback(None if response is None else _stored(response.headers.get("etag", ""), response.headers), error)
+            callback(
+                None if response is None else _stored(response.headers.get("etag", ""), response.headers),
+                error,
+            )
 
         self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
 
@@ -123,6 +124,7 @@ class CrtTransport:
                 self._parts = StreamedParts(
                     sender.host, sender.bootstrap, sender.tls_context,
                     sender.unsigned_payload_signing, self.settings,
+                    RetryPolicy(self.settings.max_attempts),
                 )  # fmt: skip
             return self._parts
 
@@ -195,7 +197,7 @@ def _stored(etag: str, headers: dict[str, str]) -> Stored:
 
 
 def _xml_text(value: str) -> str:
-    """``value`` as XML character data (``xml.sax.saxutils.escape`` costs 10 ms of imports)."""
+    """``value`` as XML character data."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -212,9 +214,6 @@ def _md5_base64(body: bytes) -> str:
 
 
 def _document(response: CrtResponse, operation: str) -> ETree.Element:
-    # Imported here: an unchanged re-run (HEAD and listings only) never parses another document.
-    from xml.etree import ElementTree as ETree
-
     root = ETree.fromstring(response.body)
     if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
         code, message = error_code_and_message(response.body)

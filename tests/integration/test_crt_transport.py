@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +174,34 @@ def test_a_run_with_plain_keys_needs_no_boto3_session(
     sessions = counted_sessions(monkeypatch)
     assert crt_upload(s3_env, bucket, tmp_path) == 3  # the multipart file too
     assert sessions == []
+
+
+EXITING_RUN = """
+import json, sys
+from airflow_s3pput.engine import upload
+from airflow_s3pput.settings import build_connection, build_options
+
+raw = {"bucket": sys.argv[1], "source": [sys.argv[2]], "put_mode": "stupid", "processes": 1,
+       "transport": "crt", "multipart_threshold": "5MiB", "part_size": "5MiB"}
+stats = upload(build_options(raw, connection=build_connection({"endpoint_url": sys.argv[3]})))
+print(json.dumps({"put": stats.files_put, "failed": stats.failed}))
+"""
+
+
+def test_a_process_that_used_the_crt_exits_cleanly(
+    s3_server: LocalS3Server, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    """Small files and a streamed multipart file, then interpreter exit while the CRT's threads
+    may still be winding down: no fatal error, no warning."""
+    files = {f"small/{i}.txt": f"body {i}" for i in range(40)}
+    src = make_tree(tmp_path / "src", files)
+    (src / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))  # 3 streamed parts of 5 MiB
+    env = dict(os.environ, **s3_server.env())
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING_RUN, bucket, str(src), s3_server.endpoint_url],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout) == {"put": 41, "failed": 0}
+    assert set(list_keys(s3_client, bucket)) == {*files, "big.bin"}

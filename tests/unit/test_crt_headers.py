@@ -43,11 +43,14 @@ def test_every_supported_header_maps_back_to_its_http_name() -> None:
 def test_one_attempt_turns_the_crts_retries_off() -> None:
     from awscrt.s3 import S3RetryMode
 
-    from airflow_s3pput.transport.crt_http import retry_config
+    from airflow_s3pput.transport.crt_http import crt_retry_config
+    from airflow_s3pput.transport.retry_policy import RetryPolicy
 
     # max_retries=0 is the CRT's "default" (5 retries): --retries 0 must not mean that.
-    assert retry_config(1).retry_mode == S3RetryMode.NONE
-    assert (retry_config(5).max_retries, retry_config(5).retry_mode) == (4, S3RetryMode.STANDARD)
+    assert crt_retry_config(RetryPolicy(1)).retry_mode == S3RetryMode.NONE
+    config = crt_retry_config(RetryPolicy(5, backoff_base=0.5, backoff_cap=20.0))
+    assert (config.max_retries, config.retry_mode) == (4, S3RetryMode.STANDARD)
+    assert (config.backoff_scale_factor_ms, config.max_backoff_secs) == (500, 20)  # the same policy
 
 
 def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:

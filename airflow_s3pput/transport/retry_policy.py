@@ -1,0 +1,73 @@
+"""The one retry policy of every transport: how many attempts a request gets, how long to wait
+between them, and which failures another attempt may cure.
+
+Each adapter applies it through what its library offers in public:
+
+- the CRT's S3 client takes it as its ``S3RetryConfig`` (``crt_http.crt_retry_config``);
+- the CRT's streamed parts (plain HTTP connections, no retries of their own) and every boto3
+  request go through ``RetryPolicy.call``. botocore is told to make one attempt: its
+  ``standard`` and ``adaptive`` modes keep a retry quota (500 tokens, 5 a throttled retry) that
+  a few hundred throttled PUTs drain, after which nothing is retried, and no public setting
+  widens it; its ``legacy`` mode has no quota but an uncapped backoff
+  (docs/upstream/botocore-retry-quota.md).
+
+Backoff is exponential with full jitter, as the AWS SDKs and the CRT do it: before retry ``n``
+(0 for the first) a uniform wait in ``[0, min(cap, base * 2**n)]``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from airflow_s3pput.errors import S3Error
+
+T = TypeVar("T")
+
+#: S3 error codes that mean "try again later", whatever the status says
+_LATER_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
+#: what an adapter reports when no answer came: the connection failed, broke or timed out
+_NO_ANSWER = frozenset({S3Error.UNREACHABLE, S3Error.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` counts the first one; ``backoff_base`` and ``backoff_cap`` are seconds."""
+
+    attempts: int
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+
+    def delay(self, retry: int) -> float:
+        """The wait before retry ``retry`` (0 for the first)."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**retry))
+
+    def call(self, send: Callable[[], T], stop: threading.Event | None = None) -> T:
+        """``send()`` until it returns, raises what another attempt cannot cure, or has had
+        every attempt; the last error is raised. ``stop`` set (the upload was given up) ends a
+        wait at once, with the error it had: a wait of up to ``backoff_cap`` would hold Ctrl-C."""
+        for retry in range(self.attempts):
+            try:
+                return send()
+            except S3Error as error:
+                if retry + 1 >= self.attempts or not is_transient(error):
+                    raise
+                delay = self.delay(retry)
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise
+        raise AssertionError("unreachable: attempts < 1")
+
+
+def is_transient(error: S3Error) -> bool:
+    """Whether another attempt may succeed: no answer at all, a 5xx or 429 answer, or a code
+    that means "later". A refusal (403, 404, BadDigest ...) is the caller's: the putter sends
+    a damaged body again itself, after reading it again."""
+    if error.status is None:
+        return error.code in _NO_ANSWER
+    return error.status >= 500 or error.status == 429 or error.code in _LATER_CODES
