@@ -20,11 +20,6 @@ from airflow_s3pput.errors import S3Error
 ObjectParams = Mapping[str, Any]
 #: attempts a request of the bucket check gets at most
 QUICK_ATTEMPTS = 3
-#: retry tokens of each client's token bucket (the AWS SDKs' and the CRT's circuit breaker: 500
-#: tokens, 5 a throttled retry): enough for every request in flight to use all its attempts.
-#: Under 40% SlowDown a few hundred PUTs drain 500, and then no request is retried at all (503
-#: on every PUT: 1.67 attempts a file instead of 10). Our attempts and timeouts bound a dead server.
-RETRY_TOKENS = 100_000
 #: ``callback(stored, error)``: exactly one of them is set
 PutCallback = Callable[["Stored | None", S3Error | None], None]
 #: an ETag S3 computes from the bytes: the hex MD5 of a single part, or ``md5-N`` of N parts
