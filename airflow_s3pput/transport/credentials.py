@@ -20,7 +20,7 @@ def plain_credentials(
     settings: ConnectionSettings, environ: Mapping[str, str] = os.environ
 ) -> PlainCredentials | None:
     """The keys and region a boto3 session would pick, when they are plain values that need no
-    botocore (~0.2 s to load) to resolve: keys given, or in ``AWS_ACCESS_KEY_ID`` and
+    botocore (slow to load) to resolve: keys given, or in ``AWS_ACCESS_KEY_ID`` and
     ``AWS_SECRET_ACCESS_KEY`` (botocore's first choice), and a region given, or in
     ``AWS_DEFAULT_REGION``, or no AWS config file that could name one.
 
