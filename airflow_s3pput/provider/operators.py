@@ -8,9 +8,10 @@ and calls one engine stage: ``planner.plan``, ``engine.upload`` or ``stats.summa
 Failures say whether a retry can help. Bad settings, an undefined connection, a missing bucket
 or rejected credentials, and files that no retry changes (a FIFO, a symlink leaving SOURCE, an
 unreadable file) raise ``AirflowFailException``: the task fails at once instead of waiting out
-``retry_delay``. Files that failed transiently (a server error, a file that changed) raise
-``AirflowException``, so that Airflow's retries complete the batch, idempotently in ``update``
-and ``add`` mode. Nothing here opens a connection before ``execute``, so parsing a DAG is
+``retry_delay``. An endpoint that stayed out of reach through the engine's own backoff
+(``errors.Unavailable``) and files that failed transiently (a server error, a file that changed)
+raise ``AirflowException``, so that Airflow's retries complete the batch, idempotently in
+``update`` and ``add`` mode. Nothing here opens a connection before ``execute``, so parsing a DAG is
 offline; literal settings are validated when the DAG is parsed (``settings.check_known``).
 """
 
@@ -28,7 +29,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_s3pput.bucket_check import check_bucket
 from airflow_s3pput.engine import upload
-from airflow_s3pput.errors import UsageError
+from airflow_s3pput.errors import Unavailable, UsageError
 from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.settings import (
@@ -57,12 +58,52 @@ REPORT_XCOM_KEY = "s3pput_report"
 SUMMARY_XCOM_KEY = "s3pput_summary"
 
 
-def fail_fast(step: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input."""
+#: Airflow renders ``rendered_map_index`` into a VARCHAR(250): PostgreSQL and MySQL refuse more
+MAX_MAP_INDEX_NAME = 250
+#: names each mapped put in the UI by its batch (``S3PPutBatchOperator.batch_name``)
+MAP_INDEX_TEMPLATE = "{{ task.batch_name }}"
+
+
+def fail_fast(step: Callable[..., T], *args: Any, context: str = "", **kwargs: Any) -> T:
+    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input. An
+    endpoint out of reach (``Unavailable``) may be back for the next try: the task's ``retries``
+    apply. ``context`` is added to the message (whose connection it was)."""
     try:
         return step(*args, **kwargs)
+    except Unavailable as exc:
+        raise AirflowException(f"s3pput: {exc}{context}; a retry of the task may succeed") from None
     except UsageError as exc:
-        raise AirflowFailException(f"s3pput: {exc}") from None
+        raise AirflowFailException(f"s3pput: {exc}{context}") from None
+
+
+def shorten(text: str, room: int) -> str:
+    """``text`` cut in the middle to at most ``room`` characters, both ends kept."""
+    if len(text) <= room:
+        return text
+    if room < 2:
+        return text[:room]
+    head = (room - 1) // 2
+    return text[:head] + "…" + text[len(text) - (room - 1 - head) :]
+
+
+def batch_name(batch: Mapping[str, Any], limit: int = MAX_MAP_INDEX_NAME) -> str:
+    """The mapped put's name in the UI: ``first_key .. last_key (N files)``, each key cut in the
+    middle when the whole would exceed ``limit`` characters (Airflow's column)."""
+    files = int(batch.get("files") or 0)
+    if not files:
+        return "nothing to put: delete extraneous keys"  # the delete-only batch of an empty SOURCE
+    first, last = str(batch.get("first_key") or ""), str(batch.get("last_key") or "")
+    count = f" ({files} file{'' if files == 1 else 's'})"
+    if first == last:
+        return shorten(first, limit - len(count)) + count
+    room = limit - len(count) - len(" .. ")
+    first_room = max(room - min(len(last), room // 2), room // 2)
+    first = shorten(first, first_room)
+    return f"{first} .. {shorten(last, room - len(first))}{count}"
+
+
+def _target(bucket: str, prefix: str) -> str:
+    return f"s3://{bucket}/{join_key(prefix, '')}"
 
 
 def _is_literal(value: object) -> bool:
@@ -186,14 +227,20 @@ class S3PPutPlanOperator(_UploadSettings):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
         options = self.upload_options(with_connection=True)
-        try:
-            check_bucket(options)
-        except UsageError as exc:  # the bucket, the endpoint or the keys: say whose they are
-            raise AirflowFailException(f"s3pput: {exc} (aws_conn_id {self.aws_conn_id!r})") from None
+        # The bucket, the endpoint or the keys: say whose they are.
+        fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
         batches = fail_fast(plan, options, bounds, max_batches=max_map_length())
         files, size = sum(b.files for b in batches), sum(b.bytes for b in batches)
         log.info("planned %d files, %d bytes in %d batches", files, size, len(batches))
-        return [b.to_dict() for b in batches]
+        if not batches and options.delete:
+            # An emptied SOURCE still has keys to delete: one batch over the whole key range
+            # walks nothing and deletes what is under the prefix, as ``s3pput --delete`` does.
+            batches = [Batch(0, None, None, "", "", 0, 0)]
+            log.info("nothing to put: one batch deletes the extraneous keys under the prefix")
+        # Each descriptor says where it was planned for, so that a put (or the reduce) given
+        # another bucket or prefix is caught before it uploads into a range it was not planned for.
+        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, "")}
+        return [{**b.to_dict(), **target} for b in batches]
 
 
 class S3PPutBatchOperator(_UploadSettings):
@@ -214,11 +261,17 @@ class S3PPutBatchOperator(_UploadSettings):
         #: what this try read and wrote, for OpenLineage: (SOURCE paths, bucket, prefix); no secret
         self._lineage: tuple[list[str], str, str] | None = None
 
+    @property
+    def batch_name(self) -> str:
+        """This instance's name in the UI (``MAP_INDEX_TEMPLATE``), within Airflow's 250 characters."""
+        return batch_name(self.batch) if isinstance(self.batch, Mapping) else ""
+
     def execute(self, context: Context) -> dict[str, Any]:
         batch = Batch.from_dict(self.batch)
         report = BatchReport(batch.index, batch.label, batch.files)
         try:
             options = self.upload_options(with_connection=True)
+            self._check_target(options)
             if not options.dry_run:
                 self._lineage = (
                     [os.path.abspath(s) for s in options.sources],
@@ -241,6 +294,20 @@ class S3PPutBatchOperator(_UploadSettings):
                 f"s3pput: {error}; {progress.retryable} may land when the batch is retried"
             )
         raise AirflowFailException(f"s3pput: {error}, for reasons no retry changes (see the failed lines)")
+
+    def _check_target(self, options: UploadOptions) -> None:
+        """Fail for good if the plan made this batch for another bucket or prefix: its key range
+        would select none of the files, or others, and the reduce would name the plan's target."""
+        planned = (self.batch.get("bucket"), self.batch.get("prefix"))
+        if planned[0] is None:  # a descriptor from a plan that did not say (an older version)
+            return
+        mine = (options.bucket, join_key(options.prefix, ""))
+        if mine != planned:
+            raise AirflowFailException(
+                f"s3pput: this put uploads to {_target(*mine)} but its batch was planned for "
+                f"{_target(str(planned[0]), str(planned[1] or ''))}: give the plan, put and reduce "
+                "tasks the same bucket and prefix"
+            )
 
     @staticmethod
     def _push(context: Context, report: BatchReport) -> None:
@@ -304,7 +371,8 @@ class S3PPutReduceOperator(BaseOperator):
 
     :param plan_task_id: task id of the plan task
     :param put_task_id: task id of the mapped put task
-    :param bucket: the destination, for the summary and the asset events (templated)
+    :param bucket: the destination, for the summary and the asset events (templated); ``None``:
+        the plan's. One that is not the plan's fails the task.
     :param prefix: the key prefix, likewise (templated)
     :param fail_on_error: fail this task (and so the run) on any failure (templated)
     """
@@ -316,8 +384,8 @@ class S3PPutReduceOperator(BaseOperator):
         *,
         plan_task_id: str,
         put_task_id: str,
-        bucket: str = "",
-        prefix: str | None = "",
+        bucket: str | None = None,
+        prefix: str | None = None,
         fail_on_error: bool | str = True,
         **kwargs: Any,
     ) -> None:
@@ -333,8 +401,8 @@ class S3PPutReduceOperator(BaseOperator):
         planned = context["ti"].xcom_pull(task_ids=self.plan_task_id)
         if planned is None:  # without a plan nothing was uploaded: never let the run end green
             raise AirflowFailException("s3pput: the plan task failed; nothing was uploaded")
-        prefix = join_key(str(self.prefix or ""), "")
-        summary = summarize(self._reports(context, planned), bucket=str(self.bucket), prefix=prefix)
+        bucket, prefix = self._target(planned)
+        summary = summarize(self._reports(context, planned), bucket=bucket, prefix=prefix)
         log.info("s3pput summary:\n%s", summary.table())
         for warning in summary.warnings:
             log.warning("s3pput: %s", warning)
@@ -343,6 +411,22 @@ class S3PPutReduceOperator(BaseOperator):
             raise AirflowFailException(f"s3pput: {summary.failure_message()}")
         self._announce(context, summary)
         return summary.to_dict()
+
+    def _target(self, planned: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+        """The bucket and prefix of the summary: this task's, which must be the plan's."""
+        bucket = None if self.bucket is None else str(self.bucket)
+        prefix = None if self.prefix is None else join_key(str(self.prefix), "")
+        plan_bucket = planned[0].get("bucket") if planned else None
+        plan_prefix = planned[0].get("prefix") if planned else None
+        if plan_bucket is not None and (bucket, prefix) != (plan_bucket, plan_prefix):
+            mine = (bucket or plan_bucket, plan_prefix if prefix is None else prefix)
+            if mine != (plan_bucket, plan_prefix):
+                raise AirflowFailException(
+                    f"s3pput: this reduce reports on {_target(*mine)} but the plan was made for "
+                    f"{_target(plan_bucket, plan_prefix)}: give the plan, put and reduce tasks the "
+                    "same bucket and prefix"
+                )
+        return bucket or plan_bucket or "", prefix if prefix is not None else plan_prefix or ""
 
     def _reports(self, context: Context, planned: Sequence[Mapping[str, Any]]) -> list[BatchReport]:
         """Each planned batch's report: its return value, else what a failed try pushed.
