@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import TaskGroup
 
-from airflow_s3pput.planner import MAP_INDEX_TEMPLATE
 from airflow_s3pput.provider.operators import (
+    MAP_INDEX_TEMPLATE,
     S3PPutBatchOperator,
     S3PPutPlanOperator,
     S3PPutReduceOperator,
@@ -154,7 +154,7 @@ def s3pput_task_group(
             plan_task_id=plan.task_id,
             put_task_id=put.task_id,
             bucket=bucket,
-            prefix=prefix or "",
+            prefix=prefix,
             fail_on_error=fail_on_error,
             outlets=list(outlets),
             **_task_kwargs(common, reduce_kwargs),

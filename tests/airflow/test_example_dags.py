@@ -10,7 +10,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from airflow_s3pput.planner import MAP_INDEX_TEMPLATE
+from airflow_s3pput.provider.operators import MAP_INDEX_TEMPLATE
 from airflow_s3pput.testing.local_airflow import EXAMPLE_DAGS
 
 
