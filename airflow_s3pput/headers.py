@@ -103,11 +103,14 @@ def parse_header(text: str) -> tuple[str, str]:
 def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str, Any]:
     """Turn the ``headers`` list (and ``grant``) into PutObject keyword arguments.
 
-    The result is validated: the transfer code passes it to boto3 as it is.
+    The result is validated: the transfer code passes it to boto3 as it is. Blank entries (an
+    empty line in the Airflow form's Headers field) are ignored.
     """
     params: dict[str, Any] = {}
     metadata: dict[str, str] = {}
     for text in headers:
+        if not text.strip():
+            continue  # a blank line of a multi-line form field says nothing
         name, value = parse_header(text)
         lower = name.lower()
         if lower.startswith(USER_METADATA_PREFIX):

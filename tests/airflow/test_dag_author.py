@@ -211,3 +211,69 @@ def test_the_daily_example_uploads_the_day_that_ended(
     finally:
         for key in list_keys(s3_client, "my-bucket", "exports/"):
             s3_client.delete_object(Bucket="my-bucket", Key=key)
+
+
+CLASSIC_DAG = """
+from airflow.sdk import DAG
+
+from airflow_s3pput.provider.operators import (
+    MAP_INDEX_TEMPLATE, S3PPutBatchOperator, S3PPutPlanOperator, S3PPutReduceOperator,
+)
+
+with DAG(dag_id="s3pput_classic", schedule=None, catchup=False, render_template_as_native_obj=True) as dag:
+    source, bucket = "{{ dag_run.conf['source'] }}", "{{ dag_run.conf['bucket'] }}"
+    # A put given another prefix than its plan.
+    plan = S3PPutPlanOperator(task_id="plan_a", source=source, bucket=bucket, prefix="a", batch_size=2)
+    put = S3PPutBatchOperator.partial(
+        task_id="put_a", source=source, bucket=bucket, prefix="b", map_index_template=MAP_INDEX_TEMPLATE,
+        retries=2,
+    ).expand(batch=plan.output)
+    reduce = S3PPutReduceOperator(
+        task_id="reduce_a", plan_task_id="plan_a", put_task_id="put_a", bucket=bucket, prefix="a"
+    )
+    plan >> put >> reduce
+    # A reduce given another prefix than its plan and puts.
+    plan = S3PPutPlanOperator(task_id="plan_c", source=source, bucket=bucket, prefix="c")
+    put = S3PPutBatchOperator.partial(task_id="put_c", source=source, bucket=bucket, prefix="c").expand(
+        batch=plan.output
+    )
+    reduce = S3PPutReduceOperator(
+        task_id="reduce_c", plan_task_id="plan_c", put_task_id="put_c", bucket=bucket, prefix="d"
+    )
+    plan >> put >> reduce
+    # The reduce may leave bucket and prefix out: it reports the plan's.
+    plan = S3PPutPlanOperator(task_id="plan_e", source=source, bucket=bucket, prefix="e")
+    put = S3PPutBatchOperator.partial(task_id="put_e", source=source, bucket=bucket, prefix="e").expand(
+        batch=plan.output
+    )
+    reduce = S3PPutReduceOperator(task_id="reduce_e", plan_task_id="plan_e", put_task_id="put_e")
+    plan >> put >> reduce
+"""
+
+
+def test_classic_operators_that_disagree_on_the_target_fail_with_one_line(
+    run_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = make_tree(tmp_path / "src", {f"f{i}.txt": f"{i}" for i in range(4)})
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "s3pput_classic.py").write_text(CLASSIC_DAG)
+    result = run_dag("s3pput_classic", {"source": str(source), "bucket": bucket}, dags_folder=dags)
+    assert result.exit_code != 0
+    # The puts given prefix b fail at once (retries=2 unused) and upload nothing anywhere.
+    assert result.count("put_a", "failed") == 2 and result.try_numbers("put_a") == {0: 1, 1: 1}
+    assert (
+        f"AirflowFailException: s3pput: this put uploads to s3://{bucket}/b/ but its batch was planned "
+        f"for s3://{bucket}/a/: give the plan, put and reduce tasks the same bucket and prefix"
+    ) in result.log
+    assert not list_keys(s3_client, bucket, "a/") and not list_keys(s3_client, bucket, "b/")
+    # The reduce given prefix d fails, naming both; the upload itself landed under c/.
+    assert result.states[("reduce_c", -1)] == "failed"
+    assert (
+        f"s3pput: this reduce reports on s3://{bucket}/d/ but the plan was made for s3://{bucket}/c/"
+    ) in result.log
+    assert len(list_keys(s3_client, bucket, "c/")) == 4
+    # The reduce without a target reports the plan's.
+    assert result.states[("reduce_e", -1)] == "success"
+    (summary,) = result.xcoms("reduce_e")
+    assert (summary["bucket"], summary["prefix"], summary["files_put"]) == (bucket, "e/", 4)

@@ -190,3 +190,69 @@ def test_delete_removes_extraneous_keys_batch_by_batch_and_spares_a_failed_batch
     remaining = set(list_keys(s3_client, bucket, "up/"))
     assert "up/d1/again.txt" in remaining
     assert not {"up/d0/again.txt", "up/d3/again.txt"} & remaining
+
+
+def long_keys(count: int) -> dict[str, str]:
+    """Hive-style keys of about 150 characters: a mapped put's name of two of them exceeds the
+    250 characters of ``task_instance.rendered_map_index``."""
+    partition = "/".join(f"{name}=value-of-the-{name}" for name in ("region", "dataset", "day"))
+    return {f"{partition}/part-{i:05d}-c000-0123456789abcdef0123456789abcdef.snappy.parquet": f"{i}\n"
+            for i in range(count)}  # fmt: skip
+
+
+def test_long_keys_give_put_names_that_fit_the_database(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    files = long_keys(6)
+    assert all(140 <= len(f"up/{key}") <= 160 for key in files)
+    source = make_tree(tmp_path / "src", files)
+    result = run_upload_dag(conf(source, bucket, batch_size=3))
+    assert result.exit_code == 0, result.log[-3000:]
+    assert result.count("upload.put", "success") == 2
+    names = result.map_names("upload.put")
+    keys = sorted(f"up/{key}" for key in files)
+    for index, name in names.items():
+        assert name is not None and len(name) <= 250, name
+        # Both ends of both keys stay readable: where the range starts and the files' names.
+        first, last = keys[3 * index], keys[3 * index + 2]
+        assert name.startswith(first[:50]) and name.endswith(f"{last[-50:]} (3 files)"), name
+        assert first[-40:] in name and "…" in name
+    assert set(list_keys(s3_client, bucket, "up/")) == set(keys)
+
+
+def test_delete_with_an_emptied_source_deletes_what_is_under_the_prefix(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = make_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b", "d/c.txt": "c"})
+    s3_client.put_object(Bucket=bucket, Key="other/keep.txt", Body=b"not under the prefix")
+    first = run_upload_dag(conf(source, bucket, delete=True))
+    assert first.exit_code == 0, first.log[-3000:]
+    assert set(list_keys(s3_client, bucket, "up/")) == {"up/a.txt", "up/d/b.txt", "up/d/c.txt"}
+    for path in (source / "a.txt", source / "d" / "b.txt", source / "d" / "c.txt"):
+        path.unlink()
+
+    emptied = run_upload_dag(conf(source, bucket, delete=True))
+    assert emptied.exit_code == 0, emptied.log[-3000:]
+    assert emptied.count("upload.put", "success") == 1  # one delete-only batch
+    assert emptied.map_names("upload.put") == {0: "nothing to put: delete extraneous keys"}
+    summary = emptied.summary
+    assert summary["files_deleted"] == 3 and summary["files_put"] == 0 and summary["files_failed"] == 0
+    assert list_keys(s3_client, bucket, "up/") == {}
+    assert set(list_keys(s3_client, bucket)) == {"other/keep.txt"}
+
+    # Without delete an empty SOURCE still plans nothing and touches nothing.
+    s3_client.put_object(Bucket=bucket, Key="up/stale.txt", Body=b"stale")
+    plain = run_upload_dag(conf(source, bucket))
+    assert plain.exit_code == 0, plain.log[-3000:]
+    assert plain.xcoms("upload.plan") == [[]]
+    assert set(list_keys(s3_client, bucket, "up/")) == {"up/stale.txt"}
+
+
+def test_a_blank_line_in_the_headers_field_is_ignored(
+    run_upload_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = make_tree(tmp_path / "src", {"a.txt": "a"})
+    # The form's Headers field, one header a line, with an empty line left in it.
+    result = run_upload_dag(conf(source, bucket, headers=["Cache-Control:no-cache", "", "  "]))
+    assert result.exit_code == 0, result.log[-3000:]
+    assert s3_client.head_object(Bucket=bucket, Key="up/a.txt")["CacheControl"] == "no-cache"

@@ -96,6 +96,12 @@ def test_bad_header_rejected(header: str, message: str) -> None:
         header_params([header])
 
 
+def test_blank_entries_are_ignored() -> None:
+    """A blank line left in the Airflow form's Headers field (one header a line) says nothing."""
+    assert header_params(["Cache-Control:no-cache", "", "   "]) == {"CacheControl": "no-cache"}
+    assert header_params([""]) == {}
+
+
 def test_metadata_over_2kb_rejected() -> None:
     with pytest.raises(UsageError, match="2 KB"):
         header_params([f"x-amz-meta-k{i}:{'v' * 100}" for i in range(25)])
