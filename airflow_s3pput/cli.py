@@ -1,18 +1,26 @@
 """``s3pput``: upload files to S3 in parallel, option-compatible with s3-parallel-put.
 
 ``main(argv) -> int`` is the whole command (tests call it); exit codes: 0 every file landed or
-was skipped, 1 some files failed, 2 bad input or an unusable bucket, 130 interrupted.
+was skipped, 1 some files failed, 2 bad input or an unusable bucket, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM, which stops the run as Ctrl-C does).
+
+A closed stdout or stderr (``s3pput --verbose ... | head``) silences that stream; the upload
+goes on to its end and the exit code says how it went.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import json
 import os
+import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from airflow_s3pput import __version__
@@ -35,9 +43,19 @@ from airflow_s3pput.settings import (
     build_connection,
     build_options,
 )
-from airflow_s3pput.stats import PutResult, where
+from airflow_s3pput.stats import PutResult, Stats, where
+from airflow_s3pput.walker import (
+    Selection,
+    WalkNotes,
+    as_lists,
+    distinct_sources,
+    ineffective_includes,
+    walk,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+EXIT_TERMINATED = 128 + signal.SIGTERM
 #: the default of --retries: the attempts after the first
 DEFAULT_RETRIES = ConnectionSettings.max_attempts - 1
 
@@ -117,8 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the upload, delete keys under PREFIX that no local file maps to (kept: keys that "
         "--include/--exclude leave out); nothing is deleted when a file failed",
     )
-    what.add_argument("--include", action="append", metavar="GLOB", help="only files matching GLOB")
-    what.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching GLOB")
+    what.add_argument(
+        "--exclude",
+        dest="filters",
+        action=_Filter,
+        metavar="GLOB",
+        help="leave out files whose path relative to SOURCE matches GLOB (repeatable; '*' also matches "
+        "'/': '*.log' is any .log, 'k.txt' only the one at the top, '*/k.txt' those below it)",
+    )
+    what.add_argument(
+        "--include",
+        dest="filters",
+        action=_Filter,
+        metavar="GLOB",
+        help="take back files matching GLOB that an earlier --exclude left out. As in aws cli, every "
+        "file is included unless excluded, and the filters apply in the order given, the last match "
+        "winning: --exclude '*' --include '*.txt' uploads the .txt files only",
+    )
     what.add_argument(
         "--follow-symlinks",
         action="store_true",
@@ -149,11 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="data plane for single PUTs: crt (AWS C runtime, fastest), boto3, or auto (crt if installed)",
     )
     speed.add_argument(
-        "--processes", type=int, help="worker processes (default: 1 with crt, CPUs with boto3)"
+        "--processes", type=int, help="worker processes (default: 1 with crt, CPUs up to 8 with boto3)"
     )
-    speed.add_argument(
-        "--threads", type=int, help="requests in flight per process (default: 64 crt, 16 boto3)"
-    )
+    speed.add_argument("--threads", type=int, help="requests in flight per process (default 64)")
     speed.add_argument(
         "--multipart-threshold",
         type=parse_size,
@@ -206,6 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Filter(argparse.Action):
+    """``--include`` and ``--exclude`` into one list, in the order given: their order decides."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        rules = list(getattr(namespace, self.dest, None) or [])
+        rules.append((str(option).lstrip("-"), values))
+        setattr(namespace, self.dest, rules)
+
+
 def flag_spelling(parser: argparse.ArgumentParser) -> dict[str, str]:
     """How the shell spells each setting: its option (``put_mode`` -> ``--put``), or ``SOURCE``."""
     spelling: dict[str, str] = {}
@@ -216,6 +258,7 @@ def flag_spelling(parser: argparse.ArgumentParser) -> dict[str, str]:
         elif isinstance(action.metavar, str):
             spelling[action.dest] = action.metavar
     spelling["secure"] = "--secure/--insecure"
+    spelling["filters"] = spelling["include"] = spelling["exclude"] = "--include/--exclude"
     return spelling
 
 
@@ -242,7 +285,15 @@ def raw_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
 
 def options_from_args(args: argparse.Namespace) -> UploadOptions:
     upload_raw, connection_raw = raw_settings(args)
-    return build_options(upload_raw, connection=build_connection(connection_raw))
+    options = build_options(upload_raw, connection=build_connection(connection_raw))
+    rules = tuple(getattr(args, "filters", None) or ())
+    if not rules:
+        return options
+    # Said as two lists where they can be: the form every stage reads (``--delete`` too).
+    lists = as_lists(rules)
+    if lists is not None:
+        return dataclasses.replace(options, include=lists[0], exclude=lists[1])
+    return dataclasses.replace(options, filters=rules)
 
 
 def _no_verify(args: argparse.Namespace) -> bool:
@@ -297,9 +348,81 @@ class Reporter:
         self._clear()
 
 
+class _Output:
+    """A text stream that a closed reader cannot break: the first ``BrokenPipeError`` (``| head``)
+    silences it, and the upload goes on. The standard streams are then pointed at /dev/null, so
+    that the interpreter's last flush at exit fails no more than our writes do."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream: TextIO | None = stream
+
+    def write(self, text: str) -> int:
+        return self._do(lambda stream: stream.write(text)) or 0
+
+    def flush(self) -> None:
+        self._do(lambda stream: stream.flush())
+
+    def isatty(self) -> bool:
+        return bool(self._do(lambda stream: stream.isatty()))
+
+    def _do(self, action: Any) -> Any:
+        if self.stream is None:
+            return None
+        try:
+            return action(self.stream)
+        except OSError as exc:
+            if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EPIPE:
+                raise
+            self._silence()
+            return None
+
+    def _silence(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream in (sys.__stdout__, sys.__stderr__) and stream is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())
+            finally:
+                os.close(devnull)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the run stops as it does for Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[bool]]:
+    """While inside, SIGTERM (docker stop, Kubernetes, a supervisor) interrupts the main thread
+    as Ctrl-C does; the list yielded holds True once it came. The previous handler is restored
+    on the way out. Only the main thread may set a handler: elsewhere this does nothing."""
+    came: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        came.append(True)
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield came
+    finally:
+        # None: a handler set outside Python, which cannot be put back; the default is.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out_stream = _Output(out or sys.stdout)
+    err_stream = _Output(err or sys.stderr)
+    with _sigterm_as_ctrl_c() as terminated:
+        code = _run(argv, out_stream, err_stream)  # type: ignore[arg-type]
+    if terminated and code == EXIT_INTERRUPTED:
+        return EXIT_TERMINATED
+    return code
+
+
+def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         options = options_from_args(args)
@@ -307,6 +430,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             # One line for the user's explicit choice, instead of urllib3's warning per connection.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
             print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
+        _warn_before(args, options, err)
         reporter = Reporter(args, out, err)
         interrupted = False
         try:
@@ -315,6 +439,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             stats, interrupted = stopped.stats, True  # type: ignore[assignment]
         finally:
             reporter.finish()
+        if args.verbose and not options.follow_symlinks and not interrupted:
+            stats = dataclasses.replace(stats, dir_symlinks_skipped=_dir_symlinks(options))
     except UsageError as exc:
         print(f"s3pput: error: {render(exc)}", file=err)
         return EXIT_USAGE
@@ -330,7 +456,52 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if interrupted:
         print("s3pput: interrupted: uploads in flight were aborted; the summary shows what landed", file=err)
         return EXIT_INTERRUPTED
+    _warn_after(options, stats, err)
     return EXIT_OK if stats.ok else EXIT_FAILED
+
+
+def _warn_before(args: argparse.Namespace, options: UploadOptions, err: TextIO) -> None:
+    """One line for each thing the user likely did not mean: a SOURCE given twice, includes
+    that change nothing."""
+    again = list(options.sources)
+    for source in distinct_sources(options.sources):
+        again.remove(source)  # its first mention: what is left names a SOURCE given before
+    if again:
+        names = ", ".join(repr(source) for source in again)
+        print(f"s3pput: warning: SOURCE {names} names one given before: it is walked once", file=err)
+    useless = ineffective_includes(getattr(args, "filters", None) or ())
+    if useless:
+        globs = " ".join(f"--include {glob!r}" for glob in useless)
+        print(
+            f"s3pput: warning: {globs} before any --exclude changes nothing: every file is included "
+            f"unless an earlier --exclude left it out (e.g. --exclude '*' --include {useless[0]!r})",
+            file=err,
+        )
+
+
+def _warn_after(options: UploadOptions, stats: Stats, err: TextIO) -> None:
+    """One line when the filters left out every file of a SOURCE that holds some."""
+    selection = options.selection()
+    if not selection.filters or stats.files_done or options.limit == 0:
+        return
+    unfiltered = Selection(follow_dir_symlinks=options.follow_symlinks)
+    if next(iter(walk(options.sources, options.prefix, unfiltered)), None) is not None:
+        print(
+            "s3pput: warning: --include/--exclude left out every file of SOURCE (globs match the path "
+            "relative to SOURCE; they apply in order and the last match wins: see --help)",
+            file=err,
+        )
+
+
+def _dir_symlinks(options: UploadOptions) -> int:
+    """The directory symlinks the run's walk passed over (``--verbose`` says how many).
+
+    A second walk counts them: ``upload`` keeps no notes of its walk yet. It is paid under
+    ``--verbose`` only, which prints a line per file anyway."""
+    notes = WalkNotes()
+    for _ in walk(options.sources, options.prefix, options.selection(), notes=notes):
+        pass
+    return notes.dir_symlinks
 
 
 #: set when a second Ctrl-C asked not to wait: the process then exits without joining threads

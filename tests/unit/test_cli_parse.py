@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from airflow_s3pput.cli import EXIT_USAGE, build_parser, main, options_from_args, parse_size
+from airflow_s3pput import cli
+from airflow_s3pput.cli import EXIT_TERMINATED, EXIT_USAGE, build_parser, main, options_from_args, parse_size
 from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.etag import MIB
+from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.transport import default_concurrency
 
 
 @pytest.mark.parametrize(
@@ -154,3 +161,95 @@ def test_gzip_types_and_retries() -> None:
     )
     assert opts.gzip_types == ("image/png", "all")
     assert opts.connection.max_attempts == 1
+
+
+# --- issue 27 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filters", "include", "exclude", "ordered"),
+    [
+        pytest.param(["--exclude", "*", "--include", "*.txt"], ("*.txt",), (), (), id="idiom-as-lists"),
+        pytest.param(["--exclude", "*.log"], (), ("*.log",), (), id="excludes-only"),
+        pytest.param(["--include", "*.txt"], (), (), (), id="include-alone-is-nothing"),
+        pytest.param(
+            ["--exclude", "logs/*", "--include", "logs/keep.log"],
+            (),
+            (),
+            (("exclude", "logs/*"), ("include", "logs/keep.log")),
+            id="in-order",
+        ),
+    ],
+)
+def test_filters_keep_the_order_they_were_given_in(
+    filters: list[str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    ordered: tuple[tuple[str, str], ...],
+) -> None:
+    opts = options_from_args(parse(["--bucket", "bkt", *filters, "src"]))
+    assert (opts.include, opts.exclude, opts.filters) == (include, exclude, ordered)
+
+
+def help_text() -> str:
+    # One line per option: the help wraps at the terminal's width otherwise.
+    return " ".join(build_parser().format_help().split())
+
+
+@pytest.mark.parametrize("transport", ["crt", "boto3"])
+def test_help_says_the_default_thread_count(transport: str) -> None:
+    # Issue 27, point 7: it said "64 crt, 16 boto3" where both are 64.
+    _, threads = default_concurrency(transport)
+    assert f"requests in flight per process (default {threads})" in help_text()
+
+
+def test_help_states_the_filter_rule() -> None:
+    text = help_text()
+    assert "every file is included unless excluded" in text
+    assert "the filters apply in the order given, the last match winning" in text
+    assert "--exclude '*' --include '*.txt' uploads the .txt files only" in text
+    assert "'k.txt' only the one at the top, '*/k.txt' those below it" in text
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader left (``| head -1``): every write fails as a pipe's does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_is_silenced_and_the_upload_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    results = [PutResult(f"/src/f{i}", f"f{i}", "put", "new", 1) for i in range(5)]
+
+    def upload(options: object, on_result: Callable[[PutResult], None]) -> Stats:
+        collector = StatsCollector()
+        for result in results:  # each --verbose line meets the closed pipe
+            on_result(result)
+            collector.add(result)
+        return collector.freeze()
+
+    monkeypatch.setattr(cli, "upload", upload)
+    err = io.StringIO()
+    assert main(["--bucket", "bkt", "--verbose", str(tmp_path)], out=ClosedPipe(), err=err) == 0
+    assert err.getvalue() == ""
+
+
+def test_sigterm_is_ctrl_c_while_main_runs_and_its_handler_is_put_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[int] = []
+
+    def upload(options: object, on_result: object) -> None:
+        seen.append(int(signal.getsignal(signal.SIGTERM) is not before))
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered here, in the main thread
+        raise AssertionError("SIGTERM did not interrupt")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "upload", upload)
+    err = io.StringIO()
+    code = main(["--bucket", "bkt", str(tmp_path)], out=io.StringIO(), err=err)
+    assert seen == [1]
+    assert code == EXIT_TERMINATED == 143
+    assert signal.getsignal(signal.SIGTERM) is before
