@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, task
 
-PUBLISHED = Asset(name="s3pput_published", uri="s3://my-bucket/published/")
+PUBLISHED = Asset(name="s3pput_published")
 
 log = logging.getLogger(__name__)
 

@@ -368,6 +368,8 @@ class S3PPutReduceOperator(BaseOperator):
 
     The ``outlets`` (assets) get an event only when the upload succeeded and was not a dry
     run; the event's ``extra`` is the summary's ``event_extra()``: files, bytes, bucket, prefix.
+    An ``AssetAlias`` among them gets an event for the asset ``s3://BUCKET/PREFIX`` of this run
+    (the rendered bucket and prefix), for targets that a DAG's params choose.
 
     :param plan_task_id: task id of the plan task
     :param put_task_id: task id of the mapped put task
@@ -450,8 +452,13 @@ class S3PPutReduceOperator(BaseOperator):
                 log.info("no asset events: %s", "a dry run" if summary.ok else "the upload did not succeed")
             self.outlets = []  # this try's copy of the task: what Airflow emits events for
             return
-        from airflow.sdk import Asset
+        from airflow.sdk import Asset, AssetAlias
 
+        extra = summary.event_extra()
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = summary.event_extra()
+                context["outlet_events"][outlet].extra = extra
+            elif isinstance(outlet, AssetAlias):
+                # Where the files went, as the rendered bucket and prefix say: known only now.
+                landed = Asset(uri=f"s3://{summary.bucket}/{summary.prefix}")
+                context["outlet_events"][outlet].add(landed, extra=extra)

@@ -24,7 +24,7 @@ from airflow_s3pput.provider.operators import (
 from airflow_s3pput.settings import PLAN_SETTINGS, UPLOAD_SETTINGS
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset
+    from airflow.sdk import Asset, AssetAlias
     from airflow.sdk.definitions.xcom_arg import XComArg
 
 #: a Jinja template, rendered when the task runs (e.g. ``"{{ params.batch_size }}"``)
@@ -87,7 +87,7 @@ def s3pput_task_group(
     aws_conn_id: str | None = "aws_default",
     group_id: str = "s3pput",
     fail_on_error: bool | Template = True,
-    outlets: Sequence[Asset] = (),
+    outlets: Sequence[Asset | AssetAlias] = (),
     retries: int | None = None,
     retry_delay: timedelta | None = None,
     plan_kwargs: Mapping[str, Any] | None = None,
@@ -117,7 +117,8 @@ def s3pput_task_group(
       mapped put instance (``max_active_tis_per_dag`` caps how many run at once).
     - The DAG's ``default_args`` reach all three, as for any task.
     - ``outlets`` go to the reduce only, which emits them when the upload succeeded and was not
-      a dry run, with the summary (files, bytes, bucket, prefix) in the event's ``extra``.
+      a dry run, with the summary (files, bytes, bucket, prefix) in the event's ``extra``; an
+      ``AssetAlias`` gets an event for ``s3://BUCKET/PREFIX`` as rendered for the run.
 
     Returns the task group; its ``summary`` is the reduce task's return value as an
     ``XComArg`` for downstream tasks, and the group itself sets dependencies (``a >> group``).

@@ -277,3 +277,19 @@ def test_classic_operators_that_disagree_on_the_target_fail_with_one_line(
     assert result.states[("reduce_e", -1)] == "success"
     (summary,) = result.xcoms("reduce_e")
     assert (summary["bucket"], summary["prefix"], summary["files_put"]) == (bucket, "e/", 4)
+
+
+def test_the_publish_example_announces_the_target_the_form_gave(
+    run_dag: RunDag, tmp_path: Path, bucket: str, s3_client: Any
+) -> None:
+    source = make_tree(tmp_path / "src", {"index.html": "<p>hi</p>", "a/b.css": "p {}"})
+    conf = {"source": str(source), "bucket": bucket, "prefix": "site/v2", "dry_run": False}
+    result = run_dag("s3pput_publish", conf)
+    assert result.exit_code == 0, result.log[-3000:]
+    assert set(list_keys(s3_client, bucket, "site/v2/")) == {"site/v2/index.html", "site/v2/a/b.css"}
+    events = {event["asset"]: event["extra"] for event in result.asset_events()}
+    # The publication (what the consumer is scheduled on), and where it landed: the form's target.
+    assert set(events) == {"s3pput_published", f"s3://{bucket}/site/v2"}, events
+    for extra in events.values():
+        assert (extra["bucket"], extra["prefix"], extra["files_put"]) == (bucket, "site/v2/", 2)
+    assert "my-bucket" not in str(events)

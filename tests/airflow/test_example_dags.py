@@ -58,8 +58,14 @@ def test_example_dag_parses_offline(offline: None, file: str, dag_id: str) -> No
 def test_the_consumer_is_scheduled_on_the_producer_asset() -> None:
     producer = load_dag(EXAMPLE_DAGS / "s3pput_publish.py")
     consumer = load_dag(EXAMPLE_DAGS / "s3pput_on_publish.py")
-    (asset,) = producer.get_task("upload.reduce").outlets
+    from airflow.sdk import Asset, AssetAlias
+
+    outlets = producer.get_task("upload.reduce").outlets
+    (asset,) = [o for o in outlets if isinstance(o, Asset)]
     assert list(consumer.timetable.asset_condition.objects) == [asset]
+    # The form picks bucket and prefix: the fixed asset claims no place; the alias announces it.
+    assert not asset.uri.startswith("s3://")
+    assert [o.name for o in outlets if isinstance(o, AssetAlias)] == ["s3pput_published_to"]
     # Only the reduce announces: the plan and the puts have no outlets.
     assert not producer.get_task("upload.plan").outlets and not producer.get_task("upload.put").outlets
 
