@@ -403,8 +403,9 @@ def test_fresh_files_are_read_again_until_old_enough(
 def test_worker_processes_record_what_they_read(
     cli: CliRunner, bucket: str, tmp_path: Path, cache: Path
 ) -> None:
-    """Spawned workers open their own connection and commit on exit (they are never closed).
-    The workers use the real margin: the files are made old enough by waiting."""
+    """Spawned workers open their own record and commit it after each list of tasks (they are
+    never closed), and the second run skips by those records. The workers use the real margin:
+    the files are made old enough by waiting."""
     files = {f"d{i % 3}/f{i:02d}.txt": os.urandom(64) for i in range(30)}
     src = make_tree(tmp_path / "src", dict(files))
     time.sleep(digest_record.RACY_MARGIN_NS / 1e9 + 0.2)
