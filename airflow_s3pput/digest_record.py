@@ -283,8 +283,10 @@ class DigestRecord:
             stat = FileStat.of(os.stat(path))
         except OSError:
             return _NOT_LOOKED
-        entry = self._fetch([key]).get(key) if remote is not None and self.trust else None
-        unchanged = entry is not None and remote is not None and vouches(entry, stat, remote)
+        # With --rehash (trust off) the record still tells, once the file is read, whether the
+        # listed object holds these bytes: on a bucket with opaque ETags nothing else can.
+        entry = self._fetch([key]).get(key) if remote is not None else None
+        unchanged = self.trust and entry is not None and remote is not None and vouches(entry, stat, remote)
         return Lookup(self, key, sampled_ns, stat, entry, unchanged)
 
     def fetch(self, key: str) -> Entry | None:
