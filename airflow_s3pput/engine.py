@@ -99,8 +99,6 @@ def upload(
         check.start()
         lookups = _Lookups(options, ListingBesideCheck(check, transport))
         opened.callback(lookups.close)
-        if not options.dry_run:
-            abort_leftovers(transport, journal, join_key(options.prefix, ""))
         dispatcher = make_dispatcher(options, transport, journal, digests)
         opened.callback(unless_abandoned(dispatcher.close))
         run = _Run(
@@ -121,6 +119,9 @@ def upload(
             raise
         run.account_for_every_file()
         check.wait_head()  # a run with nothing to walk
+        if not options.dry_run:
+            # After the run, which carried on those of its own files (see Putter._resumable).
+            abort_leftovers(transport, journal, join_key(options.prefix, ""))
         if options.delete:  # --delete: after this range's uploads, which must all have landed
             delete_extraneous(
                 transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
@@ -364,7 +365,8 @@ def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
 
 def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -> None:
     """Abort the multipart uploads under ``prefix`` that a killed process or a failed run of
-    this host left open (see ``upload_journal``). Best effort: it never fails the run.
+    this host left open (see ``upload_journal``) and that this run did not carry on. Best
+    effort: it never fails the run.
 
     An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
     intent: it is aborted when it is the key's one open upload that no record claims.

@@ -114,6 +114,9 @@ class UploadOptions:
     rehash: bool = False
     #: where the record lives; None: ``$S3PPUT_CACHE_DIR`` or the user's cache directory
     cache_dir: str | None = None
+    #: a large file whose multipart upload is open on the server (a killed run's) carries it on,
+    #: reusing the parts that are provably its bytes (see ``Putter._resumable``)
+    resume: bool = True
 
     def __post_init__(self) -> None:
         if not self.bucket:

@@ -41,7 +41,7 @@ from airflow_s3pput.etag import md5_range, multipart_etag
 from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, Decision, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
-from airflow_s3pput.transport import PartBody, Stored, Transport
+from airflow_s3pput.transport import PartBody, Stored, Transport, UploadedPart
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
@@ -292,28 +292,37 @@ class Putter:
             if self.options.dry_run:
                 return PutResult(task.path, task.key, "put", decision.reason, size)
             params = self._object_params(task.key, gz)
-            stored, digest = self._multipart(source_fd, size, task, params, verify_fd=None if spool else fd)
+            stored, digest, resumed = self._multipart(
+                source_fd, size, task, params, verify_fd=None if spool else fd
+            )
             seen.confirm(fd)
             seen.remember(size, digest, stored.etag)
-            return PutResult(task.path, task.key, "put", decision.reason, size)
+            return PutResult(task.path, task.key, "put", decision.reason, size, resumed=resumed)
         finally:
             if spool is not None:
                 spool.close()
 
     def _multipart(
         self, fd: int, size: int, task: PutTask, params: dict[str, Any], verify_fd: int | None
-    ) -> tuple[Stored, str]:
-        """Upload ``size`` bytes of ``fd`` in parts; return the server's answer and the ETag
-        computed here from the parts."""
+    ) -> tuple[Stored, str, int]:
+        """Upload ``size`` bytes of ``fd`` in parts, carrying on an open upload of the key whose
+        parts are provably these bytes; return the server's answer, the ETag computed here from
+        the parts, and the bytes of the parts that had landed before."""
         key = task.key
         part_size = self.options.part_size_for(size)
-        intent = self.journal.starting(key)
-        upload_id = self.transport.create_multipart(key, params)
-        self.journal.started(intent, key, upload_id)
+        resumed = self._resumable(key, fd, size, part_size)
+        if resumed is not None:
+            upload_id, landed = resumed
+        else:
+            intent = self.journal.starting(key)
+            upload_id, landed = self.transport.create_multipart(key, params), {}
+            self.journal.started(intent, key, upload_id)
         stop = threading.Event()  # this upload failed or was cancelled: send no more parts
         try:
             futures = [
-                self.part_pool.submit(
+                _landed(landed[number])
+                if number in landed
+                else self.part_pool.submit(
                     self._upload_part,
                     key,
                     upload_id,
@@ -333,7 +342,34 @@ class Putter:
         expected = multipart_etag([digest for _, digest in parts])
         if _etag_differs(stored, expected):
             raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
-        return stored, expected
+        return stored, expected, sum(_part_length(n, part_size, size) for n in landed)
+
+    def _resumable(self, key: str, fd: int, size: int, part_size: int) -> tuple[str, _Parts] | None:
+        """An open upload of ``key`` to carry on, with its parts: every part it holds must be the
+        same byte range of this file (its ETag is that range's MD5), whoever started it. Another
+        run of this host that is still going keeps its own; one of ours that holds other bytes
+        (the file changed since) is aborted; another tool's is left alone."""
+        if not self.options.resume:
+            return None
+        try:
+            uploads = [u for u in self.transport.open_uploads(key) if u.key == key]
+        except S3Error:
+            return None  # the upload starts afresh
+        for upload in sorted(uploads, key=lambda u: u.initiated, reverse=True):
+            owner = self.journal.owner(upload.upload_id)
+            if owner == "running":
+                continue
+            try:
+                parts = self.transport.list_parts(key, upload.upload_id)
+            except S3Error:
+                continue
+            landed = _our_parts(parts, fd, size, part_size)
+            if landed is not None and (landed or owner == "left"):
+                self.journal.adopt(key, upload.upload_id)
+                return upload.upload_id, landed
+            if owner == "left":
+                self._abort(key, upload.upload_id)
+        return None
 
     def _wait_for_parts(
         self, futures: list[Future[tuple[str, bytes]]], stop: threading.Event
@@ -375,6 +411,35 @@ class Putter:
             self.transport.abort_multipart(key, upload_id)
             self.journal.finished(upload_id)
 
+
+
+#: part number -> (ETag, MD5) of the parts an upload already holds
+_Parts = dict[int, tuple[str, bytes]]
+
+
+def _part_length(number: int, part_size: int, size: int) -> int:
+    return min(part_size, size - (number - 1) * part_size)
+
+
+def _our_parts(parts: list[UploadedPart], fd: int, size: int, part_size: int) -> _Parts | None:
+    """The parts, if each is the same byte range of ``fd`` (same length, its ETag the MD5 of
+    those bytes); ``None`` if any is not. An opaque part ETag (SSE-KMS) proves nothing."""
+    count = -(-size // part_size)
+    landed: _Parts = {}
+    for part in parts:
+        if not 1 <= part.number <= count or part.size != _part_length(part.number, part_size, size):
+            return None
+        digest = md5_range(fd, (part.number - 1) * part_size, part.size)
+        if part.etag.strip('"').lower() != digest.hex():
+            return None
+        landed[part.number] = (part.etag.strip('"'), digest)
+    return landed
+
+
+def _landed(part: tuple[str, bytes]) -> Future[tuple[str, bytes]]:
+    future: Future[tuple[str, bytes]] = Future()
+    future.set_result(part)
+    return future
 
 
 class _Damaged:

@@ -56,6 +56,8 @@ class PutResult(NamedTuple):
     bytes: int = 0
     error: str = ""
     retryable: bool | None = None
+    #: of ``bytes``, those an earlier run had sent (its multipart upload was carried on)
+    resumed: int = 0
 
     @property
     def can_retry(self) -> bool:
@@ -83,6 +85,8 @@ class Stats:
     #: symlinks to directories the walk did not follow (no ``--follow-symlinks``): no file,
     #: so counted apart from the files
     dir_symlinks_skipped: int = 0
+    #: of ``bytes_put``, those already on the server from an upload that was carried on
+    bytes_resumed: int = 0
 
     @property
     def files_skipped(self) -> int:
@@ -127,6 +131,7 @@ class Stats:
             deleted=self.deleted + other.deleted,
             task_seconds=self.task_seconds + other.task_seconds,
             dir_symlinks_skipped=self.dir_symlinks_skipped + other.dir_symlinks_skipped,
+            bytes_resumed=self.bytes_resumed + other.bytes_resumed,
         )
 
     @classmethod
@@ -152,6 +157,7 @@ class Stats:
             "task_seconds": round(self.task_seconds, 3),
             "files_deleted": self.deleted,
             "dir_symlinks_not_followed": self.dir_symlinks_skipped,
+            "bytes_resumed": self.bytes_resumed,
         }
         if not self.dry_run:
             data["files_per_second"] = round(self.files_per_second, 1)
@@ -178,6 +184,7 @@ class Stats:
             deleted=int(data.get("files_deleted", 0)),
             task_seconds=float(data.get("task_seconds", 0.0)),
             dir_symlinks_skipped=int(data.get("dir_symlinks_not_followed", 0)),
+            bytes_resumed=int(data.get("bytes_resumed", 0)),
         )
 
     def table(self, batches: str | None = None) -> str:
@@ -195,6 +202,9 @@ class Stats:
         ]
         if self.deleted:
             rows.insert(3, ("files deleted" if not self.dry_run else "files to delete", f"{self.deleted:,}"))
+        if self.bytes_resumed:
+            resumed = f"{self.bytes_resumed:,} ({_human(self.bytes_resumed)}) sent by an earlier run"
+            rows.append(("bytes resumed", resumed))
         if self.dir_symlinks_skipped:
             rows.insert(
                 3, ("dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)")
@@ -250,6 +260,7 @@ class StatsCollector:
         self.dry_run = dry_run
         self.files_put = 0
         self.bytes_put = 0
+        self.bytes_resumed = 0
         self.put_reasons: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.failed = 0
@@ -260,6 +271,7 @@ class StatsCollector:
         if result.action == "put":
             self.files_put += 1
             self.bytes_put += result.bytes
+            self.bytes_resumed += result.resumed
             self.put_reasons[result.reason] += 1
         elif result.action == "skip":
             self.skipped[result.reason] += 1
@@ -284,6 +296,7 @@ class StatsCollector:
             dry_run=self.dry_run,
             deleted=self.deleted,
             task_seconds=max(finished - self.started, 0.0),
+            bytes_resumed=self.bytes_resumed,
         )
 
 

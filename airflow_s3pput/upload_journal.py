@@ -76,6 +76,20 @@ class UploadJournal:
     def finished(self, upload_id: str) -> None:
         self._append({"op": "end", "id": upload_id})
 
+    def adopt(self, key: str, upload_id: str) -> None:
+        """This run carries on an upload another process started (it is resumed): it is
+        written down as this run's from now on."""
+        self._append({"op": "start", "id": upload_id, "key": key, "owner": f"{_this_process()}:{self.run}"})
+
+    def owner(self, upload_id: str) -> str:
+        """Whose ``upload_id`` is: ``"running"`` (a run of this host still going, not this
+        one), ``"left"`` (a run of this host that ended without finishing it), or ``"unknown"``
+        (another host's, another tool's, or this run's own)."""
+        entry = self._open().get(upload_id)
+        if entry is None or entry[1].endswith(f":{self.run}"):
+            return "unknown"
+        return "left" if _gone(entry[1]) else "running"
+
     def leftovers(self, prefix: str) -> list[tuple[str, str]]:
         """(key, upload id) of the uploads under ``prefix`` that no record says ended and whose
         process, on this host, is gone. An id that starts with ``intent-`` stands for an upload
@@ -135,10 +149,13 @@ class UploadJournal:
 
 
 def _process_started(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot, from /proc), or None if it is not running."""
+    """When ``pid`` started (clock ticks since boot, from /proc), or None if it is not running.
+    A zombie is not running: a killed run's worker processes may wait unreaped for ever where
+    the container's first process reaps no orphans."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]
     except (OSError, IndexError):
         pass
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_s3pput.errors import S3Error
-from airflow_s3pput.transport import ListedObject, ListPage, ObjectParams, OpenUpload, PartBody
+from airflow_s3pput.transport import ListedObject, ListPage, ObjectParams, OpenUpload, PartBody, UploadedPart
 from airflow_s3pput.transport.port import PutCallback, Stored
 
 
@@ -112,7 +112,7 @@ class MemoryTransport:
                 last = key
         return ListPage(objects, prefixes, None)
 
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> str:
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         self._enter("PutObject")
         body = self._received("PutObject", body)
         _check_md5(body, params.get("ContentMD5"))
@@ -175,6 +175,11 @@ class MemoryTransport:
             for upload_id, u in sorted(self.uploads.items(), key=lambda item: item[1].key)
             if u.key.startswith(prefix)
         ]
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        self._enter("ListParts")
+        upload = self._upload(upload_id)
+        return [UploadedPart(n, etag, len(data)) for n, (data, etag) in sorted(upload.parts.items())]
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         self._enter("DeleteObjects")

@@ -15,6 +15,7 @@ from airflow_s3pput.transport.port import (
     PartBody,
     Stored,
     Transport,
+    UploadedPart,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PartBody",
     "Stored",
     "Transport",
+    "UploadedPart",
     "default_concurrency",
     "open_transport",
     "resolve_transport",

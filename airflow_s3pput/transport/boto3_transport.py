@@ -30,6 +30,7 @@ from airflow_s3pput.transport.port import (
     PartBody,
     PutCallback,
     Stored,
+    UploadedPart,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -238,6 +239,19 @@ class Boto3Transport:
             if not page.get("IsTruncated"):
                 return uploads
             kwargs.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            page = self._send("ListParts", self.client.list_parts, **kwargs)
+            parts += [
+                UploadedPart(int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"]))
+                for p in page.get("Parts", [])
+            ]
+            if not page.get("IsTruncated"):
+                return parts
+            kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]

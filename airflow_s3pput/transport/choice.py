@@ -37,6 +37,7 @@ from airflow_s3pput.transport.port import (
     PutCallback,
     Stored,
     Transport,
+    UploadedPart,
 )
 
 if TYPE_CHECKING:
@@ -206,6 +207,9 @@ class CrtPuts:
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         return self.control.open_uploads(prefix)
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        return self.control.list_parts(key, upload_id)
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         return self.control.delete_objects(keys)

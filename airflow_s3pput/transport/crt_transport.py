@@ -31,6 +31,7 @@ from airflow_s3pput.transport.port import (
     PartBody,
     PutCallback,
     Stored,
+    UploadedPart,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -156,6 +157,19 @@ class CrtTransport:
                 return uploads
             query.update({"key-marker": _text(root, "NextKeyMarker"),
                           "upload-id-marker": _text(root, "NextUploadIdMarker")})  # fmt: skip
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        query = {"uploadId": upload_id}
+        while True:
+            root = _document(self._call("ListParts", "GET", key, query=query), "ListParts")
+            parts += [
+                UploadedPart(int(_text(p, "PartNumber")), _text(p, "ETag").strip('"'), int(_text(p, "Size")))
+                for p in root.iterfind("{*}Part")
+            ]
+            if _text(root, "IsTruncated") != "true":
+                return parts
+            query["part-number-marker"] = _text(root, "NextPartNumberMarker")
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)

@@ -64,6 +64,14 @@ class OpenUpload(NamedTuple):
     initiated: str  # ISO 8601, as the server wrote it
 
 
+class UploadedPart(NamedTuple):
+    """A part of an open multipart upload, as ListParts shows it."""
+
+    number: int
+    etag: str  # without quotes
+    size: int
+
+
 class PartBody(NamedTuple):
     """Part of an open file: the transport reads it, so no adapter needs the bytes held twice.
 
@@ -132,6 +140,10 @@ class Transport(Lister, Protocol):
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         """The incomplete multipart uploads whose key starts with ``prefix``."""
+        ...
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        """The parts an open multipart upload holds, in part-number order."""
         ...
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,31 @@ def test_an_unwritable_journal_never_fails_an_upload(tmp_path: Path) -> None:
     journal = UploadJournal(blocked / "sub", "e", "b")
     journal.started(journal.starting("k"), "k", "u")  # no exception
     assert journal.leftovers("") == []
+
+
+def test_a_killed_process_left_unreaped_is_gone() -> None:
+    """A killed run's worker processes may stay zombies (their parent died too): not running."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert upload_journal._process_started(child.pid) is not None
+        child.kill()
+        deadline = 50
+        while upload_journal._process_started(child.pid) is not None and deadline:
+            time.sleep(0.05)
+            deadline -= 1
+        assert upload_journal._process_started(child.pid) is None  # a zombie until waited for
+    finally:
+        child.wait()
+
+
+def test_owner_tells_running_left_and_unknown_uploads(journal: UploadJournal, tmp_path: Path) -> None:
+    other = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")  # another run of this process
+    other.started("", "k", "u-running")
+    journal.started("", "k", "u-mine")
+    assert journal.owner("u-running") == "running"
+    other.close()
+    assert journal.owner("u-running") == "left"
+    assert journal.owner("u-mine") == "unknown"  # this run's own
+    assert journal.owner("u-never-seen") == "unknown"
+    journal.adopt("k", "u-running")
+    assert journal.owner("u-running") == "unknown"  # carried on by this run now
