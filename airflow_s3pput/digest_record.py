@@ -329,8 +329,15 @@ class DigestRecord:
             if not rows or db is None:
                 return
             try:
-                with db:  # one transaction: committed, or rolled back on an error
+                # IMMEDIATE: the write lock is taken (or waited for) before anything is read,
+                # so another run's commit never turns this one into an error.
+                db.execute("BEGIN IMMEDIATE")
+                try:
                     db.executemany(_UPSERT, rows)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
             except sqlite3.Error as exc:
                 problem = exc
             except (OverflowError, ValueError):
@@ -398,14 +405,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     if not path.exists():
         # Created private: the record lists the user's file names.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         # WAL: readers never wait for a writer. NORMAL: a commit does not fsync (a cache may
         # lose its last records on power loss; it stays consistent).
         db.execute("PRAGMA journal_mode=WAL").fetchone()
         db.execute("PRAGMA synchronous=NORMAL")
-        with db:
-            db.execute(_SCHEMA)
+        db.execute(_SCHEMA)
         db.execute("SELECT count(*) FROM (SELECT 1 FROM digests LIMIT 1)").fetchone()
     except BaseException:
         db.close()
