@@ -46,7 +46,6 @@ from airflow_s3pput.settings import (
 from airflow_s3pput.stats import PutResult, Stats, where
 from airflow_s3pput.walker import (
     Selection,
-    WalkNotes,
     as_lists,
     distinct_sources,
     ineffective_includes,
@@ -439,8 +438,6 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
             stats, interrupted = stopped.stats, True  # type: ignore[assignment]
         finally:
             reporter.finish()
-        if args.verbose and not options.follow_symlinks and not interrupted:
-            stats = dataclasses.replace(stats, dir_symlinks_skipped=_dir_symlinks(options))
     except UsageError as exc:
         print(f"s3pput: error: {render(exc)}", file=err)
         return EXIT_USAGE
@@ -493,15 +490,6 @@ def _warn_after(options: UploadOptions, stats: Stats, err: TextIO) -> None:
         )
 
 
-def _dir_symlinks(options: UploadOptions) -> int:
-    """The directory symlinks the run's walk passed over (``--verbose`` says how many).
-
-    A second walk counts them: ``upload`` keeps no notes of its walk yet. It is paid under
-    ``--verbose`` only, which prints a line per file anyway."""
-    notes = WalkNotes()
-    for _ in walk(options.sources, options.prefix, options.selection(), notes=notes):
-        pass
-    return notes.dir_symlinks
 
 
 #: set when a second Ctrl-C asked not to wait: the process then exits without joining threads

@@ -33,6 +33,7 @@ from airflow_s3pput.walker import (
     FileEntry,
     KeyRange,
     WalkError,
+    WalkNotes,
     check_sources,
     check_unique_keys,
     join_key,
@@ -112,8 +113,9 @@ def upload(
             before_first_put=check.wait_head if options.dry_run else check.start_write_check,
             write_verdict=check.write_failure,
         )
+        notes = WalkNotes()
         try:
-            run.feed(walk(options.sources, options.prefix, options.selection(), key_range))
+            run.feed(walk(options.sources, options.prefix, options.selection(), key_range, notes))
         except KeyboardInterrupt:
             abandoned = True
             raise
@@ -126,7 +128,7 @@ def upload(
             delete_extraneous(
                 transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
             )
-        return run.collector.freeze()
+        return dataclasses.replace(run.collector.freeze(), dir_symlinks_skipped=notes.dir_symlinks)
     raise AssertionError("unreachable")  # the with block returns or raises
 
 

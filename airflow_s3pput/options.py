@@ -192,15 +192,6 @@ class UploadOptions:
         for kind, glob in self.filters:
             if kind not in FILTER_KINDS or not isinstance(glob, str) or not glob:
                 raise UsageError(f"invalid {{setting}} {kind} {glob!r}", setting="filters")
-        if self.delete and self.filters:
-            # sync_delete builds its Selection from ``include`` and ``exclude`` alone: with
-            # filters it cannot see, it would delete the keys they hide.
-            raise UsageError(
-                "{setting} cannot be combined with {filters} in this order: give --exclude '*' "
-                "first, then the --include globs, then the other --exclude globs",
-                setting="delete",
-                also=("filters",),
-            )
 
     def put_params(self) -> dict[str, Any]:
         """The validated extra PutObject arguments from ``headers`` and ``grant``."""

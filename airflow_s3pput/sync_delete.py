@@ -105,7 +105,7 @@ def delete_extraneous(
     report: Record = record or (lambda result: None)
     if failed_uploads:
         return DeleteStats(skipped=f"{failed_uploads} files failed: nothing deleted")
-    selection = Selection(options.include, options.exclude, options.follow_symlinks)
+    selection = options.selection()
     root = join_key(options.prefix, "")
     deleter = _Deleter(transport, options.dry_run, report)
     local = _local_keys(walk(options.sources, options.prefix, selection, key_range))

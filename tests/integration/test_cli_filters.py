@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.testing.local_s3 import LocalS3Server
-from tests.helpers import CliRunner, assert_usage_error, list_keys, make_tree, new_bucket
+from tests.helpers import CliRunner, list_keys, make_tree, new_bucket
 
 BIN = Path(sys.executable).parent
 
@@ -124,10 +124,15 @@ def test_delete_keeps_the_keys_the_filters_hide(
     assert set(list_keys(s3_client, bucket)) == {"k.txt", "keep/k.txt", "keep/deep/c.txt", "gone.log"}
 
 
-def test_delete_with_filters_two_lists_cannot_say_is_refused(
+def test_delete_keeps_what_filters_in_any_order_hide(
     cli: CliRunner, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
+    # An order two lists cannot say: logs/ left out, but logs/keep.log taken back in.
+    for key in ("gone.txt", "logs/old.log", "logs/keep.log"):
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b"old")
     src = make_tree(tmp_path / "src", TREE)
     run = cli("--bucket", bucket, "--delete", "--exclude", "logs/*", "--include", "logs/keep.log", str(src))
-    assert_usage_error(run, "--delete cannot be combined with --include/--exclude in this order")
-    assert list_keys(s3_client, bucket) == {}
+    assert run.code == 0, run.err
+    # gone.txt is removed; logs/old.log is hidden by the filters and kept; logs/keep.log is put
+    assert set(list_keys(s3_client, bucket)) == (set(TREE) - {"logs/x.log"}) | {"logs/old.log"}
+    assert s3_client.get_object(Bucket=bucket, Key="logs/keep.log")["Body"].read() == b"keep"
