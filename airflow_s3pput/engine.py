@@ -233,15 +233,19 @@ class _Run:
         return not self.list_remote or task.remote is None
 
     def feed(self, items: Iterator[FileEntry | WalkError]) -> None:
-        """Put what the walk yields; on Ctrl-C stop feeding, let what is on the wire finish or
-        abort, and raise ``Interrupted`` with what landed (a second Ctrl-C stops waiting)."""
+        """Put what the walk yields. Whatever stops it (Ctrl-C, SIGTERM, an Airflow timeout or
+        "mark failed", an error) stops feeding, lets what is on the wire finish and aborts the
+        multipart uploads still open; Ctrl-C then raises ``Interrupted`` with what landed, the
+        rest goes on as raised. A second Ctrl-C stops waiting."""
         try:
             self._feed(items)
-        except KeyboardInterrupt:
+        except BaseException as stop:
             self.dispatcher.cancel()
             while self.pending:
                 self._drain(block=True)
-            raise Interrupted(self.collector.freeze()) from None
+            if isinstance(stop, KeyboardInterrupt):
+                raise Interrupted(self.collector.freeze()) from None
+            raise
         finally:
             self.lookahead.shutdown(wait=True)
 

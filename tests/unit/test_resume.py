@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,39 @@ def test_the_summary_says_what_was_resumed(tmp_path: Path) -> None:
     summary: dict[str, Any] = stats.to_dict()
     assert summary["bytes_resumed"] == 3 * PART
     assert "bytes resumed" in stats.table()
+
+
+class _SlowParts(MemoryTransport):
+    def upload_part(self, *args: Any) -> str:
+        time.sleep(0.2)  # two on the wire: the 12 parts take 1.2 s at least
+        return super().upload_part(*args)
+
+
+class _Deadline(Exception):
+    """What an Airflow ``execution_timeout`` raises in the task's main thread."""
+
+
+def test_any_interruption_stops_the_run_and_aborts_what_is_open(tmp_path: Path) -> None:
+    """Not only Ctrl-C: an exception raised in the run's thread (Airflow's timeout raises one
+    from a SIGALRM handler, as here) stops feeding and aborts the open multipart upload
+    instead of waiting for every part."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(12 * PART))
+    transport = _SlowParts()
+
+    def deadline(signum: int, frame: Any) -> None:
+        raise _Deadline()
+
+    previous = signal.signal(signal.SIGALRM, deadline)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Deadline):
+            engine.upload(opts(src, threads=2), transport=transport)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 0.9  # not the 12 parts' time
+    assert transport.uploads == {}
+    assert "big.bin" not in transport.objects
