@@ -48,9 +48,10 @@ LOOKAHEAD_GROUPS = 2
 #: directories listed at once: as many as a flat listing splits a prefix into (see
 #: ``remote._list_flat``), so that a tree of that many top directories is one round of requests
 LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
-#: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends):
-#: 256 files of 15 MiB would otherwise hold 3.8 GiB; 8 KiB files never come near it
-BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+#: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends, and
+#: the CRT copies it into a buffer of its own: 64 MiB of memory for them, the README's bound);
+#: small files never come near it
+BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
 
 
 ResultCallback = Callable[[PutResult], None]

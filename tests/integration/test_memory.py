@@ -113,3 +113,41 @@ def test_dry_run_over_200k_files_stays_small(s3_server: LocalS3Server, bucket: s
     assert maxrss < LIMIT_MB * 1024 / 2, maxrss
     # Flat: a hundred times the files costs (next to) no more memory.
     assert maxrss - few_maxrss < 30 * 1024, (few_maxrss, maxrss)
+
+
+def upload_peak_kb(server: LocalS3Server, bucket: str, src: Path, transport: str) -> int:
+    """Peak RSS of one real ``s3pput`` upload (one process)."""
+    env = dict(os.environ, **server.env())
+    argv = [S3PPUT, "--quiet", "--json", "--transport", transport, "--processes", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *argv, "--bucket", bucket, str(src)],
+        env=env, capture_output=True, text=True, timeout=200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files_put"] == 17
+    return int(proc.stderr.rsplit("MAXRSS ", 1)[1].split()[0])
+
+
+#: what single-PUT bodies in flight may add to a process at rest (the README's bound), with room
+#: for the allocator's slack
+BODIES_LIMIT_MB = 64 + 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("transport", ["crt", "boto3"])
+def test_single_put_bodies_in_flight_stay_within_the_readme_bound(
+    s3_server: LocalS3Server, bucket: str, tmp_path: Path, transport: str
+) -> None:
+    """17 files just under the multipart threshold: their bodies are held while in flight, at
+    most 64 MiB of memory for them whatever the thread count (a list of 16 once held 528 MiB)."""
+    tiny, large = tmp_path / "tiny", tmp_path / "large"
+    tiny.mkdir()
+    large.mkdir()
+    body = os.urandom(15 * 1024 * 1024 + 512 * 1024)
+    for i in range(17):
+        (tiny / f"f{i:02}.bin").write_bytes(b"x")
+        (large / f"f{i:02}.bin").write_bytes(body)
+    at_rest_kb = upload_peak_kb(s3_server, bucket, tiny, transport)
+    peak_kb = upload_peak_kb(s3_server, bucket, large, transport)
+    assert peak_kb - at_rest_kb < BODIES_LIMIT_MB * 1024, (at_rest_kb // 1024, peak_kb // 1024)
