@@ -199,11 +199,20 @@ class BucketCheck:
     def error(self, exc: S3Error | GaveUp) -> UsageError:
         """The one line for what the check met (see ``bucket_error``)."""
         if isinstance(exc, GaveUp):
-            return bucket_error(exc.error, self.options.bucket, self.where, tries=exc.tries, seconds=exc.seconds)
+            bucket, where = self.options.bucket, self.where
+            return bucket_error(exc.error, bucket, where, tries=exc.tries, seconds=exc.seconds)
         plain_http = None
         if _tls_failure(exc):
             plain_http = speaks_plain_http(self.options.connection.endpoint_url or "")
         return bucket_error(exc, self.options.bucket, self.where, plain_http=plain_http)
+
+    def write_refused(self, probe_prefix: str) -> UsageError:
+        """The bucket could be read but not written: say it was the write that was refused."""
+        under = probe_prefix.rpartition("/")[0] + "/" if "/" in probe_prefix else "the bucket's root"
+        return UsageError(
+            f"bucket {self.options.bucket!r} at {self.where} refused a write (a multipart upload under "
+            f"{under} was denied): these credentials may read the bucket but not write to it"
+        )
 
     def start(self) -> None:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
@@ -241,7 +250,7 @@ class BucketCheck:
     ) -> None:  # fmt: skip
         """Create the check's upload and give the verdict; then abort it, and the checks that
         killed runs left (listed beside its creation)."""
-        probe = probe_prefix + os.urandom(16).hex()  # uuid4's randomness; uuid costs 3 ms of imports
+        probe = probe_prefix + os.urandom(16).hex()  # uuid4's randomness
         journal = self.journal
         try:
             intent = journal.starting(probe) if journal else ""
@@ -250,7 +259,8 @@ class BucketCheck:
                 journal.started(intent, probe, upload_id)
         except (S3Error, GaveUp) as exc:
             listed.cancel()
-            verdict.set_result(self.error(exc))
+            refused = isinstance(exc, S3Error) and (exc.code in ("403", "AccessDenied") or exc.status == 403)
+            verdict.set_result(self.write_refused(probe_prefix) if refused else self.error(exc))
             return
         except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
             verdict.set_exception(exc)
@@ -360,7 +370,9 @@ def _initiated(text: str) -> datetime:
 
 def _tls_failure(exc: S3Error | GaveUp) -> bool:
     """The TLS handshake failed: boto3 reports it as ``TLS_UNTRUSTED``, the CRT by name."""
-    return isinstance(exc, S3Error) and (exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS"))
+    if not isinstance(exc, S3Error):
+        return False
+    return exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS")
 
 
 def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
