@@ -68,9 +68,8 @@ class Batch:
 
     @property
     def label(self) -> str:
-        """How the batch is named in the Airflow UI: its first and last key, and its file count.
-
-        ``MAP_INDEX_TEMPLATE`` renders the same text from the descriptor in Airflow."""
+        """The batch in words: its first and last key, and its file count (the provider's name of
+        a mapped put shortens long keys to fit Airflow's column)."""
         keys = self.first_key if self.first_key == self.last_key else f"{self.first_key} .. {self.last_key}"
         return f"{keys} ({self.files} file{'' if self.files == 1 else 's'})"
 
@@ -88,14 +87,6 @@ class _Open:
     last_key: str
     files: int = 0
     bytes: int = 0
-
-
-#: ``Batch.label`` as a Jinja template over the mapped put task's ``batch`` argument, so that
-#: Airflow names a batch before its task runs, and keeps the name when it fails or retries
-MAP_INDEX_TEMPLATE = (
-    "{% set b = task.batch %}{{ b.first_key }}{% if b.last_key != b.first_key %} .. {{ b.last_key }}"
-    "{% endif %} ({{ b.files }} file{{ '' if b.files == 1 else 's' }})"
-)
 
 
 def plan(
