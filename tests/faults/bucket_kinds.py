@@ -60,9 +60,12 @@ def object_lock(proxy: FaultProxy) -> None:
     ])  # fmt: skip
 
 
+_CHECKSUM_HEADERS = ("x-amz-checksum-", "x-amz-sdk-checksum-", "x-amz-trailer")
+
+
 def _sends_checksums(request: Request) -> bool:
     return (
-        any(name.startswith(("x-amz-checksum-", "x-amz-sdk-checksum-", "x-amz-trailer")) for name in request.headers)
+        any(name.startswith(_CHECKSUM_HEADERS) for name in request.headers)
         or "aws-chunked" in request.headers.get("content-encoding", "")
         or request.headers.get("x-amz-content-sha256", "").startswith("STREAMING-")
     )

@@ -178,7 +178,7 @@ def test_a_bucket_that_refuses_writes_is_one_line_not_a_failure_per_file(src: Pa
     transport.fail_next["CreateMultipartUpload"] = [denied]
     transport.fail_next["PutObject"] = [denied] * len(TREE)
     reported: list[PutResult] = []
-    with pytest.raises(UsageError, match="refused a write .* may read the bucket but not write to it"):
+    with pytest.raises(UsageError, match=r"refused a write .* may read the bucket but not write to it"):
         engine.upload(opts(src), transport=transport, on_result=reported.append)
     assert reported == []
     assert transport.objects == {}

@@ -97,7 +97,9 @@ class _LosesOneResult:
         self.inner.close()
 
 
-def test_a_run_that_loses_track_of_files_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_that_loses_track_of_files_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = make_tree(tmp_path / "src", SHAPES["one crowded directory"])
     real = engine.make_dispatcher
     monkeypatch.setattr(engine, "make_dispatcher", lambda *a: _LosesOneResult(real(*a)))
