@@ -228,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the digest record lives (default $S3PPUT_CACHE_DIR, else ~/.cache/s3pput)",
     )
+    p.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        default=None,
+        help="start every multipart upload afresh, even where a killed run left one whose parts "
+        "are this file's bytes (default: carry it on)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--verbose", "-v", action="store_true", help="print every file")
     out.add_argument("--quiet", "-q", action="store_true", help="print only errors")

@@ -119,6 +119,7 @@ UPLOAD_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
     "digest_cache": ("digest_cache", as_bool),
     "rehash": ("rehash", as_bool),
     "cache_dir": ("cache_dir", as_text),
+    "resume": ("resume", as_bool),
 }
 #: the connection settings a front end may give (the CLI; the provider takes an Airflow connection)
 CONNECTION_SETTINGS: Mapping[str, Coerce] = {

@@ -104,7 +104,14 @@ with DAG(
             ),
         ),
         "batch_size": Param(
-            10_000, type="integer", minimum=1, title="Batch size", description="Files per mapped put task."
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Batch size",
+            description=(
+                "Files per mapped put task. Empty: as many batches as the workers can run at once "
+                "(half the cores under the LocalExecutor, [core] parallelism elsewhere)."
+            ),
         ),
         "aws_conn_id": Param(
             "aws_default", type="string", title="AWS connection", description="Airflow connection id for S3."

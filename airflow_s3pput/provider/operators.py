@@ -158,6 +158,10 @@ class _UploadSettings(BaseOperator):
         threads: int | str | None = None,
         multipart_threshold: int | str | None = None,
         part_size: int | str | None = None,
+        digest_cache: bool | str | None = None,
+        rehash: bool | str | None = None,
+        cache_dir: str | None = None,
+        resume: bool | str | None = None,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -169,6 +173,7 @@ class _UploadSettings(BaseOperator):
             "exclude": exclude, "follow_symlinks": follow_symlinks, "delete": delete,
             "transport": transport, "processes": processes, "threads": threads,
             "multipart_threshold": multipart_threshold, "part_size": part_size,
+            "digest_cache": digest_cache, "rehash": rehash, "cache_dir": cache_dir, "resume": resume,
         }  # fmt: skip
         self.settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self.aws_conn_id = aws_conn_id
@@ -193,6 +198,28 @@ def max_map_length() -> int:
     return int(conf.getint("core", "max_map_length", fallback=1024))
 
 
+#: executors whose tasks all run on the machine of the scheduler (and of this plan task)
+_LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
+
+
+def parallel_capacity(executor: str | None = None, cpus: int | None = None) -> int:
+    """How many put tasks can usefully run at once: the batch count when none is given.
+
+    On an executor that runs every task on this machine, half its cores (one put process
+    keeps a core busy; the rest is left to the S3 client's own threads, the scheduler and the
+    other tasks): more batches would only compete for the same cores. Elsewhere (Celery,
+    Kubernetes, ...) the workers are other machines: ``[core] parallelism`` of them at most.
+    """
+    from airflow.sdk.configuration import conf
+
+    parallelism = max(1, int(conf.getint("core", "parallelism", fallback=32)))
+    name = (executor if executor is not None else conf.get("core", "executor", fallback="")) or ""
+    first = name.split(",")[0].strip().rsplit(".", 1)[-1]
+    if first in _LOCAL_EXECUTORS:
+        return max(1, min(parallelism, (cpus if cpus is not None else os.cpu_count() or 1) // 2))
+    return parallelism
+
+
 class S3PPutPlanOperator(_UploadSettings):
     """Check the connection and the bucket, walk SOURCE, return the batches to map the put over.
 
@@ -202,7 +229,10 @@ class S3PPutPlanOperator(_UploadSettings):
     :param limit: consider only the first N files of the walk (templated)
     :param batch_size: at most this many files per batch (templated)
     :param batch_bytes: at most this many bytes per batch, e.g. ``4096MiB`` (templated)
-    :param max_batches: cap on the batch count (templated); default ``[core] max_map_length``
+    :param max_batches: cap on the batch count (templated); default: as many as can run at
+        once (``parallel_capacity``: half the cores under the LocalExecutor, ``[core]
+        parallelism`` elsewhere), within ``[core] max_map_length``; with ``batch_size`` given,
+        only ``max_map_length`` caps it
     """
 
     def __init__(
@@ -229,7 +259,12 @@ class S3PPutPlanOperator(_UploadSettings):
         options = self.upload_options(with_connection=True)
         # The bucket, the endpoint or the keys: say whose they are.
         fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
-        batches = fail_fast(plan, options, bounds, max_batches=max_map_length())
+        # An explicit batch size or cap is the user's; else as many batches as can run at once.
+        explicit = any(
+            self.settings.get(name) not in (None, "", "None") for name in ("batch_size", "max_batches")
+        )
+        cap = max_map_length() if explicit else min(max_map_length(), parallel_capacity())
+        batches = fail_fast(plan, options, bounds, max_batches=cap)
         files, size = sum(b.files for b in batches), sum(b.bytes for b in batches)
         log.info("planned %d files, %d bytes in %d batches", files, size, len(batches))
         if not batches and options.delete:
@@ -418,9 +453,10 @@ class S3PPutReduceOperator(BaseOperator):
         """The bucket and prefix of the summary: this task's, which must be the plan's."""
         bucket = None if self.bucket is None else str(self.bucket)
         prefix = None if self.prefix is None else join_key(str(self.prefix), "")
-        plan_bucket = planned[0].get("bucket") if planned else None
-        plan_prefix = planned[0].get("prefix") if planned else None
-        if plan_bucket is not None and (bucket, prefix) != (plan_bucket, plan_prefix):
+        plan_bucket = str(planned[0]["bucket"]) if planned and planned[0].get("bucket") is not None else None
+        plan_prefix = str(planned[0].get("prefix") or "") if plan_bucket is not None else None
+        planned_for = (plan_bucket, plan_prefix)
+        if plan_bucket is not None and plan_prefix is not None and (bucket, prefix) != planned_for:
             mine = (bucket or plan_bucket, plan_prefix if prefix is None else prefix)
             if mine != (plan_bucket, plan_prefix):
                 raise AirflowFailException(

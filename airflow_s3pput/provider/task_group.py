@@ -81,6 +81,10 @@ def s3pput_task_group(
     threads: int | Template | None = None,
     multipart_threshold: int | Template | None = None,
     part_size: int | Template | None = None,
+    digest_cache: bool | Template | None = None,
+    rehash: bool | Template | None = None,
+    cache_dir: str | None = None,
+    resume: bool | Template | None = None,
     batch_size: int | Template | None = None,
     batch_bytes: int | Template | None = None,
     max_batches: int | Template | None = None,
@@ -102,9 +106,11 @@ def s3pput_task_group(
     ``content_type``, ``gzip``, ``gzip_types``, ``gzip_level``, ``headers`` (``NAME:VALUE``
     list), ``grant``, ``include``, ``exclude``, ``follow_symlinks``, ``delete``, ``transport``,
     ``processes`` and ``threads`` (per put task), ``multipart_threshold``, ``part_size``
-    (bytes, or sizes such as ``"32MiB"``); the plan's: ``batch_size`` (files per batch,
-    default 10,000), ``batch_bytes`` (default 4 GiB), ``max_batches`` (default
-    ``[core] max_map_length``); ``aws_conn_id``, the Airflow AWS connection.
+    (bytes, or sizes such as ``"32MiB"``), ``digest_cache``, ``rehash``, ``cache_dir`` (the
+    digest record of ``update``, on each worker), ``resume`` (carry on a killed run's
+    multipart uploads, default on); the plan's: ``batch_size`` (files per batch, default
+    10,000), ``batch_bytes`` (default 4 GiB), ``max_batches`` (default: as many batches as can
+    run at once, see ``parallel_capacity``); ``aws_conn_id``, the Airflow AWS connection.
 
     Where task arguments go:
 
@@ -129,8 +135,8 @@ def s3pput_task_group(
         "gzip_level": gzip_level, "headers": headers, "grant": grant, "include": include,
         "exclude": exclude, "follow_symlinks": follow_symlinks, "delete": delete, "transport": transport,
         "processes": processes, "threads": threads, "multipart_threshold": multipart_threshold,
-        "part_size": part_size, "batch_size": batch_size, "batch_bytes": batch_bytes,
-        "max_batches": max_batches,
+        "part_size": part_size, "digest_cache": digest_cache, "rehash": rehash, "cache_dir": cache_dir,
+        "resume": resume, "batch_size": batch_size, "batch_bytes": batch_bytes, "max_batches": max_batches,
     }  # fmt: skip
     settings: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     upload = {name: value for name, value in settings.items() if name not in PLAN_ONLY}

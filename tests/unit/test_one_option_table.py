@@ -1,0 +1,46 @@
+"""The option list is declared once (``settings.UPLOAD_SETTINGS``, ``PLAN_SETTINGS``): the CLI's
+flags, the operators' keywords and the task group's keywords are held to it."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from airflow_s3pput.cli import FLAGS
+from airflow_s3pput.settings import PLAN_SETTINGS, UPLOAD_SETTINGS
+
+pytest.importorskip("airflow.sdk")
+
+from airflow_s3pput.provider.operators import S3PPutPlanOperator, _UploadSettings
+from airflow_s3pput.provider.task_group import s3pput_task_group
+
+#: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
+SHELL_LACKS = set(PLAN_SETTINGS)
+#: keywords that are not upload settings: the connection, the group and its tasks
+NOT_SETTINGS = {
+    "aws_conn_id", "group_id", "fail_on_error", "outlets", "retries", "retry_delay",
+    "plan_kwargs", "put_kwargs", "reduce_kwargs",
+}  # fmt: skip
+
+
+def keywords(function: object) -> set[str]:
+    return {
+        name
+        for name, p in inspect.signature(function).parameters.items()  # type: ignore[arg-type]
+        if p.kind is p.KEYWORD_ONLY
+    }
+
+
+def test_the_task_group_takes_exactly_the_table() -> None:
+    assert keywords(s3pput_task_group) - NOT_SETTINGS == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
+
+
+def test_the_operators_take_exactly_the_table() -> None:
+    shared = keywords(_UploadSettings.__init__) - NOT_SETTINGS
+    plan_only = keywords(S3PPutPlanOperator.__init__) - NOT_SETTINGS
+    assert shared | plan_only == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
+
+
+def test_the_shell_spells_every_setting_of_the_table() -> None:
+    assert set(UPLOAD_SETTINGS) - SHELL_LACKS <= set(FLAGS)
