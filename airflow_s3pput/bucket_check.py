@@ -13,12 +13,13 @@ balancer's blip passes within it. If it stays away, the error is ``Unavailable``
 
 from __future__ import annotations
 
+import enum
 import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 from airflow_s3pput.errors import S3Error, Unavailable, UsageError, describe_error
 from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
 from airflow_s3pput.walker import join_key
 
@@ -290,6 +292,67 @@ class BucketCheck:
             self.quick.close()
         if self.own and self.transport is not None:
             self.transport.close()
+
+
+class GateState(enum.Enum):
+    HEAD_PENDING = "HeadBucket not answered yet"
+    HEAD_PASSED = "HeadBucket passed; no PUT of a new key yet"
+    WRITE_CHECK_SENT = "the write check went out beside the first PUTs"
+    CONFIRMED = "the write check's verdict was taken (or none is needed)"
+
+
+class Gate:
+    """What a run waits for from its ``BucketCheck``, one step after the other.
+
+    ============================  ==========================================  ==================
+    state                         the run's call                              next state
+    ============================  ==========================================  ==================
+    HEAD_PENDING                  ``head_passed()`` before the first result   HEAD_PASSED
+    HEAD_PASSED                   ``before_new_keys()``: the write check      WRITE_CHECK_SENT
+                                  goes out beside the first PUTs (a dry
+                                  run needs none)                             (dry run) CONFIRMED
+    WRITE_CHECK_SENT              ``confirm(results)``: the first results     CONFIRMED
+                                  wait for the check's verdict; a refused
+                                  check ends the run in one line, unless a
+                                  PUT landed
+    ============================  ==========================================  ==================
+
+    Each call is cheap once its step is past. An unchanged re-run puts no new key and sends no
+    write check: a changed file under an existing key is put without it (a refusal is then
+    that file's failure).
+    """
+
+    def __init__(self, check: BucketCheck, *, dry_run: bool) -> None:
+        self.check = check
+        self.dry_run = dry_run
+        self.state = GateState.HEAD_PENDING
+
+    def head_passed(self) -> None:
+        if self.state is GateState.HEAD_PENDING:
+            self.check.wait_head()
+            self.state = GateState.HEAD_PASSED
+
+    @property
+    def wants_new_keys(self) -> bool:
+        """Whether the next PUT of a new key should call ``before_new_keys`` first."""
+        return self.state in (GateState.HEAD_PENDING, GateState.HEAD_PASSED)
+
+    def before_new_keys(self) -> None:
+        self.head_passed()
+        if self.state is GateState.HEAD_PASSED:
+            if self.dry_run:
+                self.state = GateState.CONFIRMED
+            else:
+                self.check.start_write_check()
+                self.state = GateState.WRITE_CHECK_SENT
+
+    def confirm(self, results: Sequence[PutResult]) -> None:
+        if self.state is not GateState.WRITE_CHECK_SENT or not results:
+            return
+        failure = self.check.write_failure()
+        self.state = GateState.CONFIRMED
+        if failure is not None and not any(r.action == "put" for r in results):
+            raise failure
 
 
 class ListingBesideCheck:

@@ -17,9 +17,9 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPo
 from typing import TypeVar
 
 from airflow_s3pput import remote
-from airflow_s3pput.bucket_check import BucketCheck, ListingBesideCheck, connect
+from airflow_s3pput.bucket_check import BucketCheck, Gate, ListingBesideCheck, connect
 from airflow_s3pput.digest_record import DigestRecord
-from airflow_s3pput.errors import Interrupted, S3Error, UsageError, describe_error
+from airflow_s3pput.errors import Interrupted, S3Error, describe_error
 from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
@@ -108,11 +108,9 @@ def upload(
             transport,
             dispatcher,
             on_result,
-            before_first_group=check.wait_head,
             lookups=lookups,
             digests=digests,
-            before_first_put=check.wait_head if options.dry_run else check.start_write_check,
-            write_verdict=check.write_failure,
+            gate=Gate(check, dry_run=options.dry_run),
         )
         notes = WalkNotes()
         try:
@@ -158,18 +156,14 @@ class _Run:
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
         *,
-        before_first_group: Callable[[], None] = lambda: None,
         lookups: _Lookups,
         digests: DigestRecord,
-        before_first_put: Callable[[], None] = lambda: None,
-        write_verdict: Callable[[], UsageError | None] = lambda: None,
+        gate: Gate,
     ) -> None:
         self.options = options
         self.mode = get_mode(options.mode)
         self.list_remote = self.mode.needs_listing
-        self.before_first_group: Callable[[], None] | None = before_first_group
-        self.before_first_put: Callable[[], None] | None = before_first_put
-        self.write_verdict: Callable[[], UsageError | None] | None = write_verdict
+        self.gate = gate
         self.dispatcher = dispatcher
         self.on_result = on_result
         self.collector = StatsCollector(dry_run=options.dry_run)
@@ -252,9 +246,7 @@ class _Run:
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         for group, listed in self._grouped(items):
-            if self.before_first_group is not None:
-                self.before_first_group()  # HeadBucket: nothing is reported before it passed
-                self.before_first_group = None
+            self.gate.head_passed()  # nothing is reported before HeadBucket passed
             self.walked += len(group)
             for tasks in self.chunks(self._tasks(group, listed)):
                 while self.must_wait(tasks):
@@ -262,9 +254,8 @@ class _Run:
                 if self.at_limit():
                     self.stopped_at_limit = True
                     return
-                if self.before_first_put is not None and any(self.surely_put(t) for t in tasks):
-                    self.before_first_put()  # HeadBucket passed; the write check goes beside the PUTs
-                    self.before_first_put = None
+                if self.gate.wants_new_keys and any(self.surely_put(t) for t in tasks):
+                    self.gate.before_new_keys()  # the write check goes out beside these PUTs
                 self.pending[self.dispatcher.submit(tasks)] = tasks
                 self.in_flight += len(tasks)
                 self.in_flight_bytes += self.body_bytes(tasks)
@@ -349,20 +340,9 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
                 message = f"worker failed: {describe_error(exc)}"
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
-            self._confirm_writable(results)
+            self.gate.confirm(results)  # the first results wait for the write check's verdict
             for result in results:
                 self.record(result)
-
-    def _confirm_writable(self, results: list[PutResult]) -> None:
-        """The first PUTs went out beside the write check: their results wait for its verdict.
-        A bucket that refused it ends the run with the check's one line instead of a failure per
-        file, unless one of these PUTs landed (then it takes them after all)."""
-        if self.write_verdict is None or self.before_first_put is not None or not results:
-            return  # confirmed already, or no check started yet (no new key put so far)
-        failure = self.write_verdict()
-        self.write_verdict = None
-        if failure is not None and not any(r.action == "put" for r in results):
-            raise failure
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

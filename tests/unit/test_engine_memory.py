@@ -409,3 +409,57 @@ def test_a_lost_create_answer_is_cleaned_up_only_when_its_upload_is_the_one_uncl
     assert set(transport.uploads) == {ours_too, theirs}  # two candidates: neither is provably ours
     assert lost not in transport.uploads
     assert journal.leftovers("p/") == []
+
+
+class _Check:
+    """A bucket check that records what the gate asked of it."""
+
+    def __init__(self, refused: UsageError | None = None) -> None:
+        self.calls: list[str] = []
+        self.refused = refused
+
+    def wait_head(self) -> None:
+        self.calls.append("head")
+
+    def start_write_check(self) -> None:
+        self.calls.append("write check")
+
+    def write_failure(self) -> UsageError | None:
+        self.calls.append("verdict")
+        return self.refused
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "steps", "calls", "state"),
+    [
+        pytest.param(False, ["head"], ["head"], "HEAD_PASSED", id="head-only"),
+        pytest.param(False, ["head", "new", "new"], ["head", "write check"], "WRITE_CHECK_SENT",
+                     id="check-once"),
+        pytest.param(False, ["new", "confirm", "confirm"], ["head", "write check", "verdict"], "CONFIRMED",
+                     id="verdict-once"),
+        pytest.param(False, ["head", "confirm"], ["head"], "HEAD_PASSED", id="no-verdict-before-a-check"),
+        pytest.param(True, ["new", "confirm"], ["head"], "CONFIRMED", id="dry-run-sends-no-check"),
+    ],
+)  # fmt: skip
+def test_the_gate_goes_through_its_states_once(
+    dry_run: bool, steps: list[str], calls: list[str], state: str
+) -> None:
+    check = _Check()
+    gate = bucket_check.Gate(check, dry_run=dry_run)  # type: ignore[arg-type]
+    landed = [PutResult("p", "k", "put")]
+    actions = {"head": gate.head_passed, "new": gate.before_new_keys, "confirm": lambda: gate.confirm(landed)}
+    for step in steps:
+        actions[step]()
+    assert check.calls == calls
+    assert gate.state is bucket_check.GateState[state]
+
+
+def test_a_refused_write_check_fails_the_first_results_unless_one_landed() -> None:
+    refused = UsageError("refused a write")
+    gate = bucket_check.Gate(_Check(refused), dry_run=False)  # type: ignore[arg-type]
+    gate.before_new_keys()
+    with pytest.raises(UsageError, match="refused a write"):
+        gate.confirm([PutResult("p", "k", "fail", error="AccessDenied")])
+    gate = bucket_check.Gate(_Check(refused), dry_run=False)  # type: ignore[arg-type]
+    gate.before_new_keys()
+    gate.confirm([PutResult("p", "k", "put"), PutResult("q", "j", "fail")])  # the bucket took one
