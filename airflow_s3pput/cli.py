@@ -73,7 +73,7 @@ def _mib(size: int) -> str:
 
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the terminal's width: left to find it, argparse imports shutil
-    (and with it bz2 and lzma), ~3.5 ms of every start, help or not."""
+    (and with it bz2 and lzma) at every start, help or not."""
 
     def __init__(self, prog: str) -> None:
         try:

@@ -67,8 +67,7 @@ def _type_sets(gzip_types: tuple[str, ...]) -> tuple[frozenset[str], frozenset[s
     return frozenset(t for t in lowered if not t.endswith("/*")), families
 
 
-# gzip, shutil and tempfile are imported where they are used: ~5 ms at every start otherwise,
-# for runs that never compress.
+# gzip, shutil and tempfile are imported where they are used: most runs never compress.
 
 
 def gzip_bytes(data: bytes, level: int) -> bytes:

@@ -145,7 +145,7 @@ def _check_value(param: str, name: str, value: str) -> Any:
             raise _bad(f"invalid {{setting}} {name}: expected true or false")
         return value.lower() == "true"
     if param == "Expires":
-        import email.utils  # here: ~10 ms of imports (socket, calendar, locale) otherwise
+        import email.utils  # here: only an Expires header needs it (and socket, calendar, locale)
 
         try:
             return email.utils.parsedate_to_datetime(value)

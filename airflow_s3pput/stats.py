@@ -45,8 +45,8 @@ class PutResult(NamedTuple):
     ``retryable`` says whether trying the file again may end otherwise; ``None`` leaves it to
     ``can_retry``, which knows the messages of the failures no retry changes.
 
-    A named tuple rather than a frozen dataclass: one is made per file, and an unchanged re-run
-    of 100,000 files made them in 0.11 s instead of 0.03 s.
+    A named tuple rather than a frozen dataclass: one is made per file, and a named tuple is
+    several times cheaper to make.
     """
 
     path: str

@@ -68,7 +68,7 @@ def _old_awscrt() -> str | None:
 
 
 def crt_available() -> bool:
-    # Found, not imported: the import costs ~50 ms, which a run that puts nothing never pays.
+    # Found, not imported: a run that puts nothing never pays for the import.
     return importlib.util.find_spec("awscrt") is not None and _old_awscrt() is None
 
 
@@ -108,11 +108,9 @@ def default_concurrency(transport: str) -> tuple[int, int]:
     """(processes, threads) that suit the transport.
 
     The CRT signs and sends in C, so one process with many requests in flight keeps up with the
-    server; boto3 spends ~1.5 ms of Python CPU per request and needs a process per core. Each
-    boto3 thread holds one request, backoff sleeps included: 64 a process, not 16, keep a far
-    bucket busy and bound a dead server's run (503 on every PUT, 10 attempts: ~75 s per wave of
-    files in flight; 64 files with 2 x 16 threads took 150 s), and were faster on loopback too
-    (2,000 small files: 4.6-6.1 s vs 5.6-7.9 s with 16).
+    server; boto3 spends several times the CPU per request in Python and needs a process per
+    core. Each boto3 thread holds one request, backoff sleeps included: 64 a process keep a far
+    bucket busy and bound how long a dead server's run takes (BENCHMARKS.md).
     """
     if resolve_transport(transport) == "crt":
         return 1, 64
@@ -123,7 +121,7 @@ def open_transport(options: UploadOptions) -> Transport:
     """The transport of one run or worker process, per the table above. Raises ``S3Error`` for
     credentials or a profile that cannot be resolved."""
     settings = options.connection
-    # Each transport's module is imported only when it is chosen (boto3_transport: ~1 ms).
+    # Each transport's module is imported only when it is chosen.
     if resolve_transport(options.transport) == "boto3":
         from airflow_s3pput.transport.boto3_transport import Boto3Transport
 
