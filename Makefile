@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv browser services demo demo-celery test bench lint lock mutate clean
+.PHONY: venv browser services demo demo-celery test test-floors test-pythons bench lint lock mutate clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -34,6 +34,16 @@ services:
 ## test: the whole suite (unit, real SeaweedFS, real Airflow, Celery, the trigger form in Chromium)
 test: venv browser services
 	$(PY) -m pytest
+
+## test-floors: the lowest versions pyproject.toml allows (uv --resolution lowest-direct, in a
+## throwaway venv): the unit suite, the example DAGs parsed, the operators' imports, real uploads
+test-floors: venv
+	bash scripts/check-floors.sh
+
+## test-pythons: the unit suite and a real upload on Python 3.10, 3.12 and 3.13 (pyenv's
+## interpreters); an interpreter that is not found fails the target, named
+test-pythons: venv
+	bash scripts/check-pythons.sh
 
 ## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md
 bench: venv
