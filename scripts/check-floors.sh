@@ -10,10 +10,11 @@
 # REQUIREMENTs are added to the resolution, to try a set below or beside the floors
 # (e.g. 'apache-airflow==3.1.8'). FLOORS_DIR=DIR keeps the venv there, to look into a failure.
 #
-# Airflow at its floor needs the transitive versions of its day (3.2.0 breaks with pydantic
-# 2.14), and Airflow's constraints files live on GitHub, not on PyPI. So everything is resolved
-# as of AIRFLOW_DAY, the Airflow floor's release day, except our own direct dependencies
-# released later (awscrt: its floor is newer than that Airflow).
+# A user of the Airflow floor installs it with its constraints file, which pins the transitive
+# versions of its day (newer ones have broken Airflow releases: 3.1.0 with structlog 26). Those
+# files live on GitHub, not on PyPI, so everything is resolved as of AIRFLOW_DAY, the Airflow
+# floor's release day, except our own direct dependencies released later (awscrt: its floor is
+# newer than that Airflow). AIRFLOW_DAY=$(date +%F) tests the floors with today's versions.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
