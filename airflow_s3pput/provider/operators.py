@@ -192,6 +192,10 @@ class _UploadSettings(BaseOperator):
         return dataclasses.replace(options, connection=connection)
 
 
+class TaskKilled(AirflowException):
+    """The put task was told to stop (SIGTERM through ``on_kill``): a retry may finish the batch."""
+
+
 def max_map_length() -> int:
     from airflow.sdk.configuration import conf
 
@@ -295,6 +299,8 @@ class S3PPutBatchOperator(_UploadSettings):
         self.progress_interval = progress_interval
         #: what this try read and wrote, for OpenLineage: (SOURCE paths, bucket, prefix); no secret
         self._lineage: tuple[list[str], str, str] | None = None
+        #: set while the engine uploads: what ``on_kill`` stops
+        self._uploading = False
 
     @property
     def batch_name(self) -> str:
@@ -314,7 +320,11 @@ class S3PPutBatchOperator(_UploadSettings):
                     options.prefix,
                 )
             progress = BatchProgress(batch, options.dry_run, self.progress_interval)
-            stats = fail_fast(upload, options, key_range=batch.key_range, on_result=progress)
+            self._uploading = True
+            try:
+                stats = fail_fast(upload, options, key_range=batch.key_range, on_result=progress)
+            finally:
+                self._uploading = False
         except Exception as exc:
             self._push(context, dataclasses.replace(report, error=_one_line(exc)))
             raise
@@ -329,6 +339,16 @@ class S3PPutBatchOperator(_UploadSettings):
                 f"s3pput: {error}; {progress.retryable} may land when the batch is retried"
             )
         raise AirflowFailException(f"s3pput: {error}, for reasons no retry changes (see the failed lines)")
+
+    def on_kill(self) -> None:
+        """Airflow's SIGTERM ("mark failed", a task the scheduler gave up on): stop the upload as
+        Ctrl-C does. The task runner calls this in the task's main thread, from its signal
+        handler, where ``execute`` runs: the exception raised here stops feeding the putters,
+        lets the parts on the wire finish, aborts the open multipart uploads, and fails the try
+        (before the SIGKILL that follows the grace period)."""
+        if self._uploading:
+            self._uploading = False
+            raise TaskKilled("s3pput: the task was killed (SIGTERM): its open uploads were aborted")
 
     def _check_target(self, options: UploadOptions) -> None:
         """Fail for good if the plan made this batch for another bucket or prefix: its key range
