@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv browser services demo demo-celery test test-floors test-pythons bench lint lock mutate clean
+.PHONY: venv browser services demo demo-celery test test-floors test-pythons bench bench-airflow lint lock mutate clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -45,9 +45,16 @@ test-floors: venv
 test-pythons: venv
 	bash scripts/check-pythons.sh
 
-## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md
+## bench: s3pput against its peers on a local SeaweedFS; writes BENCHMARKS.md; then the Airflow
+## path against the bare CLI and a BashOperator running s5cmd (bench-airflow)
 bench: venv
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.airflow_peers
+
+## bench-airflow: 100,000 files through the task group, the CLI and a BashOperator running s5cmd,
+## alternated on one live Airflow; prints the table for BENCHMARKS.md
+bench-airflow: venv
+	$(PY) -m benchmarks.airflow_peers
 
 ## mutate: mutation testing (mutmut) of the pure engine modules against the unit tests, one
 ## module at a time (a few minutes in all); lists the surviving mutants. Not part of `make test`.
