@@ -57,14 +57,30 @@ CRT_FLOOR = (0, 38, 1)
 @functools.cache
 def _old_awscrt() -> str | None:
     """The installed awscrt's version when it is older than ``CRT_FLOOR``, else None."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        found = version("awscrt")
-    except PackageNotFoundError:  # importable without metadata (a source checkout): trust it
+    found = _installed_awscrt()
+    if found is None:  # importable without metadata (a source checkout): trust it
         return None
     numbers = tuple(int(part) for part in re.findall(r"\d+", found)[:3])
     return found if numbers < CRT_FLOOR else None
+
+
+def _installed_awscrt() -> str | None:
+    spec = importlib.util.find_spec("awscrt")
+    if spec is not None and spec.origin:
+        # A wheel's metadata directory sits beside its package and is named after its version
+        # (the binary distribution format): read there, a run's start does not import
+        # importlib.metadata and the email parser it brings.
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        with os.scandir(site) as entries:
+            for entry in entries:
+                if entry.name.startswith("awscrt-") and entry.name.endswith(".dist-info"):
+                    return entry.name[len("awscrt-") : -len(".dist-info")]
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("awscrt")
+    except PackageNotFoundError:
+        return None
 
 
 def crt_available() -> bool:

@@ -6,6 +6,7 @@ with the awscrt that ``boto3[crt]`` installs (``make test-floors``)."""
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import importlib.util
 import logging
@@ -21,7 +22,7 @@ from airflow_s3pput.transport import choice
 @pytest.fixture
 def awscrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], None]]:
     """``awscrt(version)`` makes awscrt look installed at that version (None: not installed)."""
-    real_find_spec, real_version = importlib.util.find_spec, importlib.metadata.version
+    real_find_spec = importlib.util.find_spec
 
     def install(version: str | None) -> None:
         def find_spec(name: str, *args: Any) -> Any:
@@ -29,17 +30,34 @@ def awscrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], N
                 return real_find_spec(name) if version else None
             return real_find_spec(name, *args)
 
-        def package_version(name: str) -> str:
-            return version if name == "awscrt" and version else real_version(name)
-
         monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-        monkeypatch.setattr(importlib.metadata, "version", package_version)
+        monkeypatch.setattr(choice, "_installed_awscrt", lambda: version)
         choice._old_awscrt.cache_clear()
         choice._warn_old_awscrt.cache_clear()
 
     yield install
     choice._old_awscrt.cache_clear()
     choice._warn_old_awscrt.cache_clear()
+
+
+def test_the_installed_version_is_read_as_importlib_metadata_reads_it() -> None:
+    assert choice._installed_awscrt() == importlib.metadata.version("awscrt")
+
+
+def test_without_a_metadata_directory_beside_the_package_importlib_metadata_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        spec = real_find_spec(name, *args)
+        if name == "awscrt" and spec is not None:
+            spec = copy.copy(spec)  # the imported module's own spec stays as it is
+            spec.origin = None  # as for a namespace package: no file to look beside
+        return spec
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert choice._installed_awscrt() == importlib.metadata.version("awscrt")
 
 
 @pytest.mark.parametrize(
