@@ -119,6 +119,15 @@ class UploadOptions:
     resume: bool = True
 
     def __post_init__(self) -> None:
+        # One check per concern, each raising the UsageError that names its setting.
+        self._check_target()
+        self._check_choices()
+        self._check_ranges()
+        self._check_content()
+        self._check_filters()
+        self._check_headers()
+
+    def _check_target(self) -> None:
         if not self.bucket:
             raise UsageError("{setting} is required", setting="bucket")
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:
@@ -130,29 +139,29 @@ class UploadOptions:
             raise UsageError(
                 f"invalid {{setting}} {self.prefix!r}: '..' is not allowed in keys", setting="prefix"
             )
-        if self.mode not in MODES:
-            raise UsageError(
-                f"invalid {{setting}} {self.mode!r}: expected one of {', '.join(MODES)}", setting="put_mode"
-            )
-        if self.limit is not None and self.limit < 0:
-            raise UsageError(f"{{setting}} must be 0 or more, not {self.limit}", setting="limit")
+        if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
+            raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
+
+    def _check_choices(self) -> None:
+        choices_of = (("put_mode", self.mode, MODES), ("transport", self.transport, TRANSPORTS))
+        for setting, value, choices in choices_of:
+            if value not in choices:
+                raise UsageError(
+                    f"invalid {{setting}} {value!r}: expected one of {', '.join(choices)}", setting=setting
+                )
         if self.delete and self.limit is not None:
             # Files past the limit are not uploaded, and their keys would look extraneous.
             raise UsageError("{setting} cannot be combined with {limit}", setting="delete", also=("limit",))
-        if self.transport not in TRANSPORTS:
-            raise UsageError(
-                f"invalid {{setting}} {self.transport!r}: expected one of {', '.join(TRANSPORTS)}",
-                setting="transport",
-            )
-        if not 1 <= self.processes <= MAX_PROCESSES:
-            raise UsageError(
-                f"{{setting}} must be between 1 and {MAX_PROCESSES}, not {self.processes}",
-                setting="processes",
-            )
-        if not 1 <= self.threads <= MAX_THREADS:
-            raise UsageError(
-                f"{{setting}} must be between 1 and {MAX_THREADS}, not {self.threads}", setting="threads"
-            )
+
+    def _check_ranges(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise UsageError(f"{{setting}} must be 0 or more, not {self.limit}", setting="limit")
+        for setting, low, high in (("processes", 1, MAX_PROCESSES), ("threads", 1, MAX_THREADS)):
+            if not low <= getattr(self, setting) <= high:
+                raise UsageError(
+                    f"{{setting}} must be between {low} and {high}, not {getattr(self, setting)}",
+                    setting=setting,
+                )
         for name in ("part_size", "multipart_threshold"):
             if not MIN_PART_SIZE <= getattr(self, name) <= MAX_PART_SIZE:
                 raise UsageError(
@@ -162,18 +171,20 @@ class UploadOptions:
                 )
         if not 1 <= self.gzip_level <= 9:
             raise UsageError("{setting} must be between 1 and 9", setting="gzip_level")
-        if self.content_type is not None and (
-            "/" not in self.content_type or any(ord(c) < 32 or ord(c) == 127 for c in self.content_type)
+
+    def _check_content(self) -> None:
+        content_type = self.content_type
+        if content_type is not None and (
+            "/" not in content_type or any(ord(c) < 32 or ord(c) == 127 for c in content_type)
         ):
-            raise UsageError(f"invalid {{setting}} {self.content_type!r}", setting="content_type")
+            raise UsageError(f"invalid {{setting}} {content_type!r}", setting="content_type")
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:
                 raise UsageError(
                     f"invalid {{setting}} {gzip_type!r}: a MIME type or 'all'", setting="gzip_types"
                 )
-        self._check_filters()
-        if self.cache_dir is not None and (not self.cache_dir.strip() or "\0" in self.cache_dir):
-            raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
+
+    def _check_headers(self) -> None:
         params = self.put_params()  # validates the headers and the grant ACL
         if self.gzip and "ContentEncoding" in params:
             raise UsageError(
