@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
@@ -122,7 +123,8 @@ def upload(
         check.wait_head()  # a run with nothing to walk
         if not options.dry_run:
             # After the run, which carried on those of its own files (see Putter._resumable).
-            abort_leftovers(transport, journal, join_key(options.prefix, ""))
+            # Within its key range: another batch's leftovers are its own to carry on.
+            abort_leftovers(transport, journal, join_key(options.prefix, ""), key_range)
         if options.delete:  # --delete: after this range's uploads, which must all have landed
             delete_extraneous(
                 transport, options, key_range, failed_uploads=run.collector.failed, record=run.record
@@ -141,7 +143,8 @@ class _Lookups:
         if get_mode(options.mode).needs_listing:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
-            self.index.prefetch(join_key(options.prefix, ""))
+            base = join_key(options.prefix, "")
+            self.index.prefetch(base, [base + name + "/" for name in _top_directories(options.sources)])
 
     def close(self) -> None:
         self.index.close()
@@ -345,12 +348,26 @@ class _Run:
                 self.record(result)
 
 
+def _top_directories(sources: Iterable[str]) -> set[str]:
+    """The directories directly in the SOURCE directories: the listing's hints."""
+    names: set[str] = set()
+    for source in sources:
+        try:
+            with os.scandir(source) as entries:
+                names.update(e.name for e in entries if e.is_dir())
+        except OSError:
+            continue  # a file SOURCE, or one the walk reports
+    return names
+
+
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
-def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -> None:
+def abort_leftovers(
+    transport: Transport, journal: UploadJournal, prefix: str, key_range: KeyRange = KeyRange()
+) -> None:
     """Abort the multipart uploads under ``prefix`` that a killed process or a failed run of
     this host left open (see ``upload_journal``) and that this run did not carry on. Best
     effort: it never fails the run.
@@ -358,7 +375,7 @@ def abort_leftovers(transport: Transport, journal: UploadJournal, prefix: str) -
     An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
     intent: it is aborted when it is the key's one open upload that no record claims.
     """
-    leftovers = journal.leftovers(prefix)
+    leftovers = [(key, upload_id) for key, upload_id in journal.leftovers(prefix) if key in key_range]
     claimed = journal.claimed() if leftovers else set()
     for key, upload_id in leftovers:
         try:

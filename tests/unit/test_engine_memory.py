@@ -47,8 +47,8 @@ def test_a_first_upload_puts_every_file_without_listing_an_empty_prefix(src: Pat
     assert {k: o.body.decode() for k, o in transport.objects.items()} == {
         f"p/{k}": v for k, v in TREE.items()
     }
-    # the prefix's page by delimiter says it is empty: nothing else is listed
-    assert transport.calls["ListObjectsV2"] == 1
+    # the prefix's page and, beside it, its 4 local subdirectories: all empty, nothing else listed
+    assert transport.calls["ListObjectsV2"] == 1 + 4
     assert transport.uploads == {}  # the write check left nothing
 
 
@@ -61,6 +61,58 @@ def test_an_unchanged_rerun_lists_once_and_puts_nothing(src: Path) -> None:
     assert transport.calls["PutObject"] == 0
     # one flat listing: the prefix by directory, then its 4 subdirectories side by side
     assert transport.calls["ListObjectsV2"] == 1 + 4
+
+
+class _TopPageWaits(MemoryTransport):
+    """Answers the prefix's own page only once every local subdirectory's listing has arrived:
+    a run that lists them after that page would wait for ever (the guard turns it into a fail)."""
+
+    def __init__(self, subdirs: set[str]) -> None:
+        super().__init__()
+        self.waiting = set(subdirs)
+        self.arrived = threading.Event()
+        self.lock = threading.Lock()
+        self.listing = False
+
+    def list_page(self, prefix: str, **kwargs: Any) -> Any:
+        if self.listing:
+            with self.lock:
+                self.waiting.discard(prefix)
+                if not self.waiting:
+                    self.arrived.set()
+            if prefix == "" and kwargs.get("delimiter") == "/":
+                assert self.arrived.wait(10), f"not listed beside the prefix: {sorted(self.waiting)}"
+        return super().list_page(prefix, **kwargs)
+
+
+def test_the_local_subdirectories_are_listed_beside_the_prefix(src: Path) -> None:
+    transport = _TopPageWaits({f"d{i}/" for i in range(4)})
+    engine.upload(opts(src), transport=transport)
+    transport.listing = True
+    transport.calls.clear()
+    (src / "d2" / "f02.txt").write_text("file Y")
+    stats = engine.upload(opts(src), transport=transport)
+    assert (stats.files_put, stats.skipped) == (1, {"unchanged": len(TREE) - 1})
+    assert transport.calls["ListObjectsV2"] == 1 + 4
+
+
+@pytest.mark.parametrize("page", [2, 3, 1000])
+@pytest.mark.parametrize("limit", [10, 22, 10_000])
+def test_a_listing_with_hints_finds_what_a_sequential_one_finds(
+    monkeypatch: pytest.MonkeyPatch, page: int, limit: int
+) -> None:
+    """Hints the bucket has, hints it lacks, and a subdirectory no hint named: the same answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
+    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
+    transport = MemoryTransport()
+    keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
+    stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
+    with ThreadPoolExecutor(3) as executor:
+        hinted = remote._list_flat(transport, "p/", executor, ["p/big/", "p/gone/", "p/big/a0/", "q/"])
+    assert hinted == remote._list_flat(transport, "p/")
+    assert (hinted is None) == (limit < 21)
 
 
 def test_a_subdirectory_only_the_bucket_has_is_listed_after_the_prefix(src: Path) -> None:
