@@ -310,11 +310,18 @@ class DigestRecord:
         return {}
 
     def store(self, key: str, entry: Entry) -> None:
-        """Buffer ``entry`` as the record of ``key``; committed soon, in a batch."""
+        """Buffer ``entry`` as the record of ``key``, for the next ``flush``. Never commits here:
+        the putter stores from the transport's callback threads, and a commit there stalls the
+        transport's event loop (the 5,000-file upload target, BENCHMARKS.md)."""
         if not self.enabled:
             return
         with self._lock:
             self._pending[key] = entry.row(key, self.scope)
+
+    def flush_if_due(self) -> None:
+        """``flush`` once ``FLUSH_ROWS`` records wait or ``FLUSH_SECONDS`` have passed: the
+        run's own thread calls this as results arrive."""
+        with self._lock:
             due = len(self._pending) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS
         if due:
             self.flush()

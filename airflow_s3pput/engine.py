@@ -346,6 +346,7 @@ class _Run:
             self.gate.confirm(results)  # the first results wait for the write check's verdict
             for result in results:
                 self.record(result)
+        self.digests.flush_if_due()  # here, not on the transport's threads (DigestRecord.store)
 
 
 def _top_directories(sources: Iterable[str]) -> set[str]:
