@@ -57,7 +57,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from airflow_s3pput.digest_record import RACY_MARGIN_NS
+from airflow_s3pput.digest_record import RACY_MARGIN_NS, RECORD_FILE
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from benchmarks import workloads
 from benchmarks.tools import client_env
@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first, text = run("s3pput first upload", s3pput(s3.endpoint_url, "a", cache, src), env)
         first.files_put = files_put(first.label, text)
         print(f"s3pput first upload: {first.wall:.2f}s, {first.files_put} put", flush=True)
-        record = cache / "digests-v1.sqlite"
+        record = cache / RECORD_FILE
         print(f"digest record: {record.stat().st_size / files:.0f} bytes per file", flush=True)
 
         baseline = _baseline_checkout(args.baseline, base) if args.baseline else None
