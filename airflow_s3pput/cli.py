@@ -341,6 +341,11 @@ class Reporter:
         elif self.verbose:
             verb = "put" if result.action == "put" else f"skip ({result.reason})"
             print(f"{verb} {where(result)}", file=self.files_out)
+        if result.resumed and not self.quiet:
+            # Not every file's line, but one that says an earlier run's upload was carried on.
+            self._clear()
+            share = 100 * result.resumed // max(result.bytes, 1)
+            print(f"resumed {where(result)} at {share}% (parts an earlier run sent)", file=self.files_out)
         if self.live and self.progress.due():
             self.err.write("\r\033[K" + self.progress.line())
             self.err.flush()

@@ -93,6 +93,8 @@ def test_a_killed_upload_is_carried_on_from_what_landed(
     assert sent <= total - landed_before * PART + len(files) * PART, (sent, landed_before)
     assert sent <= 0.6 * total
     summary = json.loads(rerun.stdout)
+    resumed_lines = [line for line in rerun.stderr.splitlines() if line.startswith("resumed ")]
+    assert len(resumed_lines) >= 1 and "% (parts an earlier run sent)" in resumed_lines[0], rerun.stderr
     assert summary["bytes_resumed"] >= landed_before * PART - len(files) * PART, summary
     client = s3_server.client()
     assert bodies(client, prefix) == files

@@ -142,3 +142,20 @@ def test_any_interruption_stops_the_run_and_aborts_what_is_open(tmp_path: Path) 
     assert time.monotonic() - started < 0.9  # not the 12 parts' time
     assert transport.uploads == {}
     assert "big.bin" not in transport.objects
+
+
+def test_leftovers_are_aborted_within_the_runs_key_range_only(tmp_path: Path) -> None:
+    """One Airflow batch does not abort the upload another batch's retry would carry on."""
+    from airflow_s3pput.walker import KeyRange
+
+    src, _ = big_file(tmp_path)
+    transport = MemoryTransport()
+    mine = transport.open_upload("a/big.bin", "2026-01-01T00:00:00.000Z")
+    theirs = transport.open_upload("b/big.bin", "2026-01-01T00:00:00.000Z")
+    journal = journal_for(opts(src))
+    journal.started("", "a/big.bin", mine)
+    journal.started("", "b/big.bin", theirs)
+    journal.close()  # that run ended: both are leftovers
+    reader = journal_for(opts(src))
+    engine.abort_leftovers(transport, reader, "", KeyRange("a/", "a/~"))
+    assert set(transport.uploads) == {theirs}
