@@ -96,12 +96,14 @@ def test_the_local_subdirectories_are_listed_beside_the_prefix(src: Path) -> Non
     assert transport.calls["ListObjectsV2"] == 1 + 4
 
 
-@pytest.mark.parametrize("page", [2, 3, 1000])
+@pytest.mark.parametrize("hints", [(), ("p/big/", "p/gone/", "p/big/a0/", "q/")], ids=["split", "hinted"])
+@pytest.mark.parametrize("page", [2, 3, 5, 1000])
 @pytest.mark.parametrize("limit", [10, 22, 10_000])
-def test_a_listing_with_hints_finds_what_a_sequential_one_finds(
-    monkeypatch: pytest.MonkeyPatch, page: int, limit: int
+def test_a_listing_split_by_subdirectory_finds_what_a_sequential_one_finds(
+    monkeypatch: pytest.MonkeyPatch, page: int, limit: int, hints: tuple[str, ...]
 ) -> None:
-    """Hints the bucket has, hints it lacks, and a subdirectory no hint named: the same answer."""
+    """Split by the prefix's page, with hints the bucket has, hints it lacks and a subdirectory
+    no hint named: the same answer as page after page."""
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
@@ -110,7 +112,7 @@ def test_a_listing_with_hints_finds_what_a_sequential_one_finds(
     keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
     stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
     with ThreadPoolExecutor(3) as executor:
-        hinted = remote._list_flat(transport, "p/", executor, ["p/big/", "p/gone/", "p/big/a0/", "q/"])
+        hinted = remote._list_flat(transport, "p/", executor, hints)
     assert hinted == remote._list_flat(transport, "p/")
     assert (hinted is None) == (limit < 21)
 
@@ -379,25 +381,6 @@ class MaxKeysLog(CountingFlat):
     def list_page(self, prefix: str, *, delimiter: str = "", **kwargs: Any) -> Any:
         self.max_keys.append(kwargs.get("max_keys", 1000))
         return super().list_page(prefix, delimiter=delimiter, **kwargs)
-
-
-@pytest.mark.parametrize("page", [2, 3, 5, 1000])
-@pytest.mark.parametrize("limit", [10, 22, 10_000])
-def test_a_listing_split_by_subdirectory_finds_what_a_sequential_one_finds(
-    monkeypatch: pytest.MonkeyPatch, page: int, limit: int
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
-    transport = MemoryTransport()
-    keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
-    stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
-    with ThreadPoolExecutor(3) as executor:
-        split = remote._list_flat(transport, "p/", executor)
-    sequential = remote._list_flat(transport, "p/")
-    assert split == sequential
-    assert (split is None) == (limit < 21)
 
 
 def test_a_flat_listing_in_flight_is_waited_for_by_a_lookup_it_answers(
