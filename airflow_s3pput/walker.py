@@ -39,7 +39,7 @@ class FileEntry(NamedTuple):
     """A file the walk found, with the stat it took: ``dev``, ``ino`` and ``ctime_ns`` too, so
     that the digest record can vouch for an unchanged file without a second stat (0 when
     unknown: such an entry is never vouched for by its walk). A named tuple: one is made per
-    file, in a third of a frozen dataclass's time (0.04 s instead of 0.12 s for 100,000)."""
+    file, and it is several times cheaper to make than a frozen dataclass."""
 
     path: str
     key: str
