@@ -10,6 +10,7 @@ from raw settings (``settings.build_options``) leaves a setting that was not giv
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +57,11 @@ class ConnectionSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     addressing_style: str = "auto"
+    #: builds a boto3 session whose credentials refresh themselves (an assumed role, web
+    #: identity, an instance role: an Airflow connection's): requests are signed with what it
+    #: holds at the time, not with keys frozen when the run started. Picklable (a module-level
+    #: function, or a ``functools.partial`` of one) for worker processes.
+    session_factory: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def uses_tls(self) -> bool:

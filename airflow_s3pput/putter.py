@@ -348,7 +348,9 @@ class Putter:
         """An open upload of ``key`` to carry on, with its parts: every part it holds must be the
         same byte range of this file (its ETag is that range's MD5), whoever started it. Another
         run of this host that is still going keeps its own; one of ours that holds other bytes
-        (the file changed since) is aborted; another tool's is left alone."""
+        (the file changed since) is aborted; another tool's is left alone. The object gets the
+        headers the upload was started with (ListParts does not show them): those of the run
+        that started it, the same settings when it was a killed run of this DAG or command."""
         if not self.options.resume:
             return None
         try:

@@ -2,8 +2,10 @@
 
 The Amazon provider's hook does the resolving (keys, profile, assumed role, ``endpoint_url`` and
 ``region_name`` from the extras), so S3-compatible stores work as they do for every other AWS
-operator. The credentials are frozen once and handed to the worker processes; the hook masks
-them in task logs, and ``ConnectionSettings`` keeps them out of its ``repr``.
+operator. The task's own process signs with the hook's boto3 session (``session_factory``),
+whose credentials refresh themselves: an assumed role or web identity outlives its hour. The
+keys are also frozen once, for worker processes that cannot reach the connection; the hook
+masks them in task logs, and ``ConnectionSettings`` keeps them out of its ``repr``.
 
 Two things the hook forgives, we do not: a connection id that is not defined (the hook would
 warn and fall back to the worker's environment, which then fails in every put task with an
@@ -14,8 +16,19 @@ AWS chain (environment, profile, instance role), as with the Amazon provider's o
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings
+
+
+def hook_session(aws_conn_id: str | None) -> Any:
+    """The Airflow connection's boto3 session, as the Amazon provider makes it (its credentials
+    refresh themselves). Module-level, so that a ``functools.partial`` of it pickles."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id or None).get_session()
 
 
 def settings_from_connection(aws_conn_id: str | None) -> ConnectionSettings:
@@ -57,4 +70,5 @@ def settings_from_connection(aws_conn_id: str | None) -> ConnectionSettings:
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
         session_token=credentials.token,
+        session_factory=functools.partial(hook_session, aws_conn_id or None),
     )

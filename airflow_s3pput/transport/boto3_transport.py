@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -43,11 +45,20 @@ T = TypeVar("T")
 
 
 def make_session(settings: ConnectionSettings) -> Session:
-    """A boto3 session: explicit keys when given, else the standard AWS credential chain.
-    A missing profile is an ``S3Error`` like every other failure to reach the bucket."""
+    """A boto3 session: the settings' ``session_factory``'s (credentials that refresh), else
+    explicit keys when given, else the standard AWS credential chain. A missing profile is an
+    ``S3Error`` like every other failure to reach the bucket."""
     import boto3
     from botocore.exceptions import ProfileNotFound
 
+    if settings.session_factory is not None:
+        try:
+            return settings.session_factory()  # type: ignore[no-any-return]
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker process without Airflow's connections
+            if not (settings.access_key and settings.secret_key):
+                reason = f"{type(exc).__name__}: cannot make a session"
+                raise S3Error(S3Error.NO_CREDENTIALS, reason) from None
+            _warn_frozen(type(exc).__name__)
     try:
         return boto3.session.Session(
             profile_name=settings.profile,
@@ -58,6 +69,15 @@ def make_session(settings: ConnectionSettings) -> Session:
         )
     except ProfileNotFound as exc:
         raise S3Error(S3Error.PROFILE_NOT_FOUND, repr(exc.kwargs.get("profile"))) from None
+
+
+@functools.cache  # once per process
+def _warn_frozen(reason: str) -> None:
+    logging.getLogger(__name__).warning(
+        "s3pput: warning: credentials that refresh are not available here (%s): signing with the "
+        "keys the task started with",
+        reason,
+    )
 
 
 def make_client(settings: ConnectionSettings, pool_size: int, session: Session) -> S3Client:

@@ -27,6 +27,8 @@ def plain_credentials(
     ``None`` when a profile, an AWS config file or expiring credentials are in play: only a
     boto3 session resolves those as the user expects.
     """
+    if settings.session_factory is not None:
+        return None  # credentials that refresh: a boto3 session signs
     profile = settings.profile or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE")
     if settings.access_key and settings.secret_key:
         access_key, secret_key, token = settings.access_key, settings.secret_key, settings.session_token
