@@ -54,7 +54,9 @@ def test_a_short_first_key_leaves_the_room_to_the_last() -> None:
     assert len(name) == MAX_MAP_INDEX_NAME and name.startswith("a .. bbb")
 
 
-@pytest.mark.parametrize(("text", "room"), [("abcdef", 6), ("abcdef", 5), ("abcdef", 3), ("abcdef", 2), ("abcdef", 1)])
+@pytest.mark.parametrize(
+    ("text", "room"), [("abcdef", 6), ("abcdef", 5), ("abcdef", 3), ("abcdef", 2), ("abcdef", 1)]
+)
 def test_shorten_keeps_both_ends_within_room(text: str, room: int) -> None:
     cut = shorten(text, room)
     assert len(cut) <= room

@@ -64,7 +64,7 @@ def test_a_mapped_upload_with_long_keys_succeeds_on_postgres(
     s3_client: Any,
     tmp_path: Path,
 ) -> None:
-    home, env = postgres_home
+    _home, env = postgres_home
     files = long_keys(6)
     source = make_tree(tmp_path / "src", files)
     log = tmp_path / f"dag-{uuid.uuid4().hex[:8]}.log"

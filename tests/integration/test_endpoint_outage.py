@@ -29,7 +29,9 @@ def test_a_few_seconds_of_refused_connections_are_ridden_out(
         timer.start()
         try:
             started = time.monotonic()
-            run = cli("--bucket", bucket, "--endpoint-url", proxy.endpoint_url, "--transport", transport, str(src))
+            run = cli(
+                "--bucket", bucket, "--endpoint-url", proxy.endpoint_url, "--transport", transport, str(src)
+            )  # fmt: skip
         finally:
             timer.cancel()
     assert time.monotonic() - started >= 4.0  # it did wait for the endpoint to come back
@@ -57,7 +59,8 @@ def test_https_to_a_plain_http_endpoint_says_it_does_not_speak_tls(
 ) -> None:
     src = make_tree(tmp_path / "src", {"a.txt": "a"})
     endpoint = f"https://127.0.0.1:{s3_server.port}"  # SeaweedFS answers plain HTTP there
-    run = cli("--bucket", bucket, "--endpoint-url", endpoint, "--transport", transport, "--no-verify-ssl", str(src))
+    argv = ["--bucket", bucket, "--endpoint-url", endpoint, "--transport", transport, "--no-verify-ssl"]
+    run = cli(*argv, str(src))
     # The --no-verify-ssl warning, then the one error line.
     assert run.code == 2, run.err
     error = run.err.splitlines()[-1]
