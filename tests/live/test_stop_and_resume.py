@@ -77,8 +77,8 @@ def test_mark_failed_stops_the_put_and_aborts_its_upload(
     live_airflow: LiveAirflow, held_parts: FaultProxy, bucket: str, s3_client: Any, tmp_path: Path
 ) -> None:
     live, proxy = live_airflow, held_parts
-    source, _ = big_source(tmp_path, parts=24)
-    hold_parts_from(proxy, 3, seconds=4.0)
+    source, _ = big_source(tmp_path, parts=32)
+    hold_parts_from(proxy, 3, seconds=6.0)  # a wave of 8 parts every 6 s: far from all 32
     conf = {"source": str(source), "bucket": bucket, "prefix": "held", "aws_conn_id": CONNECTION}
     run_id = live.trigger_run(conf)
     ti = wait_for("the put task never ran", lambda: running_put(live, run_id))
@@ -95,8 +95,8 @@ def test_mark_failed_stops_the_put_and_aborts_its_upload(
     stopped_in = time.monotonic() - marked
     wait_for("the multipart upload was left open", lambda: not open_uploads(s3_client, bucket, "held/"), 30)
     sent = sum(1 for r in proxy.recorded if "partNumber" in r.query)
-    print(f"\nmarked failed: the put stopped {stopped_in:.1f}s later, {sent} of 24 parts sent")
-    assert sent < 24  # stopped, not waited out
+    print(f"\nmarked failed: the put stopped {stopped_in:.1f}s later, {sent} of 32 parts sent")
+    assert sent < 32  # stopped, not waited out
     listed = s3_client.list_objects_v2(Bucket=bucket, Prefix="held/").get("Contents", [])
     assert [o["Key"] for o in listed] == []
     run = live.wait_for_run(run_id, timeout=120)
