@@ -10,11 +10,6 @@ import pytest
 from airflow_s3pput.cli import FLAGS
 from airflow_s3pput.settings import PLAN_SETTINGS, UPLOAD_SETTINGS
 
-pytest.importorskip("airflow.sdk")
-
-from airflow_s3pput.provider.operators import S3PPutPlanOperator, _UploadSettings
-from airflow_s3pput.provider.task_group import s3pput_task_group
-
 #: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
 SHELL_LACKS = set(PLAN_SETTINGS)
 #: keywords that are not upload settings: the connection, the group and its tasks
@@ -33,10 +28,16 @@ def keywords(function: object) -> set[str]:
 
 
 def test_the_task_group_takes_exactly_the_table() -> None:
+    pytest.importorskip("airflow.sdk")  # the Python matrix runs without Airflow
+    from airflow_s3pput.provider.task_group import s3pput_task_group
+
     assert keywords(s3pput_task_group) - NOT_SETTINGS == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
 
 
 def test_the_operators_take_exactly_the_table() -> None:
+    pytest.importorskip("airflow.sdk")
+    from airflow_s3pput.provider.operators import S3PPutPlanOperator, _UploadSettings
+
     shared = keywords(_UploadSettings.__init__) - NOT_SETTINGS
     plan_only = keywords(S3PPutPlanOperator.__init__) - NOT_SETTINGS
     assert shared | plan_only == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
