@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 from airflow_s3pput.errors import S3Error, Unavailable, UsageError, describe_error
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
-from airflow_s3pput.transport import ListPage, OpenUpload, Transport, open_transport
+from airflow_s3pput.transport import (
+    LATER_CODES,
+    ListPage,
+    OpenUpload,
+    Transport,
+    is_transient,
+    open_transport,
+)
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:
@@ -46,23 +53,23 @@ def connect(options: UploadOptions) -> Transport:
         raise bucket_error(exc, options.bucket, _where(options)) from None
 
 
-#: S3's own codes for "not now": the server is there but cannot serve the request yet
-_LATER_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
 #: what the transports name a connection lost before any answer, besides ``UNREACHABLE``: the
 #: boto3 transport passes botocore's error class names on, the CRT its error names
 _NO_ANSWER_CODES = frozenset({"ConnectionClosedError", "HTTPClientError", "ProxyConnectionError"})
 
 
 def transient(exc: S3Error) -> bool:
-    """Whether asking again later may get another answer: the endpoint did not answer (refused,
-    DNS, reset, timed out) or said "later" (5xx, 408, 429, SlowDown). A 4xx about the bucket,
-    the credentials or the request gets the same answer however often it is asked."""
+    """Whether asking again later may get another answer: what the transports retry
+    (``is_transient``: no answer, 5xx, 429), and, for the check's longer wait, a "later" code or
+    a 408 whatever else the answer says and a connection lost under another name. A 4xx about
+    the bucket, the credentials or the request gets the same answer however often it is asked."""
     code = exc.code
-    if code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or code in _LATER_CODES or code in _NO_ANSWER_CODES:
+    if is_transient(exc) or code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or code in LATER_CODES:
         return True
-    if exc.status is None and code.startswith("AWS_") and ("TIMEOUT" in code or "CONNECTION_CLOSED" in code):
+    if code in _NO_ANSWER_CODES or exc.status == 408:
         return True
-    return exc.status is not None and (exc.status >= 500 or exc.status in (408, 429))
+    lost = "TIMEOUT" in code or "CONNECTION_CLOSED" in code
+    return exc.status is None and code.startswith("AWS_") and lost
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from airflow_s3pput.transport.port import (
     Transport,
     UploadedPart,
 )
+from airflow_s3pput.transport.retry_policy import LATER_CODES, is_transient
 
 __all__ = [
+    "LATER_CODES",
     "ListPage",
     "ListedObject",
     "Lister",
@@ -29,6 +31,7 @@ __all__ = [
     "Transport",
     "UploadedPart",
     "default_concurrency",
+    "is_transient",
     "open_transport",
     "resolve_transport",
 ]

@@ -29,7 +29,7 @@ from airflow_s3pput.errors import S3Error
 T = TypeVar("T")
 
 #: S3 error codes that mean "try again later", whatever the status says
-_LATER_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
+LATER_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
 #: what an adapter reports when no answer came: the connection failed, broke or timed out
 _NO_ANSWER = frozenset({S3Error.UNREACHABLE, S3Error.TIMEOUT})
 
@@ -70,4 +70,4 @@ def is_transient(error: S3Error) -> bool:
     a damaged body again itself, after reading it again."""
     if error.status is None:
         return error.code in _NO_ANSWER
-    return error.status >= 500 or error.status == 429 or error.code in _LATER_CODES
+    return error.status >= 500 or error.status == 429 or error.code in LATER_CODES
