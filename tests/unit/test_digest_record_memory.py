@@ -29,10 +29,11 @@ import pytest
 from airflow_s3pput import digest_record, engine
 from airflow_s3pput.digest_record import RECORD_FILE
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult, Stats
 from tests.helpers import ReadCounter, make_tree
 from tests.memory_transport import MemoryTransport
+from tests.unit.test_engine_memory import opts as engine_opts
 
 MARGIN_NS = 50_000_000
 SMALL = "docs/page-3.txt"
@@ -41,16 +42,8 @@ KMS = "aws:kms"
 
 
 def opts(src: Path, cache: Path, **overrides: Any) -> UploadOptions:
-    values: dict[str, Any] = {
-        "bucket": "bucket",
-        "sources": (str(src),),
-        "threads": 4,
-        "multipart_threshold": 5 * MIB,
-        "part_size": 5 * MIB,
-        "connection": ConnectionSettings(max_attempts=3),
-        "cache_dir": str(cache),
-    }
-    return UploadOptions(**{**values, **overrides})
+    """The engine tests' options, with the record in ``cache``."""
+    return engine_opts(src, cache_dir=str(cache), **overrides)
 
 
 def settle() -> None:
