@@ -416,7 +416,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         # WAL: readers never wait for a writer. NORMAL: a commit does not fsync (a cache may
         # lose its last records on power loss; it stays consistent).
-        db.execute("PRAGMA journal_mode=WAL").fetchone()
+        _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_SCHEMA)
         db.execute("SELECT count(*) FROM (SELECT 1 FROM digests LIMIT 1)").fetchone()
@@ -424,6 +424,27 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """SQLite answers a journal-mode switch that races another connection's with SQLITE_BUSY at
+    once, without its busy handler (two runs creating the record together): wait here instead."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) == 5  # SQLITE_BUSY
+    return "locked" in str(exc).lower()  # Python < 3.11 has no error code
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:

@@ -653,6 +653,30 @@ def _writer(db: str, src: str, keys: list[str]) -> None:
     record.close()
 
 
+def _opener(db: str, results: Any) -> None:
+    """A process that opens (creating if need be) the record and says whether it is on."""
+    record = DigestRecord(Path(db), SCOPE, clock=later)
+    results.put(record.enabled)
+    record.close()
+
+
+def test_runs_that_create_the_record_together_all_open_it(tmp_path: Path) -> None:
+    # SQLite answers a journal-mode switch racing another with "database is locked" at once,
+    # without waiting: once in a few dozen fresh databases opened by four processes together.
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    for round_ in range(100):
+        db = tmp_path / f"r{round_}" / RECORD_FILE
+        db.parent.mkdir()
+        procs = [fork.Process(target=_opener, args=(str(db), results)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+            assert proc.exitcode == 0
+        assert [results.get(timeout=10) for _ in procs] == [True] * 4, f"round {round_}"
+
+
 def test_two_processes_write_at_once(tmp_path: Path) -> None:
     src = write(tmp_path / "f", b"shared")
     db = tmp_path / RECORD_FILE
