@@ -479,9 +479,7 @@ def bucket_error(
     TLS handshake failed answered in clear text (``speaks_plain_http``)."""
     code, status = exc.code, exc.status
     if plain_http:
-        return UsageError(
-            f"{where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url"
-        )
+        return UsageError(f"{where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url")
     if transient(exc):
         asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
         if code == S3Error.UNREACHABLE:

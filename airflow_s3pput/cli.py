@@ -503,8 +503,6 @@ def _warn_after(options: UploadOptions, stats: Stats, err: TextIO) -> None:
         )
 
 
-
-
 #: set when a second Ctrl-C asked not to wait: the process then exits without joining threads
 _abandoned = threading.Event()
 

@@ -414,7 +414,6 @@ class Putter:
             self.journal.finished(upload_id)
 
 
-
 #: part number -> (ETag, MD5) of the parts an upload already holds
 _Parts = dict[int, tuple[str, bytes]]
 

