@@ -306,7 +306,7 @@ def _walk_source(
             ancestors = {_identity(source)}
         except OSError:
             ancestors = set()  # listing it reports the problem
-        yield from _walk_dir(source, "", root_key, selection, key_range, ancestors, roots, notes)
+        yield from _DirWalk(selection, key_range, roots, notes).walk(source, "", root_key, ancestors)
         return
     name = os.path.basename(source)
     item = _file_item(source, name, join_key(prefix, name))
@@ -314,74 +314,97 @@ def _walk_source(
         yield item
 
 
-def _walk_dir(
-    path: str,
-    relative: str,
-    dir_key: str,
-    selection: Selection,
-    key_range: KeyRange,
-    ancestors: set[tuple[int, int]],
-    roots: tuple[str, ...],
-    notes: WalkNotes,
-) -> Iterator[WalkItem]:
-    # The loop over files is the walk's hot path: checks that cannot fail for the common name
-    # are skipped (an ASCII name is UTF-8, a key of 256 characters or fewer fits in 1,024
-    # bytes) and the rest is inlined.
-    try:
+class _DirWalk:
+    """The walk of one SOURCE directory: what every directory in it shares."""
+
+    def __init__(
+        self, selection: Selection, key_range: KeyRange, roots: tuple[str, ...], notes: WalkNotes
+    ) -> None:
+        self.selection = selection
+        self.key_range = key_range
+        self.roots = roots
+        self.notes = notes
+
+    def walk(
+        self, path: str, relative: str, dir_key: str, ancestors: set[tuple[int, int]]
+    ) -> Iterator[WalkItem]:
+        """The items of directory ``path`` (``relative`` to SOURCE, keyed under ``dir_key``) in
+        key order, its subdirectories' in place."""
+        try:
+            children = self._sorted_children(path)
+        except OSError as exc:
+            yield from self._dir_problem(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
+            return
+        # The loop over files is the walk's hot path: checks that cannot fail for the common
+        # name are skipped (an ASCII name is UTF-8, a key of 256 characters or fewer fits in
+        # 1,024 bytes).
+        relative_utf8 = relative.isascii() or _is_utf8(relative)
+        key_head = dir_key + "/" if dir_key else ""
+        last = self.key_range.last
+        for _, name, entry, is_dir in children:
+            key = key_head + name
+            if is_dir:
+                if self.key_range.may_hold_dir(key):
+                    yield from self._subdir(entry, relative + entry.name + "/", key, ancestors)
+                continue
+            if last is not None and key > last:
+                return  # sorted: nothing after this can be in range
+            item = self._file(entry, name, relative + entry.name, key, relative_utf8)
+            if item is not None:
+                yield item
+
+    def _sorted_children(self, path: str) -> list[tuple[str, str, os.DirEntry[str], bool]]:
+        """(sort key, printable name, entry, is a directory to walk), in key order."""
         with os.scandir(path) as it:
             entries = list(it)
-    except OSError as exc:
-        error = _dir_error(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
-        if error.key in key_range:
+        children = []
+        for entry in entries:
+            is_dir = _is_walkable_dir(entry, self.selection)
+            name = entry.name if entry.name.isascii() else _printable(entry.name)
+            # Sorting by name + "/" for directories puts keys in plain lexicographic order.
+            children.append((name + "/" if is_dir else name, name, entry, is_dir))
+        children.sort(key=_sort_key)
+        return children
+
+    def _subdir(
+        self, entry: os.DirEntry[str], relative: str, key: str, ancestors: set[tuple[int, int]]
+    ) -> Iterator[WalkItem]:
+        try:
+            identity = _identity(entry.path)
+        except OSError as exc:
+            yield from self._dir_problem(entry.path, key, f"cannot list directory: {exc.strerror or exc}")
+            return
+        if identity in ancestors:
+            yield from self._dir_problem(entry.path, key, "symlink loop: directory already being walked")
+            return
+        yield from self.walk(entry.path, relative, key, ancestors | {identity})
+
+    def _dir_problem(self, path: str, dir_key: str, message: str) -> Iterator[WalkError]:
+        error = _dir_error(path, dir_key, message)
+        if error.key in self.key_range:
             yield error
-        return
-    children: list[tuple[str, str, os.DirEntry[str], bool]] = []
-    for entry in entries:
-        is_dir = _is_walkable_dir(entry, selection)
-        name = entry.name
-        if not name.isascii():
-            name = _printable(name)
-        # Sorting by name + "/" for directories puts keys in plain lexicographic order.
-        children.append((name + "/" if is_dir else name, name, entry, is_dir))
-    children.sort(key=_sort_key)
-    first, last = key_range.first, key_range.last
-    filtered = selection.filters
-    follow = selection.follow_dir_symlinks
-    relative_utf8 = relative.isascii() or _is_utf8(relative)
-    key_head = dir_key + "/" if dir_key else ""
-    for _, name, entry, is_dir in children:
-        rel = relative + entry.name
-        key = key_head + name
-        if is_dir:
-            if not key_range.may_hold_dir(key):
-                continue
-            try:
-                identity = _identity(entry.path)
-                problem = "symlink loop: directory already being walked" if identity in ancestors else ""
-            except OSError as exc:
-                identity, problem = (0, 0), f"cannot list directory: {exc.strerror or exc}"
-            if problem:
-                error = _dir_error(entry.path, key, problem)
-                if error.key in key_range:
-                    yield error
-                continue
-            inner = ancestors | {identity}
-            yield from _walk_dir(entry.path, rel + "/", key, selection, key_range, inner, roots, notes)
-            continue
-        if last is not None and key > last:
-            return  # sorted: nothing after this can be in range
-        if (first is not None and key < first) or (filtered and not selection.wants(rel)):
-            continue
+
+    def _file(
+        self, entry: os.DirEntry[str], name: str, relative: str, key: str, relative_utf8: bool
+    ) -> WalkItem | None:
+        """The file's item, or ``None`` when it is not selected (or a directory symlink not
+        followed, which is counted)."""
+        first, selection = self.key_range.first, self.selection
+        if (first is not None and key < first) or (selection.filters and not selection.wants(relative)):
+            return None
         if relative_utf8 and name is entry.name and len(key) <= MAX_KEY_BYTES // 4:
             item = _stat_item(entry.path, key)
         else:
-            item = _file_item(entry.path, rel, key)
+            item = _file_item(entry.path, relative, key)
         if item is None:
-            notes.dir_symlinks += 1  # a directory symlink not followed
-            continue
-        if not follow and isinstance(item, FileEntry) and _links_outside(entry, roots):
+            self.notes.dir_symlinks += 1  # a directory symlink not followed
+        elif (
+            not selection.follow_dir_symlinks
+            and isinstance(item, FileEntry)
+            and _links_outside(entry, self.roots)
+        ):
             item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")
-        yield item
+        return item
 
 
 def _sort_key(child: tuple[str, str, os.DirEntry[str], bool]) -> str:
