@@ -5,8 +5,11 @@ open on the server, and its parts are stored and billed until someone aborts it.
 bucket's open uploads cannot tell ours from another writer's; this journal can: a run aborts
 the uploads that a process of this host started under its prefix, never finished, and that is
 no longer running; nothing else (two mapped tasks on one worker never abort each other's).
-Uploads a lost host started are that host's: an S3 lifecycle rule with
-``AbortIncompleteMultipartUpload`` covers them (see the README).
+Such an upload under another prefix of the bucket is aborted once it is ``STALE_AFTER_SECONDS``
+old: a DAG writing ``exports/{{ ds }}/`` never runs the same prefix again, while a retry of the
+task that left it (minutes later) may still resume it until then. Uploads a lost host started
+are that host's: an S3 lifecycle rule with ``AbortIncompleteMultipartUpload`` covers them (see
+the README).
 
 One append-only file per endpoint and bucket in the cache directory, one JSON line a record;
 each record is one ``write`` under ``O_APPEND``, so runs in parallel (two mapped tasks on one
@@ -22,15 +25,21 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from airflow_s3pput.cache_dir import cache_dir
+from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.transport import Transport
+from airflow_s3pput.walker import KeyRange
 
 #: rewrite the journal without its finished records once it holds this many lines
 COMPACT_LINES = 10_000
+#: a gone run's upload under another prefix than the run's is aborted once it is this old
+STALE_AFTER_SECONDS = 24 * 3600
 
 
 #: the runs of this process that are still going (a run that ended leaves only leftovers)
@@ -65,12 +74,11 @@ class UploadJournal:
         """Before CreateMultipartUpload: its answer can be lost (a reset after the server
         acted), and then only this intent says that the key's new open upload is ours."""
         token = "intent-" + _random_id()
-        self._append({"op": "start", "id": token, "key": key, "owner": f"{_this_process()}:{self.run}"})
+        self._start(token, key)
         return token
 
     def started(self, token: str, key: str, upload_id: str) -> None:
-        owner = f"{_this_process()}:{self.run}"
-        self._append({"op": "start", "id": upload_id, "key": key, "owner": owner})
+        self._start(upload_id, key)
         self.finished(token)
 
     def finished(self, upload_id: str) -> None:
@@ -79,23 +87,33 @@ class UploadJournal:
     def adopt(self, key: str, upload_id: str) -> None:
         """This run carries on an upload another process started (it is resumed): it is
         written down as this run's from now on."""
-        self._append({"op": "start", "id": upload_id, "key": key, "owner": f"{_this_process()}:{self.run}"})
+        self._start(upload_id, key)
 
     def owner(self, upload_id: str) -> str:
         """Whose ``upload_id`` is: ``"running"`` (a run of this host still going, not this
         one), ``"left"`` (a run of this host that ended without finishing it), or ``"unknown"``
         (another host's, another tool's, or this run's own)."""
         entry = self._open().get(upload_id)
-        if entry is None or entry[1].endswith(f":{self.run}"):
+        if entry is None or entry.owner.endswith(f":{self.run}"):
             return "unknown"
-        return "left" if _gone(entry[1]) else "running"
+        return "left" if _gone(entry.owner) else "running"
 
-    def leftovers(self, prefix: str) -> list[tuple[str, str]]:
-        """(key, upload id) of the uploads under ``prefix`` that no record says ended and whose
-        process, on this host, is gone. An id that starts with ``intent-`` stands for an upload
+    def leftovers(
+        self, prefix: str, key_range: KeyRange = KeyRange(), stale_before: float | None = None
+    ) -> list[tuple[str, str]]:
+        """(key, upload id) of the uploads that no record says ended, whose process, on this
+        host, is gone, and that are under ``prefix`` in ``key_range`` or, with ``stale_before``,
+        were started before that time. An id that starts with ``intent-`` stands for an upload
         whose id never reached us (see ``starting``)."""
-        return [(key, upload_id) for upload_id, (key, owner) in self._open().items()
-                if key.startswith(prefix) and _gone(owner)]  # fmt: skip
+        return [
+            (entry.key, upload_id)
+            for upload_id, entry in self._open().items()
+            if (
+                (entry.key.startswith(prefix) and entry.key in key_range)
+                or (stale_before is not None and entry.at < stale_before)
+            )
+            and _gone(entry.owner)
+        ]
 
     def claimed(self) -> set[str]:
         """The upload ids some record still holds open, whoever's."""
@@ -109,19 +127,25 @@ class UploadJournal:
             still_open = self._open()
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text("".join(
-                json.dumps({"op": "start", "id": upload_id, "key": key, "owner": owner}) + "\n"
-                for upload_id, (key, owner) in still_open.items()
+                json.dumps({"op": "start", "id": upload_id, **entry._asdict()}) + "\n"
+                for upload_id, entry in still_open.items()
             ))  # fmt: skip
             os.replace(temporary, self.path)
 
-    def _open(self) -> dict[str, tuple[str, str]]:
-        entries: dict[str, tuple[str, str]] = {}
+    def _start(self, upload_id: str, key: str) -> None:
+        owner = f"{_this_process()}:{self.run}"
+        self._append({"op": "start", "id": upload_id, "key": key, "owner": owner, "at": int(time.time())})
+
+    def _open(self) -> dict[str, _Entry]:
+        entries: dict[str, _Entry] = {}
         with contextlib.suppress(OSError), open(self.path, encoding="utf-8") as lines:
             for line in lines:
                 try:
                     record = json.loads(line)
                     if record["op"] == "start":
-                        entries[record["id"]] = (str(record["key"]), str(record["owner"]))
+                        # A record without a time (an older version's) counts as old.
+                        at = float(record.get("at", 0))
+                        entries[record["id"]] = _Entry(str(record["key"]), str(record["owner"]), at)
                     else:
                         entries.pop(record["id"], None)
                 except (ValueError, KeyError, TypeError):
@@ -146,6 +170,41 @@ class UploadJournal:
         with open(self.path, encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield handle
+
+
+class _Entry(NamedTuple):
+    key: str
+    owner: str
+    at: float  # when it was started, seconds since the epoch
+
+
+def abort_leftovers(
+    transport: Transport, journal: UploadJournal, prefix: str, key_range: KeyRange = KeyRange()
+) -> None:
+    """Abort the multipart uploads that a killed process or a failed run of this host left
+    open (see the module's docstring) and that this run did not carry on: those under
+    ``prefix`` in the run's ``key_range``, and stale ones under any prefix. Best effort: it
+    never fails the run.
+
+    An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
+    intent: it is aborted when it is the key's one open upload that no record claims.
+    """
+    leftovers = journal.leftovers(prefix, key_range, stale_before=time.time() - STALE_AFTER_SECONDS)
+    claimed = journal.claimed() if leftovers else set()
+    for key, upload_id in leftovers:
+        try:
+            if upload_id.startswith("intent-"):
+                candidates = [u.upload_id for u in transport.open_uploads(key) if u.key == key]
+                unclaimed = [c for c in candidates if c not in claimed]
+                if len(candidates) == 1 and unclaimed:
+                    transport.abort_multipart(key, unclaimed[0])
+            else:
+                transport.abort_multipart(key, upload_id)
+        except S3Error as exc:
+            if not exc.no_such_upload:
+                continue  # not answered now: the next run tries again
+        journal.finished(upload_id)
+    journal.compact()
 
 
 def _process_started(pid: int) -> str | None:

@@ -11,6 +11,8 @@ import pytest
 
 from airflow_s3pput import upload_journal
 from airflow_s3pput.upload_journal import UploadJournal
+from airflow_s3pput.walker import KeyRange
+from tests.memory_transport import MemoryTransport
 
 
 @pytest.fixture
@@ -124,3 +126,60 @@ def test_owner_tells_running_left_and_unknown_uploads(journal: UploadJournal, tm
     assert journal.owner("u-never-seen") == "unknown"
     journal.adopt("k", "u-running")
     assert journal.owner("u-running") == "unknown"  # carried on by this run now
+
+
+def _left_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, upload_id: str, age: float) -> None:
+    """A run of this process that started ``key``'s upload ``age`` seconds ago and ended
+    without finishing it."""
+    now = time.time()
+    with monkeypatch.context() as patch:
+        patch.setattr(upload_journal.time, "time", lambda: now - age)
+        run = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")
+        run.started(run.starting(key), key, upload_id)
+    run.close()
+
+
+def test_a_stale_leftover_under_another_prefix_is_aborted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DAG writing ``exports/{{ ds }}/`` never runs yesterday's prefix again: what a killed
+    try left there is aborted by a later run of another prefix once it is a day old, and kept
+    until then for a retry of that task to resume."""
+    day = upload_journal.STALE_AFTER_SECONDS
+    transport = MemoryTransport()
+    old = transport.create_multipart("exports/d1/big.bin", {})
+    recent = transport.create_multipart("exports/d2/big.bin", {})
+    _left_at(tmp_path, monkeypatch, "exports/d1/big.bin", old, age=day + 60)
+    _left_at(tmp_path, monkeypatch, "exports/d2/big.bin", recent, age=day - 60)
+    journal = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")
+    upload_journal.abort_leftovers(transport, journal, "exports/d3/")
+    assert set(transport.uploads) == {recent}
+    assert journal.leftovers("exports/") == [("exports/d2/big.bin", recent)]
+
+
+def test_a_stale_upload_of_a_running_run_is_never_aborted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = MemoryTransport()
+    upload_id = transport.create_multipart("exports/d1/big.bin", {})
+    now = time.time()
+    monkeypatch.setattr(upload_journal.time, "time", lambda: now - 2 * upload_journal.STALE_AFTER_SECONDS)
+    running = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")  # a long upload, still going
+    running.started(running.starting("exports/d1/big.bin"), "exports/d1/big.bin", upload_id)
+    monkeypatch.undo()
+    upload_journal.abort_leftovers(transport, UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket"), "x/")
+    assert set(transport.uploads) == {upload_id}
+
+
+def test_a_leftover_outside_the_runs_key_range_is_another_batchs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mapped puts of one prefix clean up their own key ranges only, until a leftover is stale."""
+    transport = MemoryTransport()
+    mine = transport.create_multipart("p/a.bin", {})
+    theirs = transport.create_multipart("p/z.bin", {})
+    _left_at(tmp_path, monkeypatch, "p/a.bin", mine, age=60)
+    _left_at(tmp_path, monkeypatch, "p/z.bin", theirs, age=60)
+    journal = UploadJournal(tmp_path, "http://127.0.0.1:1", "bucket")
+    upload_journal.abort_leftovers(transport, journal, "p/", KeyRange(None, "p/m"))
+    assert set(transport.uploads) == {theirs}
