@@ -7,9 +7,12 @@ original tool's gzip header carried a timestamp and re-uploaded everything each 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 import os
+import shutil
+import tempfile
 from collections.abc import Collection, Iterator
 from functools import lru_cache
 from typing import BinaryIO
@@ -67,21 +70,12 @@ def _type_sets(gzip_types: tuple[str, ...]) -> tuple[frozenset[str], frozenset[s
     return frozenset(t for t in lowered if not t.endswith("/*")), families
 
 
-# gzip, shutil and tempfile are imported where they are used: most runs never compress.
-
-
 def gzip_bytes(data: bytes, level: int) -> bytes:
-    import gzip
-
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
 def gzip_to_tempfile(fd: int, level: int, spool_dir: str | None = None) -> BinaryIO:
     """Compress a large file into an unnamed temporary file, streaming, for multipart upload."""
-    import gzip
-    import shutil
-    import tempfile
-
     tmp = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - the caller closes it
     with (
         gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=tmp, mtime=0) as gz,

@@ -7,6 +7,7 @@ first upload instead of being silently dropped or sent as an unsigned raw header
 
 from __future__ import annotations
 
+import email.utils
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -145,8 +146,6 @@ def _check_value(param: str, name: str, value: str) -> Any:
             raise _bad(f"invalid {{setting}} {name}: expected true or false")
         return value.lower() == "true"
     if param == "Expires":
-        import email.utils  # here: only an Expires header needs it (and socket, calendar, locale)
-
         try:
             return email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):

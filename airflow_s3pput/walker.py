@@ -23,6 +23,7 @@ is keyed ``dir/``), so each falls in exactly one key range and is reported once.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import os
 import re
 import stat
@@ -258,8 +259,6 @@ def walk(
     if len(streams) == 1:
         yield from streams[0]
     else:
-        import heapq
-
         yield from _refuse_duplicates(heapq.merge(*streams, key=lambda item: item.key))
 
 
