@@ -39,6 +39,9 @@ from airflow_s3pput.errors import UsageError
 class RemoteObject:
     size: int
     etag: str  # without quotes
+    #: LastModified, epoch seconds on the server's clock (``None``: not listed); no mode looks
+    #: at it, the engine's count of files an earlier try landed does (``engine.landed_earlier``)
+    last_modified: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

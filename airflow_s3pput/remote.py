@@ -90,7 +90,7 @@ class RemoteIndex:
             wait([self._prefetch[1]])
 
     def lookup(self, keys: Iterable[str]) -> dict[str, RemoteObject]:
-        """Return the listed size and ETag of each of ``keys`` that exists in the bucket."""
+        """Return the listed size, ETag and LastModified of each of ``keys`` in the bucket."""
         self._take_prefetch()
         by_dir: dict[str, set[str]] = defaultdict(set)
         for key in keys:
@@ -278,9 +278,9 @@ class _Budget:
 
 def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:
     """Add the page's objects (those in ``wanted``, unless that is ``None``) to ``found``."""
-    for key, size, etag in page.objects:
+    for key, size, etag, last_modified in page.objects:
         if wanted is None or key in wanted:
-            found[key] = RemoteObject(size, etag)
+            found[key] = RemoteObject(size, etag, last_modified)
 
 
 def _list_dir(transport: Lister, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:

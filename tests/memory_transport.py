@@ -11,8 +11,9 @@ import base64
 import hashlib
 import itertools
 import os
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class StoredObject:
     body: bytes
     params: dict[str, Any]
     etag: str
+    #: LastModified: the transport's clock when it was stored, in whole seconds as S3 says it
+    modified: float = 0.0
 
 
 @dataclass
@@ -42,14 +45,24 @@ class MemoryTransport:
     next n bodies on the way (so the Content-MD5 check refuses them, as a real server does).
 
     ``encryption="aws:kms"`` answers as a bucket with default SSE-KMS does: every ETag (PUT,
-    part, completion, listing) is an opaque value of an MD5's length, and the answers say so."""
+    part, completion, listing) is an opaque value of an MD5's length, and the answers say so.
+
+    ``clock`` is the server's: HeadBucket answers it (the ``Date`` header) and every object
+    stored keeps it, in whole seconds, as its LastModified."""
 
     streams_parts = False
 
     def __init__(
-        self, bucket: str = "bucket", *, exists: bool = True, page_keys: int = 1000, encryption: str = ""
+        self,
+        bucket: str = "bucket",
+        *,
+        exists: bool = True,
+        page_keys: int = 1000,
+        encryption: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bucket = bucket
+        self.clock = clock
         self.encryption = encryption
         self.exists = exists
         self.page_keys = page_keys
@@ -64,8 +77,14 @@ class MemoryTransport:
         self.closed = False
 
     # -- what the tests use to set the scene ---------------------------------------------------
-    def add(self, key: str, body: bytes, etag: str | None = None) -> None:
-        self.objects[key] = StoredObject(body, {}, etag or hashlib.md5(body).hexdigest())
+    def add(self, key: str, body: bytes, etag: str | None = None, modified: float | None = None) -> None:
+        """Store ``body`` under ``key`` as another writer would, at ``modified`` (default: now)."""
+        when = self.now() if modified is None else modified
+        self.objects[key] = StoredObject(body, {}, etag or hashlib.md5(body).hexdigest(), when)
+
+    def now(self) -> float:
+        """The server's clock to the second, as S3's ``Date`` and LastModified say it."""
+        return float(int(self.clock()))
 
     def open_upload(self, key: str, initiated: str) -> str:
         upload_id = f"u{next(self._ids)}"
@@ -76,10 +95,11 @@ class MemoryTransport:
     def quick(self) -> MemoryTransport:
         return self
 
-    def head_bucket(self) -> None:
+    def head_bucket(self) -> float | None:
         self._enter("HeadBucket")
         if not self.exists:
             raise S3Error("404", status=404, operation="HeadBucket")
+        return self.now()
 
     def list_page(
         self,
@@ -108,7 +128,7 @@ class MemoryTransport:
                 last = common + "\U0010ffff"  # the next page starts past everything under it
             else:
                 stored = self.objects[key]
-                objects.append(ListedObject(key, len(stored.body), stored.etag))
+                objects.append(ListedObject(key, len(stored.body), stored.etag, stored.modified))
                 last = key
         return ListPage(objects, prefixes, None)
 
@@ -117,7 +137,7 @@ class MemoryTransport:
         body = self._received("PutObject", body)
         _check_md5(body, params.get("ContentMD5"))
         etag = self._etag(hashlib.md5(body).hexdigest())
-        self.objects[key] = StoredObject(body, dict(params), etag)
+        self.objects[key] = StoredObject(body, dict(params), etag, self.now())
         if self.wrong_etags:
             self.wrong_etags -= 1
             return Stored("0" * 32, self.encryption)
@@ -159,7 +179,7 @@ class MemoryTransport:
         body = b"".join(upload.parts[n][0] for n in sorted(upload.parts))
         digests = b"".join(hashlib.md5(upload.parts[n][0]).digest() for n in sorted(upload.parts))
         etag = self._etag(hashlib.md5(digests).hexdigest() + f"-{len(upload.parts)}")
-        self.objects[key] = StoredObject(body, upload.params, etag)
+        self.objects[key] = StoredObject(body, upload.params, etag, self.now())
         del self.uploads[upload_id]
         return Stored(etag, self.encryption)
 

@@ -33,6 +33,8 @@ from airflow_s3pput.transport.port import (
     PutCallback,
     Stored,
     UploadedPart,
+    http_date_seconds,
+    iso_seconds,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -165,8 +167,9 @@ class Boto3Transport:
         client = make_client(settings, 10, session)
         return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=session)
 
-    def head_bucket(self) -> None:
-        self._send("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
+    def head_bucket(self) -> float | None:
+        response = self._send("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
+        return http_date_seconds(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date"))
 
     def list_page(
         self,
@@ -307,12 +310,26 @@ class Boto3Transport:
 def page_of(page: Mapping[str, Any]) -> ListPage:
     """A ListObjectsV2 result as botocore parsed it (keys URL-decoded) as a ``ListPage``."""
     objects = [
-        ListedObject(obj["Key"], int(obj.get("Size", 0)), str(obj.get("ETag", "")).strip('"'))
+        ListedObject(
+            obj["Key"],
+            int(obj.get("Size", 0)),
+            str(obj.get("ETag", "")).strip('"'),
+            _seconds(obj.get("LastModified")),
+        )
         for obj in page.get("Contents", ())
     ]
     prefixes = [common["Prefix"] for common in page.get("CommonPrefixes", ())]
     token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
     return ListPage(objects, prefixes, token or None)
+
+
+def _seconds(moment: Any) -> float | None:
+    """botocore's ``datetime`` (or a string, from a server it could not parse) as epoch seconds."""
+    if moment is None:
+        return None
+    if hasattr(moment, "timestamp"):
+        return float(moment.timestamp())
+    return iso_seconds(str(moment))
 
 
 def _etag(response: Mapping[str, Any]) -> str:

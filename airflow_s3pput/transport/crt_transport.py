@@ -32,6 +32,7 @@ from airflow_s3pput.transport.port import (
     PutCallback,
     Stored,
     UploadedPart,
+    http_date_seconds,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -64,8 +65,8 @@ class CrtTransport:
             self._parts.close()
         self.sender.close()
 
-    def head_bucket(self) -> None:
-        self._call("HeadBucket", "HEAD")
+    def head_bucket(self) -> float | None:
+        return http_date_seconds(self._call("HeadBucket", "HEAD").headers.get("date"))
 
     def list_page(
         self,

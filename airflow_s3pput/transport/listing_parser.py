@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ETree
 
-from airflow_s3pput.transport.port import ListedObject, ListPage
+from airflow_s3pput.transport.port import ListedObject, ListPage, iso_seconds
 
 
 def page_from_xml(body: bytes) -> ListPage:
@@ -43,7 +43,8 @@ def _listed(contents: ETree.Element) -> ListedObject:
     fields = {_name(field): field.text or "" for field in contents}
     if "Key" not in fields:
         raise ValueError("listed object without a key")
-    return ListedObject(fields["Key"], int(fields.get("Size") or 0), fields.get("ETag", "").strip('"'))
+    size, etag = int(fields.get("Size") or 0), fields.get("ETag", "").strip('"')
+    return ListedObject(fields["Key"], size, etag, iso_seconds(fields.get("LastModified", "")))
 
 
 def _name(element: ETree.Element) -> str:

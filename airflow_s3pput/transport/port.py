@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, Protocol
 
 from airflow_s3pput.errors import S3Error
@@ -24,6 +26,28 @@ QUICK_ATTEMPTS = 3
 PutCallback = Callable[["Stored | None", S3Error | None], None]
 #: an ETag S3 computes from the bytes: the hex MD5 of a single part, or ``md5-N`` of N parts
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
+
+
+def iso_seconds(text: str) -> float | None:
+    """An ISO 8601 time as S3 writes it (``2026-12-05T21:04:43.000Z``) as epoch seconds;
+    ``None`` for an empty or unreadable one."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def http_date_seconds(text: str | None) -> float | None:
+    """An HTTP ``Date`` header (``Sat, 05 Dec 2026 21:04:43 GMT``) as epoch seconds; ``None``
+    for a missing or unreadable one."""
+    if not text:
+        return None
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class Stored(NamedTuple):
@@ -45,6 +69,9 @@ class ListedObject(NamedTuple):
     key: str
     size: int
     etag: str  # without quotes
+    #: when the object was written (LastModified), epoch seconds on the server's clock; S3 says
+    #: it to the second. ``None`` when the listing did not say.
+    last_modified: float | None = None
 
 
 class ListPage(NamedTuple):
@@ -114,7 +141,10 @@ class Transport(Lister, Protocol):
         check, so that a wrong endpoint is reported in a second, not after the run's retries."""
         ...
 
-    def head_bucket(self) -> None: ...
+    def head_bucket(self) -> float | None:
+        """Whether the bucket is there for these credentials; returns the server's time of the
+        answer (its ``Date`` header, epoch seconds), ``None`` when it sent none."""
+        ...
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         """A single-part PUT; returns what the server says it stored."""

@@ -78,7 +78,8 @@ def raw_pages(raw: Any, bucket: str, prefix: str, **kwargs: Any) -> list[tuple[A
             Bucket=bucket, Prefix=prefix, **kwargs, **({"ContinuationToken": token} if token else {})
         )
         pages.append((
-            [(o["Key"], o["Size"], o["ETag"].strip('"')) for o in page.get("Contents", [])],
+            [(o["Key"], o["Size"], o["ETag"].strip('"'), o["LastModified"].timestamp())
+             for o in page.get("Contents", [])],
             [p["Prefix"] for p in page.get("CommonPrefixes", [])],
         ))  # fmt: skip
         token = page.get("NextContinuationToken", "")
@@ -104,9 +105,26 @@ def test_listing_pages_hold_what_the_server_lists(
     boto3_names = {"max_keys": "MaxKeys", "delimiter": "Delimiter"}
     theirs = raw_pages(raw, fresh_bucket, "p/", **{boto3_names[k]: v for k, v in kwargs.items()})
     assert ours == theirs
-    listed = {key for objects, _ in ours for key, _, _ in objects}
+    listed = {key for objects, _ in ours for key, *_ in objects}
     under_p = {k for k in AWKWARD if k.startswith("p/")}
     assert listed == (under_p if "max_keys" in kwargs else {k for k in under_p if "/" not in k[2:]})
+
+
+def test_head_bucket_answers_the_server_time_and_listings_when_each_object_was_written(
+    transport: Transport, raw: Any, fresh_bucket: str
+) -> None:
+    # What counts the files an earlier try of an Airflow run landed: the plan's HeadBucket
+    # time and each object's LastModified, both the server's, both to the second.
+    before = transport.head_bucket()
+    raw.put_object(Bucket=fresh_bucket, Key="t/written", Body=b"now")
+    after = transport.head_bucket()
+    assert before is not None and after is not None
+    assert before == int(before) and after >= before  # the Date header: whole seconds
+    (listed,) = transport.list_page("t/").objects
+    assert listed.last_modified is not None
+    assert int(before) <= listed.last_modified < int(after) + 1
+    head = raw.head_object(Bucket=fresh_bucket, Key="t/written")
+    assert listed.last_modified == head["LastModified"].timestamp()
 
 
 def test_listing_starts_after_a_key(transport: Transport, raw: Any, fresh_bucket: str) -> None:

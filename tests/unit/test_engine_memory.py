@@ -292,8 +292,12 @@ def test_a_listing_that_fails_fails_its_files_not_the_run(src: Path) -> None:
 
 def stored(transport: MemoryTransport, keys: list[str]) -> dict[str, RemoteObject]:
     for key in keys:
-        transport.add(key, key.encode())
-    return {key: RemoteObject(len(key), hashlib.md5(key.encode()).hexdigest()) for key in keys}
+        transport.add(key, key.encode(), modified=STORED_AT)
+    return {key: RemoteObject(len(key), hashlib.md5(key.encode()).hexdigest(), STORED_AT) for key in keys}
+
+
+#: LastModified of the objects ``stored`` adds
+STORED_AT = 1_700_000_000.0
 
 
 def test_a_group_over_many_directories_is_answered_by_one_flat_listing() -> None:

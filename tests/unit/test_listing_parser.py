@@ -4,6 +4,7 @@ transport: awkward keys, entities, URL-encoded keys, prefixes, empty and truncat
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
@@ -94,6 +95,18 @@ def test_sizes_are_ints_and_etags_lose_their_quotes() -> None:
     assert page.objects[1].size == 52_428_800_000
     assert page.objects[0].etag == "94b99a13ea747dcfa87568226d5574d8"
     assert page.objects[1].etag == "0123456789abcdef0123456789abcdef-3"
+
+
+def test_last_modified_is_epoch_seconds_or_none_when_not_listed() -> None:
+    page = page_from_xml(PAGE.encode())
+    assert (
+        page.objects[0].last_modified == datetime(2026, 11, 25, 11, 57, 15, tzinfo=timezone.utc).timestamp()
+    )
+    assert page.objects[1].last_modified is None
+    seaweed = page_from_xml(SEAWEED.encode())  # without the milliseconds
+    assert (
+        seaweed.objects[0].last_modified == datetime(2026, 12, 2, 0, 43, 47, tzinfo=timezone.utc).timestamp()
+    )
 
 
 def test_a_page_that_is_not_truncated_has_no_next_token() -> None:
