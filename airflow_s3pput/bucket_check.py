@@ -139,16 +139,18 @@ WRITE_CHECK = ".s3pput-write-check-"
 STALE_WRITE_CHECK = timedelta(minutes=10)
 
 
-def check_bucket(options: UploadOptions, transport: Transport | None = None) -> None:
+def check_bucket(options: UploadOptions, transport: Transport | None = None) -> float | None:
     """Fail with one line, before any upload, if the bucket is missing or not usable (see
-    ``BucketCheck``); for callers that check before a run, like the Airflow plan task."""
+    ``BucketCheck``); for callers that check before a run, like the Airflow plan task. Returns
+    the server's time of HeadBucket's answer (``None`` if it sent no ``Date``)."""
     check = BucketCheck(options, transport)
     try:
-        check.wait_head()
+        server_time = check.wait_head()
         if not options.dry_run:
             check.ensure_writable()
     finally:
         check.close()
+    return server_time
 
 
 class BucketCheck:
@@ -185,7 +187,7 @@ class BucketCheck:
         self.transport = transport
         self.quick: Transport | None = None
         self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
-        self.head: Future[None] | None = None
+        self.head: Future[float | None] | None = None
         self.verdict: Future[UsageError | None] | None = None
         #: where the check's upload is written down until aborted (as the putter's are): an
         #: abort the server never took is sent by the next run
@@ -233,12 +235,13 @@ class BucketCheck:
         """Whether HeadBucket has answered, and well."""
         return self.head is not None and self.head.done() and self.head.exception() is None
 
-    def wait_head(self) -> None:
-        """Wait for HeadBucket's answer (sent by ``start``); its failure as one ``UsageError``."""
+    def wait_head(self) -> float | None:
+        """Wait for HeadBucket's answer (sent by ``start``): the server's time of it, or its
+        failure as one ``UsageError``."""
         self.start()
         assert self.head is not None
         try:
-            self.head.result()
+            return self.head.result()
         except (S3Error, GaveUp) as exc:
             raise self.error(exc) from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +27,7 @@ from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
-from airflow_s3pput.stats import PutResult, Stats, StatsCollector
+from airflow_s3pput.stats import EARLIER_TRY, PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Lister, Transport
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
@@ -67,12 +68,16 @@ def upload(
     key_range: KeyRange = KeyRange(),
     on_result: ResultCallback | None = None,
     transport: Transport | None = None,
+    landed_since: float | None = None,
 ) -> Stats:
     """Upload what ``options`` selects (within ``key_range``) and return the run's ``Stats``.
 
     Raises ``UsageError`` (before anything is uploaded) for bad sources or an unusable bucket.
     ``transport`` replaces the one ``open_transport`` would choose and keeps the work in this
-    process (tests: a recording or in-memory transport, moto's client).
+    process (tests: a recording or in-memory transport, moto's client). ``landed_since``: for
+    a retry, when the run this try belongs to began, on the server's clock (epoch seconds; the
+    Airflow plan's HeadBucket time): a file skipped because its object was written since then
+    is counted as put, by an earlier try (``landed_earlier``). ``None`` (the CLI): skipped.
 
     Everything the run opens is closed here, in the reverse order of opening: the dispatcher
     (its last uploads), the listing threads, the bucket check (its abort is written in the
@@ -112,6 +117,7 @@ def upload(
             lookups=lookups,
             digests=digests,
             gate=Gate(check, dry_run=options.dry_run),
+            landed_since=None if options.dry_run else landed_since,
         )
         notes = WalkNotes()
         try:
@@ -162,8 +168,10 @@ class _Run:
         lookups: _Lookups,
         digests: DigestRecord,
         gate: Gate,
+        landed_since: float | None = None,
     ) -> None:
         self.options = options
+        self.landed_since = landed_since
         self.mode = get_mode(options.mode)
         self.list_remote = self.mode.needs_listing
         self.gate = gate
@@ -323,7 +331,8 @@ class _Run:
         tasks = []
         for e in entries:
             if e.key in unchanged:
-                self.record(PutResult(e.path, e.key, "skip", SKIP_UNCHANGED.reason))
+                skip = PutResult(e.path, e.key, "skip", SKIP_UNCHANGED.reason)
+                self.record(landed_earlier(skip, remote.get(e.key), self.landed_since))
             else:
                 tasks.append(PutTask(e.path, e.key, e.size, e.mtime_ns, remote.get(e.key)))
         return tasks
@@ -344,9 +353,39 @@ class _Run:
                 message = f"worker failed: {describe_error(exc)}"
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
             self.gate.confirm(results)  # the first results wait for the write check's verdict
+            listed = {t.key: t.remote for t in tasks} if self.landed_since is not None else {}
             for result in results:
-                self.record(result)
+                self.record(landed_earlier(result, listed.get(result.key), self.landed_since))
         self.digests.flush_if_due()  # here, not on the transport's threads (DigestRecord.store)
+
+
+def landed_earlier(result: PutResult, remote: RemoteObject | None, since: float | None) -> PutResult:
+    """``result``, or, for a file skipped because of what its key holds (unchanged, exists),
+    the same file counted as put by an earlier try of this run (reason ``EARLIER_TRY``, its
+    bytes those listed) when that object was written at or after ``since``.
+
+    A retried Airflow put finds what its failed try landed; without this rule those files would
+    read "skipped: unchanged" and the run's summary would count fewer files put than it landed.
+    S3 says LastModified to the second, and ``since`` (the plan's HeadBucket ``Date``) is whole
+    seconds too: an object written in the very second of ``since`` counts as landed by this run.
+    None of the run's own files is missed so; the price is that a file another writer stored in
+    that second, or later, while the run went on, counts as put too.
+
+    ==================  ============================  ===========  ===================
+    result              listed object                 ``since``    counted as
+    ==================  ============================  ===========  ===================
+    put, fail, delete   -                             -            as it is
+    skip                missing, or no LastModified   -            skip
+    skip                written before ``since``      set          skip
+    skip                written at or after it        set          put (earlier try)
+    skip                -                             ``None``     skip
+    ==================  ============================  ===========  ===================
+    """
+    if since is None or result.action != "skip" or remote is None or remote.last_modified is None:
+        return result
+    if math.floor(remote.last_modified) < math.floor(since):
+        return result
+    return result._replace(action="put", reason=EARLIER_TRY, bytes=remote.size)
 
 
 def _top_directories(sources: Iterable[str]) -> set[str]:

@@ -18,6 +18,9 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 MAX_FAILURES_KEPT = 20
+#: the put reason of a file that an earlier try of the same Airflow run landed: a retry found it
+#: in the bucket, written since the run began (``engine.landed_earlier``)
+EARLIER_TRY = "earlier try"
 #: batch errors a summary keeps, with their messages
 MAX_BATCH_ERRORS_KEPT = 20
 
@@ -87,6 +90,11 @@ class Stats:
     dir_symlinks_skipped: int = 0
     #: of ``bytes_put``, those already on the server from an upload that was carried on
     bytes_resumed: int = 0
+
+    @property
+    def files_landed_earlier(self) -> int:
+        """Of ``files_put``, those an earlier try of this run put (a retry found them landed)."""
+        return int(self.put_reasons.get(EARLIER_TRY, 0))
 
     @property
     def files_skipped(self) -> int:
@@ -194,8 +202,9 @@ class Stats:
         planned and missing). A dry run says what it would put, and shows no transfer rate."""
         skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
         put = "would put" if self.dry_run else "put"
+        earlier = f" ({self.files_landed_earlier:,} by an earlier try)" if self.files_landed_earlier else ""
         rows = [
-            (f"files {put}", f"{self.files_put:,}"),
+            (f"files {put}", f"{self.files_put:,}{earlier}"),
             ("files skipped", f"{self.files_skipped:,} ({skipped})"),
             ("files failed", f"{self.failed:,}"),
             (f"bytes {put}", f"{self.bytes_put:,} ({_human(self.bytes_put)})"),
