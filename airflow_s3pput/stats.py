@@ -331,6 +331,8 @@ class BatchReport:
 
     A batch whose task died before reporting has neither (``stats is None`` and no ``error``).
     ``files_planned`` is what the plan put in it, so that the summary can check the accounting.
+    ``stopped``: the try was stopped (a timeout, a kill, an error) before it accounted for every
+    file; its ``stats`` are what it did until then.
     """
 
     index: int
@@ -338,6 +340,7 @@ class BatchReport:
     files_planned: int = 0
     stats: Stats | None = None
     error: str = ""
+    stopped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -346,6 +349,7 @@ class BatchReport:
             "files_planned": self.files_planned,
             "stats": None if self.stats is None else self.stats.to_dict(),
             "error": self.error,
+            "stopped": self.stopped,
         }
 
     @classmethod
@@ -357,6 +361,7 @@ class BatchReport:
             files_planned=int(data.get("files_planned", 0)),
             stats=None if stats is None else Stats.from_dict(stats),
             error=str(data.get("error") or ""),
+            stopped=bool(data.get("stopped", False)),
         )
 
 
@@ -370,6 +375,8 @@ class Summary:
     #: (index, label, error) of each batch that failed or never reported, in batch order
     batch_errors: tuple[tuple[int, str, str], ...] = ()
     batches_missing: int = 0
+    #: batches whose try was stopped midway: counted in ``stats`` for what they did
+    batches_stopped: int = 0
     warnings: tuple[str, ...] = ()
     bucket: str = ""
     prefix: str = ""
@@ -384,6 +391,7 @@ class Summary:
             {
                 "batches": self.batches,
                 "batches_missing": self.batches_missing,
+                "batches_stopped": self.batches_stopped,
                 "files_planned": self.files_planned,
                 "batch_errors": [
                     {"batch": index, "label": label, "error": error}
@@ -398,18 +406,17 @@ class Summary:
 
     def table(self) -> str:
         """The merged stats' table, the batches planned and missing, warnings and batch errors."""
-        lines = [self.stats.table(batches=f"{self.batches:,} planned, {self.batches_missing:,} missing")]
+        stopped = f", {self.batches_stopped:,} stopped midway" if self.batches_stopped else ""
+        batches = f"{self.batches:,} planned, {self.batches_missing:,} missing{stopped}"
+        lines = [self.stats.table(batches=batches)]
         lines += [f"WARNING {warning}" for warning in self.warnings]
         lines += [f"BATCH {index} {one_line(label)}: {error}" for index, label, error in self.batch_errors]
         return "\n".join(lines)
 
     def failure_message(self) -> str:
         """One line for a run that is not ``ok``: the counts, then each failed batch's error."""
-        missing = (
-            f", {self.batches_missing} of {self.batches} batches did not finish"
-            if self.batches_missing
-            else ""
-        )
+        unfinished = self.batches_missing + self.batches_stopped
+        missing = f", {unfinished} of {self.batches} batches did not finish" if unfinished else ""
         text = f"{self.stats.failed} files failed{missing}"
         errors = "; ".join(
             f"batch {index} ({one_line(label)}): {error}" for index, label, error in self.batch_errors
@@ -433,8 +440,9 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
     """Merge the reports of a run's planned batches, in batch order, into its ``Summary``.
 
     A batch with no stats is missing; a batch with an error carries it into the summary (the
-    first ``MAX_BATCH_ERRORS_KEPT``). When the batches that reported account for another number
-    of files than the plan gave them, SOURCE changed in between: the summary warns.
+    first ``MAX_BATCH_ERRORS_KEPT``); a batch stopped midway counts what it did. When the batches
+    that finished account for another number of files than the plan gave them, SOURCE changed
+    in between: the summary warns.
     """
     reports = sorted(reports, key=lambda r: r.index)
     reported = [r for r in reports if r.stats is not None]
@@ -445,11 +453,13 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
         if r.error or r.stats is None
     ]
     warnings = []
-    planned_reported = sum(r.files_planned for r in reported)
-    if stats.files_done != planned_reported:
+    finished = [r.stats for r in reported if r.stats is not None and not r.stopped]
+    planned_finished = sum(r.files_planned for r in reported if not r.stopped)
+    done = sum(s.files_done for s in finished)
+    if done != planned_finished:
         warnings.append(
-            f"the plan gave the batches that reported {planned_reported:,} files and they accounted for "
-            f"{stats.files_done:,}: SOURCE changed between the plan and the puts"
+            f"the plan gave the batches that reported {planned_finished:,} files and they accounted for "
+            f"{done:,}: SOURCE changed between the plan and the puts"
         )
     if len(errors) > MAX_BATCH_ERRORS_KEPT:
         warnings.append(f"{len(errors) - MAX_BATCH_ERRORS_KEPT} more batch errors not shown")
@@ -459,6 +469,7 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
         files_planned=sum(r.files_planned for r in reports),
         batch_errors=tuple(errors[:MAX_BATCH_ERRORS_KEPT]),
         batches_missing=len(reports) - len(reported),
+        batches_stopped=sum(1 for r in reported if r.stopped),
         warnings=tuple(warnings),
         bucket=bucket,
         prefix=prefix,

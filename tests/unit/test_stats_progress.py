@@ -317,6 +317,21 @@ def test_summary_warns_when_the_accounting_differs_from_the_plan() -> None:
     assert f"WARNING {warning}" in summary.table()
 
 
+def test_a_batch_stopped_midway_counts_what_it_put_and_still_fails_the_run() -> None:
+    # A put whose execution_timeout fired after two of its five files landed: what it put is
+    # counted, the batch did not finish, and no warning blames SOURCE for the three never reached.
+    timed_out = BatchReport(1, "k1", 5, collect(RESULTS[:2]), "AirflowTaskTimeout: Timeout", stopped=True)
+    summary = summarize([report(0, 2, RESULTS[2:4]), timed_out])
+    assert not summary.ok and summary.warnings == ()
+    assert (summary.stats.files_put, summary.batches_missing, summary.batches_stopped) == (2, 0, 1)
+    assert summary.failure_message() == (
+        "0 files failed, 1 of 2 batches did not finish: batch 1 (k1): AirflowTaskTimeout: Timeout"
+    )
+    assert "2 planned, 0 missing, 1 stopped midway" in summary.table()
+    assert summary.to_dict()["batches_stopped"] == 1
+    assert BatchReport.from_dict(json.loads(json.dumps(timed_out.to_dict()))) == timed_out
+
+
 # --- which failures a retry can change -----------------------------------------------------------
 
 
