@@ -29,6 +29,7 @@ DEFAULT_MULTIPART_THRESHOLD = 16 * MIB
 #: attempts of a request that failed transiently: s5cmd retries 10 times; at 40% SlowDown
 #: 5 attempts lose ~1% of files (0.4**5), 10 lose ~0.01%
 DEFAULT_ATTEMPTS = 10
+MAX_ATTEMPTS = 20
 MAX_PART_SIZE = 5 * 1024 * MIB
 MAX_PARTS = 10_000
 MAX_PROCESSES = 64
@@ -39,6 +40,29 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 
 
 TRANSPORTS = ("auto", "crt", "boto3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+def _check_endpoint(url: str) -> None:
+    """An endpoint is ``http(s)://host[:port][/path]``: the path (a gateway serving S3 under
+    ``/s3-gw/``) prefixes every request path, as botocore does. Credentials, a query or a
+    fragment have no place in it; the reason is said without repeating a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        parts = urlsplit("")
+    shown = url.replace(parts.netloc, parts.netloc.rpartition("@")[2]) if "@" in parts.netloc else url
+    reason = ""
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", url):
+        reason = "expected http(s)://host[:port][/path]"
+    elif shown != url:
+        reason = "credentials in the URL are not used: give them as AWS credentials"
+    elif parts.query or parts.fragment or url.endswith(("?", "#")):
+        reason = "an endpoint has no query or fragment"
+    elif "//" in parts.path or any(s in (".", "..") for s in parts.path.split("/")):
+        reason = "its path must be plain segments, as in https://host/s3-gw/"
+    if reason:
+        raise UsageError(f"invalid {{setting}} {shown!r}: {reason}", setting="endpoint_url")
 
 
 @dataclass(frozen=True)
@@ -56,7 +80,13 @@ class ConnectionSettings:
     max_attempts: int = DEFAULT_ATTEMPTS
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    #: ``path`` (``ENDPOINT/BUCKET/KEY``), ``virtual`` (``BUCKET.HOST/KEY``) or ``auto`` (path on a
+    #: custom endpoint; on AWS: boto3's choice, path on the CRT)
     addressing_style: str = "auto"
+    #: the other botocore ``Config`` options of an Airflow connection's ``config_kwargs``
+    #: (proxies, ...), as ``(name, value)`` pairs: see ``transport.client_config`` for which
+    #: transport honours which. Out of ``repr``: a proxy URL may carry a password.
+    client_options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     #: builds a boto3 session whose credentials refresh themselves (an assumed role, web
     #: identity, an instance role: an Airflow connection's): requests are signed with what it
     #: holds at the time, not with keys frozen when the run started. Picklable (a module-level
@@ -67,14 +97,22 @@ class ConnectionSettings:
     def uses_tls(self) -> bool:
         return urlsplit(self.endpoint_url).scheme == "https" if self.endpoint_url else self.secure
 
+    @property
+    def endpoint_path(self) -> str:
+        """The path the endpoint serves S3 under (``/s3-gw`` of ``https://host/s3-gw/``), or ""."""
+        return urlsplit(self.endpoint_url).path.rstrip("/") if self.endpoint_url else ""
+
     def __post_init__(self) -> None:
-        if self.endpoint_url is not None and not re.match(r"^https?://[^/\s]+/?$", self.endpoint_url):
+        if self.endpoint_url is not None:
+            _check_endpoint(self.endpoint_url)
+        if self.addressing_style not in ADDRESSING_STYLES:
+            styles = ", ".join(ADDRESSING_STYLES)
             raise UsageError(
-                f"invalid {{setting}} {self.endpoint_url!r}: expected http(s)://host[:port]",
-                setting="endpoint_url",
+                f"invalid {{setting}} {self.addressing_style!r}: expected one of {styles}",
+                setting="addressing_style",
             )
-        if not 1 <= self.max_attempts <= 20:
-            raise UsageError("{setting} must be between 0 and 19", setting="retries")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise UsageError(f"{{setting}} must be between 0 and {MAX_ATTEMPTS - 1}", setting="retries")
         # Written so that NaN fails too.
         if not (0 < self.connect_timeout <= MAX_TIMEOUT and 0 < self.read_timeout <= MAX_TIMEOUT):
             raise UsageError(
