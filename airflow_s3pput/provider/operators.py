@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context
@@ -41,7 +44,16 @@ from airflow_s3pput.settings import (
     check_known,
     coerce,
 )
-from airflow_s3pput.stats import BatchReport, PutResult, Summary, one_line, summarize, where
+from airflow_s3pput.stats import (
+    BatchReport,
+    PutResult,
+    Stats,
+    StatsCollector,
+    Summary,
+    one_line,
+    summarize,
+    where,
+)
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:
@@ -262,7 +274,7 @@ class S3PPutPlanOperator(_UploadSettings):
         bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
         options = self.upload_options(with_connection=True)
         # The bucket, the endpoint or the keys: say whose they are.
-        fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
+        server_time = fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
         # An explicit batch size or cap is the user's; else as many batches as can run at once.
         explicit = any(
             self.settings.get(name) not in (None, "", "None") for name in ("batch_size", "max_batches")
@@ -277,8 +289,16 @@ class S3PPutPlanOperator(_UploadSettings):
             batches = [Batch(0, None, None, "", "", 0, 0)]
             log.info("nothing to put: one batch deletes the extraneous keys under the prefix")
         # Each descriptor says where it was planned for, so that a put (or the reduce) given
-        # another bucket or prefix is caught before it uploads into a range it was not planned for.
-        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, "")}
+        # another bucket or prefix is caught before it uploads into a range it was not planned for,
+        # and when (``planned_at``): what a put's earlier tries of this run landed is written
+        # since then, and a retry counts it as put (``engine.landed_earlier``). The server's
+        # clock, as LastModified is; ours only if its answer had no Date.
+        planned_at = server_time if server_time is not None else time.time()
+        target = {
+            "bucket": options.bucket,
+            "prefix": join_key(options.prefix, ""),
+            "planned_at": _iso_seconds(planned_at),
+        }
         return [{**b.to_dict(), **target} for b in batches]
 
 
@@ -287,7 +307,11 @@ class S3PPutBatchOperator(_UploadSettings):
 
     The report (``stats.BatchReport``: the batch, its stats, its error) is the return value, or,
     when the batch failed, pushed under the key ``s3pput_report`` so that the reduce still
-    counts what the batch did and says why it failed.
+    counts what the batch did and says why it failed; a try stopped midway (an error,
+    ``execution_timeout``, "mark failed") reports the files it got to. A retry, or a try after
+    a clear, counts the files an earlier try of the run landed as put (reason ``earlier try``):
+    their objects were written since the plan checked the bucket (the descriptor's
+    ``planned_at``).
 
     :param batch: a descriptor from the plan task (mapped with ``expand``)
     :param progress_interval: seconds between progress lines in the task log
@@ -310,6 +334,7 @@ class S3PPutBatchOperator(_UploadSettings):
     def execute(self, context: Context) -> dict[str, Any]:
         batch = Batch.from_dict(self.batch)
         report = BatchReport(batch.index, batch.label, batch.files)
+        progress: BatchProgress | None = None
         try:
             options = self.upload_options(with_connection=True)
             self._check_target(options)
@@ -322,11 +347,21 @@ class S3PPutBatchOperator(_UploadSettings):
             progress = BatchProgress(batch, options.dry_run, self.progress_interval)
             self._uploading = True
             try:
-                stats = fail_fast(upload, options, key_range=batch.key_range, on_result=progress)
+                stats = fail_fast(
+                    upload,
+                    options,
+                    key_range=batch.key_range,
+                    on_result=progress,
+                    landed_since=_epoch_seconds(self.batch.get("planned_at")),
+                )
             finally:
                 self._uploading = False
-        except Exception as exc:
-            self._push(context, dataclasses.replace(report, error=_one_line(exc)))
+        except BaseException as exc:
+            # Whatever stopped the try (an error, execution_timeout's AirflowTaskTimeout, which is
+            # no Exception, on_kill's TaskKilled): the reduce counts the files it got to.
+            done = progress.stats() if progress is not None else None
+            stopped = dataclasses.replace(report, stats=done, error=_one_line(exc), stopped=done is not None)
+            self._push(context, stopped)
             raise
         log.info("progress: %s", progress.line())
         log.info("batch %d summary:\n%s", batch.index, stats.table())
@@ -385,16 +420,24 @@ class S3PPutBatchOperator(_UploadSettings):
 
 class BatchProgress:
     """Logs a batch's progress and each failed file (``PATH -> KEY: error``); counts the
-    failures that a retry may change."""
+    failures that a retry may change, and every result, for a try stopped midway (``stats``)."""
 
     def __init__(self, batch: Batch, dry_run: bool, interval: float) -> None:
         self.meter = Progress(
             total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run
         )
         self.retryable = 0
+        self.collector = StatsCollector(dry_run=dry_run)
+        self.results = 0
         log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
 
+    def stats(self) -> Stats | None:
+        """What the results so far add up to; ``None`` before the first."""
+        return self.collector.freeze() if self.results else None
+
     def __call__(self, result: PutResult) -> None:
+        self.collector.add(result)
+        self.results += 1
         self.meter.add(result)
         if result.action == "fail":
             self.retryable += result.can_retry
@@ -408,14 +451,32 @@ class BatchProgress:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if str(exc) and not isinstance(exc, Exception):  # an interruption: say which
+        text = f"{type(exc).__name__}: {text}"
     return one_line(text.removeprefix("s3pput: "))
+
+
+def _iso_seconds(epoch: float) -> str:
+    """``epoch`` to the second, as ISO 8601 (UTC): a descriptor stays readable in the UI."""
+    return datetime.fromtimestamp(math.floor(epoch), tz=timezone.utc).isoformat()
+
+
+def _epoch_seconds(value: object) -> float | None:
+    """A descriptor's ``planned_at`` as epoch seconds; ``None`` from a plan that did not say."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 class S3PPutReduceOperator(BaseOperator):
     """Merge the batches' reports into the run's summary, log it as a table, return it.
 
     Runs whatever happened upstream (``trigger_rule=all_done``): a batch that has no stats (its
-    task failed before counting, or died) is counted in ``batches_missing``, and each failed
+    task failed before counting, or died) is counted in ``batches_missing``, one stopped midway
+    (a timeout, a kill) in ``batches_stopped`` with the files it put counted, and each failed
     batch's error is in the summary's ``batch_errors`` and in the exception. Fails when any file
     failed or a batch did not finish, unless ``fail_on_error`` is false, and then leaves the
     summary under the XCom key ``s3pput_summary``; a retry of this task changes nothing, so it
