@@ -9,7 +9,9 @@ crt                        TLS, or keys a boto3    CRT (signed with the session'
 boto3                      any                     boto3                           boto3
 =========================  =====================  ==============================  ============
 
-``auto`` is ``crt`` when awscrt (0.38.1 or newer) is installed. Over TLS only the PUTs use the
+``auto`` is ``crt`` when awscrt (0.38.1 or newer) is installed and the connection has no
+client option the CRT cannot honour (a proxy in an Airflow connection's ``config_kwargs``: see
+``client_config``); else ``boto3``, with one warning line. Over TLS only the PUTs use the
 CRT: a certificate the CRT does not trust fails its handshake only after s2n's 10-30 s
 "blinding" delay, per attempt, where boto3 reports it at once in the bucket check, before any
 PUT.
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.transport.client_config import crt_cannot_honour
 from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.port import (
     ListPage,
@@ -103,14 +106,38 @@ def _warn_old_awscrt(found: str) -> None:
 CRT_NEED = ".".join(map(str, CRT_FLOOR))
 
 
-def resolve_transport(transport: str) -> str:
+@functools.cache  # once per process
+def _warn_crt_cannot(names: str) -> None:
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:  # the run's own process; its workers stay quiet
+        logging.getLogger(__name__).warning(
+            "s3pput: warning: the crt transport cannot honour the connection's config_kwargs %s: using boto3",
+            names,
+        )
+
+
+def resolve_transport(transport: str, connection: ConnectionSettings | None = None) -> str:
     """``auto`` picks the CRT when a recent enough ``awscrt`` is installed, boto3 otherwise: with
     one warning line when awscrt is there but too old, rather than failing every PUT. ``crt``
-    without one is a usage error."""
+    without one is a usage error. Likewise when the ``connection`` has client options the CRT
+    cannot honour (a proxy of an Airflow connection's ``config_kwargs``): ``auto`` takes boto3
+    with one warning line, ``crt`` is refused; none is ignored."""
     if transport not in ("auto", "crt"):
         return transport
     if crt_available():
-        return "crt"
+        unsupported = crt_cannot_honour(connection.client_options) if connection is not None else ()
+        if not unsupported:
+            return "crt"
+        names = ", ".join(unsupported)
+        if transport == "crt":
+            raise UsageError(
+                f"{{setting}} crt cannot honour the connection's config_kwargs {names}: "
+                "use transport auto or boto3",
+                setting="transport",
+            )
+        _warn_crt_cannot(names)
+        return "boto3"
     old = _old_awscrt() if importlib.util.find_spec("awscrt") is not None else None
     if transport == "crt":
         found = f"found {old}" if old else "not installed"
@@ -120,7 +147,7 @@ def resolve_transport(transport: str) -> str:
     return "boto3"
 
 
-def default_concurrency(transport: str) -> tuple[int, int]:
+def default_concurrency(transport: str, connection: ConnectionSettings | None = None) -> tuple[int, int]:
     """(processes, threads) that suit the transport.
 
     The CRT signs and sends in C, so one process with many requests in flight keeps up with the
@@ -128,7 +155,7 @@ def default_concurrency(transport: str) -> tuple[int, int]:
     core. Each boto3 thread holds one request, backoff sleeps included: 64 a process keep a far
     bucket busy and bound how long a dead server's run takes (BENCHMARKS.md).
     """
-    if resolve_transport(transport) == "crt":
+    if resolve_transport(transport, connection) == "crt":
         return 1, 64
     return max(1, min(os.cpu_count() or 1, 8)), 64
 
@@ -138,7 +165,7 @@ def open_transport(options: UploadOptions) -> Transport:
     credentials or a profile that cannot be resolved."""
     settings = options.connection
     # Each transport's module is imported only when it is chosen.
-    if resolve_transport(options.transport) == "boto3":
+    if resolve_transport(options.transport, settings) == "boto3":
         from airflow_s3pput.transport.boto3_transport import Boto3Transport
 
         return Boto3Transport.open(settings, options.bucket, options.threads)
