@@ -83,6 +83,17 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return headers
 
 
+def request_target(settings: ConnectionSettings, bucket: str, region: str) -> tuple[str, str]:
+    """The ``Host`` of the bucket's requests and the path its keys go under, as botocore builds
+    them: path style ``HOST/PATH/BUCKET/KEY``, virtual-host style ``BUCKET.HOST/PATH/KEY``, where
+    ``PATH`` is the endpoint's own path (a gateway serving S3 under ``/s3-gw/``). ``auto`` is path
+    style, on AWS too (the regional endpoint): it works for bucket names with dots under TLS."""
+    host = urlsplit(settings.endpoint_url).netloc if settings.endpoint_url else f"s3.{region}.amazonaws.com"
+    if settings.addressing_style == "virtual":
+        return f"{bucket}.{host}", quote(settings.endpoint_path, safe="/%")
+    return host, f"{quote(settings.endpoint_path, safe='/%')}/{quote(bucket, safe='')}"
+
+
 def crt_retry_config(policy: RetryPolicy) -> Any:
     """``policy`` as the CRT's S3 client takes it (its backoff is exponential with full jitter,
     as ``RetryPolicy.delay``)."""
@@ -122,15 +133,12 @@ class CrtSender:
             provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
         elif session is not None:
             region, provider = _session_credentials(session)
+            region = settings.region or region  # the run's (an operator's region_name) wins
         else:
             raise S3Error(S3Error.NO_CREDENTIALS)
         self.bucket = bucket
-        # Path style, on AWS too (the regional endpoint): works for bucket names with dots under TLS.
-        self.path_prefix = "/" + quote(bucket, safe="")
+        self.host, self.path_prefix = request_target(settings, bucket, region)
         secure = settings.uses_tls
-        self.host = (
-            urlsplit(settings.endpoint_url).netloc if settings.endpoint_url else f"s3.{region}.amazonaws.com"
-        )
         tls_options = None
         self.tls_context: Any = None
         if secure:
@@ -166,7 +174,7 @@ class CrtSender:
 
     def object_path(self, key: str) -> str:
         """The request path of ``key`` in the bucket (of the bucket itself for ``""``)."""
-        return f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix
+        return f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix or "/"
 
     def unsigned_payload_signing(self) -> Any:
         """A SigV4 signing config for a request whose body is not hashed, dated now."""
