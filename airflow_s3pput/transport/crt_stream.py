@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
@@ -52,6 +52,9 @@ class StreamedParts:
         self.attempt_timeout = settings.connect_timeout + settings.read_timeout
         self.socket_options = SocketOptions()
         self.socket_options.connect_timeout_ms = int(settings.connect_timeout * 1000)
+        # The CRT's S3 client takes its proxy from the environment (HTTP_PROXY, HTTPS_PROXY);
+        # these connections are made here, so they must be told, or parts would bypass it.
+        self.proxy_options = environment_proxy(self.host, tls_context is not None)
         self.idle: list[Any] = []
         self.lock = threading.Lock()
 
@@ -121,8 +124,34 @@ class StreamedParts:
                 bootstrap=self.bootstrap,
                 socket_options=self.socket_options,
                 tls_connection_options=self.tls_options,
+                proxy_options=self.proxy_options,
             ).result(self.connect_timeout + 1)
         except FutureTimeout:
             raise S3Error(S3Error.UNREACHABLE, f"no connection in {self.connect_timeout:g} s") from None
         except AwsCrtError as exc:  # refused, DNS, TLS handshake
             raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
+
+
+def environment_proxy(host: str, tls: bool) -> Any:
+    """The CRT's ``HttpProxyOptions`` for ``host`` from ``HTTPS_PROXY`` (``tls``) or ``HTTP_PROXY``
+    and ``NO_PROXY``, as urllib reads them; None when no proxy applies. A password in the proxy's
+    URL becomes its Basic credentials, and is never put in a message."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    proxies = getproxies_environment()
+    url = proxies.get("https" if tls else "http")
+    if not url or proxy_bypass_environment(host, proxies):
+        return None
+    from awscrt.http import HttpProxyAuthenticationType, HttpProxyOptions
+    from awscrt.io import ClientTlsContext, TlsContextOptions
+
+    proxy = urlsplit(url if "://" in url else "http://" + url)
+    options = HttpProxyOptions(proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 80))
+    if proxy.scheme == "https":
+        options.tls_connection_options = ClientTlsContext(TlsContextOptions()).new_connection_options()
+        options.tls_connection_options.set_server_name(proxy.hostname or "")
+    if proxy.username is not None:
+        options.auth_type = HttpProxyAuthenticationType.Basic
+        options.auth_username = unquote(proxy.username)
+        options.auth_password = unquote(proxy.password or "")
+    return options
