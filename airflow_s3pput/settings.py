@@ -84,6 +84,17 @@ def as_size(value: object) -> int:
     return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()[:1]]
 
 
+def as_verify(value: object) -> bool | str:
+    """TLS verification as boto3 takes it: true, false, or the path of a CA bundle."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("expected true, false or the path of a CA bundle")
+
+
 def as_strings(value: object) -> tuple[str, ...]:
     """A list of strings; one string is a list of one."""
     if isinstance(value, str):
@@ -133,6 +144,18 @@ CONNECTION_SETTINGS: Mapping[str, Coerce] = {
     "connect_timeout": as_float,
     "read_timeout": as_float,
 }
+#: what an operator or the task group takes beside its Airflow connection, overriding the
+#: connection's, as ``AwsBaseOperator``'s arguments of the same names do
+AWS_SETTINGS: Mapping[str, Coerce] = {
+    "region_name": as_text,
+    "verify": as_verify,
+}
+#: each of them as the CLI's connection settings say it (``--region``; ``--ca-bundle``,
+#: ``--no-verify-ssl``)
+CLI_PEERS: Mapping[str, tuple[str, ...]] = {
+    "region_name": ("region",),
+    "verify": ("ca_bundle", "verify_ssl"),
+}
 #: the plan's settings: the bounds of a batch
 PLAN_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
     "batch_size": ("files", as_int),
@@ -181,7 +204,7 @@ def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = N
     fields.setdefault("sources", ())
     if "processes" not in fields or "threads" not in fields:
         # Only the transport tells; an invalid one is reported by UploadOptions.
-        processes, threads = default_concurrency(str(fields.get("transport", "auto")))
+        processes, threads = default_concurrency(str(fields.get("transport", "auto")), connection)
         fields.setdefault("processes", processes)
         fields.setdefault("threads", threads)
     if connection is not None:
@@ -220,6 +243,15 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
     return ConnectionSettings(**fields)
 
 
+def build_aws_overrides(raw: RawSettings) -> dict[str, Any]:
+    """The coerced ``AWS_SETTINGS`` that ``raw`` gives (``region_name``, ``verify``), by name."""
+    unknown = set(raw) - set(AWS_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    given = {name: coerce(name, AWS_SETTINGS[name], value) for name, value in raw.items()}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def build_bounds(raw: RawSettings) -> BatchBounds:
     """Validated ``BatchBounds`` from ``raw`` plan settings (``PLAN_SETTINGS``)."""
     return BatchBounds(**_given(raw, PLAN_SETTINGS))
@@ -241,3 +273,4 @@ def check_known(raw: RawSettings, *, unknown: Collection[str] = ()) -> None:
             known[name] = _STAND_INS[name]
     build_options({k: v for k, v in known.items() if k in UPLOAD_SETTINGS})
     build_bounds({k: v for k, v in known.items() if k in PLAN_SETTINGS})
+    build_aws_overrides({k: v for k, v in known.items() if k in AWS_SETTINGS})

@@ -21,7 +21,7 @@ from airflow_s3pput.provider.operators import (
     S3PPutPlanOperator,
     S3PPutReduceOperator,
 )
-from airflow_s3pput.settings import PLAN_SETTINGS, UPLOAD_SETTINGS
+from airflow_s3pput.settings import AWS_SETTINGS, PLAN_SETTINGS, UPLOAD_SETTINGS
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias
@@ -89,6 +89,8 @@ def s3pput_task_group(
     batch_bytes: int | Template | None = None,
     max_batches: int | Template | None = None,
     aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    verify: bool | str | None = None,
     group_id: str = "s3pput",
     fail_on_error: bool | Template = True,
     outlets: Sequence[Asset | AssetAlias] = (),
@@ -110,7 +112,9 @@ def s3pput_task_group(
     digest record of ``update``, on each worker), ``resume`` (carry on a killed run's
     multipart uploads, default on); the plan's: ``batch_size`` (files per batch, default
     10,000), ``batch_bytes`` (default 4 GiB), ``max_batches`` (default: as many batches as can
-    run at once, see ``parallel_capacity``); ``aws_conn_id``, the Airflow AWS connection.
+    run at once, see ``parallel_capacity``); ``aws_conn_id``, the Airflow AWS connection, and
+    ``region_name`` and ``verify`` (true, false or a CA bundle's path), which override the
+    connection's as ``AwsBaseOperator``'s arguments do (templated).
 
     Where task arguments go:
 
@@ -137,6 +141,7 @@ def s3pput_task_group(
         "processes": processes, "threads": threads, "multipart_threshold": multipart_threshold,
         "part_size": part_size, "digest_cache": digest_cache, "rehash": rehash, "cache_dir": cache_dir,
         "resume": resume, "batch_size": batch_size, "batch_bytes": batch_bytes, "max_batches": max_batches,
+        "region_name": region_name, "verify": verify,
     }  # fmt: skip
     settings: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     upload = {name: value for name, value in settings.items() if name not in PLAN_ONLY}
@@ -173,7 +178,12 @@ def s3pput_task_group(
 def _task_kwargs(common: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """``common`` updated with ``extra``; an upload setting or a reserved argument is refused."""
     for name in extra or {}:
-        if name in UPLOAD_SETTINGS or name in PLAN_SETTINGS or name in ("limit", "aws_conn_id"):
+        if (
+            name in UPLOAD_SETTINGS
+            or name in PLAN_SETTINGS
+            or name in AWS_SETTINGS
+            or name in ("limit", "aws_conn_id")
+        ):
             raise TypeError(f"{name!r} is an upload setting: pass it to s3pput_task_group itself")
         if name in _RESERVED:
             raise TypeError(f"{name!r} cannot be given to one task: {_RESERVED[name]}")

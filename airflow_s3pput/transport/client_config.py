@@ -8,28 +8,22 @@ there; an option it cannot honour (a proxy above all) makes ``auto`` take boto3,
 warning line, and ``crt`` a usage error (``choice.resolve_transport``). Nothing is ignored
 silently.
 
-==============================  ===================================  ==============================
-``config_kwargs``               boto3 transport                      crt transport
-==============================  ===================================  ==============================
-``connect_timeout``,            the run's timeouts (``connect_timeout``, ``read_timeout`` of
-``read_timeout``                ``ConnectionSettings``), on both transports
-``retries``                     the attempts of s3pput's own retry policy: ``total_max_attempts``,
-                                or ``max_attempts`` + 1; ``mode`` has no effect (the policy backs
-                                off exponentially with jitter; botocore makes one attempt a try)
-``s3.addressing_style``         ``ConnectionSettings.addressing_style``: path or virtual-host
-                                URLs on both transports
-``proxies``, ``proxies_config``  ``Config`` as given                  cannot: boto3 is used
-``user_agent*``,                ``Config`` as given                  no effect (not HTTP-level)
-``max_pool_connections``,       s3pput's value wins (sized from      no effect
-``tcp_keepalive``,              ``threads``), likewise our checksum
-``parameter_validation``,       settings: every body carries a
-``request_checksum_calculation``,  Content-MD5
-``response_checksum_validation``,
-``s3.payload_signing_enabled``
-any other option                ``Config`` as given                  cannot: boto3 is used
-                                (``signature_version="unsigned"``
-                                as the Amazon provider reads it)
-==============================  ===================================  ==============================
+- ``connect_timeout``, ``read_timeout``: the run's timeouts, on both transports.
+- ``retries``: the attempts of s3pput's own retry policy, on both transports
+  (``total_max_attempts``, or ``max_attempts`` + 1). ``mode`` has no effect: the policy backs
+  off exponentially with full jitter, and botocore makes one attempt per try.
+- ``s3.addressing_style``: path or virtual-host URLs, on both transports.
+- ``region_name``: the region when neither the operator nor the connection names one.
+- ``proxies``, ``proxies_config``: the boto3 transport's; the CRT cannot take them.
+- ``max_pool_connections``, ``tcp_keepalive``, ``parameter_validation``,
+  ``request_checksum_calculation``, ``response_checksum_validation``,
+  ``s3.payload_signing_enabled``: s3pput's own values win (pools sized from ``threads``; every
+  body carries a Content-MD5).
+- ``user_agent``, ``user_agent_extra``, ``user_agent_appid``, the compression and host-prefix
+  options: the boto3 transport's; the CRT sends its own user agent and no compression.
+- any other option (``use_fips_endpoint``, ``client_cert``, other ``s3`` keys,
+  ``signature_version="unsigned"``, read as the Amazon provider reads it, ...): the boto3
+  transport's; the CRT cannot take it.
 """
 
 from __future__ import annotations

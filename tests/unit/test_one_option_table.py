@@ -1,5 +1,6 @@
-"""The option list is declared once (``settings.UPLOAD_SETTINGS``, ``PLAN_SETTINGS``): the CLI's
-flags, the operators' keywords and the task group's keywords are held to it."""
+"""The option list is declared once (``settings.UPLOAD_SETTINGS``, ``PLAN_SETTINGS``,
+``AWS_SETTINGS``): the CLI's flags, the operators' keywords and the task group's keywords are
+held to it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import inspect
 import pytest
 
 from airflow_s3pput.cli import FLAGS
-from airflow_s3pput.settings import PLAN_SETTINGS, UPLOAD_SETTINGS
+from airflow_s3pput.settings import (
+    AWS_SETTINGS,
+    CLI_PEERS,
+    CONNECTION_SETTINGS,
+    PLAN_SETTINGS,
+    UPLOAD_SETTINGS,
+)
 
 #: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
 SHELL_LACKS = set(PLAN_SETTINGS)
@@ -31,7 +38,9 @@ def test_the_task_group_takes_exactly_the_table() -> None:
     pytest.importorskip("airflow.sdk")  # the Python matrix runs without Airflow
     from airflow_s3pput.provider.task_group import s3pput_task_group
 
-    assert keywords(s3pput_task_group) - NOT_SETTINGS == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
+    assert keywords(s3pput_task_group) - NOT_SETTINGS == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS) | set(
+        AWS_SETTINGS
+    )
 
 
 def test_the_operators_take_exactly_the_table() -> None:
@@ -40,8 +49,16 @@ def test_the_operators_take_exactly_the_table() -> None:
 
     shared = keywords(_UploadSettings.__init__) - NOT_SETTINGS
     plan_only = keywords(S3PPutPlanOperator.__init__) - NOT_SETTINGS
-    assert shared | plan_only == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS)
+    assert shared | plan_only == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS) | set(AWS_SETTINGS)
 
 
 def test_the_shell_spells_every_setting_of_the_table() -> None:
     assert set(UPLOAD_SETTINGS) - SHELL_LACKS <= set(FLAGS)
+
+
+def test_the_shell_has_a_peer_for_each_connection_override() -> None:
+    """``region_name`` and ``verify`` (``AwsBaseOperator``'s names) are ``--region``, and
+    ``--ca-bundle`` / ``--no-verify-ssl`` in the shell."""
+    assert set(CLI_PEERS) == set(AWS_SETTINGS)
+    for peers in CLI_PEERS.values():
+        assert set(peers) <= set(CONNECTION_SETTINGS) & set(FLAGS)
