@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv browser services demo demo-celery test test-floors test-pythons bench bench-airflow lint lock mutate clean
+.PHONY: venv browser services demo demo-celery test test-floors test-pythons bench bench-airflow bench-celery lint lock mutate clean
 
 $(STAMP): pyproject.toml requirements/dev.lock scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -55,6 +55,13 @@ bench: venv
 ## alternated on one live Airflow; prints the table for BENCHMARKS.md
 bench-airflow: venv
 	$(PY) -m benchmarks.airflow_peers
+
+## bench-celery: 1,000,000 small files through the example DAG on Celery (Postgres, Redis, two
+## workers) beside the CLI on the same tree, first upload and unchanged re-run: wall, files/s, peak
+## RSS per task, XCom bytes, metadata-DB rows; writes .bench/celery-scale.md. Refuses to start on a
+## busy machine (1-minute load >= 1.5); under an hour on two cores, ~15 GB of disk
+bench-celery: venv services
+	$(PY) -m benchmarks.celery_scale --files 1000000
 
 ## mutate: mutation testing (mutmut) of the pure engine modules against the unit tests, one
 ## module at a time (a few minutes in all); lists the surviving mutants. Not part of `make test`.
