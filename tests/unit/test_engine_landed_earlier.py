@@ -14,6 +14,7 @@ from airflow_s3pput.engine import landed_earlier
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.stats import EARLIER_TRY, PutResult, Stats
+from tests.helpers import make_tree
 from tests.memory_transport import MemoryTransport
 from tests.unit.test_engine_memory import TREE, opts
 
@@ -57,8 +58,6 @@ class Clock:
 
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
-    from tests.helpers import make_tree
-
     return make_tree(tmp_path / "src", TREE)
 
 

@@ -15,7 +15,7 @@ from botocore.parsers import RestXMLParser
 
 from airflow_s3pput.transport.boto3_transport import page_of
 from airflow_s3pput.transport.listing_parser import page_from_xml
-from airflow_s3pput.transport.port import ListPage
+from airflow_s3pput.transport.port import ListPage, http_date_seconds, iso_seconds
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
@@ -107,6 +107,22 @@ def test_last_modified_is_epoch_seconds_or_none_when_not_listed() -> None:
     assert (
         seaweed.objects[0].last_modified == datetime(2026, 12, 2, 0, 43, 47, tzinfo=timezone.utc).timestamp()
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param("Sat, 05 Dec 2026 21:04:43 GMT", 1796504683.0, id="http-date"),
+        pytest.param("", None, id="missing"),
+        pytest.param(None, None, id="none"),
+        pytest.param("yesterday", None, id="unreadable"),
+    ],
+)
+def test_the_date_header_reads_as_epoch_seconds(text: str | None, seconds: float | None) -> None:
+    assert http_date_seconds(text) == seconds
+    if seconds is not None:
+        assert iso_seconds("2026-12-05T21:04:43.000Z") == seconds
+    assert iso_seconds(text or "") is None
 
 
 def test_a_page_that_is_not_truncated_has_no_next_token() -> None:
