@@ -62,6 +62,7 @@ import psutil
 from airflow_s3pput.testing.celery_stack import DB_NAME, DB_USER, CeleryStack, celery_stack
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from benchmarks import workloads
+from benchmarks.measure import process_memory
 from benchmarks.scale import small_tree
 from benchmarks.tools import client_env, s3pput_argv
 from benchmarks.verify import list_prefix
@@ -82,21 +83,6 @@ def log(message: str) -> None:
 # -- memory: process trees sampled from /proc ------------------------------------------------------
 
 
-def _status(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of ``pid`` in bytes; zeros once it is gone."""
-    rss = hwm = 0
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith(b"VmHWM:"):
-                    hwm = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, hwm
-
-
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
         return list(psutil.Process(pid).children(recursive=True))
@@ -114,7 +100,7 @@ class TreePeak:
     def add(self, pids: Iterable[int]) -> None:
         total = 0
         for pid in pids:
-            rss, hwm = _status(pid)
+            rss, hwm = process_memory(pid)
             total += rss
             self.process_hwm = max(self.process_hwm, hwm)
         self.tree_rss = max(self.tree_rss, total)

@@ -91,7 +91,7 @@ def _tree_pids_psutil(pid: int) -> list[int]:
         return [pid]
 
 
-def _memory(pid: int) -> tuple[int, int]:
+def process_memory(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) of ``pid`` in bytes; zeros once it is gone."""
     rss = hwm = 0
     try:
@@ -120,7 +120,7 @@ class _RssSampler(threading.Thread):
     def sample(self) -> None:
         total = 0
         for pid in self.pids(self.pid):
-            rss, hwm = _memory(pid)
+            rss, hwm = process_memory(pid)
             total += rss
             if hwm > self.hwm.get(pid, 0):
                 self.hwm[pid] = hwm
