@@ -368,8 +368,8 @@ def landed_earlier(result: PutResult, remote: RemoteObject | None, since: float 
     read "skipped: unchanged" and the run's summary would count fewer files put than it landed.
     S3 says LastModified to the second, and ``since`` (the plan's HeadBucket ``Date``) is whole
     seconds too: an object written in the very second of ``since`` counts as landed by this run.
-    None of the run's own files is missed so; the price is that a file another writer stored in
-    that second, or later, while the run went on, counts as put too.
+    None of the run's own files is missed so; the price is that an object another writer stored
+    in that second before the run began, or while it went on, counts as put too.
 
     ==================  ============================  ===========  ===================
     result              listed object                 ``since``    counted as

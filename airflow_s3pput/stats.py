@@ -458,7 +458,7 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
     done = sum(s.files_done for s in finished)
     if done != planned_finished:
         warnings.append(
-            f"the plan gave the batches that reported {planned_finished:,} files and they accounted for "
+            f"the plan gave the batches that finished {planned_finished:,} files and they accounted for "
             f"{done:,}: SOURCE changed between the plan and the puts"
         )
     if len(errors) > MAX_BATCH_ERRORS_KEPT:
