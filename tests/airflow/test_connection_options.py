@@ -1,0 +1,146 @@
+"""The Airflow connection as ``AwsBaseOperator`` honours it: ``config_kwargs`` (a proxy with a
+password), and ``region_name`` / ``verify`` given to the task group over the connection's."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_s3pput.errors import UsageError
+from airflow_s3pput.testing.local_s3 import LocalS3Server
+from tests.helpers import RunDag, list_keys, make_tree
+from tests.integration.forward_proxy import ForwardProxy
+
+PROXY_SECRET = "pr0xy-pa55word-26"
+#: the Airflow commands import this checkout, whichever one the tests run from
+HERE = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def connection(s3: LocalS3Server, endpoint: str, **extra: Any) -> str:
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": s3.access_key,
+            "password": s3.secret_key,
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1", **extra},
+        }
+    )
+
+
+@pytest.fixture
+def proxy(s3_server: LocalS3Server) -> Iterator[tuple[ForwardProxy, str]]:
+    """A forward proxy with a password, and an endpoint only it can reach (``s3.invalid``)."""
+    host = f"s3.invalid:{s3_server.port}"
+    with ForwardProxy({host: ("127.0.0.1", s3_server.port)}, auth=("s3pput", PROXY_SECRET)) as running:
+        yield running, f"http://{host}"
+
+
+def test_a_proxy_in_config_kwargs_carries_the_whole_run(
+    run_upload_dag: RunDag,
+    s3_server: LocalS3Server,
+    proxy: tuple[ForwardProxy, str],
+    bucket: str,
+    s3_client: Any,
+    tmp_path: Path,
+) -> None:
+    """Plan and puts go through the connection's proxy (the endpoint resolves nowhere else), on
+    boto3 with one warning line; its password is in no log line and no XCom."""
+    forward, endpoint = proxy
+    source = make_tree(tmp_path / "src", {f"f{i}.txt": f"file {i}" for i in range(6)})
+    config_kwargs = {"proxies": {"http": forward.url()}, "retries": {"total_max_attempts": 3}}
+    env = {"AIRFLOW_CONN_AWS_DEFAULT": connection(s3_server, endpoint, config_kwargs=config_kwargs), **HERE}
+    result = run_upload_dag({"source": str(source), "bucket": bucket, "batch_size": 3}, env=env)
+    assert result.exit_code == 0, result.log[-3000:]
+    assert result.count("upload.put", "success") == 2
+    assert set(list_keys(s3_client, bucket)) == {f"f{i}.txt" for i in range(6)}
+    assert forward.seen and all(target.startswith(f"{endpoint}/{bucket}") for _, target in forward.seen)
+    warning = "the crt transport cannot honour the connection's config_kwargs proxies: using boto3"
+    assert warning in result.log  # once a process: ``dags test`` runs every task in one
+    assert PROXY_SECRET not in result.log
+    (summary,) = result.xcoms("upload.reduce")
+    assert summary["files_put"] == 6 and PROXY_SECRET not in json.dumps(summary)
+
+
+VERIFY_DAG = """
+from airflow.sdk import DAG, Param
+
+from airflow_s3pput.provider import s3pput_task_group
+
+with DAG(
+    dag_id="s3pput_verify",
+    schedule=None,
+    params={"source": Param(""), "bucket": Param(""), "verify": Param(""), "region": Param("")},
+):
+    s3pput_task_group(
+        source="{{ params.source }}",
+        bucket="{{ params.bucket }}",
+        verify="{{ params.verify }}",
+        region_name="{{ params.region }}",
+        group_id="upload",
+    )
+"""
+
+
+def test_verify_and_region_name_override_the_connections(
+    run_dag: RunDag, s3_server: LocalS3Server, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """An https endpoint whose certificate no one trusts: the connection says nothing of it, the
+    task group's ``verify`` names its CA bundle, and the upload lands (plan on boto3, PUTs on the
+    CRT); without it the plan fails for good on the certificate. ``region_name`` is rendered
+    and taken too (SeaweedFS checks the signatures in any region)."""
+    from tests.badinput.tls import TlsRelay, self_signed_cert
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "s3pput_verify.py").write_text(textwrap.dedent(VERIFY_DAG))
+    cert, key = self_signed_cert(tmp_path)
+    source = make_tree(tmp_path / "src", {"a.txt": "alpha", "b/c.txt": "gamma"})
+    conf = {"source": str(source), "bucket": bucket, "verify": str(cert), "region": "eu-north-1"}
+    with TlsRelay(("127.0.0.1", s3_server.port), cert, key) as relay:
+        env = {"AIRFLOW_CONN_AWS_DEFAULT": connection(s3_server, relay.endpoint_url), **HERE}
+        untrusted = run_dag("s3pput_verify", {**conf, "verify": ""}, env=env, dags_folder=dags)
+        trusted = run_dag("s3pput_verify", conf, env=env, dags_folder=dags)
+    assert untrusted.exit_code != 0 and untrusted.states[("upload.plan", -1)] == "failed"
+    assert "is not trusted" in untrusted.log
+    assert trusted.exit_code == 0, trusted.log[-3000:]
+    assert set(list_keys(s3_client, bucket)) == {"a.txt", "b/c.txt"}
+
+
+def test_the_operators_arguments_reach_the_hook(
+    s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: what ``settings_from_connection`` makes of a connection with every extra."""
+    from airflow_s3pput.provider.connection import settings_from_connection
+
+    extra = {
+        "verify": False,
+        "config_kwargs": {
+            "proxies": {"https": f"http://u:{PROXY_SECRET}@proxy.internal:3128"},
+            "s3": {"addressing_style": "virtual"},
+            "retries": {"max_attempts": 3},
+            "connect_timeout": 4,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_S3_26", connection(s3_server, "https://gw.example/s3-gw/", **extra))
+    settings = settings_from_connection("s3_26")
+    assert (settings.region, settings.verify, settings.endpoint_path) == ("us-east-1", False, "/s3-gw")
+    assert (settings.max_attempts, settings.connect_timeout, settings.addressing_style) == (4, 4.0, "virtual")
+    assert dict(settings.client_options) == {"proxies": extra["config_kwargs"]["proxies"]}
+    assert PROXY_SECRET not in repr(settings)
+    overridden = settings_from_connection("s3_26", region_name="ap-south-1", verify="/etc/ca.pem")
+    assert (overridden.region, overridden.verify) == ("ap-south-1", "/etc/ca.pem")
+    assert overridden.session_factory is not None
+    assert overridden.session_factory().region_name == "ap-south-1"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_S3_BAD",
+        connection(s3_server, s3_server.endpoint_url, config_kwargs={"proxy": PROXY_SECRET}),
+    )
+    with pytest.raises(
+        UsageError, match=r"^invalid config_kwargs proxy: not an option of botocore's Config$"
+    ):
+        settings_from_connection("s3_bad")
