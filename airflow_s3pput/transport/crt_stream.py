@@ -136,11 +136,11 @@ def environment_proxy(host: str, tls: bool) -> Any:
     """The CRT's ``HttpProxyOptions`` for ``host`` from ``HTTPS_PROXY`` (``tls``) or ``HTTP_PROXY``
     and ``NO_PROXY``, as urllib reads them; None when no proxy applies. A password in the proxy's
     URL becomes its Basic credentials, and is never put in a message."""
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib.request import getproxies_environment, proxy_bypass
 
     proxies = getproxies_environment()
     url = proxies.get("https" if tls else "http")
-    if not url or proxy_bypass_environment(host, proxies):
+    if not url or proxy_bypass(host):
         return None
     from awscrt.http import HttpProxyAuthenticationType, HttpProxyOptions
     from awscrt.io import ClientTlsContext, TlsContextOptions
