@@ -278,7 +278,13 @@ def test_lookup_by_pages_in_tree_ordered_server(s3_client: Any, bucket: str) -> 
     paged = SmallPages(s3_client)
     found = RemoteIndex(Boto3Transport(paged, bucket)).lookup(wanted)
     expected = {
-        k: RemoteObject(len(stored[k]), hashlib.md5(stored[k]).hexdigest()) for k in wanted if k in stored
+        k: RemoteObject(
+            len(stored[k]),
+            hashlib.md5(stored[k]).hexdigest(),
+            s3_client.head_object(Bucket=bucket, Key=k)["LastModified"].timestamp(),
+        )
+        for k in wanted
+        if k in stored
     }
     assert found == expected
     assert paged.pages > 4  # continuation was needed
