@@ -36,9 +36,11 @@ from airflow_s3pput.errors import Unavailable, UsageError
 from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.settings import (
+    AWS_SETTINGS,
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
     as_bool,
+    build_aws_overrides,
     build_bounds,
     build_options,
     check_known,
@@ -175,6 +177,8 @@ class _UploadSettings(BaseOperator):
         cache_dir: str | None = None,
         resume: bool | str | None = None,
         aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -186,22 +190,28 @@ class _UploadSettings(BaseOperator):
             "transport": transport, "processes": processes, "threads": threads,
             "multipart_threshold": multipart_threshold, "part_size": part_size,
             "digest_cache": digest_cache, "rehash": rehash, "cache_dir": cache_dir, "resume": resume,
+            "region_name": region_name, "verify": verify,
         }  # fmt: skip
         self.settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self.aws_conn_id = aws_conn_id
         check_settings(self.settings)
 
     def upload_options(self, *, with_connection: bool) -> UploadOptions:
-        """The rendered settings as engine options, with the Airflow connection's credentials.
+        """The rendered settings as engine options, with the Airflow connection's credentials
+        (``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do).
 
         The settings are checked first: a bad one is reported before any connection is made."""
-        options = fail_fast(build_options, {k: v for k, v in self.settings.items() if k in UPLOAD_SETTINGS})
+        raw = {k: v for k, v in self.settings.items() if k in UPLOAD_SETTINGS}
+        options = fail_fast(build_options, raw)
+        aws = {k: v for k, v in self.settings.items() if k in AWS_SETTINGS}
+        overrides = fail_fast(build_aws_overrides, aws)
         if not with_connection:
             return options
         from airflow_s3pput.provider.connection import settings_from_connection
 
-        connection = fail_fast(settings_from_connection, self.aws_conn_id or None)
-        return dataclasses.replace(options, connection=connection)
+        connection = fail_fast(settings_from_connection, self.aws_conn_id or None, **overrides)
+        # Again with the connection: the transport, and so the default concurrency, may follow it.
+        return fail_fast(build_options, raw, connection=connection)
 
 
 class TaskKilled(AirflowException):

@@ -84,13 +84,14 @@ def _warn_frozen(reason: str) -> None:
 
 def make_client(settings: ConnectionSettings, pool_size: int, session: Session) -> S3Client:
     """A botocore client tuned for s3pput, from ``session`` (share it: a new session costs far
-    more than a client from a used one)."""
-    from botocore.config import Config
+    more than a client from a used one). The connection's own botocore options (an Airflow
+    connection's ``config_kwargs``: proxies, ...) apply under ours (``client_config``)."""
+    from airflow_s3pput.transport.client_config import botocore_config
 
     style = settings.addressing_style
     if style == "auto" and settings.endpoint_url:
         style = "path"  # S3-compatible servers rarely resolve bucket subdomains
-    config = Config(
+    own = dict(
         max_pool_connections=max(pool_size, 10),
         # One attempt: the transport retries under its RetryPolicy, without botocore's quota.
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -104,9 +105,10 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
         # Every body we send carries a (signed) Content-MD5, so a SHA-256 of it in the signature
         # adds no protection; botocore computes one over plain HTTP unless told not to (the CRT
         # never does).
-        s3={"addressing_style": style, "payload_signing_enabled": False},  # type: ignore[arg-type]
+        s3={"addressing_style": style, "payload_signing_enabled": False},
         tcp_keepalive=True,
     )
+    config = botocore_config(settings.client_options, own)
     with _translated("CreateClient"):
         client = session.client(
             "s3",
