@@ -46,7 +46,6 @@ from airflow_s3pput.settings import (
 from airflow_s3pput.stats import PutResult, Stats, where
 from airflow_s3pput.walker import (
     Selection,
-    as_lists,
     distinct_sources,
     ineffective_includes,
     walk,
@@ -294,13 +293,7 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
     upload_raw, connection_raw = raw_settings(args)
     options = build_options(upload_raw, connection=build_connection(connection_raw))
     rules = tuple(getattr(args, "filters", None) or ())
-    if not rules:
-        return options
-    # Said as two lists where they can be: the form every stage reads (``--delete`` too).
-    lists = as_lists(rules)
-    if lists is not None:
-        return dataclasses.replace(options, include=lists[0], exclude=lists[1])
-    return dataclasses.replace(options, filters=rules)
+    return dataclasses.replace(options, filters=rules) if rules else options
 
 
 def _no_verify(args: argparse.Namespace) -> bool:

@@ -148,28 +148,6 @@ class Selection:
         return wanted
 
 
-def as_lists(rules: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """``rules`` (in order) as ``(include, exclude)`` lists that select the same files, or
-    ``None`` when no two lists can say them.
-
-    Includes before the first exclude change nothing (every file is included already); the
-    rest are lists when they read ``exclude ... *..., include..., exclude...``, or hold no include.
-    """
-    rest = list(rules)
-    while rest and rest[0][0] == "include":
-        rest.pop(0)
-    if all(kind == "exclude" for kind, _ in rest):
-        return (), tuple(glob for _, glob in rest)
-    first_include = next(i for i, (kind, _) in enumerate(rest) if kind == "include")
-    head, tail = rest[:first_include], rest[first_include:]
-    includes = [glob for kind, glob in tail if kind == "include"]
-    excludes = [glob for kind, glob in tail if kind == "exclude"]
-    in_order = tail == [("include", g) for g in includes] + [("exclude", g) for g in excludes]
-    if "*" not in (glob for _, glob in head) or not in_order:
-        return None
-    return tuple(includes), tuple(excludes)
-
-
 def ineffective_includes(rules: Sequence[tuple[str, str]]) -> list[str]:
     """The include globs that come before any exclude: they change nothing."""
     leading = []

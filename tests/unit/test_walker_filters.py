@@ -19,7 +19,6 @@ from airflow_s3pput.walker import (
     FileEntry,
     Selection,
     WalkNotes,
-    as_lists,
     distinct_sources,
     ineffective_includes,
     walk,
@@ -107,27 +106,14 @@ GLOBS = ("*", "*.txt", "keep/*", "*.log", "k.txt")
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 4])
-def test_as_lists_selects_what_the_rules_select_or_says_it_cannot(length: int) -> None:
-    """Every rule list of this length over a few globs: the two lists ``as_lists`` gives select
-    exactly the files the rules select, and the idioms users write come out as lists."""
-    rules_seen = 0
+def test_every_rule_list_selects_what_aws_cli_selects(length: int) -> None:
+    """Every rule list of this length over a few globs, in every order."""
     for kinds in itertools.product(("include", "exclude"), repeat=length):
         for globs in itertools.product(GLOBS, repeat=length):
             rules = list(zip(kinds, globs, strict=True))
-            lists = as_lists(rules)
-            if lists is None:
-                continue
-            rules_seen += 1
-            as_two = Selection(include=lists[0], exclude=lists[1])
+            selection = Selection(rules=rules)
             for path in TREE:
-                assert as_two.wants(path) == aws_cli_wants(path, rules), (rules, lists, path)
-    assert rules_seen
-    assert as_lists([("exclude", "*"), ("include", "*.txt"), ("exclude", "keep/*")]) == (
-        ("*.txt",),
-        ("keep/*",),
-    )
-    assert as_lists([("include", "*.txt"), ("exclude", "*.log")]) == ((), ("*.log",))
-    assert as_lists([("exclude", "logs/*"), ("include", "logs/keep.log")]) is None
+                assert selection.wants(path) == aws_cli_wants(path, rules), (rules, path)
 
 
 def test_ineffective_includes_are_those_before_any_exclude() -> None:
