@@ -443,7 +443,7 @@ def _switch_to_wal(db: sqlite3.Connection) -> None:
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return (code & 0xFF) == 5  # SQLITE_BUSY
+        return (int(code) & 0xFF) == 5  # SQLITE_BUSY
     return "locked" in str(exc).lower()  # Python < 3.11 has no error code
 
 

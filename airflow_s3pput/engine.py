@@ -21,7 +21,7 @@ from typing import TypeVar
 from airflow_s3pput import remote
 from airflow_s3pput.bucket_check import BucketCheck, Gate, ListingBesideCheck, connect
 from airflow_s3pput.digest_record import DigestRecord
-from airflow_s3pput.errors import Interrupted, S3Error, describe_error
+from airflow_s3pput.errors import Interrupted, describe_error
 from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
@@ -30,7 +30,7 @@ from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import EARLIER_TRY, PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Lister, Transport
-from airflow_s3pput.upload_journal import UploadJournal, journal_for
+from airflow_s3pput.upload_journal import abort_leftovers, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
     KeyRange,
@@ -403,34 +403,6 @@ def _top_directories(sources: Iterable[str]) -> set[str]:
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
-
-
-def abort_leftovers(
-    transport: Transport, journal: UploadJournal, prefix: str, key_range: KeyRange = KeyRange()
-) -> None:
-    """Abort the multipart uploads under ``prefix`` that a killed process or a failed run of
-    this host left open (see ``upload_journal``) and that this run did not carry on. Best
-    effort: it never fails the run.
-
-    An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
-    intent: it is aborted when it is the key's one open upload that no record claims.
-    """
-    leftovers = [(key, upload_id) for key, upload_id in journal.leftovers(prefix) if key in key_range]
-    claimed = journal.claimed() if leftovers else set()
-    for key, upload_id in leftovers:
-        try:
-            if upload_id.startswith("intent-"):
-                candidates = [u.upload_id for u in transport.open_uploads(key) if u.key == key]
-                unclaimed = [c for c in candidates if c not in claimed]
-                if len(candidates) == 1 and unclaimed:
-                    transport.abort_multipart(key, unclaimed[0])
-            else:
-                transport.abort_multipart(key, upload_id)
-        except S3Error as exc:
-            if not exc.no_such_upload:
-                continue  # not answered now: the next run tries again
-        journal.finished(upload_id)
-    journal.compact()
 
 
 from airflow_s3pput.planner import plan as plan  # noqa: E402 - the stages, beside upload

@@ -160,9 +160,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     prefix = f"{name.replace(' ', '-')}/{rep}"
                     result = way(prefix)
                     listing = list_prefix(client, BUCKET, prefix)
-                    result["verified"] = listing.objects == tree.files and result.get("state", "success") == "success"
+                    result["verified"] = (
+                        listing.objects == tree.files and result.get("state", "success") == "success"
+                    )
                     runs[name].append(result)
-                    log(f"  rep {rep} {name:<11} {result['wall']:7.2f}s {'ok' if result['verified'] else 'FAILED'}")
+                    log(
+                        f"  rep {rep} {name:<11} {result['wall']:7.2f}s {'ok' if result['verified'] else 'FAILED'}"
+                    )
     return {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_at_start": load,
@@ -177,7 +181,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     runs = result["runs"]
     medians = {
-        name: statistics.median(r["wall"] for r in rs if r["verified"]) if any(r["verified"] for r in rs) else None
+        name: statistics.median(r["wall"] for r in rs if r["verified"])
+        if any(r["verified"] for r in rs)
+        else None
         for name, rs in runs.items()
     }
     cli, group, bash = medians["cli"], medians["task group"], medians["bash s5cmd"]
@@ -194,7 +200,9 @@ def table(result: dict[str, Any]) -> str:
         ratio = medians[name] / cli if medians[name] and cli else None
         tasks = rs[0].get("tasks", "-") if rs else "-"
         median = "-" if medians[name] is None else f"{medians[name]:.1f}"
-        lines.append(f"| {name} | {median} | {each} | {'-' if ratio is None else f'{ratio:.2f}x'} | {tasks} |")
+        lines.append(
+            f"| {name} | {median} | {each} | {'-' if ratio is None else f'{ratio:.2f}x'} | {tasks} |"
+        )
     if cli and group and bash:
         lines += [
             "",

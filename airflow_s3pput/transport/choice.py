@@ -218,8 +218,8 @@ class CrtPuts:
     def quick(self) -> Transport:
         return self.control.quick()
 
-    def head_bucket(self) -> None:
-        self.control.head_bucket()
+    def head_bucket(self) -> float | None:
+        return self.control.head_bucket()
 
     def list_page(
         self,

@@ -63,9 +63,7 @@ REFUSED = S3Error(S3Error.UNREACHABLE, "AWS_IO_SOCKET_CONNECTION_REFUSED")
 
 
 def options(**connection: Any) -> UploadOptions:
-    return UploadOptions(
-        bucket="bkt", sources=("/nonexistent",), connection=ConnectionSettings(**connection)
-    )
+    return UploadOptions(bucket="bkt", sources=("/nonexistent",), connection=ConnectionSettings(**connection))
 
 
 def checked(transport: Flaky, clock: FakeClock, **connection: Any) -> None:

@@ -433,7 +433,7 @@ def test_a_directory_listing_stops_after_the_last_key_wanted() -> None:
 
 
 def test_a_lost_create_answer_is_cleaned_up_only_when_its_upload_is_the_one_unclaimed(tmp_path: Path) -> None:
-    from airflow_s3pput.upload_journal import UploadJournal
+    from airflow_s3pput.upload_journal import UploadJournal, abort_leftovers
 
     transport = MemoryTransport()
     dead = UploadJournal(tmp_path, "e", "bucket")
@@ -444,7 +444,7 @@ def test_a_lost_create_answer_is_cleaned_up_only_when_its_upload_is_the_one_uncl
     ours_too = transport.open_upload("p/shared.bin", "2026-01-01T00:00:00Z")
     theirs = transport.open_upload("p/shared.bin", "2026-01-01T00:00:00Z")  # another writer, same key
     journal = UploadJournal(tmp_path, "e", "bucket")
-    engine.abort_leftovers(transport, journal, "p/")
+    abort_leftovers(transport, journal, "p/")
     assert set(transport.uploads) == {ours_too, theirs}  # two candidates: neither is provably ours
     assert lost not in transport.uploads
     assert journal.leftovers("p/") == []

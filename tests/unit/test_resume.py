@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput import engine
+from airflow_s3pput import engine, upload_journal
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.upload_journal import journal_for
 from tests.memory_transport import MemoryTransport
@@ -157,5 +157,5 @@ def test_leftovers_are_aborted_within_the_runs_key_range_only(tmp_path: Path) ->
     journal.started("", "b/big.bin", theirs)
     journal.close()  # that run ended: both are leftovers
     reader = journal_for(opts(src))
-    engine.abort_leftovers(transport, reader, "", KeyRange("a/", "a/~"))
+    upload_journal.abort_leftovers(transport, reader, "", KeyRange("a/", "a/~"))
     assert set(transport.uploads) == {theirs}
