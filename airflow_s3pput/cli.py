@@ -47,6 +47,7 @@ from airflow_s3pput.stats import PutResult, Stats, where
 from airflow_s3pput.walker import (
     Selection,
     distinct_sources,
+    doubled_slash_warning,
     ineffective_includes,
     walk,
 )
@@ -464,14 +465,17 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
 
 def _warn_before(args: argparse.Namespace, options: UploadOptions, err: TextIO) -> None:
-    """One line for each thing the user likely did not mean: a SOURCE given twice, includes
-    that change nothing."""
+    """One line for each thing the user likely did not mean: a SOURCE given twice, a ``//`` in
+    the prefix, includes that change nothing."""
     again = list(options.sources)
     for source in distinct_sources(options.sources):
         again.remove(source)  # its first mention: what is left names a SOURCE given before
     if again:
         names = ", ".join(repr(source) for source in again)
         print(f"s3pput: warning: SOURCE {names} names one given before: it is walked once", file=err)
+    doubled = doubled_slash_warning(options.prefix)
+    if doubled:
+        print(f"s3pput: warning: {doubled}", file=err)
     useless = ineffective_includes(getattr(args, "filters", None) or ())
     if useless:
         globs = " ".join(f"--include {glob!r}" for glob in useless)

@@ -87,6 +87,16 @@ def join_key(prefix: str, relative: str) -> str:
     return prefix.rstrip("/") + "/" + relative
 
 
+def doubled_slash_warning(prefix: str) -> str | None:
+    """What to tell a user whose prefix holds ``//``, which ``join_key`` keeps inside it."""
+    if "//" not in prefix.strip("/"):
+        return None
+    return (
+        f"prefix {prefix!r} holds '//': S3 keeps it in the keys, but SeaweedFS and some other "
+        "S3-compatible stores collapse it, and then update finds none of the objects it put"
+    )
+
+
 FILTER_KINDS = ("include", "exclude")
 
 

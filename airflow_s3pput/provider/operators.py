@@ -56,7 +56,7 @@ from airflow_s3pput.stats import (
     summarize,
     where,
 )
-from airflow_s3pput.walker import join_key
+from airflow_s3pput.walker import doubled_slash_warning, join_key
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -283,6 +283,9 @@ class S3PPutPlanOperator(_UploadSettings):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
         options = self.upload_options(with_connection=True)
+        doubled = doubled_slash_warning(options.prefix)
+        if doubled:
+            log.warning("s3pput: %s", doubled)
         # The bucket, the endpoint or the keys: say whose they are.
         server_time = fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
         # An explicit batch size or cap is the user's; else as many batches as can run at once.

@@ -70,3 +70,21 @@ def test_a_gzip_type_family_takes_every_type_of_it(
     run = cli("--bucket", bucket, "--gzip", "--gzip-type", "text/*", str(src))
     assert run.code == 0, run.err
     assert stored_encodings(s3_client, bucket) == {"a.txt": "gzip", "d/b.css": "gzip", "img/c.png": ""}
+
+
+def test_a_doubled_slash_in_the_prefix_is_kept_and_warned_about(
+    cli: CliRunner, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    """S3 keeps ``a//b/f`` as a key of its own; SeaweedFS stores it as ``a/b/f``, so there every
+    update run puts the files again. The key is what the user asked for, with one warning."""
+    src = make_tree(tmp_path / "src", {"f.txt": "f"})
+    run = cli("--bucket", bucket, "--prefix", "a//b", "--json", str(src))
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        "s3pput: warning: prefix 'a//b' holds '//': S3 keeps it in the keys, but SeaweedFS and some "
+        "other S3-compatible stores collapse it, and then update finds none of the objects it put"
+    ]
+    again = cli("--bucket", bucket, "--prefix", "a//b", "--json", str(src))
+    assert again.summary["files_put"] == 1  # SeaweedFS: what the warning says
+    quiet = cli("--bucket", bucket, "--prefix", "/a/b/", "--json", str(src))
+    assert quiet.err == "" and quiet.summary["files_skipped"] == 1

@@ -738,3 +738,12 @@ def test_a_name_that_is_not_utf8_is_an_error_in_words(tmp_path: Path) -> None:
         "bad\\xff.txt",
         "file name is not valid UTF-8: S3 keys must be UTF-8",
     )
+
+
+def test_only_a_doubled_slash_inside_the_prefix_is_warned_about() -> None:
+    from airflow_s3pput.walker import doubled_slash_warning
+
+    assert doubled_slash_warning("a//b") is not None
+    assert doubled_slash_warning("exports//2026-12-05/") is not None
+    for fine in ("", "/", "a/b", "/a/b/", "//a/b//"):  # join_key drops the ends' slashes
+        assert doubled_slash_warning(fine) is None, fine
