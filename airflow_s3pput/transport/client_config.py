@@ -79,36 +79,64 @@ def connection_fields(config_kwargs: object) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     others: dict[str, Any] = {}
     for name, value in config_kwargs.items():
-        if value is None:
-            continue
-        if name in ("connect_timeout", "read_timeout"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise _invalid(name, "expected a number of seconds")
-            fields[name] = float(value)
-        elif name == "region_name":
-            if not isinstance(value, str):
-                raise _invalid(name, "expected a string")
-            fields["region"] = value  # the connection's own region_name comes first
-        elif name == "retries":
-            fields.update(_attempts(value))
-        elif name == "s3":
-            if not isinstance(value, Mapping):
-                raise _invalid(name, "expected a JSON object")
-            s3 = dict(value)
-            style = s3.pop("addressing_style", None)
-            if style is not None:
-                fields["addressing_style"] = style
-            if s3:
-                others["s3"] = s3
-        elif name in ("proxies", "proxies_config"):
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-                raise _invalid(name, "expected a JSON object")
-            others[name] = dict(value)
-        else:
-            others[name] = value
+        if value is not None:
+            read = _READERS.get(name, _other)
+            read(name, value, fields, others)
     if others:
         fields["client_options"] = tuple(sorted(others.items()))
     return fields
+
+
+_Fields = dict[str, Any]
+
+
+def _timeout(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(name, "expected a number of seconds")
+    fields[name] = float(value)
+
+
+def _region(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    if not isinstance(value, str):
+        raise _invalid(name, "expected a string")
+    fields["region"] = value  # the connection's own region_name comes first
+
+
+def _retries(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    fields.update(_attempts(value))
+
+
+def _s3(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    if not isinstance(value, Mapping):
+        raise _invalid(name, "expected a JSON object")
+    s3 = dict(value)
+    style = s3.pop("addressing_style", None)
+    if style is not None:
+        fields["addressing_style"] = style
+    if s3:
+        others["s3"] = s3
+
+
+def _proxies(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _invalid(name, "expected a JSON object")
+    others[name] = dict(value)
+
+
+def _other(name: str, value: object, fields: _Fields, others: _Fields) -> None:
+    others[name] = value
+
+
+#: how each ``config_kwargs`` option is read (``_other``: kept for botocore as given)
+_READERS = {
+    "connect_timeout": _timeout,
+    "read_timeout": _timeout,
+    "region_name": _region,
+    "retries": _retries,
+    "s3": _s3,
+    "proxies": _proxies,
+    "proxies_config": _proxies,
+}
 
 
 def _attempts(retries: object) -> dict[str, Any]:
