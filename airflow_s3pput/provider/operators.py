@@ -72,6 +72,9 @@ REPORT_XCOM_KEY = "s3pput_report"
 SUMMARY_XCOM_KEY = "s3pput_summary"
 
 
+#: the engine's connection settings as a DAG author sets them (the rest keep their names)
+AIRFLOW_SPELLING = {"region": "region_name", "ca_bundle": "verify", "verify_ssl": "verify"}
+
 #: Airflow renders ``rendered_map_index`` into a VARCHAR(250): PostgreSQL and MySQL refuse more
 MAX_MAP_INDEX_NAME = 250
 #: names each mapped put in the UI by its batch (``S3PPutBatchOperator.batch_name``)
@@ -85,9 +88,11 @@ def fail_fast(step: Callable[..., T], *args: Any, context: str = "", **kwargs: A
     try:
         return step(*args, **kwargs)
     except Unavailable as exc:
-        raise AirflowException(f"s3pput: {exc}{context}; a retry of the task may succeed") from None
+        raise AirflowException(
+            f"s3pput: {exc.render(AIRFLOW_SPELLING)}{context}; a retry of the task may succeed"
+        ) from None
     except UsageError as exc:
-        raise AirflowFailException(f"s3pput: {exc}{context}") from None
+        raise AirflowFailException(f"s3pput: {exc.render(AIRFLOW_SPELLING)}{context}") from None
 
 
 def shorten(text: str, room: int) -> str:

@@ -54,6 +54,12 @@ def test_an_endpoint_out_of_reach_is_retryable_and_bad_input_is_not() -> None:
         fail_fast(_raise, UsageError("bucket 'b' does not exist"))
 
 
+def test_a_failure_names_the_setting_as_a_dag_author_writes_it() -> None:
+    wrong_region = UsageError("bucket 'b' is in another region: set {setting}", setting="region")
+    with pytest.raises(AirflowFailException, match="set region_name$"):
+        fail_fast(_raise, wrong_region)
+
+
 def _raise(exc: Exception) -> None:
     raise exc
 
