@@ -114,7 +114,11 @@ with DAG(
             ),
         ),
         "aws_conn_id": Param(
-            "aws_default", type="string", title="AWS connection", description="Airflow connection id for S3."
+            "aws_default",
+            type="string",
+            minLength=1,
+            title="AWS connection",
+            description="Airflow connection id for S3.",
         ),
     },
 ) as dag:

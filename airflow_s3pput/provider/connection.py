@@ -45,6 +45,13 @@ def settings_from_connection(
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    if aws_conn_id is not None and not aws_conn_id.strip():
+        # An emptied form field: never fall back to the workers' credentials without a word.
+        raise UsageError(
+            "{setting} is empty: name an Airflow connection, or pass None to use the workers' "
+            "AWS credential chain",
+            setting="aws_conn_id",
+        )
     client_fields: dict[str, Any] = {}
     if aws_conn_id:
         try:

@@ -144,3 +144,12 @@ def test_the_operators_arguments_reach_the_hook(
         UsageError, match=r"^invalid config_kwargs proxy: not an option of botocore's Config$"
     ):
         settings_from_connection("s3_bad")
+
+
+@pytest.mark.parametrize("emptied", ["", "  "])
+def test_an_emptied_connection_id_fails_instead_of_falling_back(emptied: str) -> None:
+    """A form field emptied by hand is no request for the workers' own credentials (None is)."""
+    from airflow_s3pput.provider.connection import settings_from_connection
+
+    with pytest.raises(UsageError, match=r"^aws_conn_id is empty: name an Airflow connection"):
+        settings_from_connection(emptied)

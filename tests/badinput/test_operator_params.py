@@ -141,6 +141,7 @@ def test_the_task_group_leaves_templates_to_the_run() -> None:
         pytest.param({"limit": -1}, id="limit-negative"),
         pytest.param({"headers": "Cache-Control:x"}, id="headers-not-a-list"),
         pytest.param({"source": ""}, id="source-empty"),
+        pytest.param({"aws_conn_id": ""}, id="connection-emptied"),
     ],
 )
 def test_upload_dag_params_refuse_wrong_types(conf: dict[str, Any]) -> None:
