@@ -214,7 +214,7 @@ class _UploadSettings(BaseOperator):
             return options
         from airflow_s3pput.provider.connection import settings_from_connection
 
-        connection = fail_fast(settings_from_connection, self.aws_conn_id or None, **overrides)
+        connection = fail_fast(settings_from_connection, self.aws_conn_id, **overrides)
         # Again with the connection: the transport, and so the default concurrency, may follow it.
         return fail_fast(build_options, raw, connection=connection)
 

@@ -153,3 +153,13 @@ def test_an_emptied_connection_id_fails_instead_of_falling_back(emptied: str) ->
 
     with pytest.raises(UsageError, match=r"^aws_conn_id is empty: name an Airflow connection"):
         settings_from_connection(emptied)
+
+
+def test_an_operator_given_an_emptied_connection_id_fails_at_once() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_s3pput.provider import S3PPutPlanOperator
+
+    plan = S3PPutPlanOperator(task_id="plan", source="/tmp", bucket="bkt", aws_conn_id="")
+    with pytest.raises(AirflowFailException, match="aws_conn_id is empty"):
+        plan.upload_options(with_connection=True)
