@@ -135,3 +135,50 @@ def test_parts_of_a_file_edited_since_are_not_reused(
     client = s3_server.client()
     assert bodies(client, prefix) == {"big.bin": edited}
     assert client.list_multipart_uploads(Bucket=FAULTS_BUCKET, Prefix=prefix).get("Uploads", []) == []
+
+
+def test_a_day_old_leftover_under_another_prefix_is_aborted(
+    s3_server: LocalS3Server, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A DAG writing ``exports/{{ ds }}/``: a try killed mid-upload leaves yesterday's multipart
+    upload open, and no later run writes that prefix again. Today's run, on the same host,
+    leaves it for a retry while it is young and aborts it once it is a day old."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(6 * PART))
+    env = environment(fault_proxy, s3_server, tmp_path / "cache")
+    fault_proxy.record = True
+    fault_proxy.set_rules([Fault("delay", query="partNumber", seconds=0.2)])
+    killed = subprocess.Popen(command(fault_proxy, source, "exports/d1/", "crt"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while parts_landed(fault_proxy) < 2:
+        assert time.monotonic() < deadline and killed.poll() is None, "the upload never started"
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(10)
+    fault_proxy.clear()
+    client = s3_server.client()
+
+    def open_under(prefix: str) -> list[str]:
+        uploads = client.list_multipart_uploads(Bucket=FAULTS_BUCKET, Prefix=prefix).get("Uploads", [])
+        return [u["Key"] for u in uploads]
+
+    assert open_under("exports/d1/") == ["exports/d1/big.bin"]
+    (source / "big.bin").unlink()
+    (source / "small.txt").write_text("today")
+    today = subprocess.run(command(fault_proxy, source, "exports/d2/", "crt"), env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert today.returncode == 0, today.stderr
+    assert open_under("exports/d1/") == ["exports/d1/big.bin"]  # young: a retry may resume it
+
+    (journal,) = (tmp_path / "cache").glob("open-uploads-*.jsonl")
+    day = 24 * 3600
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    aged = [{**r, "at": r["at"] - day} if "at" in r else r for r in records]
+    journal.write_text("".join(json.dumps(r) + "\n" for r in aged))
+    later = subprocess.run(command(fault_proxy, source, "exports/d3/", "crt"), env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert open_under("exports/") == []
