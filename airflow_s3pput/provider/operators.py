@@ -82,11 +82,15 @@ MAP_INDEX_TEMPLATE = "{{ task.batch_name }}"
 
 
 def fail_fast(step: Callable[..., T], *args: Any, context: str = "", **kwargs: Any) -> T:
-    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input. An
-    endpoint out of reach (``Unavailable``) may be back for the next try: the task's ``retries``
-    apply. ``context`` is added to the message (whose connection it was)."""
+    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input, nor
+    an ``ImportError`` (a package missing or of a version the run cannot use: the next try runs
+    the same installation). An endpoint out of reach (``Unavailable``) may be back for the next
+    try: the task's ``retries`` apply. ``context`` is added to the message (whose connection it
+    was)."""
     try:
         return step(*args, **kwargs)
+    except ImportError as exc:
+        raise AirflowFailException(f"s3pput: the installation lacks what the run needs: {exc}") from None
     except Unavailable as exc:
         raise AirflowException(
             f"s3pput: {exc.render(AIRFLOW_SPELLING)}{context}; a retry of the task may succeed"

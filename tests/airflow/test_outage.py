@@ -54,9 +54,16 @@ def test_an_endpoint_out_of_reach_is_retryable_and_bad_input_is_not() -> None:
         fail_fast(_raise, UsageError("bucket 'b' does not exist"))
 
 
+def test_an_import_error_fails_at_once() -> None:
+    """The next try runs the same installation: an awscrt without S3RetryMode stays so."""
+    missing = ImportError("cannot import name 'S3RetryMode' from 'awscrt.s3'")
+    with pytest.raises(AirflowFailException, match="installation lacks what the run needs: cannot import"):
+        fail_fast(_raise, missing)
+
+
 def test_a_failure_names_the_setting_as_a_dag_author_writes_it() -> None:
     wrong_region = UsageError("bucket 'b' is in another region: set {setting}", setting="region")
-    with pytest.raises(AirflowFailException, match="set region_name$"):
+    with pytest.raises(AirflowFailException, match=r"set region_name$"):
         fail_fast(_raise, wrong_region)
 
 
