@@ -37,6 +37,7 @@ from airflow_s3pput.transport import (
     is_transient,
     open_transport,
 )
+from airflow_s3pput.transport.port import iso_seconds
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:
@@ -434,11 +435,10 @@ def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:
 
 
 def _initiated(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    seconds = iso_seconds(text)
+    if seconds is None:
         return datetime.now(timezone.utc)  # unreadable: never old enough to abort
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def _tls_failure(exc: S3Error | GaveUp) -> bool:

@@ -50,12 +50,12 @@ from airflow_s3pput.stats import (
     BatchReport,
     PutResult,
     Stats,
-    StatsCollector,
     Summary,
     one_line,
     summarize,
     where,
 )
+from airflow_s3pput.transport.port import iso_seconds
 from airflow_s3pput.walker import doubled_slash_warning, join_key
 
 if TYPE_CHECKING:
@@ -374,7 +374,7 @@ class S3PPutBatchOperator(_UploadSettings):
                     options,
                     key_range=batch.key_range,
                     on_result=progress,
-                    landed_since=_epoch_seconds(self.batch.get("planned_at")),
+                    landed_since=_planned_at(self.batch),
                 )
             finally:
                 self._uploading = False
@@ -449,17 +449,14 @@ class BatchProgress:
             total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run
         )
         self.retryable = 0
-        self.collector = StatsCollector(dry_run=dry_run)
-        self.results = 0
         log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
 
     def stats(self) -> Stats | None:
         """What the results so far add up to; ``None`` before the first."""
-        return self.collector.freeze() if self.results else None
+        counts = self.meter.counts
+        return counts.freeze() if self.meter.done or counts.deleted else None
 
     def __call__(self, result: PutResult) -> None:
-        self.collector.add(result)
-        self.results += 1
         self.meter.add(result)
         if result.action == "fail":
             self.retryable += result.can_retry
@@ -478,19 +475,15 @@ def _one_line(exc: BaseException) -> str:
     return one_line(text.removeprefix("s3pput: "))
 
 
+def _planned_at(batch: Mapping[str, Any]) -> float | None:
+    """A descriptor's ``planned_at`` as epoch seconds; ``None`` from a plan that did not say."""
+    value = batch.get("planned_at")
+    return iso_seconds(value) if isinstance(value, str) else None
+
+
 def _iso_seconds(epoch: float) -> str:
     """``epoch`` to the second, as ISO 8601 (UTC): a descriptor stays readable in the UI."""
     return datetime.fromtimestamp(math.floor(epoch), tz=timezone.utc).isoformat()
-
-
-def _epoch_seconds(value: object) -> float | None:
-    """A descriptor's ``planned_at`` as epoch seconds; ``None`` from a plan that did not say."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
 
 
 class S3PPutReduceOperator(BaseOperator):
