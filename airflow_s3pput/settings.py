@@ -193,6 +193,11 @@ def _given(raw: RawSettings, table: Mapping[str, tuple[str, Coerce]]) -> dict[st
     return fields
 
 
+def _by_own_name(table: Mapping[str, Coerce]) -> dict[str, tuple[str, Coerce]]:
+    """A table of settings that keep their names as fields, in ``_given``'s form."""
+    return {name: (name, convert) for name, convert in table.items()}
+
+
 def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = None) -> UploadOptions:
     """Validated ``UploadOptions`` from ``raw`` upload settings (``UPLOAD_SETTINGS``).
 
@@ -219,11 +224,7 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
     ``ca_bundle`` is the file to verify TLS with, ``verify_ssl=False`` turns verifying off;
     ``retries`` counts the attempts after the first.
     """
-    unknown = set(raw) - set(CONNECTION_SETTINGS)
-    if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-    given = {name: coerce(name, CONNECTION_SETTINGS[name], value) for name, value in raw.items()}
-    given = {name: value for name, value in given.items() if value is not None}
+    given = _given(raw, _by_own_name(CONNECTION_SETTINGS))
     secure = given.get("secure", True)
     fields: dict[str, Any] = {"secure": secure}
     endpoint = given.get("endpoint_url")
@@ -245,11 +246,7 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
 
 def build_aws_overrides(raw: RawSettings) -> dict[str, Any]:
     """The coerced ``AWS_SETTINGS`` that ``raw`` gives (``region_name``, ``verify``), by name."""
-    unknown = set(raw) - set(AWS_SETTINGS)
-    if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-    given = {name: coerce(name, AWS_SETTINGS[name], value) for name, value in raw.items()}
-    return {name: value for name, value in given.items() if value is not None}
+    return _given(raw, _by_own_name(AWS_SETTINGS))
 
 
 def build_bounds(raw: RawSettings) -> BatchBounds:
