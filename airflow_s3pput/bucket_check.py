@@ -6,7 +6,7 @@ callers that check before a run (the Airflow plan task). ``bucket_error`` turns 
 ``S3Error`` into the one ``UsageError`` each front end spells in its own words.
 
 An endpoint that does not answer (refused, DNS, reset, no answer in time, a 5xx) is asked again
-with capped exponential backoff for a bounded time (``Backoff``): a server restarting or a load
+under the one retry policy for a bounded time (``PATIENCE``): a server restarting or a load
 balancer's blip passes within it. If it stays away, the error is ``Unavailable``, the one
 ``UsageError`` that a later try may not meet; everything else fails at once.
 """
@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import enum
 import os
-import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -38,6 +35,7 @@ from airflow_s3pput.transport import (
     open_transport,
 )
 from airflow_s3pput.transport.port import iso_seconds
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:
@@ -73,61 +71,9 @@ def transient(exc: S3Error) -> bool:
     return exc.status is None and code.startswith("AWS_") and lost
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """How long the bucket check keeps asking an endpoint that does not answer.
-
-    Waits ``first`` seconds after the first failure, doubling up to ``cap``, each wait drawn
-    between half and all of that ("equal jitter": the mapped tasks of one run, which meet the
-    same outage, do not come back in step), and gives up once ``budget`` seconds have passed
-    since the first try. A try in flight at the deadline is let finish, so the check ends
-    within ``budget`` plus one try (whose length the transport's timeouts bound).
-
-    ``clock`` and ``sleep`` are injectable so that tests need not wait; ``sleep`` returns
-    true to stop at once (the check is being closed). ``sleep=None``: the check's own wait,
-    which ``BucketCheck.close`` interrupts.
-    """
-
-    first: float = 0.5
-    cap: float = 4.0
-    budget: float = 15.0
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], object] | None = None
-    jitter: Callable[[], float] = random.random
-
-
-class GaveUp(Exception):
-    """``patiently`` stopped asking: ``error`` is the last answer, after ``tries`` in ``seconds``."""
-
-    def __init__(self, error: S3Error, tries: int, seconds: float) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.tries = tries
-        self.seconds = seconds
-
-
-def patiently(call: Callable[[], T], backoff: Backoff, sleep: Callable[[float], object]) -> T:
-    """``call()``, asked again while it fails transiently (``transient``) and ``backoff``'s
-    budget lasts. Raises the ``S3Error`` of a failure no retry changes at once, and ``GaveUp``
-    with the last transient one when the budget is spent (or ``sleep`` says stop)."""
-    start = backoff.clock()
-    delay = backoff.first
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            return call()
-        except S3Error as exc:
-            if not transient(exc):
-                raise
-            elapsed = backoff.clock() - start
-            left = backoff.budget - elapsed
-            if left <= 0:
-                raise GaveUp(exc, tries, elapsed) from None
-            wait = min(delay * (0.5 + backoff.jitter() / 2), left)
-            if sleep(wait):
-                raise GaveUp(exc, tries, backoff.clock() - start) from None
-            delay = min(delay * 2, backoff.cap)
+#: how long the check keeps asking an endpoint that does not answer: 15 s in all, its waits
+#: capped low so that the end of an outage is soon seen
+PATIENCE = RetryPolicy(0, backoff_cap=4.0, budget=15.0, retryable=transient)
 
 
 def _where(options: UploadOptions) -> str:
@@ -169,19 +115,19 @@ class BucketCheck:
     abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
     waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
     the create, its abort), and an unchanged re-run pays for its listing only. Each check request
-    makes few attempts, and the check asks again with backoff only while the endpoint does not
-    answer (``Backoff``): a missing bucket or rejected keys are reported at once, an outage of a
-    few seconds is ridden out, a dead endpoint is ``Unavailable`` after the backoff's budget. The
-    aborts retry as the run does, so that a server that drops out for seconds keeps no check
-    upload. Every failure is one ``UsageError``.
+    makes few attempts, and the check asks again (``retry``) only while the endpoint does not
+    answer: a missing bucket or rejected keys are reported at once, an outage of a few seconds
+    is ridden out, a dead endpoint is ``Unavailable`` once the budget is spent. The aborts retry
+    as the run does, so that a server that drops out for seconds keeps no check upload. Every
+    failure is one ``UsageError``.
     """
 
     def __init__(
-        self, options: UploadOptions, transport: Transport | None = None, *, backoff: Backoff = Backoff()
+        self, options: UploadOptions, transport: Transport | None = None, *, retry: RetryPolicy = PATIENCE
     ) -> None:
         self.options = options
         self.where = _where(options)
-        self.backoff = backoff
+        self.retry = retry
         #: set by ``close``: a check waiting out an outage stops waiting
         self.stopping = threading.Event()
         self.own = transport is None
@@ -205,16 +151,29 @@ class BucketCheck:
         return self.quick
 
     def patiently(self, call: Callable[[], T]) -> T:
-        """``call()`` through an outage of the endpoint (see ``Backoff``)."""
-        return patiently(call, self.backoff, self.backoff.sleep or self.stopping.wait)
+        """``call()`` through an outage of the endpoint, under ``retry``. A failure it does not
+        retry is raised; one still met when the budget is spent (or the check closed) is
+        ``Unavailable``, saying how long the check asked."""
+        tries, start = 0, self.retry.clock()
 
-    def error(self, exc: S3Error | GaveUp) -> UsageError:
-        """The one line for what the check met (see ``bucket_error``)."""
-        if isinstance(exc, GaveUp):
-            bucket, where = self.options.bucket, self.where
-            return bucket_error(exc.error, bucket, where, tries=exc.tries, seconds=exc.seconds)
+        def counted() -> T:
+            nonlocal tries
+            tries += 1
+            return call()
+
+        try:
+            return self.retry.call(counted, self.stopping)
+        except S3Error as exc:
+            if not self.retry.retryable(exc):
+                raise
+            seconds = self.retry.clock() - start
+            raise bucket_error(exc, self.options.bucket, self.where, tries=tries, seconds=seconds) from None
+
+    def error(self, exc: S3Error) -> UsageError:
+        """The one line for what the check met (see ``bucket_error``). A failed TLS handshake
+        (boto3's ``TLS_UNTRUSTED``, the CRT's ``AWS_IO_TLS...``) may be an ``http://`` server."""
         plain_http = None
-        if _tls_failure(exc):
+        if exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS"):
             plain_http = speaks_plain_http(self.options.connection.endpoint_url or "")
         return bucket_error(exc, self.options.bucket, self.where, plain_http=plain_http)
 
@@ -243,7 +202,7 @@ class BucketCheck:
         assert self.head is not None
         try:
             return self.head.result()
-        except (S3Error, GaveUp) as exc:
+        except S3Error as exc:
             raise self.error(exc) from None
 
     def start_write_check(self) -> None:
@@ -270,10 +229,14 @@ class BucketCheck:
             upload_id = self.patiently(lambda: quick.create_multipart(probe, {}))
             if journal:
                 journal.started(intent, probe, upload_id)
-        except (S3Error, GaveUp) as exc:
+        except S3Error as exc:
             listed.cancel()
-            refused = isinstance(exc, S3Error) and (exc.code in ("403", "AccessDenied") or exc.status == 403)
+            refused = exc.code in ("403", "AccessDenied") or exc.status == 403
             verdict.set_result(self.write_refused(probe_prefix) if refused else self.error(exc))
+            return
+        except Unavailable as exc:  # the endpoint stayed away
+            listed.cancel()
+            verdict.set_result(exc)
             return
         except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
             verdict.set_exception(exc)
@@ -439,13 +402,6 @@ def _initiated(text: str) -> datetime:
     if seconds is None:
         return datetime.now(timezone.utc)  # unreadable: never old enough to abort
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-def _tls_failure(exc: S3Error | GaveUp) -> bool:
-    """The TLS handshake failed: boto3 reports it as ``TLS_UNTRUSTED``, the CRT by name."""
-    if not isinstance(exc, S3Error):
-        return False
-    return exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS")
 
 
 def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:

@@ -6,6 +6,7 @@ waits on a fake clock (nothing sleeps); the one line each front end gets.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput.bucket_check import Backoff, BucketCheck, bucket_error, speaks_plain_http, transient
+from airflow_s3pput.bucket_check import PATIENCE, BucketCheck, bucket_error, speaks_plain_http, transient
 from airflow_s3pput.errors import S3Error, Unavailable, UsageError
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 
 class FakeClock:
@@ -28,9 +30,13 @@ class FakeClock:
     def clock(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, stop: object = None) -> None:
         self.waits.append(seconds)
         self.now += seconds
+
+    def policy(self, jitter: float = 1.0) -> RetryPolicy:
+        """The check's policy on this clock, with a fixed jitter (1.0: the longest waits)."""
+        return dataclasses.replace(PATIENCE, clock=self.clock, sleep=self.sleep, jitter=lambda: jitter)
 
 
 class Flaky:
@@ -67,8 +73,8 @@ def options(**connection: Any) -> UploadOptions:
 
 
 def checked(transport: Flaky, clock: FakeClock, **connection: Any) -> None:
-    backoff = Backoff(clock=clock.clock, sleep=clock.sleep, jitter=lambda: 1.0)
-    check = BucketCheck(options(endpoint_url="http://127.0.0.1:1", **connection), transport, backoff=backoff)  # type: ignore[arg-type]
+    opts = options(endpoint_url="http://127.0.0.1:1", **connection)
+    check = BucketCheck(opts, transport, retry=clock.policy())  # type: ignore[arg-type]
     try:
         check.wait_head()
     finally:
@@ -123,6 +129,23 @@ def test_an_endpoint_that_stays_away_is_unavailable_within_the_budget() -> None:
     assert isinstance(raised.value, UsageError)  # the CLI's one line and exit 2, as before
 
 
+def test_the_waits_are_jittered_so_mapped_tasks_do_not_come_back_in_step() -> None:
+    """Each wait is drawn below its ceiling (full jitter): two checks meeting the same outage
+    ask again at different moments, and each still asks for the whole budget."""
+    runs = []
+    for _ in range(2):
+        clock = FakeClock()
+        retry = dataclasses.replace(PATIENCE, clock=clock.clock, sleep=clock.sleep)
+        check = BucketCheck(options(), Flaky(clock, [REFUSED] * 1000), retry=retry)  # type: ignore[arg-type]
+        with pytest.raises(Unavailable, match="asked"):
+            check.wait_head()
+        check.close()
+        assert all(0 <= wait <= min(4.0, 0.5 * 2**n) for n, wait in enumerate(clock.waits))
+        assert clock.now - 100.0 >= 15.0
+        runs.append(clock.waits)
+    assert runs[0][:3] != runs[1][:3]
+
+
 def test_slow_tries_count_against_the_budget() -> None:
     clock = FakeClock()
     flaky = Flaky(clock, [S3Error(S3Error.TIMEOUT, "no answer within the read timeout")] * 1000, cost=6.0)
@@ -156,7 +179,8 @@ def test_closing_the_check_stops_its_wait() -> None:
             gate.set()
             raise REFUSED
 
-    check = BucketCheck(options(), Away(FakeClock(), []), backoff=Backoff(first=60, cap=60))  # type: ignore[arg-type]
+    patient = dataclasses.replace(PATIENCE, backoff_base=60, backoff_cap=60)
+    check = BucketCheck(options(), Away(FakeClock(), []), retry=patient)  # type: ignore[arg-type]
     check.start()
     assert gate.wait(5)
     check.close()  # returns at once: the wait is interrupted
@@ -196,8 +220,7 @@ def test_https_to_a_plain_http_endpoint_says_so(plain_http_server: int) -> None:
     assert not speaks_plain_http(f"http://127.0.0.1:{plain_http_server}")  # nothing to find out
     clock = FakeClock()
     flaky = Flaky(clock, [S3Error(S3Error.TLS_UNTRUSTED)])
-    backoff = Backoff(clock=clock.clock, sleep=clock.sleep)
-    check = BucketCheck(options(endpoint_url=endpoint, verify=False), flaky, backoff=backoff)  # type: ignore[arg-type]
+    check = BucketCheck(options(endpoint_url=endpoint, verify=False), flaky, retry=clock.policy())  # type: ignore[arg-type]
     with pytest.raises(UsageError) as raised:
         check.wait_head()
     check.close()
