@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_s3pput.errors import S3Error, Unavailable, UsageError, describe_error
@@ -52,9 +52,11 @@ def connect(options: UploadOptions) -> Transport:
         raise bucket_error(exc, options.bucket, _where(options)) from None
 
 
-#: what the transports name a connection lost before any answer, besides ``UNREACHABLE``: the
-#: boto3 transport passes botocore's error class names on, the CRT its error names
-_NO_ANSWER_CODES = frozenset({"ConnectionClosedError", "HTTPClientError", "ProxyConnectionError"})
+#: what the transports name a connection lost before any answer: the boto3 transport passes
+#: botocore's error class names on, the CRT its error names
+_NO_ANSWER_CODES = frozenset(
+    {S3Error.UNREACHABLE, S3Error.TIMEOUT, "ConnectionClosedError", "HTTPClientError", "ProxyConnectionError"}
+)
 
 
 def transient(exc: S3Error) -> bool:
@@ -63,9 +65,7 @@ def transient(exc: S3Error) -> bool:
     a 408 whatever else the answer says and a connection lost under another name. A 4xx about
     the bucket, the credentials or the request gets the same answer however often it is asked."""
     code = exc.code
-    if is_transient(exc) or code in (S3Error.UNREACHABLE, S3Error.TIMEOUT) or code in LATER_CODES:
-        return True
-    if code in _NO_ANSWER_CODES or exc.status == 408:
+    if is_transient(exc) or code in _NO_ANSWER_CODES or code in LATER_CODES or exc.status == 408:
         return True
     lost = "TIMEOUT" in code or "CONNECTION_CLOSED" in code
     return exc.status is None and code.startswith("AWS_") and lost
@@ -94,7 +94,10 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
     try:
         server_time = check.wait_head()
         if not options.dry_run:
-            check.ensure_writable()
+            check.start_write_check()
+            failure = check.write_failure()
+            if failure is not None:
+                raise failure
     finally:
         check.close()
     return server_time
@@ -112,14 +115,13 @@ class BucketCheck:
     is about to be put (``start_write_check``; a run that puts none never sends it). It goes out
     beside the first PUTs, whose results wait for its verdict (``write_failure``): a bucket that
     refuses it is one line rather than a failure per file, unless one of those PUTs landed. Its
-    abort, and that of the checks a killed run left, follow on its thread. The first PUT thus
-    waits for one round trip (HeadBucket beside the listing; it was three in a row: HeadBucket,
-    the create, its abort), and an unchanged re-run pays for its listing only. Each check request
-    makes few attempts, and the check asks again (``retry``) only while the endpoint does not
-    answer: a missing bucket or rejected keys are reported at once, an outage of a few seconds
-    is ridden out, a dead endpoint is ``Unavailable`` once the budget is spent. The aborts retry
-    as the run does, so that a server that drops out for seconds keeps no check upload. Every
-    failure is one ``UsageError``.
+    abort, and that of the checks a killed run left, follow on its thread.
+
+    Each check request makes few attempts, and the check asks again (``retry``) only while the
+    endpoint does not answer: a missing bucket or rejected keys are reported at once, an outage
+    of a few seconds is ridden out, a dead endpoint is ``Unavailable`` once the budget is spent.
+    The aborts retry as the run does, so that a server that drops out for seconds keeps no check
+    upload. Every failure is one ``UsageError``.
     """
 
     def __init__(
@@ -231,8 +233,7 @@ class BucketCheck:
                 journal.started(intent, probe, upload_id)
         except S3Error as exc:
             listed.cancel()
-            refused = exc.code in ("403", "AccessDenied") or exc.status == 403
-            verdict.set_result(self.write_refused(probe_prefix) if refused else self.error(exc))
+            verdict.set_result(self.write_refused(probe_prefix) if _denied(exc) else self.error(exc))
             return
         except Unavailable as exc:  # the endpoint stayed away
             listed.cancel()
@@ -249,13 +250,6 @@ class BucketCheck:
     def write_failure(self) -> UsageError | None:
         """The write check's verdict, once it answered: ``None`` if it passed (or never started)."""
         return None if self.verdict is None else self.verdict.result()
-
-    def ensure_writable(self) -> None:
-        """HeadBucket passed and a multipart upload could be started (for ``check_bucket``)."""
-        self.start_write_check()
-        failure = self.write_failure()
-        if failure is not None:
-            raise failure
 
     def close(self) -> None:
         self.stopping.set()  # a check still waiting out an outage gives up now
@@ -342,26 +336,14 @@ class ListingBesideCheck:
         self.check = check
         self.transport = transport
 
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        token: str | None = None,
-        max_keys: int = 1000,
-    ) -> ListPage:
-        def page(transport: Transport) -> ListPage:
-            return transport.list_page(
-                prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
-            )
-
+    def list_page(self, prefix: str, **params: Any) -> ListPage:
+        """``Transport.list_page``, whose parameters it passes on."""
         if not self.check.head_passed():
             try:
-                return page(self.check.quick_transport())
+                return self.check.quick_transport().list_page(prefix, **params)
             except S3Error:
                 self.check.wait_head()  # the bucket's failure, if that is what it was
-        return page(self.transport)
+        return self.transport.list_page(prefix, **params)
 
 
 def _clean_up_checks(
@@ -402,6 +384,10 @@ def _initiated(text: str) -> datetime:
     if seconds is None:
         return datetime.now(timezone.utc)  # unreadable: never old enough to abort
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _denied(exc: S3Error) -> bool:
+    return exc.code in ("403", "AccessDenied") or exc.status == 403
 
 
 def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
@@ -467,7 +453,7 @@ def bucket_error(
         return UsageError(f"bucket {bucket!r} is in another region{hint}: set {{setting}}", setting="region")
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
         return UsageError(f"{where} rejected the credentials ({code})")
-    if code in ("403", "AccessDenied") or status == 403:
+    if _denied(exc):
         return UsageError(
             f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
         )
