@@ -289,10 +289,6 @@ class DigestRecord:
         unchanged = self.trust and entry is not None and remote is not None and vouches(entry, stat, remote)
         return Lookup(self, key, sampled_ns, stat, entry, unchanged)
 
-    def fetch(self, key: str) -> Entry | None:
-        """The stored record of ``key`` in this scope, if any (and readable)."""
-        return self._fetch([key]).get(key)
-
     def _fetch(self, keys: list[str]) -> dict[str, Entry]:
         if not keys:
             return {}

@@ -88,6 +88,13 @@ def skips(record: DigestRecord, path: Path, key: str, remote: RemoteObject) -> b
     return record.look(str(path), key, remote).unchanged
 
 
+def recorded(record: DigestRecord, path: Path, key: str) -> Entry | None:
+    """The record of ``key`` as the putter finds it: looked up for a listed object."""
+    seen = record.look(str(path), key, RemoteObject(0, ""))
+    assert seen.stat is not None  # looked at: the record is on and the file is there
+    return seen.entry
+
+
 # -- round trip ------------------------------------------------------------------------------
 
 
@@ -166,7 +173,7 @@ def test_round_trip_multipart_one_etag_per_record(tmp_path: Path) -> None:
         seen.confirm(fd)
         seen.remember(len(data), ours, ours)
         record.flush()
-        entry = record.fetch("big")
+        entry = recorded(record, src, "big")
         assert entry is not None and (entry.digest, entry.etag) == (ours, ours)
         assert record.look(str(src), "big", RemoteObject(len(data), ours)).unchanged
         theirs = content.multipart_etag(6 * MIB)  # a tool with other parts
@@ -206,7 +213,7 @@ def test_nothing_confirmed_nothing_recorded(tmp_path: Path, confirm: bool, etag:
             seen.confirm(fd)
         seen.remember(3, md5_hex(b"abc"), etag)
         record.flush()
-        assert record.fetch("f") is None
+        assert recorded(record, src, "f") is None
     finally:
         os.close(fd)
         record.close()
@@ -304,7 +311,7 @@ def test_a_file_just_written_is_not_recorded(tmp_path: Path) -> None:
     record.close()
     record = DigestRecord(db, SCOPE, clock=later)
     try:
-        assert record.fetch("fresh") is None
+        assert recorded(record, src, "fresh") is None
         assert not skips(record, src, "fresh", RemoteObject(5, md5_hex(b"fresh")))
     finally:
         record.close()
@@ -318,7 +325,7 @@ def test_a_file_with_a_future_mtime_is_never_recorded(tmp_path: Path) -> None:
     try:
         look_and_remember(record, src, "skewed")
         record.flush()
-        assert record.fetch("skewed") is None
+        assert recorded(record, src, "skewed") is None
     finally:
         record.close()
 
@@ -334,7 +341,7 @@ def test_a_file_changed_while_read_is_not_recorded(tmp_path: Path) -> None:
         seen.confirm(fd)
         seen.remember(len(data), md5_hex(data), md5_hex(data))
         record.flush()
-        assert record.fetch("f") is None
+        assert recorded(record, src, "f") is None
     finally:
         os.close(fd)
         record.close()
@@ -354,7 +361,7 @@ def test_a_file_replaced_between_look_and_open_is_not_recorded(tmp_path: Path) -
         finally:
             os.close(fd)
         record.flush()
-        assert record.fetch("f") is None
+        assert recorded(record, src, "f") is None
     finally:
         record.close()
 
@@ -503,7 +510,7 @@ def test_rehash_reads_everything_and_records_anew(tmp_path: Path) -> None:
     rehash.close()
     record = DigestRecord(db, SCOPE, clock=later)
     try:
-        entry = record.fetch("f")
+        entry = recorded(record, src, "f")
         assert entry is not None and entry.digest == md5_hex(data)
         assert skips(record, src, "f", remote)
     finally:
@@ -572,7 +579,7 @@ def test_corruption_found_during_a_run_means_read(tmp_path: Path, caplog: pytest
     assert not db.exists()
     fresh = DigestRecord(db, SCOPE, clock=later)
     try:
-        assert fresh.fetch("k00000") is None
+        assert recorded(fresh, src, "k00000") is None
     finally:
         fresh.close()
 
@@ -719,7 +726,8 @@ def test_a_worker_process_commits_what_it_learnt_after_each_list_of_tasks(
         assert [r.action for r in pool._run_tasks(tasks)] == ["put"] * 3
         reader = DigestRecord(tmp_path / "c" / RECORD_FILE, scope_of(options))
         try:
-            assert all(reader.fetch(k) is not None for k in files)  # committed, the putter still open
+            # committed, the putter still open
+            assert all(recorded(reader, p, k) is not None for k, p in files.items())
         finally:
             reader.close()
     finally:
@@ -843,7 +851,7 @@ def test_unchanged_trusts_no_racy_record(tmp_path: Path) -> None:
     record, entries, remote = recorded_group(tmp_path)
     target = entries[1]
     stat = FileStat(target.dev, target.ino, target.size, target.mtime_ns, target.ctime_ns)
-    known = record.fetch(target.key)
+    known = recorded(record, Path(target.path), target.key)
     assert known is not None
     # Its stat was taken in the same tick as the file's last change: a later change could hide.
     record.store(target.key, dataclasses.replace(known, stat=stat, sampled_ns=target.ctime_ns))
