@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_s3pput import checksums
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.transport import ListedObject, ListPage, ObjectParams, OpenUpload, PartBody, UploadedPart
-from airflow_s3pput.transport.port import PutCallback, Stored
+from airflow_s3pput.transport.port import ObjectHead, PutCallback, SentPart, Stored
 
 
 @dataclass
@@ -48,7 +49,11 @@ class MemoryTransport:
     part, completion, listing) is an opaque value of an MD5's length, and the answers say so.
 
     ``clock`` is the server's: HeadBucket answers it (the ``Date`` header) and every object
-    stored keeps it, in whole seconds, as its LastModified."""
+    stored keeps it, in whole seconds, as its LastModified.
+
+    Like S3 since 2025 it keeps a CRC64NVME of every object (HeadObject shows it), checks one
+    a PUT sends and echoes it; ``refuse_checksums`` answers a PUT carrying one as an older
+    S3-compatible store does (400 InvalidArgument)."""
 
     streams_parts = False
 
@@ -73,6 +78,7 @@ class MemoryTransport:
         self.damage_next: Counter[str] = Counter()
         #: the ETag a PUT answers, when a test wants the server to "store other bytes"
         self.wrong_etags = 0
+        self.refuse_checksums = False
         self._ids = itertools.count(1)
         self.closed = False
 
@@ -132,16 +138,29 @@ class MemoryTransport:
                 last = key
         return ListPage(objects, prefixes, None)
 
+    def head_object(self, key: str) -> ObjectHead | None:
+        self._enter("HeadObject")
+        stored = self.objects.get(key)
+        if stored is None:
+            return None
+        crc = checksums.encode(checksums.crc64nvme(stored.body))
+        return ObjectHead(stored.etag, self.encryption, {"CRC64NVME": crc})
+
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         self._enter("PutObject")
+        sent_crc = params.get(checksums.PARAM)
+        if sent_crc is not None and self.refuse_checksums:
+            raise S3Error("InvalidArgument", "unsupported checksum header", status=400)
         body = self._received("PutObject", body)
         _check_md5(body, params.get("ContentMD5"))
+        _check_crc(body, sent_crc)
+        crc = checksums.encode(checksums.crc64nvme(body))
         etag = self._etag(hashlib.md5(body).hexdigest())
         self.objects[key] = StoredObject(body, dict(params), etag, self.now())
         if self.wrong_etags:
             self.wrong_etags -= 1
             return Stored("0" * 32, self.encryption)
-        return Stored(etag, self.encryption)
+        return Stored(etag, self.encryption, crc)
 
     def _etag(self, md5_etag: str) -> str:
         """The ETag this bucket answers for bytes whose MD5-based ETag is ``md5_etag``."""
@@ -159,29 +178,37 @@ class MemoryTransport:
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         self._enter("CreateMultipartUpload")
+        if "ChecksumAlgorithm" in params and self.refuse_checksums:
+            raise S3Error("InvalidArgument", "unsupported checksum header", status=400)
         upload_id = f"u{next(self._ids)}"
         self.uploads[upload_id] = _Upload(key, dict(params), "2026-01-01T00:00:00.000Z")
         return upload_id
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
         self._enter("UploadPart")
         data = self._received("UploadPart", os.pread(body.fd, body.length, body.offset))
         _check_md5(data, base64.b64encode(md5).decode())
+        _check_crc(data, crc64nvme)
         etag = self._etag(hashlib.md5(data).hexdigest())
         self._upload(upload_id).parts[number] = (data, etag)
         return etag
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
+    ) -> Stored:
         self._enter("CompleteMultipartUpload")
         upload = self._upload(upload_id)
-        if [upload.parts[n][1] for n in sorted(upload.parts)] != [e.strip('"') for e in etags]:
+        if [upload.parts[n][1] for n in sorted(upload.parts)] != [p.etag.strip('"') for p in parts]:
             raise S3Error("InvalidPart", status=400)
         body = b"".join(upload.parts[n][0] for n in sorted(upload.parts))
+        _check_crc(body, crc64nvme)
         digests = b"".join(hashlib.md5(upload.parts[n][0]).digest() for n in sorted(upload.parts))
         etag = self._etag(hashlib.md5(digests).hexdigest() + f"-{len(upload.parts)}")
         self.objects[key] = StoredObject(body, upload.params, etag, self.now())
         del self.uploads[upload_id]
-        return Stored(etag, self.encryption)
+        return Stored(etag, self.encryption, crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._enter("AbortMultipartUpload")
@@ -232,4 +259,11 @@ def _check_md5(body: bytes, content_md5: object) -> None:
     if content_md5 is not None and base64.b64encode(hashlib.md5(body).digest()).decode() != content_md5:
         raise S3Error(
             "BadDigest", "The Content-MD5 you specified did not match what we received.", status=400
+        )
+
+
+def _check_crc(body: bytes, crc64nvme: str | None) -> None:
+    if crc64nvme and checksums.encode(checksums.crc64nvme(body)) != crc64nvme:
+        raise S3Error(
+            "BadDigest", "The CRC64NVME you specified did not match the calculated checksum.", status=400
         )

@@ -24,15 +24,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.port import (
+    CHECKSUM_ALGORITHMS,
     QUICK_ATTEMPTS,
     ListedObject,
     ListPage,
+    ObjectHead,
     ObjectParams,
     OpenUpload,
     PartBody,
     PutCallback,
+    SentPart,
     Stored,
     UploadedPart,
+    full_object_checksums,
     http_date_seconds,
     iso_seconds,
 )
@@ -192,6 +196,23 @@ class Boto3Transport:
         page = self._send("ListObjectsV2", self.client.list_objects_v2, **kwargs)
         return page_of(page)
 
+    def head_object(self, key: str) -> ObjectHead | None:
+        try:
+            response = self._send(
+                "HeadObject", self.client.head_object, Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
+            )
+        except S3Error as error:
+            if error.status == 404:
+                return None
+            raise
+        found = {a: str(response.get(f"Checksum{a}", "")) for a in CHECKSUM_ALGORITHMS}
+        stored = _stored(response)
+        return ObjectHead(
+            stored.etag,
+            stored.encryption,
+            full_object_checksums(found, str(response.get("ChecksumType", ""))),
+        )
+
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         response = self._send("PutObject", self.client.put_object, Bucket=self.bucket, Key=key, Body=body,
                               **params)  # fmt: skip
@@ -212,10 +233,13 @@ class Boto3Transport:
         )
         return str(response["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
         data = os.pread(body.fd, body.length, body.offset)
         if len(data) != body.length:
             raise FileChanged(f"file shrank while it was uploaded (part {number})")
+        checksum = {"ChecksumCRC64NVME": crc64nvme} if crc64nvme else {}
         response = self._send(
             "UploadPart",
             self.client.upload_part,
@@ -226,20 +250,27 @@ class Boto3Transport:
             PartNumber=number,
             Body=data,
             ContentMD5=base64.b64encode(md5).decode(),
+            **checksum,
         )
         return _etag(response)
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
-        parts: list[CompletedPartTypeDef] = [
-            {"PartNumber": number, "ETag": etag} for number, etag in enumerate(etags, start=1)
-        ]
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
+    ) -> Stored:
+        completed: list[CompletedPartTypeDef] = []
+        for number, part in enumerate(parts, start=1):
+            completed.append({"PartNumber": number, "ETag": part.etag})
+            if part.crc64nvme:
+                completed[-1]["ChecksumCRC64NVME"] = part.crc64nvme
+        checksum = {"ChecksumCRC64NVME": crc64nvme, "ChecksumType": "FULL_OBJECT"} if crc64nvme else {}
         response = self._send(
             "CompleteMultipartUpload",
             self.client.complete_multipart_upload,
             Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
+            MultipartUpload={"Parts": completed},
+            **checksum,
         )
         return _stored(response)
 
@@ -340,7 +371,7 @@ def _etag(response: Mapping[str, Any]) -> str:
 
 def _stored(response: Mapping[str, Any]) -> Stored:
     encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption", "")
-    return Stored(_etag(response), str(encryption))
+    return Stored(_etag(response), str(encryption), str(response.get("ChecksumCRC64NVME", "")))
 
 
 def _iso(value: Any) -> str:

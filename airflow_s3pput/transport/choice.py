@@ -34,10 +34,12 @@ from airflow_s3pput.transport.client_config import crt_cannot_honour
 from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.port import (
     ListPage,
+    ObjectHead,
     ObjectParams,
     OpenUpload,
     PartBody,
     PutCallback,
+    SentPart,
     Stored,
     Transport,
     UploadedPart,
@@ -209,6 +211,9 @@ class CrtPuts:
                 self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
             return self._puts
 
+    def head_object(self, key: str) -> ObjectHead | None:
+        return self.control.head_object(key)
+
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         return self._crt().put_object(key, body, params)
 
@@ -237,11 +242,15 @@ class CrtPuts:
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         return self.control.create_multipart(key, params)
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
-        return self._crt().upload_part(key, upload_id, number, body, md5)
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
+        return self._crt().upload_part(key, upload_id, number, body, md5, crc64nvme)
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
-        return self.control.complete_multipart(key, upload_id, etags)
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
+    ) -> Stored:
+        return self.control.complete_multipart(key, upload_id, parts, crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self.control.abort_multipart(key, upload_id)

@@ -64,14 +64,23 @@ class ResponseCollector:
         return CrtResponse(status, self.headers, b"".join(self.chunks))
 
 
+#: the parameters of the bytes' digests (not headers a user sets), as the headers they stand for
+_INTEGRITY_HEADERS = {
+    "ContentMD5": "Content-MD5",
+    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
+    "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+    "ChecksumType": "x-amz-checksum-type",
+}
+
+
 def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """PutObject keyword arguments as the HTTP headers they stand for."""
     headers: list[tuple[str, str]] = []
     for param, value in params.items():
         if param == "Metadata":
             headers += [(USER_METADATA_PREFIX + k, str(v)) for k, v in value.items()]
-        elif param == "ContentMD5":
-            headers.append(("Content-MD5", value))
+        elif param in _INTEGRITY_HEADERS:
+            headers.append((_INTEGRITY_HEADERS[param], value))
         elif isinstance(value, datetime):
             import email.utils  # here: only an Expires header needs it
 

@@ -24,14 +24,18 @@ from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.listing_parser import page_from_xml
 from airflow_s3pput.transport.port import (
+    CHECKSUM_ALGORITHMS,
     QUICK_ATTEMPTS,
     ListPage,
+    ObjectHead,
     ObjectParams,
     OpenUpload,
     PartBody,
     PutCallback,
+    SentPart,
     Stored,
     UploadedPart,
+    full_object_checksums,
     http_date_seconds,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
@@ -86,6 +90,21 @@ class CrtTransport:
             query["start-after"] = start_after
         return page_from_xml(self._call("ListObjectsV2", "GET", query=query).body)
 
+    def head_object(self, key: str) -> ObjectHead | None:
+        try:
+            response = self._call("HeadObject", "HEAD", key, headers=[("x-amz-checksum-mode", "ENABLED")])
+        except S3Error as error:
+            if error.status == 404:
+                return None
+            raise
+        headers = response.headers
+        found = {a: headers.get(f"x-amz-checksum-{a.lower()}", "") for a in CHECKSUM_ALGORITHMS}
+        return ObjectHead(
+            headers.get("etag", "").strip('"'),
+            _stored("", headers).encryption,
+            full_object_checksums(found, headers.get("x-amz-checksum-type", "")),
+        )
+
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         response = self.sender.request(
             "PUT", key, headers=request_headers(params), body=body, put_object=True
@@ -107,10 +126,14 @@ class CrtTransport:
         )
         return _text(_document(response, "CreateMultipartUpload"), "UploadId")
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
         # Streamed from the file: the CRT's S3 client would hold the whole part until it ends.
         query = _query({"partNumber": str(number), "uploadId": upload_id})
         headers = [("Content-MD5", base64.b64encode(md5).decode())]
+        if crc64nvme:
+            headers.append(("x-amz-checksum-crc64nvme", crc64nvme))
         path = f"{self.sender.object_path(key)}?{query}"
         try:
             response = self._streamed_parts().upload_part(path, headers, body)
@@ -130,17 +153,25 @@ class CrtTransport:
                 )  # fmt: skip
             return self._parts
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
-        parts = "".join(
-            f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>"
-            for number, etag in enumerate(etags, start=1)
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
+    ) -> Stored:
+        listed = "".join(
+            f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(part.etag)}</ETag>"
+            + (f"<ChecksumCRC64NVME>{part.crc64nvme}</ChecksumCRC64NVME>" if part.crc64nvme else "")
+            + "</Part>"
+            for number, part in enumerate(parts, start=1)
         )
-        body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+        body = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
         headers = [("Content-MD5", _md5_base64(body))]
+        if crc64nvme:
+            headers += [("x-amz-checksum-crc64nvme", crc64nvme), ("x-amz-checksum-type", "FULL_OBJECT")]
         response = self._call(
             "CompleteMultipartUpload", "POST", key, query={"uploadId": upload_id}, headers=headers, body=body
         )
-        return _stored(_text(_document(response, "CompleteMultipartUpload"), "ETag"), response.headers)
+        root = _document(response, "CompleteMultipartUpload")
+        stored = _stored(_text(root, "ETag"), response.headers)
+        return stored._replace(crc64nvme=_text(root, "ChecksumCRC64NVME") or stored.crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
@@ -206,9 +237,10 @@ class CrtTransport:
 
 def _stored(etag: str, headers: dict[str, str]) -> Stored:
     """What an answer says was stored (header names in lower case)."""
+    encryption = headers.get("x-amz-server-side-encryption", "")
     if headers.get("x-amz-server-side-encryption-customer-algorithm"):
-        return Stored(etag.strip('"'), "SSE-C")
-    return Stored(etag.strip('"'), headers.get("x-amz-server-side-encryption", ""))
+        encryption = "SSE-C"
+    return Stored(etag.strip('"'), encryption, headers.get("x-amz-checksum-crc64nvme", ""))
 
 
 def _xml_text(value: str) -> str:

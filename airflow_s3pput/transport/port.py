@@ -51,18 +51,44 @@ def http_date_seconds(text: str | None) -> float | None:
 
 
 class Stored(NamedTuple):
-    """The server's answer for an object it stored: its ETag, and the encryption it says it
+    """The server's answer for an object it stored: its ETag, the encryption it says it
     applied (``x-amz-server-side-encryption``: ``aws:kms``, ``aws:kms:dsse``, ``AES256``;
-    ``SSE-C`` for customer keys; empty when the answer names none)."""
+    ``SSE-C`` for customer keys; empty when the answer names none), and the CRC64NVME it
+    echoed (empty when it echoed none)."""
 
     etag: str  # without quotes
     encryption: str = ""
+    crc64nvme: str = ""
 
     @property
     def etag_is_md5(self) -> bool:
         """Whether the ETag is computed from the bytes: S3 answers an opaque ETag for SSE-KMS,
         DSSE-KMS and SSE-C objects, whatever the request asked for (a bucket default)."""
         return self.encryption in ("", "AES256") and _MD5_ETAG.fullmatch(self.etag.lower()) is not None
+
+
+class ObjectHead(NamedTuple):
+    """HeadObject with checksum mode: what tells whether an object holds a file's bytes when
+    its ETag cannot (``checksum_lookup``)."""
+
+    etag: str  # without quotes
+    encryption: str
+    #: full-object checksums by algorithm (``CRC64NVME``, ``CRC32C``, ``CRC32``), as S3 writes
+    #: them; a composite one (of the parts' checksums, ``...-N``) is left out: it compares with
+    #: nothing without the part sizes
+    checksums: Mapping[str, str]
+
+
+#: the checksums S3 keeps that s3pput can compute (awscrt), by S3's name
+CHECKSUM_ALGORITHMS = ("CRC64NVME", "CRC32C", "CRC32")
+
+
+def full_object_checksums(found: Mapping[str, str], checksum_type: str) -> dict[str, str]:
+    """Of ``found`` (algorithm -> value, empty when absent), the checksums of the whole object:
+    a ``COMPOSITE`` one (S3 marks it ``...-N`` too) is of the parts' checksums."""
+    if checksum_type.upper() == "COMPOSITE":
+        return {}
+    return {algorithm: value for algorithm, value in found.items() if value and "-" not in value}
 
 
 class ListedObject(NamedTuple):
@@ -97,6 +123,14 @@ class UploadedPart(NamedTuple):
     number: int
     etag: str  # without quotes
     size: int
+
+
+class SentPart(NamedTuple):
+    """A part as CompleteMultipartUpload names it: its ETag and, in an upload that keeps
+    checksums, its CRC64NVME (empty otherwise)."""
+
+    etag: str
+    crc64nvme: str = ""
 
 
 class PartBody(NamedTuple):
@@ -146,6 +180,10 @@ class Transport(Lister, Protocol):
         answer (its ``Date`` header, epoch seconds), ``None`` when it sent none."""
         ...
 
+    def head_object(self, key: str) -> ObjectHead | None:
+        """The object's ETag, encryption and checksums; ``None`` when there is no such key."""
+        ...
+
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         """A single-part PUT; returns what the server says it stored."""
         ...
@@ -158,12 +196,18 @@ class Transport(Lister, Protocol):
         """Start a multipart upload; returns its upload id."""
         ...
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes) -> str:
-        """Send one part with its Content-MD5; returns the part's ETag."""
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
+        """Send one part with its Content-MD5 (and CRC64NVME, when given); returns its ETag."""
         ...
 
-    def complete_multipart(self, key: str, upload_id: str, etags: Sequence[str]) -> Stored:
-        """Assemble parts 1..N from their ETags; returns what the server says it stored."""
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
+    ) -> Stored:
+        """Assemble parts 1..N; ``crc64nvme``: the whole object's, for an upload started with
+        ``ChecksumAlgorithm`` CRC64NVME and ``ChecksumType`` FULL_OBJECT. Returns what the
+        server says it stored."""
         ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None: ...

@@ -23,7 +23,7 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
 from airflow_s3pput.testing.moto_s3 import MotoS3Server
-from airflow_s3pput.transport import ListPage, PartBody, Stored, Transport
+from airflow_s3pput.transport import ListPage, PartBody, SentPart, Stored, Transport
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
 from airflow_s3pput.transport.crt_transport import CrtTransport
 
@@ -208,7 +208,9 @@ def test_multipart_parts_keep_their_md5_and_the_object_its_multipart_etag(
     finally:
         os.close(fd)
     joined = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
-    assert transport.complete_multipart("big", upload_id, etags) == Stored(f"{joined}-2", "")
+    assert transport.complete_multipart("big", upload_id, [SentPart(e) for e in etags]) == Stored(
+        f"{joined}-2", ""
+    )
     stored = raw.get_object(Bucket=fresh_bucket, Key="big")
     assert stored["Body"].read() == b"".join(parts)
     assert stored["ContentType"] == "application/x-test"
