@@ -115,6 +115,14 @@ class S3Error(Exception):
         return self.code == "NoSuchUpload" or self.status == 404
 
     @property
+    def refuses_header(self) -> bool:
+        """The server does not take a header of the request, as older S3-compatible stores
+        answer S3's newer checksum headers (400 or 501, a generic code)."""
+        return self.status in (400, 501) and self.code in (
+            "InvalidArgument", "InvalidRequest", "NotImplemented", "BadRequest", "400", "501",
+        )  # fmt: skip
+
+    @property
     def damaged_in_transit(self) -> bool:
         """The server saw other bytes than we sent (its digest check failed): sending the same
         bytes again is the cure, as for any transient fault."""

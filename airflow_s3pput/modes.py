@@ -18,13 +18,16 @@ update     present           yes             no                put (changed)
 update     present           yes             yes               skip (unchanged)
 =========  ================  ==============  ================  ==========================
 
+Where ``update`` would put a file of the object's size for a differing ETag, the putter first
+asks the digest record and then the object's checksum (``checksum_lookup``): an opaque ETag
+(SSE-KMS) of the same bytes is "unchanged" too.
+
 ``update`` compares the remote ETag with the MD5 of the bytes we would store, or, for a
 multipart ETag (``md5-of-part-md5s-N``), with the same value computed locally for the part
 sizes that give N parts: ours and those of aws cli, boto3, the AWS CRT, s5cmd and rclone at
 their defaults first, then whole-MiB and exact guesses (``content.Content.matches_etag``,
 ``etag.candidate_part_size_sets``), so objects uploaded by those tools are recognised too.
-ETags that are not MD5 based (SSE-KMS, SSE-C) never match, so such objects are re-uploaded:
-safe, if not cheap.
+ETags that are not MD5 based (SSE-KMS, SSE-C) never match here.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class RemoteObject:
 class Decision:
     put: bool
     reason: str
+    #: the object's checksum was asked for (``checksum_lookup``): the summary counts them
+    looked_up: bool = False
 
 
 PUT_NEW = Decision(True, "new")
@@ -55,6 +60,8 @@ PUT_CHANGED = Decision(True, "changed")
 PUT_ALWAYS = Decision(True, "always")
 SKIP_EXISTS = Decision(False, "exists")
 SKIP_UNCHANGED = Decision(False, "unchanged")
+#: the object's checksum is the file's, though its ETag is not
+SKIP_SAME_CHECKSUM = Decision(False, "unchanged", looked_up=True)
 
 
 class LocalContent(Protocol):

@@ -4,10 +4,13 @@
 bad file never stops the others (s3transfer keeps the same split: the task body is small, the
 exception capture lives in one wrapper, ``Putter._guard``).
 
-Integrity: every PutObject and UploadPart carries the Content-MD5 of the bytes we read, so a body
-corrupted in transit is rejected by the server. Where the answer's ETag is computed from the
+Integrity: every PutObject and UploadPart carries the Content-MD5 of the bytes we read, and a
+PutObject their CRC64NVME too (``checksums``), so a body corrupted in transit is rejected by the
+server. A store that refuses the checksum header (older S3-compatible ones) is served Content-MD5
+alone from its first refusal on, with one warning. Where the answer's ETag is computed from the
 bytes (no SSE-KMS or SSE-C named in the answer, an MD5-shaped value) it is checked against the MD5
-(or the multipart ETag) we computed too; an opaque ETag is not damage. A transfer damaged on the
+(or the multipart ETag) we computed, and an echoed CRC64NVME against ours; an opaque ETag is not
+damage. A transfer damaged on the
 way (the server's digest check failed, or its ETag says it stored other bytes) is sent again like
 any transient fault, up to the run's attempts. The file is read once; if its size or mtime
 changed since the walk, or while we read it, the file is reported as failed instead of storing a
@@ -19,13 +22,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, TypeVar
 
+from airflow_s3pput import checksums
+from airflow_s3pput.checksum_lookup import ChecksumLookup
 from airflow_s3pput.content import (
     BytesContent,
     Content,
@@ -37,11 +43,19 @@ from airflow_s3pput.content import (
 )
 from airflow_s3pput.digest_record import DigestRecord, Lookup
 from airflow_s3pput.errors import FileChanged, IntegrityError, Interrupted, S3Error, describe_error
-from airflow_s3pput.etag import md5_range, multipart_etag
-from airflow_s3pput.modes import PUT_ALWAYS, SKIP_UNCHANGED, Decision, RemoteObject, get_mode
+from airflow_s3pput.etag import multipart_etag
+from airflow_s3pput.modes import (
+    PUT_ALWAYS,
+    PUT_CHANGED,
+    SKIP_SAME_CHECKSUM,
+    SKIP_UNCHANGED,
+    Decision,
+    RemoteObject,
+    get_mode,
+)
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
-from airflow_s3pput.transport import PartBody, Stored, Transport, UploadedPart
+from airflow_s3pput.transport import PartBody, SentPart, Stored, Transport, UploadedPart
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 MAX_PART_WORKERS = 8
@@ -56,6 +70,7 @@ PARTS_HASHED_AHEAD = 2
 CANCEL_POLL = 0.1
 INTERRUPTED = "interrupted before its upload started"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +91,14 @@ class SinglePut:
     task: PutTask
     data: bytes
     md5_hex: str
-    params: dict[str, Any]
-    reason: str
+    params: dict[str, Any]  # with the CRC64NVME, unless the store refuses it
+    decision: Decision
     seen: Lookup  # digest record: what is remembered once the server has the bytes
+
+    def result(self) -> PutResult:
+        """The file's result once the server has the bytes."""
+        return PutResult(self.task.path, self.task.key, "put", self.decision.reason, len(self.data),
+                         looked_up=self.decision.looked_up)  # fmt: skip
 
 
 class Putter:
@@ -110,6 +130,9 @@ class Putter:
         self._wire_slots = threading.BoundedSemaphore(1)
         self.own_record = record is None
         self.record = DigestRecord.open(options) if record is None else record  # off unless update
+        #: cleared at the store's first refusal of the checksum header
+        self.send_checksums = True
+        self.lookup = ChecksumLookup(transport)
 
     @property
     def part_pool(self) -> ThreadPoolExecutor:
@@ -154,7 +177,9 @@ class Putter:
     def _send_async(self, put: SinglePut, done: Callable[[PutResult], None], attempt: int) -> None:
         def finished(stored: Stored | None, error: S3Error | None) -> None:
             outcome = self._guard(put.task, self._finish, put, stored, error)
-            if outcome is _DAMAGED and attempt < self.attempts:
+            if outcome is _CHECKSUM_REFUSED:
+                self._send_async(self._without_checksum(put, error), done, attempt)
+            elif outcome is _DAMAGED and attempt < self.attempts:
                 self._send_async(put, done, attempt + 1)
             else:
                 done(outcome if isinstance(outcome, PutResult) else self._damaged_result(put, error))
@@ -221,11 +246,21 @@ class Putter:
 
     def _decide(self, task: PutTask, content: Content, seen: Lookup, digest: Callable[[], str]) -> Decision:
         """The mode's decision, or "unchanged" where the digest record knows the listed object
-        holds these very bytes: on a bucket whose ETags are opaque, only the record can tell."""
+        holds these very bytes, or where its checksum says so (``checksum_lookup``): on a bucket
+        whose ETags are opaque, only they can tell."""
         remote = task.remote
         if remote is not None and seen.entry is not None and seen.same_as(digest(), remote):
             return SKIP_UNCHANGED
-        return self.mode.decide(content, remote)
+        decision = self.mode.decide(content, remote)
+        if (
+            decision is PUT_CHANGED
+            and remote is not None
+            and remote.size == content.stored_size
+            and self.lookup.worth_asking(remote.etag)
+        ):
+            same = self.lookup.same_content(task.key, remote.etag, content.chunks())
+            return SKIP_SAME_CHECKSUM if same else replace(PUT_CHANGED, looked_up=True)
+        return decision
 
     def _prepare_small(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
@@ -236,13 +271,17 @@ class Putter:
         content = BytesContent(data, self.options.part_size_for(len(data)))
         decision = self._decide(task, content, seen, lambda: content.md5.hex())
         if not decision.put:
-            if decision is SKIP_UNCHANGED and task.remote is not None:
+            if decision.reason == SKIP_UNCHANGED.reason and task.remote is not None:
                 seen.remember(len(data), content.md5.hex(), task.remote.etag)
-            return PutResult(task.path, task.key, "skip", decision.reason)
+            return PutResult(task.path, task.key, "skip", decision.reason, looked_up=decision.looked_up)
         if self.options.dry_run:
-            return PutResult(task.path, task.key, "put", decision.reason, len(data))
+            return PutResult(
+                task.path, task.key, "put", decision.reason, len(data), looked_up=decision.looked_up
+            )
         params = {"ContentMD5": base64.b64encode(content.md5).decode(), **self._object_params(task.key, gz)}
-        return SinglePut(task, data, content.md5.hex(), params, decision.reason, seen)
+        if self.send_checksums:
+            params[checksums.PARAM] = checksums.encode(checksums.crc64nvme(data))
+        return SinglePut(task, data, content.md5.hex(), params, decision, seen)
 
     def _send(self, put: SinglePut) -> PutResult:
         error: S3Error | None = None
@@ -255,19 +294,36 @@ class Putter:
             outcome = self._finish(put, stored, error)  # raises what sending again cannot cure
             if isinstance(outcome, PutResult):
                 return outcome
+            if outcome is _CHECKSUM_REFUSED:
+                return self._send(self._without_checksum(put, error))
         return self._damaged_result(put, error)
 
-    def _finish(self, put: SinglePut, stored: Stored | None, error: S3Error | None) -> PutResult | _Damaged:
-        """The file's result from the server's answer; ``_DAMAGED`` when sending it again may help."""
+    def _finish(self, put: SinglePut, stored: Stored | None, error: S3Error | None) -> PutResult | _Resend:
+        """The file's result from the server's answer; ``_DAMAGED`` when sending it again may
+        help, ``_CHECKSUM_REFUSED`` when the store does not take the CRC64NVME header."""
         if error is not None:
             if error.damaged_in_transit:
                 return _DAMAGED
+            if checksums.PARAM in put.params and error.refuses_header:
+                return _CHECKSUM_REFUSED
             raise error
-        if stored is not None and _etag_differs(stored, put.md5_hex):
+        if stored is not None and _answer_differs(stored, put.md5_hex, put.params.get(checksums.PARAM)):
             return _DAMAGED
         if stored is not None:
             put.seen.remember(len(put.data), put.md5_hex, stored.etag)
-        return PutResult(put.task.path, put.task.key, "put", put.reason, len(put.data))
+        return put.result()
+
+    def _without_checksum(self, put: SinglePut, error: S3Error | None) -> SinglePut:
+        """``put`` with Content-MD5 alone, and the putter's later PUTs too: the store refused
+        the CRC64NVME header."""
+        self._checksums_refused(error)
+        return replace(put, params={k: v for k, v in put.params.items() if k != checksums.PARAM})
+
+    def _checksums_refused(self, error: S3Error | None) -> None:
+        if self.send_checksums:
+            self.send_checksums = False
+            log.warning("s3pput: warning: the server refused a request carrying %s (%s): Content-MD5 "
+                        "alone guards the bytes from now on", checksums.HEADER, error)  # fmt: skip
 
     def _damaged_result(self, put: SinglePut, error: S3Error | None) -> PutResult:
         why = str(error) if error is not None else "the server's ETag does not match the bytes sent"
@@ -285,19 +341,22 @@ class Putter:
             content = FileContent(source_fd, size, part_size)
             decision = self._decide(task, content, seen, lambda: content.multipart_etag(part_size))
             if not decision.put:
-                if decision is SKIP_UNCHANGED and task.remote is not None:
+                if decision.reason == SKIP_UNCHANGED.reason and task.remote is not None:
                     seen.confirm(fd)
                     seen.remember(size, content.multipart_etag(part_size), task.remote.etag)
-                return PutResult(task.path, task.key, "skip", decision.reason)
+                return PutResult(task.path, task.key, "skip", decision.reason, looked_up=decision.looked_up)
             if self.options.dry_run:
-                return PutResult(task.path, task.key, "put", decision.reason, size)
+                return PutResult(
+                    task.path, task.key, "put", decision.reason, size, looked_up=decision.looked_up
+                )
             params = self._object_params(task.key, gz)
             stored, digest, resumed = self._multipart(
                 source_fd, size, task, params, verify_fd=None if spool else fd
             )
             seen.confirm(fd)
             seen.remember(size, digest, stored.etag)
-            return PutResult(task.path, task.key, "put", decision.reason, size, resumed=resumed)
+            return PutResult(task.path, task.key, "put", decision.reason, size, resumed=resumed,
+                             looked_up=decision.looked_up)  # fmt: skip
         finally:
             if spool is not None:
                 spool.close()
@@ -310,12 +369,13 @@ class Putter:
         the parts, and the bytes of the parts that had landed before."""
         key = task.key
         part_size = self.options.part_size_for(size)
+        checksummed = _Checksummed(self.send_checksums)
         resumed = self._resumable(key, fd, size, part_size)
         if resumed is not None:
             upload_id, landed = resumed
         else:
             intent = self.journal.starting(key)
-            upload_id, landed = self.transport.create_multipart(key, params), {}
+            upload_id, landed = self._create(key, params, checksummed), {}
             self.journal.started(intent, key, upload_id)
         stop = threading.Event()  # this upload failed or was cancelled: send no more parts
         try:
@@ -328,21 +388,58 @@ class Putter:
                     upload_id,
                     number,
                     PartBody(fd, offset, min(part_size, size - offset), stop),
+                    checksummed,
                 )
                 for number, offset in enumerate(range(0, size, part_size), start=1)
             ]
             parts = self._wait_for_parts(futures, stop)
             if verify_fd is not None:
                 _check_unchanged(verify_fd, task, "while it was uploaded")
-            stored = self.transport.complete_multipart(key, upload_id, [etag for etag, _ in parts])
+            whole = checksums.combined(
+                [(p.crc, _part_length(n, part_size, size)) for n, p in enumerate(parts, 1)]
+            )
+            stored, sent_crc = self._complete(key, upload_id, parts, checksums.encode(whole), checksummed)
         except BaseException:
             self._abort(key, upload_id)
             raise
         self.journal.finished(upload_id)
-        expected = multipart_etag([digest for _, digest in parts])
-        if _etag_differs(stored, expected):
-            raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
+        expected = multipart_etag([p.md5 for p in parts])
+        if _answer_differs(stored, expected, sent_crc):
+            raise IntegrityError(
+                f"server ETag {stored.etag} does not match the uploaded parts ({expected})"
+                if _etag_differs(stored, expected)
+                else f"server CRC64NVME {stored.crc64nvme} does not match the uploaded parts ({sent_crc})"
+            )
         return stored, expected, sum(_part_length(n, part_size, size) for n in landed)
+
+    def _create(self, key: str, params: dict[str, Any], checksummed: _Checksummed) -> str:
+        """Start an upload whose parts carry their CRC64NVME and whose object keeps the
+        whole's, unless the store refuses checksums."""
+        if checksummed.on:
+            try:
+                return self.transport.create_multipart(key, {**params, **checksums.MULTIPART_PARAMS})
+            except S3Error as error:
+                if not error.refuses_header:
+                    raise
+                self._checksums_refused(error)
+                checksummed.on = False
+        return self.transport.create_multipart(key, params)
+
+    def _complete(
+        self, key: str, upload_id: str, parts: list[_Part], whole_crc: str, checksummed: _Checksummed
+    ) -> tuple[Stored, str]:
+        """CompleteMultipartUpload, with the checksums when the parts carried them; an upload
+        carried on that refuses them (started without, by an older run) is completed without.
+        Returns the answer and the CRC64NVME sent."""
+        for with_crc in (checksummed.on, not checksummed.on):
+            sent = [SentPart(p.etag, checksums.encode(p.crc) if with_crc else "") for p in parts]
+            try:
+                crc = whole_crc if with_crc else ""
+                return self.transport.complete_multipart(key, upload_id, sent, crc), crc
+            except S3Error as error:
+                if with_crc != checksummed.on or not error.refuses_header:
+                    raise
+        raise AssertionError("unreachable")  # the second way returns or raises
 
     def _resumable(self, key: str, fd: int, size: int, part_size: int) -> tuple[str, _Parts] | None:
         """An open upload of ``key`` to carry on, with its parts: every part it holds must be the
@@ -373,10 +470,8 @@ class Putter:
                 self._abort(key, upload.upload_id)
         return None
 
-    def _wait_for_parts(
-        self, futures: list[Future[tuple[str, bytes]]], stop: threading.Event
-    ) -> list[tuple[str, bytes]]:
-        """The parts' (ETag, MD5) in order; on a failed part or Ctrl-C, parts not on the wire
+    def _wait_for_parts(self, futures: list[Future[_Part]], stop: threading.Event) -> list[_Part]:
+        """The parts in order; on a failed part or Ctrl-C, parts not on the wire
         are dropped and the upload stops once the parts on the wire are done (a part at most:
         about a second)."""
         pending = set(futures)
@@ -393,18 +488,25 @@ class Putter:
                 raise Interrupted(None)
         return [f.result() for f in futures]
 
-    def _upload_part(self, key: str, upload_id: str, number: int, body: PartBody) -> tuple[str, bytes]:
-        digest = md5_range(body.fd, body.offset, body.length)  # before a slot: ready to send
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, checksummed: _Checksummed
+    ) -> _Part:
+        md5, crc = checksums.md5_and_crc64nvme(body.fd, body.offset, body.length)  # before a slot
         with self._wire_slots:
             for attempt in range(1, self.attempts + 1):
                 if body.stop is not None and body.stop.is_set():
                     raise Interrupted(None)  # the upload is being aborted: this part is moot
+                sent_crc = checksums.encode(crc) if checksummed.on else ""
                 try:
-                    return self.transport.upload_part(key, upload_id, number, body, digest), digest
+                    return _Part(
+                        self.transport.upload_part(key, upload_id, number, body, md5, sent_crc), md5, crc
+                    )
                 except S3Error as error:
-                    if not (error.damaged_in_transit and attempt < self.attempts):
+                    if sent_crc and error.refuses_header:
+                        checksummed.on = False  # an upload carried on that was started without
+                    elif not (error.damaged_in_transit and attempt < self.attempts):
                         raise
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+        raise S3Error("InvalidRequest", f"part {number} refused {self.attempts} times")
 
     def _abort(self, key: str, upload_id: str) -> None:
         # Best effort: the error that made us abort is the one to report. An abort that could
@@ -414,8 +516,24 @@ class Putter:
             self.journal.finished(upload_id)
 
 
-#: part number -> (ETag, MD5) of the parts an upload already holds
-_Parts = dict[int, tuple[str, bytes]]
+class _Part(NamedTuple):
+    """A part on the server: its ETag, and the MD5 and CRC64NVME of its bytes."""
+
+    etag: str
+    md5: bytes
+    crc: int
+
+
+#: part number -> the parts an upload already holds
+_Parts = dict[int, _Part]
+
+
+class _Checksummed:
+    """Whether an upload's parts and completion carry CRC64NVME: one started here does when
+    the store takes checksums; one carried on tries, and drops them at the first refusal."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
 
 
 def _part_length(number: int, part_size: int, size: int) -> int:
@@ -430,29 +548,39 @@ def _our_parts(parts: list[UploadedPart], fd: int, size: int, part_size: int) ->
     for part in parts:
         if not 1 <= part.number <= count or part.size != _part_length(part.number, part_size, size):
             return None
-        digest = md5_range(fd, (part.number - 1) * part_size, part.size)
-        if part.etag.lower() != digest.hex():  # listed without quotes (the port's contract)
+        md5, crc = checksums.md5_and_crc64nvme(fd, (part.number - 1) * part_size, part.size)
+        if part.etag.lower() != md5.hex():  # listed without quotes (the port's contract)
             return None
-        landed[part.number] = (part.etag, digest)
+        landed[part.number] = _Part(part.etag, md5, crc)
     return landed
 
 
-def _landed(part: tuple[str, bytes]) -> Future[tuple[str, bytes]]:
-    future: Future[tuple[str, bytes]] = Future()
+def _landed(part: _Part) -> Future[_Part]:
+    future: Future[_Part] = Future()
     future.set_result(part)
     return future
 
 
-class _Damaged:
-    """What ``Putter._finish`` says when the bytes arrived damaged: send them again."""
+class _Resend:
+    """What ``Putter._finish`` says when a PUT should be sent again: its bytes arrived damaged
+    (``_DAMAGED``), or the store refused the checksum header (``_CHECKSUM_REFUSED``)."""
 
 
-_DAMAGED = _Damaged()
+_DAMAGED = _Resend()
+_CHECKSUM_REFUSED = _Resend()
 
 
 def _etag_differs(stored: Stored, expected: str) -> bool:
     """Whether the server says it stored other bytes: only an ETag computed from the bytes can."""
     return stored.etag_is_md5 and stored.etag.lower() != expected
+
+
+def _answer_differs(stored: Stored, md5_hex: str, crc64nvme: str | None) -> bool:
+    """Whether the answer says other bytes were stored: by its ETag, or by the CRC64NVME it
+    echoed for the one we sent."""
+    return _etag_differs(stored, md5_hex) or bool(
+        crc64nvme and stored.crc64nvme and stored.crc64nvme != crc64nvme
+    )
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -61,6 +61,8 @@ class PutResult(NamedTuple):
     retryable: bool | None = None
     #: of ``bytes``, those an earlier run had sent (its multipart upload was carried on)
     resumed: int = 0
+    #: the object's checksum was asked for to compare (``checksum_lookup``)
+    looked_up: bool = False
 
     @property
     def can_retry(self) -> bool:
@@ -90,6 +92,8 @@ class Stats:
     dir_symlinks_skipped: int = 0
     #: of ``bytes_put``, those already on the server from an upload that was carried on
     bytes_resumed: int = 0
+    #: HEADs for an object's checksum, where its ETag could not tell (``checksum_lookup``)
+    checksum_lookups: int = 0
 
     @property
     def files_landed_earlier(self) -> int:
@@ -140,6 +144,7 @@ class Stats:
             task_seconds=self.task_seconds + other.task_seconds,
             dir_symlinks_skipped=self.dir_symlinks_skipped + other.dir_symlinks_skipped,
             bytes_resumed=self.bytes_resumed + other.bytes_resumed,
+            checksum_lookups=self.checksum_lookups + other.checksum_lookups,
         )
 
     @classmethod
@@ -166,6 +171,7 @@ class Stats:
             "files_deleted": self.deleted,
             "dir_symlinks_not_followed": self.dir_symlinks_skipped,
             "bytes_resumed": self.bytes_resumed,
+            "checksum_lookups": self.checksum_lookups,
         }
         if not self.dry_run:
             data["files_per_second"] = round(self.files_per_second, 1)
@@ -193,6 +199,7 @@ class Stats:
             task_seconds=float(data.get("task_seconds", 0.0)),
             dir_symlinks_skipped=int(data.get("dir_symlinks_not_followed", 0)),
             bytes_resumed=int(data.get("bytes_resumed", 0)),
+            checksum_lookups=int(data.get("checksum_lookups", 0)),
         )
 
     def table(self, batches: str | None = None) -> str:
@@ -214,6 +221,10 @@ class Stats:
         if self.bytes_resumed:
             resumed = f"{self.bytes_resumed:,} ({_human(self.bytes_resumed)}) sent by an earlier run"
             rows.append(("bytes resumed", resumed))
+        if self.checksum_lookups:
+            rows.append(
+                ("checksum lookups", f"{self.checksum_lookups:,} (objects whose ETag could not tell)")
+            )
         if self.dir_symlinks_skipped:
             rows.insert(
                 3, ("dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)")
@@ -275,8 +286,10 @@ class StatsCollector:
         self.failed = 0
         self.failures: list[tuple[str, str]] = []
         self.deleted = 0
+        self.checksum_lookups = 0
 
     def add(self, result: PutResult) -> None:
+        self.checksum_lookups += result.looked_up
         if result.action == "put":
             self.files_put += 1
             self.bytes_put += result.bytes
@@ -306,6 +319,7 @@ class StatsCollector:
             deleted=self.deleted,
             task_seconds=max(finished - self.started, 0.0),
             bytes_resumed=self.bytes_resumed,
+            checksum_lookups=self.checksum_lookups,
         )
 
 

@@ -109,3 +109,62 @@ def test_update_stays_content_exact_on_a_kms_bucket(
     assert third.summary["files_put"] == 2
     assert bodies(s3_client, prefix)["small/f03.txt"] == edited.read_bytes()
     assert bodies(s3_client, prefix)["small/f05.txt"] == files["small/f05.txt"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_another_host_knows_a_kms_buckets_objects_by_their_checksums(
+    cli: CliRunner, fault_proxy: FaultProxy, s3_client: Any, tmp_path: Path, transport: str
+) -> None:
+    """Nothing remembered (``--no-digest-cache``: another host): one HEAD per object of the
+    file's size reads its CRC64NVME, and only the file whose bytes differ is put."""
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    bucket_kinds.sse_kms(fault_proxy)
+    prefix = f"kms-host-{uuid.uuid4().hex[:8]}/"
+    assert run(cli, fault_proxy, source, prefix, transport).code == 0
+
+    edited = source / "small" / "f07.txt"
+    edited.write_bytes(edited.read_bytes().upper())  # same size
+    other = run(cli, fault_proxy, source, prefix, transport, "--no-digest-cache")
+    assert other.code == 0, other.err
+    assert (other.summary["files_put"], other.summary["put_reasons"]) == (1, {"changed": 1})
+    assert other.summary["skipped"] == {"unchanged": len(files) - 1}
+    assert other.summary["checksum_lookups"] == len(files)
+    assert bodies(s3_client, prefix)["small/f07.txt"] == edited.read_bytes()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_object_keeps_the_crc64nvme_of_its_file(
+    cli: CliRunner, fault_proxy: FaultProxy, s3_client: Any, tmp_path: Path, transport: str
+) -> None:
+    """Single PUTs and multipart uploads (a full-object checksum the server checked)."""
+    from airflow_s3pput import checksums
+
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    prefix = f"crc-{uuid.uuid4().hex[:8]}/"
+    assert run(cli, fault_proxy, source, prefix, transport).code == 0
+    for name in ("small/f00.txt", "big.bin"):
+        head = s3_client.head_object(Bucket=FAULTS_BUCKET, Key=prefix + name, ChecksumMode="ENABLED")
+        assert head["ChecksumCRC64NVME"] == checksums.encode(checksums.crc64nvme(files[name])), name
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_store_that_refuses_checksums_is_told_once_per_process(
+    cli: CliRunner,
+    fault_proxy: FaultProxy,
+    s3_client: Any,
+    tmp_path: Path,
+    transport: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    files = tree()
+    source = make_tree(tmp_path / "src", files)
+    bucket_kinds.no_checksums(fault_proxy)
+    prefix = f"no-crc-{uuid.uuid4().hex[:8]}/"
+    result = run(cli, fault_proxy, source, prefix, transport, "--processes", "2")
+    assert result.code == 0, result.err
+    stderr = result.err + capfd.readouterr().err  # the warning is logged: the worker processes' too
+    warnings = [line for line in stderr.splitlines() if "x-amz-checksum-crc64nvme" in line]
+    assert 1 <= len(warnings) <= 2, stderr
+    assert bodies(s3_client, prefix) == files

@@ -201,19 +201,19 @@ def test_parts_are_hashed_ahead_while_the_wire_is_full(
 ) -> None:
     """Three threads: three parts on the wire at once, never more, and meanwhile the next two
     are hashed, so that a slot that frees is filled at once."""
-    import airflow_s3pput.putter as putter_module
+    from airflow_s3pput import checksums
 
     path = tmp_path / "many-parts.bin"
     path.write_bytes(os.urandom(8 * 5 * MIB))
     transport = _WireCounter(full=3, hashed_wanted=5)
-    real_md5_range = putter_module.md5_range
+    real_digests = checksums.md5_and_crc64nvme
 
-    def counted(*args: Any) -> bytes:
-        digest = real_md5_range(*args)
+    def counted(*args: Any) -> tuple[bytes, int]:
+        digests = real_digests(*args)
         transport.count_hash()
-        return digest
+        return digests
 
-    monkeypatch.setattr(putter_module, "md5_range", counted)
+    monkeypatch.setattr(checksums, "md5_and_crc64nvme", counted)
     putter = Putter(options(tmp_path, threads=3), transport)
     result = putter.put(task_for(path, "big"))
     putter.close()

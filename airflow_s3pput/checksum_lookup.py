@@ -1,0 +1,63 @@
+"""Whether an object holds a file's bytes when its listed ETag cannot say: ask for its checksum.
+
+``update`` compares a listed ETag with the MD5 (or multipart ETag) of the file. On a bucket with
+SSE-KMS, DSSE-KMS or SSE-C the ETag is opaque, and an object another tool wrote in parts of an
+unknown size has an ETag no guess recomputes; where the digest record remembers nothing of the
+object (another host, another tool), such an object of the file's size would be put again.
+Instead one HeadObject with checksum mode reads the object's full-object checksum (CRC64NVME,
+which S3 keeps for every object written since 2025, or a CRC32C/CRC32 another SDK sent), and
+the file's is computed to compare. A composite checksum or none at all: the file is put.
+
+An MD5-shaped ETag on a plain bucket is an MD5, and one that differs means other bytes: a HEAD
+would be wasted. The listing cannot tell a plain bucket's ETags from SSE-KMS ones (both are 32
+hex digits), so the first such look-up decides for the run: an answer naming no KMS or customer
+encryption turns look-ups of MD5-shaped ETags off (the file is put, as before).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from airflow_s3pput.checksums import full_object_checksum
+from airflow_s3pput.errors import S3Error
+from airflow_s3pput.transport.port import Stored, Transport
+
+#: a single-part MD5 ETag: 32 hex digits
+_MD5_LENGTH = 32
+
+
+class ChecksumLookup:
+    """The look-ups of one putter (thread-safe)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self._lock = threading.Lock()
+        #: an answer showed this bucket's MD5-shaped ETags are MD5s
+        self._md5_etags = False
+
+    def worth_asking(self, listed_etag: str) -> bool:
+        """Whether a HEAD may show an object of the file's size holds its bytes although its
+        listed ETag is not the file's: not when the ETag is an MD5 that differs."""
+        md5_shaped = len(listed_etag) == _MD5_LENGTH and all(
+            c in "0123456789abcdef" for c in listed_etag.lower()
+        )
+        with self._lock:
+            return not (md5_shaped and self._md5_etags)
+
+    def same_content(self, key: str, listed_etag: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """Whether the object under ``key`` (still the one listed) holds the bytes ``chunks``
+        yields, by its full-object checksum; false when it cannot tell."""
+        try:
+            head = self.transport.head_object(key)
+        except S3Error:
+            return False  # an SSE-C object without its key, a refusal: put it
+        if head is None or head.etag != listed_etag:
+            return False  # deleted or rewritten since the listing
+        if Stored(head.etag, head.encryption).etag_is_md5 and "-" not in head.etag:
+            with self._lock:
+                self._md5_etags = True
+            return False  # an MD5 that is not the file's
+        for algorithm, value in head.checksums.items():
+            return full_object_checksum(algorithm, chunks) == value
+        return False
