@@ -30,12 +30,12 @@ from airflow_s3pput.transport import (
     LATER_CODES,
     ListPage,
     OpenUpload,
+    RetryPolicy,
     Transport,
     is_transient,
     open_transport,
 )
 from airflow_s3pput.transport.port import iso_seconds
-from airflow_s3pput.transport.retry_policy import RetryPolicy
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:

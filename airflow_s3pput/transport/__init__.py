@@ -18,7 +18,7 @@ from airflow_s3pput.transport.port import (
     Transport,
     UploadedPart,
 )
-from airflow_s3pput.transport.retry_policy import LATER_CODES, is_transient
+from airflow_s3pput.transport.retry_policy import LATER_CODES, RetryPolicy, is_transient
 
 __all__ = [
     "LATER_CODES",
@@ -28,6 +28,7 @@ __all__ = [
     "ObjectParams",
     "OpenUpload",
     "PartBody",
+    "RetryPolicy",
     "SentPart",
     "Stored",
     "Transport",

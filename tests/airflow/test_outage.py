@@ -40,7 +40,7 @@ with DAG(dag_id="{DAG_ID}", schedule=None, catchup=False, render_template_as_nat
         retry_delay=timedelta(seconds=1),
     )
 '''
-#: longer than the engine's own backoff (``bucket_check.Backoff``): only a retry of the task can
+#: longer than the bucket check asks (``bucket_check.PATIENCE``): only a retry of the task can
 #: finish the batch that met the start of the outage
 OUTAGE_SECONDS = 22.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import threading
@@ -170,8 +171,8 @@ def test_a_dead_endpoint_is_one_line_without_the_listings_retries(
 ) -> None:
     """The listing runs beside HeadBucket: until HEAD passed it asks with the check's attempts,
     so a dead endpoint ends the run with the check's line, not after the run's retries."""
-    quick_backoff = bucket_check.Backoff(first=0.01, cap=0.02, budget=0.1)
-    check = functools.partial(bucket_check.BucketCheck, backoff=quick_backoff)
+    quick = dataclasses.replace(bucket_check.PATIENCE, backoff_base=0.01, backoff_cap=0.02, budget=0.1)
+    check = functools.partial(bucket_check.BucketCheck, retry=quick)
     monkeypatch.setattr(engine, "BucketCheck", check)
     transport = _Unreachable()
     with pytest.raises(UsageError, match="refused"):
