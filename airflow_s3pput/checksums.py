@@ -27,7 +27,7 @@ MULTIPART_PARAMS = {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJE
 
 def crc64nvme(data: bytes | memoryview, previous: int = 0) -> int:
     """The CRC of ``data``, continuing ``previous`` (the CRC of the bytes before it)."""
-    return _crc64nvme(data, previous)
+    return int(_crc64nvme(data, previous))
 
 
 def md5_and_crc64nvme(fd: int, offset: int, length: int) -> tuple[bytes, int]:

@@ -239,7 +239,7 @@ class Boto3Transport:
         data = os.pread(body.fd, body.length, body.offset)
         if len(data) != body.length:
             raise FileChanged(f"file shrank while it was uploaded (part {number})")
-        checksum = {"ChecksumCRC64NVME": crc64nvme} if crc64nvme else {}
+        checksum: dict[str, Any] = {"ChecksumCRC64NVME": crc64nvme} if crc64nvme else {}
         response = self._send(
             "UploadPart",
             self.client.upload_part,
@@ -262,7 +262,9 @@ class Boto3Transport:
             completed.append({"PartNumber": number, "ETag": part.etag})
             if part.crc64nvme:
                 completed[-1]["ChecksumCRC64NVME"] = part.crc64nvme
-        checksum = {"ChecksumCRC64NVME": crc64nvme, "ChecksumType": "FULL_OBJECT"} if crc64nvme else {}
+        checksum: dict[str, Any] = (
+            {"ChecksumCRC64NVME": crc64nvme, "ChecksumType": "FULL_OBJECT"} if crc64nvme else {}
+        )
         response = self._send(
             "CompleteMultipartUpload",
             self.client.complete_multipart_upload,
