@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Callable, Iterable
 
 from awscrt.checksums import combine_crc64nvme, crc32, crc32c
@@ -52,6 +53,23 @@ def combined(crcs: list[tuple[int, int]]) -> int:
 def encode(crc: int) -> str:
     """As S3 writes it: the 8 bytes, big-endian, in base64."""
     return base64.b64encode(crc.to_bytes(8, "big")).decode()
+
+
+log = logging.getLogger(__name__)
+
+
+class ChecksumSupport:
+    """Whether this process sends checksum headers: until the store first refuses one (older
+    S3-compatible stores), then Content-MD5 alone guards the bytes, after one warning."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def refused(self, error: Exception | None) -> None:
+        if self.on:
+            self.on = False
+            log.warning("s3pput: warning: the server refused a request carrying %s (%s): Content-MD5 "
+                        "alone guards the bytes from now on", HEADER, error)  # fmt: skip
 
 
 #: S3's checksum algorithms that awscrt computes: the function and the width in bytes

@@ -260,7 +260,7 @@ def test_a_store_that_refuses_checksums_gets_plain_multipart_uploads(tmp_path: P
     transport.refuse_checksums = True
     putter = Putter(options(tmp_path), transport)
     assert putter.put(task_for(path, "big.bin")).action == "put"
-    assert (transport.calls["CreateMultipartUpload"], putter.send_checksums) == (2, False)
+    assert (transport.calls["CreateMultipartUpload"], putter.checksum.on) == (2, False)
     assert "ChecksumAlgorithm" not in transport.objects["big.bin"].params
 
 
