@@ -11,8 +11,6 @@ overwrite the other: the merged walk raises ``DuplicateKeyError`` instead, namin
 both paths. A SOURCE given twice (``d d/``), or a file given beside its directory, is one file
 under one key: it is walked, and put, once. The merge is in key order, so such items are
 neighbours and the check is one comparison per item.
-``check_unique_keys`` runs that walk before an upload starts (only for several SOURCEs, and
-only over the key range that will be uploaded).
 
 Problems with single paths (unreadable directory, broken link, FIFO, a name that is not
 UTF-8, a key over 1,024 bytes) are yielded as ``WalkError`` values: one bad path never stops
@@ -37,10 +35,9 @@ MAX_KEY_BYTES = 1024
 
 
 class FileEntry(NamedTuple):
-    """A file the walk found, with the stat it took: ``dev``, ``ino`` and ``ctime_ns`` too, so
-    that the digest record can vouch for an unchanged file without a second stat (0 when
-    unknown: such an entry is never vouched for by its walk). A named tuple: one is made per
-    file, and it is several times cheaper to make than a frozen dataclass."""
+    """A file the walk found, with the stat it took: ``dev``, ``ino`` and ``ctime_ns`` let the
+    digest record vouch for an unchanged file without a second stat (0: unknown, never vouched
+    for). A named tuple, as one is made per file: cheaper than a frozen dataclass."""
 
     path: str
     key: str
@@ -127,7 +124,7 @@ class Selection:
     exclude: Sequence[str] = ()
     follow_dir_symlinks: bool = False
     rules: Sequence[tuple[str, str]] = ()
-    #: whether a file matches no rule is wanted, and the rules as (include?, compiled glob)
+    #: whether a file that matches no rule is wanted, and the rules as (include?, compiled glob)
     _start: bool = field(default=True, init=False, repr=False, compare=False)
     _compiled: tuple[tuple[bool, Callable[[str], object]], ...] = field(
         default=(), init=False, repr=False, compare=False
@@ -218,9 +215,8 @@ def check_unique_keys(
 ) -> None:
     """Raise ``DuplicateKeyError`` if two of ``sources`` map a file to one key in ``key_range``.
 
-    One streaming pass over the walk of ``key_range`` (flat memory), made before the upload so
-    that nothing is uploaded when it fails; nothing to do for a single SOURCE. A mapped Airflow
-    batch checks only its own key range: its plan walked, and so checked, the whole tree.
+    One streaming walk before the upload, so that nothing is uploaded when it fails. A mapped
+    Airflow batch checks only its own key range: its plan walked, and so checked, the whole tree.
     """
     if len(sources) > 1:
         for _ in walk(sources, prefix, selection, key_range):
@@ -243,7 +239,8 @@ def walk(
     sources = distinct_sources(sources)
     roots = tuple(os.path.realpath(s) for s in sources)
     notes = notes if notes is not None else WalkNotes()
-    streams = [_walk_source(s, prefix, selection, key_range, roots, notes) for s in sources]
+    walker = _Walk(selection, key_range, roots, notes)
+    streams = [walker.source(s, prefix) for s in sources]
     if len(streams) == 1:
         yield from streams[0]
     else:
@@ -278,31 +275,8 @@ def _same_file(one: WalkItem, other: WalkItem) -> bool:
     )
 
 
-def _walk_source(
-    source: str,
-    prefix: str,
-    selection: Selection,
-    key_range: KeyRange,
-    roots: tuple[str, ...],
-    notes: WalkNotes,
-) -> Iterator[WalkItem]:
-    source = os.path.abspath(source)
-    if os.path.isdir(source):
-        root_key = join_key(prefix, "").rstrip("/")
-        try:
-            ancestors = {_identity(source)}
-        except OSError:
-            ancestors = set()  # listing it reports the problem
-        yield from _DirWalk(selection, key_range, roots, notes).walk(source, "", root_key, ancestors)
-        return
-    name = os.path.basename(source)
-    item = _file_item(source, name, join_key(prefix, name))
-    if item is not None and item.key in key_range and selection.wants(name):
-        yield item
-
-
-class _DirWalk:
-    """The walk of one SOURCE directory: what every directory in it shares."""
+class _Walk:
+    """What the walk of every SOURCE and every directory in it shares."""
 
     def __init__(
         self, selection: Selection, key_range: KeyRange, roots: tuple[str, ...], notes: WalkNotes
@@ -311,6 +285,20 @@ class _DirWalk:
         self.key_range = key_range
         self.roots = roots
         self.notes = notes
+
+    def source(self, source: str, prefix: str) -> Iterator[WalkItem]:
+        source = os.path.abspath(source)
+        if os.path.isdir(source):
+            try:
+                ancestors = {_identity(source)}
+            except OSError:
+                ancestors = set()  # listing it reports the problem
+            yield from self.walk(source, "", join_key(prefix, "").rstrip("/"), ancestors)
+            return
+        name = os.path.basename(source)
+        item = _file_item(source, name, join_key(prefix, name))
+        if item is not None and item.key in self.key_range and self.selection.wants(name):
+            yield item
 
     def walk(
         self, path: str, relative: str, dir_key: str, ancestors: set[tuple[int, int]]
@@ -322,35 +310,23 @@ class _DirWalk:
         except OSError as exc:
             yield from self._dir_problem(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
             return
-        # The loop over files is the walk's hot path: checks that cannot fail for the common
-        # name are skipped (an ASCII name is UTF-8, a key of 256 characters or fewer fits in
-        # 1,024 bytes).
-        relative_utf8 = relative.isascii() or _is_utf8(relative)
         key_head = dir_key + "/" if dir_key else ""
-        last = self.key_range.last
-        for _, name, entry, is_dir in children:
+        for name, entry, is_dir in children:
             key = key_head + name
             if is_dir:
                 if self.key_range.may_hold_dir(key):
                     yield from self._subdir(entry, relative + entry.name + "/", key, ancestors)
-                continue
-            if last is not None and key > last:
+            elif self.key_range.last is not None and key > self.key_range.last:
                 return  # sorted: nothing after this can be in range
-            item = self._file(entry, name, relative + entry.name, key, relative_utf8)
-            if item is not None:
+            elif (item := self._file(entry, relative + entry.name, key)) is not None:
                 yield item
 
-    def _sorted_children(self, path: str) -> list[tuple[str, str, os.DirEntry[str], bool]]:
-        """(sort key, printable name, entry, is a directory to walk), in key order."""
+    def _sorted_children(self, path: str) -> list[tuple[str, os.DirEntry[str], bool]]:
+        """(printable name, entry, is a directory to walk), in key order."""
         with os.scandir(path) as it:
-            entries = list(it)
-        children = []
-        for entry in entries:
-            is_dir = _is_walkable_dir(entry, self.selection)
-            name = entry.name if entry.name.isascii() else _printable(entry.name)
-            # Sorting by name + "/" for directories puts keys in plain lexicographic order.
-            children.append((name + "/" if is_dir else name, name, entry, is_dir))
-        children.sort(key=_sort_key)
+            children = [(_printable(e.name), e, _is_walkable_dir(e, self.selection)) for e in it]
+        # Sorting by name + "/" for directories puts keys in plain lexicographic order.
+        children.sort(key=lambda child: child[0] + "/" if child[2] else child[0])
         return children
 
     def _subdir(
@@ -367,22 +343,18 @@ class _DirWalk:
         yield from self.walk(entry.path, relative, key, ancestors | {identity})
 
     def _dir_problem(self, path: str, dir_key: str, message: str) -> Iterator[WalkError]:
-        error = _dir_error(path, dir_key, message)
+        """An error for a whole directory, keyed ``dir/`` so that it sorts where its files would."""
+        error = WalkError(_printable(path), dir_key + "/" if dir_key else "", message)
         if error.key in self.key_range:
             yield error
 
-    def _file(
-        self, entry: os.DirEntry[str], name: str, relative: str, key: str, relative_utf8: bool
-    ) -> WalkItem | None:
+    def _file(self, entry: os.DirEntry[str], relative: str, key: str) -> WalkItem | None:
         """The file's item, or ``None`` when it is not selected (or a directory symlink not
         followed, which is counted)."""
         first, selection = self.key_range.first, self.selection
         if (first is not None and key < first) or (selection.filters and not selection.wants(relative)):
             return None
-        if relative_utf8 and name is entry.name and len(key) <= MAX_KEY_BYTES // 4:
-            item = _stat_item(entry.path, key)
-        else:
-            item = _file_item(entry.path, relative, key)
+        item = _file_item(entry.path, relative, key)
         if item is None:
             self.notes.dir_symlinks += 1  # a directory symlink not followed
         elif (
@@ -392,10 +364,6 @@ class _DirWalk:
         ):
             item = WalkError(item.path, item.key, "symlink to a file outside SOURCE (see --follow-symlinks)")
         return item
-
-
-def _sort_key(child: tuple[str, str, os.DirEntry[str], bool]) -> str:
-    return child[0]
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -416,26 +384,17 @@ def _is_walkable_dir(entry: os.DirEntry[str], selection: Selection) -> bool:
 
 def _file_item(path: str, relative: str, key: str) -> WalkItem | None:
     """Stat one path; ``None`` for directory symlinks that are not followed."""
-    try:
-        relative.encode("utf-8")
-        key_bytes = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
+    if not _is_utf8(relative):
         return WalkError(
             _printable(path), _printable(key), "file name is not valid UTF-8: S3 keys must be UTF-8"
         )
+    key_bytes = len(key.encode("utf-8"))
     if key_bytes > MAX_KEY_BYTES:
         return WalkError(path, key, f"key is {key_bytes} bytes: S3 allows at most {MAX_KEY_BYTES}")
-    return _stat_item(path, key)
-
-
-def _stat_item(path: str, key: str) -> WalkItem | None:
-    """Stat a path whose name and key are known good."""
     try:
         st = os.stat(path)  # follows file symlinks on purpose
     except FileNotFoundError:
-        if os.path.islink(path):
-            return WalkError(path, key, "broken symlink")
-        return WalkError(path, key, "file disappeared")
+        return WalkError(path, key, "broken symlink" if os.path.islink(path) else "file disappeared")
     except OSError as exc:
         return WalkError(path, key, f"cannot stat: {exc.strerror or exc}")
     if stat.S_ISDIR(st.st_mode):
@@ -454,11 +413,6 @@ def _links_outside(entry: os.DirEntry[str], roots: tuple[str, ...]) -> bool:
         return False
     real = os.path.realpath(entry.path)
     return not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
-def _dir_error(path: str, dir_key: str, message: str) -> WalkError:
-    """An error for a whole directory, keyed ``dir/`` so that it sorts where its files would."""
-    return WalkError(_printable(path), dir_key + "/" if dir_key else "", message)
 
 
 def _is_utf8(text: str) -> bool:
