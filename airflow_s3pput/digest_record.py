@@ -1,12 +1,11 @@
 """The digest record: what we know each file's object holds, so an unchanged file is never read.
 
-``update`` decides by content. Reading every file for that makes each re-run read the whole
-tree. Like git's index, restic's parent snapshot and borg's files cache, this module remembers,
-per file, its identity and stat (device, inode, size, mtime, ctime), the digest of the bytes we
-store for it (their MD5, or for a file sent in parts the multipart ETag at our part size), and
-the ETag the server gave the object holding those bytes (its answer to our
-PUT, or the listed ETag our bytes were found to match). Any ETag shape works: an MD5, a
-multipart ``md5-N``, or an opaque value from an SSE-KMS, SSE-C or DSSE-KMS bucket.
+``update`` decides by content, which would make each re-run read the whole tree. Like git's
+index, restic's parent snapshot and borg's files cache, this module remembers, per file, its
+stat (device, inode, size, mtime, ctime), the digest of the bytes we store for it (their MD5, or
+for a file sent in parts the multipart ETag at our part size), and the ETag of the object that
+holds those bytes (the answer to our PUT, or the listed ETag our bytes were found to match):
+an MD5, a multipart ``md5-N``, or an opaque value from an SSE-KMS, SSE-C or DSSE-KMS bucket.
 
 One predicate decides (``vouches``): a file whose stat is the recorded one, listed with the
 recorded size and ETag, is unchanged, and is not opened. The decision stays content-exact:
@@ -21,8 +20,7 @@ recorded size and ETag, is unchanged, and is not opened. The decision stays cont
 * Every failure means "read the file", never "skip it": a missing record, one from another
   scope, a locked, unreadable or corrupt database (set aside and recreated, with one warning).
 
-Where: one SQLite database per user, ``digests-v2.sqlite`` in ``--cache-dir``, else
-``$S3PPUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/s3pput``, else ``~/.cache/s3pput``. Records are
+Where: one SQLite database per user, ``digests-v2.sqlite`` in the cache directory. Records are
 keyed by a scope (machine, endpoint, bucket, prefix and the gzip settings, which change the
 stored bytes) and the S3 key. Writes are buffered and committed in short transactions; WAL mode
 and a busy timeout let several runs (mapped tasks on one worker) share the database.
@@ -50,7 +48,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -74,8 +72,6 @@ FLUSH_ROWS = 500
 FLUSH_SECONDS = 1.0
 #: how long a write waits for another run's transaction
 BUSY_TIMEOUT_SECONDS = 10.0
-#: SQLite result codes that mean the file is damaged or not a database
-_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (
@@ -154,42 +150,33 @@ class Entry:
 def vouches(entry: Entry, stat: FileStat, listed: RemoteObject) -> bool:
     """Whether ``entry`` is the record of this very file, unchanged since (and not racy), and the
     listed object is the one that holds its bytes: then the file need not be read."""
-    return (
-        entry.stat == stat
-        and not stat.racy(entry.sampled_ns)
-        and listed.size == entry.stored_size
-        and _etag(listed.etag) == entry.etag
-    )
+    return entry.stat == stat and not stat.racy(entry.sampled_ns) and _holds(listed, entry)
+
+
+def _holds(listed: RemoteObject, entry: Entry) -> bool:
+    """Whether ``listed`` is the object ``entry`` records as holding its bytes."""
+    return listed.size == entry.stored_size and _etag(listed.etag) == entry.etag
 
 
 def _etag(etag: str) -> str:
     return etag.strip('"').lower()
 
 
+@dataclass(slots=True)
 class Lookup:
     """One file as seen just before it is opened: its stat, and its record if there is one.
 
-    ``unchanged``: the record vouches for the file, which need not be opened.
+    ``unchanged``: the record vouches for the file, which need not be opened. ``intact``: the
+    file read is the one looked at (see ``confirm``).
     """
 
-    __slots__ = ("_record", "entry", "intact", "key", "sampled_ns", "stat", "unchanged")
-
-    def __init__(
-        self,
-        record: DigestRecord | None,
-        key: str,
-        sampled_ns: int,
-        stat: FileStat | None,
-        entry: Entry | None,
-        unchanged: bool = False,
-    ) -> None:
-        self._record = record
-        self.key = key
-        self.sampled_ns = sampled_ns
-        self.stat = stat
-        self.entry = entry
-        self.unchanged = unchanged
-        self.intact = False
+    _record: DigestRecord | None
+    key: str
+    sampled_ns: int
+    stat: FileStat | None
+    entry: Entry | None
+    unchanged: bool = False
+    intact: bool = field(default=False, init=False)
 
     def confirm(self, fd: int) -> None:
         """After the read: whether the open file ``fd`` is the one looked at, unchanged since.
@@ -201,12 +188,7 @@ class Lookup:
         """Whether the bytes just read (``digest``) are the recorded ones and ``listed`` the
         object recorded as holding them: a file touched without a change, on any kind of bucket."""
         entry = self.entry
-        return (
-            entry is not None
-            and listed.size == entry.stored_size
-            and _etag(listed.etag) == entry.etag
-            and digest == entry.digest
-        )
+        return entry is not None and _holds(listed, entry) and digest == entry.digest
 
     def remember(self, stored_size: int, digest: str, etag: str) -> None:
         """Record that the object ``etag`` holds the bytes read (``digest``). Never raises: a
@@ -308,7 +290,7 @@ class DigestRecord:
     def store(self, key: str, entry: Entry) -> None:
         """Buffer ``entry`` as the record of ``key``, for the next ``flush``. Never commits here:
         the putter stores from the transport's callback threads, and a commit there stalls the
-        transport's event loop (the 5,000-file upload target, BENCHMARKS.md)."""
+        transport's event loop."""
         if not self.enabled:
             return
         with self._lock:
@@ -363,15 +345,11 @@ class DigestRecord:
                 st = os.stat(path)
                 self._identity = (st.st_dev, st.st_ino)
                 return
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 self._close_quietly()
-                if attempt == 1 and _is_corrupt(exc):
+                if attempt == 1 and isinstance(exc, sqlite3.Error) and _is_corrupt(exc):
                     _set_aside(path, exc, None)
                     continue
-                _warn_once("open", f"digest record off: cannot open {path} ({exc}); files are read")
-                return
-            except OSError as exc:
-                self._close_quietly()
                 _warn_once("open", f"digest record off: cannot open {path} ({exc}); files are read")
                 return
 
@@ -437,18 +415,21 @@ def _switch_to_wal(db: sqlite3.Connection) -> None:
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (int(code) & 0xFF) == 5  # SQLITE_BUSY
-    return "locked" in str(exc).lower()  # Python < 3.11 has no error code
+    return _is_kind(exc, (5,), ("locked",))  # SQLITE_BUSY
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
+    return _is_kind(exc, (11, 26), ("malformed", "not a database"))  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _is_kind(exc: sqlite3.Error, codes: tuple[int, ...], words: tuple[str, ...]) -> bool:
+    """Whether ``exc``'s primary result code is one of ``codes``; on Python < 3.11, which has no
+    error code, whether its message holds one of ``words``."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return (code & 0xFF) in _CORRUPT_CODES
-    text = str(exc).lower()  # Python < 3.11 has no error code
-    return "malformed" in text or "not a database" in text
+        return (int(code) & 0xFF) in codes
+    text = str(exc).lower()
+    return any(word in text for word in words)
 
 
 def _set_aside(path: Path, exc: sqlite3.Error, identity: tuple[int, int] | None) -> None:
