@@ -216,32 +216,39 @@ def _list_flat(
     which the far-S3 re-run target needs (BENCHMARKS.md). A hint the bucket does not have costs
     one empty listing, never a wrong answer.
     """
+    if executor is None:
+        return _list_pages(transport, prefix, _Budget(FLAT_LISTING_MAX_OBJECTS))
+    early = _list_hinted(transport, prefix, executor, hints)
+    top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
+    if top.next_token is not None or len(top.prefixes) > SPLIT_LISTING_MAX_DIRS:
+        return _list_pages(transport, prefix, _Budget(FLAT_LISTING_MAX_OBJECTS))
+    # Not truncated, the page holds every object directly under the prefix: only the
+    # subdirectories are left to list (none, for a prefix without any).
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
-    if executor is not None:
-        subdirs = [h for h in hints if h.startswith(prefix) and h[len(prefix) :].count("/") == 1]
-        early = {
-            d: executor.submit(_list_pages, transport, d, _Budget(FLAT_LISTING_MAX_OBJECTS))
-            for d in (subdirs if len(subdirs) <= SPLIT_LISTING_MAX_DIRS else [])
-        }
-        top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
-        # Not truncated, the page holds every object directly under the prefix: only the
-        # subdirectories are left to list (none, for a prefix without any).
-        if top.next_token is None and len(top.prefixes) <= SPLIT_LISTING_MAX_DIRS:
-            found: dict[str, RemoteObject] = {}
-            _collect(top, None, found)
-            if not budget.take(len(found)):
-                return None
-            parts = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
-            for d, future in zip(top.prefixes, parts, strict=True):
-                part = future.result()
-                if part is None or (d in early and not budget.take(len(part))):
-                    return None
-                found.update(part)
-            return found
-    return _list_pages(transport, prefix, budget)
+    found: dict[str, RemoteObject] = {}
+    _collect(top, None, found)
+    if not budget.take(len(found)):
+        return None
+    parts = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
+    for d, future in zip(top.prefixes, parts, strict=True):
+        part = future.result()
+        if part is None or (d in early and not budget.take(len(part))):
+            return None
+        found.update(part)
+    return found
 
 
-def _pages(
+def _list_hinted(
+    transport: Lister, prefix: str, executor: Executor, hints: Sequence[str]
+) -> dict[str, Future[dict[str, RemoteObject] | None]]:
+    """Start listing the subdirectories of ``prefix`` among ``hints``, when they are few."""
+    subdirs = [h for h in hints if h.startswith(prefix) and h[len(prefix) :].count("/") == 1]
+    if len(subdirs) > SPLIT_LISTING_MAX_DIRS:
+        return {}
+    return {d: executor.submit(_list_pages, transport, d, _Budget(FLAT_LISTING_MAX_OBJECTS)) for d in subdirs}
+
+
+def pages(
     transport: Lister, prefix: str, *, delimiter: str = "", start_after: str = ""
 ) -> Iterator[ListPage]:
     """ListObjectsV2 pages, the next one fetched only when asked for."""
@@ -256,7 +263,7 @@ def _pages(
 
 def _list_pages(transport: Lister, prefix: str, budget: _Budget) -> dict[str, RemoteObject] | None:
     found: dict[str, RemoteObject] = {}
-    for page in _pages(transport, prefix):
+    for page in pages(transport, prefix):
         if not budget.take(len(page.objects)):
             return None
         _collect(page, None, found)
@@ -288,10 +295,8 @@ def _list_dir(transport: Lister, prefix: str, wanted: set[str]) -> dict[str, Rem
     # StartAfter is exclusive: start from a string just below the first key.
     start_after = first[:-1]
     found: dict[str, RemoteObject] = {}
-    pages = _pages(
-        transport, prefix, delimiter="/", start_after=start_after if len(start_after) > len(prefix) else ""
-    )
-    for page in pages:
+    start_after = start_after if len(start_after) > len(prefix) else ""
+    for page in pages(transport, prefix, delimiter="/", start_after=start_after):
         _collect(page, wanted, found)
         if page.objects and page.objects[-1].key > last:
             break  # past the last key we look for

@@ -26,6 +26,7 @@ of the run, counted and reported like a failed upload.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ from typing import Any
 
 from airflow_s3pput.errors import S3Error, describe_error
 from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.remote import pages
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import Transport
 from airflow_s3pput.walker import KeyRange, Selection, WalkError, join_key, walk
@@ -42,8 +44,6 @@ from airflow_s3pput.walker import KeyRange, Selection, WalkError, join_key, walk
 DELETE_BATCH = 1000
 #: directories listed ahead of the merge, and the threads that list them
 LIST_AHEAD = 8
-#: entries a listing request asks for (S3's maximum)
-LIST_PAGE_KEYS = 1000
 
 Record = Callable[[PutResult], None]
 
@@ -68,24 +68,22 @@ def extraneous_keys(local: Iterable[str], remote: Iterable[str]) -> Iterator[str
     A merge-join: one pass over each, memory for two keys. Raises ``UnsortedKeys`` (after
     yielding only keys decided correctly) as soon as either stream goes backwards.
     """
-    local_iter = iter(local)
-    current = _next_ascending(local_iter, None, "local")
-    previous_remote: str | None = None
-    for key in remote:
-        if previous_remote is not None and key <= previous_remote:
-            raise UnsortedKeys(f"remote keys out of order: {previous_remote!r} then {key!r}")
-        previous_remote = key
+    local_keys = _ascending(local, "local")
+    current = next(local_keys, None)
+    for key in _ascending(remote, "remote"):
         while current is not None and current < key:
-            current = _next_ascending(local_iter, current, "local")
+            current = next(local_keys, None)
         if current != key:
             yield key
 
 
-def _next_ascending(keys: Iterator[str], previous: str | None, name: str) -> str | None:
-    key = next(keys, None)
-    if key is not None and previous is not None and key <= previous:
-        raise UnsortedKeys(f"{name} keys out of order: {previous!r} then {key!r}")
-    return key
+def _ascending(keys: Iterable[str], name: str) -> Iterator[str]:
+    previous: str | None = None
+    for key in keys:
+        if previous is not None and key <= previous:
+            raise UnsortedKeys(f"{name} keys out of order: {previous!r} then {key!r}")
+        previous = key
+        yield key
 
 
 def delete_extraneous(
@@ -191,11 +189,9 @@ class _Deleter:
 # --- the listing, one directory at a time, in lexicographic order --------------------------------
 
 
-@dataclass(frozen=True)
-class _Entry:
-    sort_key: str  # the name, and "name/" for a subdirectory: the walker's order
-    key: str  # the full key, or the full prefix "dir/" of a subdirectory
-    is_dir: bool
+#: a listed key, or the prefix ``dir/`` of a subdirectory, and whether it is one: sorted by
+#: that key, as the walker sorts a directory (a subdirectory as ``name/``)
+_Entry = tuple[str, bool]
 
 
 def _remote_keys(transport: Transport, root: str, key_range: KeyRange, executor: Executor) -> Iterator[str]:
@@ -209,27 +205,22 @@ def _walk_listing(
     transport: Transport, listing: Future[list[_Entry]], key_range: KeyRange, executor: Executor
 ) -> Iterator[str]:
     entries = listing.result()
-    subdirs = (e for e in entries if e.is_dir and key_range.may_hold_dir(e.key[:-1]))
+    subdirs = (key for key, is_dir in entries if is_dir and key_range.may_hold_dir(key[:-1]))
     ahead: deque[tuple[str, Future[list[_Entry]]]] = deque()
 
     def list_more() -> None:
-        while len(ahead) < LIST_AHEAD:
-            subdir = next(subdirs, None)
-            if subdir is None:
-                return
-            ahead.append((subdir.key, executor.submit(_list_dir, transport, subdir.key, key_range)))
+        for subdir in itertools.islice(subdirs, LIST_AHEAD - len(ahead)):
+            ahead.append((subdir, executor.submit(_list_dir, transport, subdir, key_range)))
 
     list_more()
-    for entry in entries:
-        if not entry.is_dir:
-            if entry.key in key_range:
-                yield entry.key
-            continue
-        if not ahead or ahead[0][0] != entry.key:
-            continue  # pruned: it holds no key of the range
-        _, future = ahead.popleft()
-        list_more()
-        yield from _walk_listing(transport, future, key_range, executor)
+    for key, is_dir in entries:
+        if not is_dir:
+            if key in key_range:
+                yield key
+        elif ahead and ahead[0][0] == key:  # else pruned: it holds no key of the range
+            _, future = ahead.popleft()
+            list_more()
+            yield from _walk_listing(transport, future, key_range, executor)
 
 
 def _list_dir(transport: Transport, prefix: str, key_range: KeyRange) -> list[_Entry]:
@@ -237,23 +228,13 @@ def _list_dir(transport: Transport, prefix: str, key_range: KeyRange) -> list[_E
     sorted by the walker's rule (so that their keys come out in lexicographic order)."""
     bounds = _Bounds(prefix, key_range)
     entries: list[_Entry] = []
-    token: str | None = None
-    while True:
-        page = transport.list_page(
-            prefix, delimiter="/", start_after=bounds.start_after or "", token=token, max_keys=LIST_PAGE_KEYS
-        )
-        names: list[str] = []
-        for listed in page.objects:
-            if listed.key != prefix:  # the directory's own marker object
-                names.append(listed.key[len(prefix) :])
-                entries.append(_Entry(names[-1], listed.key, False))
-        for sub in page.prefixes:
-            names.append(sub[len(prefix) : -1])
-            entries.append(_Entry(names[-1] + "/", sub, True))
-        if page.next_token is None or any(bounds.past_last(name) for name in names):
+    for page in pages(transport, prefix, delimiter="/", start_after=bounds.start_after):
+        files = [listed.key for listed in page.objects if listed.key != prefix]  # not its marker
+        entries += [(key, False) for key in files] + [(sub, True) for sub in page.prefixes]
+        names = [key[len(prefix) :] for key in files] + [sub[len(prefix) : -1] for sub in page.prefixes]
+        if any(bounds.past_last(name) for name in names):
             break
-        token = page.next_token
-    entries.sort(key=lambda e: e.sort_key)
+    entries.sort()
     return entries
 
 
