@@ -29,7 +29,7 @@ from airflow_s3pput.putter import INTERRUPTED, PutTask
 from airflow_s3pput.remote import RemoteIndex
 from airflow_s3pput.stats import EARLIER_TRY, PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
-from airflow_s3pput.transport import Lister, Transport
+from airflow_s3pput.transport import Transport
 from airflow_s3pput.upload_journal import abort_leftovers, journal_for
 from airflow_s3pput.walker import (
     FileEntry,
@@ -80,7 +80,7 @@ def upload(
     is counted as put, by an earlier try (``landed_earlier``). ``None`` (the CLI): skipped.
 
     Everything the run opens is closed here, in the reverse order of opening: the dispatcher
-    (its last uploads), the listing threads, the bucket check (its abort is written in the
+    (its last uploads), the index and its listing threads, the bucket check (its abort is written in the
     journal), the digest record and the journal, the transport. A second Ctrl-C while the first
     one's uploads finish leaves what is on the wire: those closes that wait for it are skipped.
     """
@@ -105,20 +105,19 @@ def upload(
         # HeadBucket beside the walk and the listing: its failure (a bad endpoint or
         # credentials, a missing bucket) is one line before any answer is used.
         check.start()
-        lookups = _Lookups(options, ListingBesideCheck(check, transport))
-        opened.callback(lookups.close)
+        listers = opened.enter_context(ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list"))
+        index = RemoteIndex(ListingBesideCheck(check, transport), listers)
+        opened.callback(index.close)
+        if get_mode(options.mode).needs_listing:
+            # While the walk starts: an empty prefix costs one request, and every lookup is
+            # then answered from it.
+            base = join_key(options.prefix, "")
+            index.prefetch(base, _listing_hints(options.sources, base))
         dispatcher = make_dispatcher(options, transport, journal, digests)
         opened.callback(unless_abandoned(dispatcher.close))
-        run = _Run(
-            options,
-            transport,
-            dispatcher,
-            on_result,
-            lookups=lookups,
-            digests=digests,
-            gate=Gate(check, dry_run=options.dry_run),
-            landed_since=None if options.dry_run else landed_since,
-        )
+        gate = Gate(check, dry_run=options.dry_run)
+        landed_since = None if options.dry_run else landed_since
+        run = _Run(options, dispatcher, on_result, index, digests, gate, landed_since)
         notes = WalkNotes()
         try:
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range, notes))
@@ -139,36 +138,16 @@ def upload(
     raise AssertionError("unreachable")  # the with block returns or raises
 
 
-class _Lookups:
-    """The run's ``RemoteIndex`` with its listing threads, and the prefetch of the prefix,
-    started as soon as there is a transport (see ``upload``)."""
-
-    def __init__(self, options: UploadOptions, transport: Lister) -> None:
-        self.listers = ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list")
-        self.index = RemoteIndex(transport, self.listers)
-        if get_mode(options.mode).needs_listing:
-            # While the walk starts: an empty prefix costs one request, and every lookup is
-            # then answered from it.
-            base = join_key(options.prefix, "")
-            self.index.prefetch(base, [base + name + "/" for name in _top_directories(options.sources)])
-
-    def close(self) -> None:
-        self.index.close()
-        self.listers.shutdown(wait=True)
-
-
 class _Run:
     def __init__(
         self,
         options: UploadOptions,
-        transport: Transport,
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
-        *,
-        lookups: _Lookups,
+        remote: RemoteIndex,
         digests: DigestRecord,
         gate: Gate,
-        landed_since: float | None = None,
+        landed_since: float | None,
     ) -> None:
         self.options = options
         self.landed_since = landed_since
@@ -185,14 +164,13 @@ class _Run:
         #: files the walk yielded (paths it could not use included), and whether --limit ended it
         self.walked = 0
         self.stopped_at_limit = False
-        self.remote = lookups.index
-        # LOOKAHEAD_GROUPS lookups at once, ahead of the group being decided (see _grouped).
+        self.remote = remote
         self.lookahead = ThreadPoolExecutor(LOOKAHEAD_GROUPS, thread_name_prefix="s3pput-lookahead")
-        # Unchanged files (per the digest record and the walk's stat) are skipped here, group by
-        # group, before they become put tasks (see DigestRecord.unchanged).
         self.digests = digests
 
-    def record(self, result: PutResult) -> None:
+    def record(self, result: PutResult, listed: RemoteObject | None = None) -> None:
+        """Count ``result`` (of a file whose key held ``listed``; see ``landed_earlier``)."""
+        result = landed_earlier(result, listed, self.landed_since)
         self.collector.add(result)
         if self.on_result is not None:
             self.on_result(result)
@@ -331,8 +309,7 @@ class _Run:
         tasks = []
         for e in entries:
             if e.key in unchanged:
-                skip = PutResult(e.path, e.key, "skip", SKIP_UNCHANGED.reason)
-                self.record(landed_earlier(skip, remote.get(e.key), self.landed_since))
+                self.record(PutResult(e.path, e.key, "skip", SKIP_UNCHANGED.reason), remote.get(e.key))
             else:
                 tasks.append(PutTask(e.path, e.key, e.size, e.mtime_ns, remote.get(e.key)))
         return tasks
@@ -353,9 +330,9 @@ class _Run:
                 message = f"worker failed: {describe_error(exc)}"
                 results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
             self.gate.confirm(results)  # the first results wait for the write check's verdict
-            listed = {t.key: t.remote for t in tasks} if self.landed_since is not None else {}
+            listed = {t.key: t.remote for t in tasks}
             for result in results:
-                self.record(landed_earlier(result, listed.get(result.key), self.landed_since))
+                self.record(result, listed.get(result.key))
         self.digests.flush_if_due()  # here, not on the transport's threads (DigestRecord.store)
 
 
@@ -388,22 +365,18 @@ def landed_earlier(result: PutResult, remote: RemoteObject | None, since: float 
     return result._replace(action="put", reason=EARLIER_TRY, bytes=remote.size)
 
 
-def _top_directories(sources: Iterable[str]) -> set[str]:
-    """The directories directly in the SOURCE directories: the listing's hints."""
-    names: set[str] = set()
+def _listing_hints(sources: Iterable[str], base: str) -> set[str]:
+    """The prefixes of the directories directly in the SOURCE directories: the listing's hints."""
+    hints: set[str] = set()
     for source in sources:
         try:
             with os.scandir(source) as entries:
-                names.update(e.name for e in entries if e.is_dir())
+                hints.update(base + e.name + "/" for e in entries if e.is_dir())
         except OSError:
             continue  # a file SOURCE, or one the walk reports
-    return names
+    return hints
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
-
-
-from airflow_s3pput.planner import plan as plan  # noqa: E402 - the stages, beside upload
-from airflow_s3pput.stats import summarize as summarize  # noqa: E402

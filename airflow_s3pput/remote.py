@@ -70,7 +70,7 @@ class RemoteIndex:
         self._listing_now: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
-    def prefetch(self, prefix: str, hints: Sequence[str] = ()) -> None:
+    def prefetch(self, prefix: str, hints: Iterable[str] = ()) -> None:
         """Start the flat listing of ``prefix`` (under which every key looked up must be);
         ``hints``: its subdirectories the walk will have (see ``_list_flat``)."""
         future: Future[dict[str, RemoteObject] | None] = Future()
