@@ -25,9 +25,8 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.walker import FileEntry, KeyRange, WalkItem, check_sources, walk
 
-#: files per batch by default. A mapped task costs an Airflow worker about a second before it
-#: puts anything, and one task puts a few thousand small files a second: 10,000 files keep that
-#: cost near a tenth, and a large tree still fans out over the workers (BENCHMARKS.md).
+#: files per batch by default: enough to spread a mapped task's start-up cost over many files,
+#: few enough that a large tree still fans out over the workers
 DEFAULT_BATCH_FILES = 10_000
 #: bytes per batch by default: a batch of large files still ends within minutes on one worker
 DEFAULT_BATCH_BYTES = 4096 * MIB
@@ -44,11 +43,10 @@ class BatchBounds:
     max_batches: int | None = None
 
     def __post_init__(self) -> None:
-        for setting, value in (("batch_size", self.files), ("batch_bytes", self.bytes)):
-            if value < 1:
+        limits = {"batch_size": self.files, "batch_bytes": self.bytes, "max_batches": self.max_batches}
+        for setting, value in limits.items():
+            if value is not None and value < 1:
                 raise UsageError(f"{{setting}} must be 1 or more, not {value}", setting=setting)
-        if self.max_batches is not None and self.max_batches < 1:
-            raise UsageError(f"{{setting}} must be 1 or more, not {self.max_batches}", setting="max_batches")
 
 
 @dataclass(frozen=True)
@@ -119,13 +117,26 @@ def plan_batches(
     """Group the walk into batches of at most ``max_files`` files and ``max_bytes`` bytes."""
     if max_files < 1 or max_bytes < 1 or max_batches < 1:
         raise ValueError("batch bounds must be positive")
+    groups, complete = _groups(items, max_files, max_bytes, limit)
+    groups = _merge_to(groups, max_batches)
+    batches = []
+    after: str | None = None
+    for index, group in enumerate(groups):
+        last = None if index == len(groups) - 1 and complete else group.last_key
+        batches.append(Batch(index, after, last, group.first_key, group.last_key, group.files, group.bytes))
+        after = group.last_key
+    return batches
+
+
+def _groups(
+    items: Iterable[WalkItem], max_files: int, max_bytes: int, limit: int | None
+) -> tuple[list[_Open], bool]:
+    """The walk cut into groups within the bounds, and whether it was read to its end."""
     groups: list[_Open] = []
     current: _Open | None = None
-    complete = True
     for seen, item in enumerate(items):
         if limit is not None and seen >= limit:
-            complete = False
-            break
+            return groups, False
         size = item.size if isinstance(item, FileEntry) else 0
         if (
             current is None
@@ -137,15 +148,7 @@ def plan_batches(
         current.last_key = item.key
         current.files += 1
         current.bytes += size
-    groups = _merge_to(groups, max_batches)
-    batches = []
-    after: str | None = None
-    for index, group in enumerate(groups):
-        is_last = index == len(groups) - 1
-        last = None if is_last and complete else group.last_key
-        batches.append(Batch(index, after, last, group.first_key, group.last_key, group.files, group.bytes))
-        after = group.last_key
-    return batches
+    return groups, True
 
 
 def _merge_to(groups: list[_Open], max_batches: int) -> list[_Open]:
