@@ -225,8 +225,7 @@ def _list_flat(
     # Not truncated, the page holds every object directly under the prefix: only the
     # subdirectories are left to list (none, for a prefix without any).
     budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
-    found: dict[str, RemoteObject] = {}
-    _collect(top, None, found)
+    found = _objects(top)
     if not budget.take(len(found)):
         return None
     parts = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
@@ -266,7 +265,7 @@ def _list_pages(transport: Lister, prefix: str, budget: _Budget) -> dict[str, Re
     for page in pages(transport, prefix):
         if not budget.take(len(page.objects)):
             return None
-        _collect(page, None, found)
+        found.update(_objects(page))
     return found
 
 
@@ -283,11 +282,8 @@ class _Budget:
             return self.left >= 0
 
 
-def _collect(page: ListPage, wanted: set[str] | None, found: dict[str, RemoteObject]) -> None:
-    """Add the page's objects (those in ``wanted``, unless that is ``None``) to ``found``."""
-    for key, size, etag, last_modified in page.objects:
-        if wanted is None or key in wanted:
-            found[key] = RemoteObject(size, etag, last_modified)
+def _objects(page: ListPage) -> dict[str, RemoteObject]:
+    return {key: RemoteObject(size, etag, modified) for key, size, etag, modified in page.objects}
 
 
 def _list_dir(transport: Lister, prefix: str, wanted: set[str]) -> dict[str, RemoteObject]:
@@ -297,7 +293,7 @@ def _list_dir(transport: Lister, prefix: str, wanted: set[str]) -> dict[str, Rem
     found: dict[str, RemoteObject] = {}
     start_after = start_after if len(start_after) > len(prefix) else ""
     for page in pages(transport, prefix, delimiter="/", start_after=start_after):
-        _collect(page, wanted, found)
+        found.update((key, obj) for key, obj in _objects(page).items() if key in wanted)
         if page.objects and page.objects[-1].key > last:
             break  # past the last key we look for
     return found

@@ -193,18 +193,22 @@ def abort_leftovers(
     claimed = journal.claimed() if leftovers else set()
     for key, upload_id in leftovers:
         try:
-            if upload_id.startswith("intent-"):
-                candidates = [u.upload_id for u in transport.open_uploads(key) if u.key == key]
-                unclaimed = [c for c in candidates if c not in claimed]
-                if len(candidates) == 1 and unclaimed:
-                    transport.abort_multipart(key, unclaimed[0])
-            else:
-                transport.abort_multipart(key, upload_id)
+            _abort(transport, key, upload_id, claimed)
         except S3Error as exc:
             if not exc.no_such_upload:
                 continue  # not answered now: the next run tries again
         journal.finished(upload_id)
     journal.compact()
+
+
+def _abort(transport: Transport, key: str, upload_id: str, claimed: set[str]) -> None:
+    """Abort ``upload_id``, or for an intent, the key's one open upload if no record claims it."""
+    if not upload_id.startswith("intent-"):
+        transport.abort_multipart(key, upload_id)
+        return
+    candidates = [u.upload_id for u in transport.open_uploads(key) if u.key == key]
+    if len(candidates) == 1 and candidates[0] not in claimed:
+        transport.abort_multipart(key, candidates[0])
 
 
 def _process_started(pid: int) -> str | None:
