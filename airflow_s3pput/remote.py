@@ -1,7 +1,7 @@
 """Learn what the bucket holds for a group of keys by listing, not one HEAD per key.
 
 A group of keys spread over several directories is looked up with one flat listing of their
-common prefix, when that holds at most a few thousand objects (order does not matter there:
+common prefix, when that holds at most ``FLAT_LISTING_MAX_OBJECTS`` (order does not matter there:
 the whole prefix is read). Otherwise keys are grouped by their parent "directory" and each
 directory is listed with ``Delimiter="/"``, starting just before the group's first key and
 stopping after its last one: within one directory, servers that list in tree order rather than
@@ -99,14 +99,9 @@ class RemoteIndex:
         if listing is not None:
             return {key: listing[key] for wanted in by_dir.values() for key in wanted if key in listing}
         found: dict[str, RemoteObject] = {}
-        if self.executor is None or len(by_dir) == 1:
-            listings: Iterable[dict[str, RemoteObject]] = (
-                _list_dir(self.transport, prefix, wanted) for prefix, wanted in by_dir.items()
-            )
-        else:
-            listings = self.executor.map(lambda item: _list_dir(self.transport, *item), by_dir.items())
-        for listing in listings:
-            found.update(listing)
+        each = map if self.executor is None or len(by_dir) == 1 else self.executor.map
+        for listed in each(lambda item: _list_dir(self.transport, *item), by_dir.items()):
+            found.update(listed)
         return found
 
     def _take_prefetch(self) -> None:
