@@ -151,8 +151,7 @@ class _Run:
     ) -> None:
         self.options = options
         self.landed_since = landed_since
-        self.mode = get_mode(options.mode)
-        self.list_remote = self.mode.needs_listing
+        self.list_remote = get_mode(options.mode).needs_listing
         self.gate = gate
         self.dispatcher = dispatcher
         self.on_result = on_result
