@@ -91,6 +91,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _Filter(argparse.Action):
+    """``--include`` and ``--exclude`` into one list, in the order given: their order decides."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        rules = list(getattr(namespace, self.dest, None) or [])
+        rules.append((str(option).lstrip("-"), values))
+        setattr(namespace, self.dest, rules)
+
+
+#: a switch for a setting: given or not (None leaves the setting's default)
+_ON: dict[str, Any] = {"action": "store_true", "default": None}
+#: a ``--no-...`` switch that turns its setting off
+_OFF: dict[str, Any] = {"action": "store_false", "default": None}
+_FILTER: dict[str, Any] = {"dest": "filters", "action": _Filter, "metavar": "GLOB"}
+_SECONDS: dict[str, Any] = {"type": float, "metavar": "SECONDS"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line. Each option's ``dest`` is the canonical name of its setting (see
     ``settings``); defaults are left to the builder, so each lives once."""
@@ -108,60 +127,44 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333")
     target.add_argument("--region", help="AWS region of the bucket")
     target.add_argument("--profile", help="AWS profile name")
-    target.add_argument(
-        "--secure", dest="secure", action="store_true", default=None, help="use https (default)"
-    )
+    target.add_argument("--secure", **_ON, help="use https (default)")
     target.add_argument("--insecure", dest="secure", action="store_false", help="use plain http")
     target.add_argument("--ca-bundle", help="CA bundle to verify TLS certificates with")
     target.add_argument(
         "--no-verify-ssl",
         dest="verify_ssl",
-        action="store_false",
-        default=None,
+        **_OFF,
         help="do not verify TLS certificates (unsafe: opt-in only)",
     )
     what = p.add_argument_group("what to put")
     what.add_argument(
         "--put", dest="put_mode", metavar="MODE", help=f"put mode: {', '.join(MODES)} (default update)"
     )
-    what.add_argument(
-        "--dry-run", action="store_true", default=None, help="send no writes; print what would be done"
-    )
+    what.add_argument("--dry-run", **_ON, help="send no writes; print what would be done")
     what.add_argument("--limit", type=int, help="put at most N files")
     what.add_argument(
         "--delete",
-        action="store_true",
+        **_ON,
         help="after the upload, delete keys under PREFIX that no local file maps to (kept: keys that "
         "--include/--exclude leave out); nothing is deleted when a file failed",
     )
     what.add_argument(
         "--exclude",
-        dest="filters",
-        action=_Filter,
-        metavar="GLOB",
+        **_FILTER,
         help="leave out files whose path relative to SOURCE matches GLOB (repeatable; '*' also matches "
         "'/': '*.log' is any .log, 'k.txt' only the one at the top, '*/k.txt' those below it)",
     )
     what.add_argument(
         "--include",
-        dest="filters",
-        action=_Filter,
-        metavar="GLOB",
+        **_FILTER,
         help="take back files matching GLOB that an earlier --exclude left out. As in aws cli, every "
         "file is included unless excluded, and the filters apply in the order given, the last match "
         "winning: --exclude '*' --include '*.txt' uploads the .txt files only",
     )
-    what.add_argument(
-        "--follow-symlinks",
-        action="store_true",
-        default=None,
-        help="walk into directory symlinks (loops are detected)",
-    )
+    what.add_argument("--follow-symlinks", **_ON, help="walk into directory symlinks (loops are detected)")
     how = p.add_argument_group("how to store")
     how.add_argument("--content-type", help="Content-Type for every file (default: guessed)")
-    how.add_argument(
-        "--gzip", action="store_true", default=None, help="gzip text-like files, set Content-Encoding: gzip"
-    )
+    how.add_argument("--gzip", **_ON, help="gzip text-like files, set Content-Encoding: gzip")
     how.add_argument(
         "--gzip-type",
         dest="gzip_types",
@@ -195,14 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--retries", type=int, help=f"retries of a failed request (default {DEFAULT_RETRIES})")
     speed.add_argument(
         "--connect-timeout",
-        type=float,
-        metavar="SECONDS",
+        **_SECONDS,
         help=f"connect timeout (default {ConnectionSettings.connect_timeout:g})",
     )
     speed.add_argument(
         "--read-timeout",
-        type=float,
-        metavar="SECONDS",
+        **_SECONDS,
         help=f"how long to wait for a server's answer (default {ConnectionSettings.read_timeout:g})",
     )
     record = p.add_argument_group(
@@ -212,27 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "--rehash",
-        action="store_true",
+        **_ON,
         help="read and hash every file, ignoring remembered digests (and remember the new ones)",
     )
     record.add_argument(
         "--no-digest-cache",
         dest="digest_cache",
-        action="store_false",
-        default=None,
+        **_OFF,
         help="neither use nor update the digest record: every file is read",
     )
     record.add_argument(
         "--cache-dir",
-        default=None,
         metavar="DIR",
         help="where the digest record lives (default $S3PPUT_CACHE_DIR, else ~/.cache/s3pput)",
     )
     p.add_argument(
         "--no-resume",
         dest="resume",
-        action="store_false",
-        default=None,
+        **_OFF,
         help="start every multipart upload afresh, even where a killed run left one whose parts "
         "are this file's bytes (default: carry it on)",
     )
@@ -242,17 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     out.add_argument("--no-progress", action="store_true", help="no live progress line on a terminal")
     return p
-
-
-class _Filter(argparse.Action):
-    """``--include`` and ``--exclude`` into one list, in the order given: their order decides."""
-
-    def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
-    ) -> None:
-        rules = list(getattr(namespace, self.dest, None) or [])
-        rules.append((str(option).lstrip("-"), values))
-        setattr(namespace, self.dest, rules)
 
 
 def flag_spelling(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -277,28 +264,18 @@ def render(error: UsageError) -> str:
     return error.render(FLAGS)
 
 
-def raw_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The upload and the connection settings that the command line gave (with the environment's
-    endpoint, as the AWS CLI reads it)."""
+def options_from_args(args: argparse.Namespace) -> UploadOptions:
     given = vars(args)
     upload_raw = {name: given[name] for name in UPLOAD_SETTINGS if name in given}
     connection_raw = {name: given[name] for name in CONNECTION_SETTINGS if name in given}
     if not connection_raw.get("endpoint_url"):
+        # The environment's endpoint, as the AWS CLI reads it.
         connection_raw["endpoint_url"] = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
             "AWS_ENDPOINT_URL"
         )
-    return upload_raw, connection_raw
-
-
-def options_from_args(args: argparse.Namespace) -> UploadOptions:
-    upload_raw, connection_raw = raw_settings(args)
     options = build_options(upload_raw, connection=build_connection(connection_raw))
-    rules = tuple(getattr(args, "filters", None) or ())
+    rules = tuple(args.filters or ())
     return dataclasses.replace(options, filters=rules) if rules else options
-
-
-def _no_verify(args: argparse.Namespace) -> bool:
-    return args.verify_ssl is False
 
 
 class Reporter:
@@ -317,24 +294,10 @@ class Reporter:
     def __call__(self, result: PutResult) -> None:
         if self.live:
             self.progress.add(result)  # counted only for the live line
-        elif result.action == "skip" and not (self.dry_run or self.verbose):
-            return  # the common case of a re-run: nothing to print, once per file
-        if result.action == "fail":
+        line = self._line(result)
+        if line:
             self._clear()
-            print(f"s3pput: failed {where(result)}: {result.error}", file=self.err)
-        elif result.action == "delete":
-            if (self.dry_run or self.verbose) and not self.quiet:
-                self._clear()
-                print(f"{'would delete' if self.dry_run else 'delete'} {where(result)}", file=self.files_out)
-        elif self.dry_run and not self.quiet:
-            self._clear()
-            if result.action == "put":
-                print(f"would put {where(result)}", file=self.files_out)
-            else:
-                print(f"would skip {where(result)} ({result.reason})", file=self.files_out)
-        elif self.verbose:
-            verb = "put" if result.action == "put" else f"skip ({result.reason})"
-            print(f"{verb} {where(result)}", file=self.files_out)
+            print(line, file=self.err if result.action == "fail" else self.files_out)
         if result.resumed and not self.quiet:
             # Not every file's line, but one that says an earlier run's upload was carried on.
             self._clear()
@@ -344,6 +307,18 @@ class Reporter:
             self.err.write("\r\033[K" + self.progress.line())
             self.err.flush()
             self._drawn = True
+
+    def _line(self, result: PutResult) -> str:
+        """The file's own line: a failure always, the others in a dry run or when verbose."""
+        if result.action == "fail":
+            return f"s3pput: failed {where(result)}: {result.error}"
+        if self.quiet or not (self.dry_run or self.verbose):
+            return ""
+        if result.action == "skip" and self.dry_run:
+            return f"would skip {where(result)} ({result.reason})"
+        if result.action == "skip":
+            return f"skip ({result.reason}) {where(result)}"
+        return f"{'would ' if self.dry_run else ''}{result.action} {where(result)}"
 
     def _clear(self) -> None:
         if self._drawn:
@@ -432,7 +407,7 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         options = options_from_args(args)
-        if _no_verify(args):
+        if args.verify_ssl is False:
             # One line for the user's explicit choice, instead of urllib3's warning per connection.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
             print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
@@ -476,7 +451,7 @@ def _warn_before(args: argparse.Namespace, options: UploadOptions, err: TextIO) 
     doubled = doubled_slash_warning(options.prefix)
     if doubled:
         print(f"s3pput: warning: {doubled}", file=err)
-    useless = ineffective_includes(getattr(args, "filters", None) or ())
+    useless = ineffective_includes(args.filters or ())
     if useless:
         globs = " ".join(f"--include {glob!r}" for glob in useless)
         print(
