@@ -71,21 +71,6 @@ def _mib(size: int) -> str:
     return f"{size // MIB}MiB"
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, told the terminal's width: left to find it, argparse imports shutil
-    (and with it bz2 and lzma) at every start, help or not."""
-
-    def __init__(self, prog: str) -> None:
-        try:
-            columns = int(os.environ.get("COLUMNS", "0"))
-            stdout = sys.__stdout__
-            if not columns and stdout is not None:
-                columns = os.get_terminal_size(stdout.fileno()).columns
-        except (AttributeError, OSError, ValueError):
-            columns = 0
-        super().__init__(prog, width=max((columns or 80) - 2, 10))  # 80: shutil's fallback
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -115,7 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     ``settings``); defaults are left to the builder, so each lives once."""
     p = _Parser(
         prog="s3pput",
-        formatter_class=_Formatter,
         description="Upload files to S3 in parallel (s3-parallel-put, rebuilt).",
         epilog="Credentials come from the standard AWS chain: environment, profile or role.",
     )
