@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -46,10 +46,7 @@ class PutResult(NamedTuple):
     for a key removed by ``--delete`` (``path`` is then empty).
 
     ``retryable`` says whether trying the file again may end otherwise; ``None`` leaves it to
-    ``can_retry``, which knows the messages of the failures no retry changes.
-
-    A named tuple rather than a frozen dataclass: one is made per file, and a named tuple is
-    several times cheaper to make.
+    ``can_retry``. A named tuple: one is made per file, and it is cheaper than a dataclass.
     """
 
     path: str
@@ -127,25 +124,19 @@ class Stats:
         return self.failed == 0
 
     def merge(self, other: Stats) -> Stats:
-        """Combine two runs: counts and task time add up, the wall time spans both."""
+        """Combine two runs: the wall time spans both, every other number adds up."""
         starts = [s for s in (self.started, other.started) if s]
-        return Stats(
-            files_put=self.files_put + other.files_put,
-            bytes_put=self.bytes_put + other.bytes_put,
-            put_reasons=dict(Counter(self.put_reasons) + Counter(other.put_reasons)),
-            skipped=dict(Counter(self.skipped) + Counter(other.skipped)),
-            failed=self.failed + other.failed,
-            failures=(self.failures + other.failures)[:MAX_FAILURES_KEPT],
-            started=min(starts) if starts else 0.0,
-            finished=max(self.finished, other.finished),
-            batches=self.batches + other.batches,
-            dry_run=self.dry_run or other.dry_run,
-            deleted=self.deleted + other.deleted,
-            task_seconds=self.task_seconds + other.task_seconds,
-            dir_symlinks_skipped=self.dir_symlinks_skipped + other.dir_symlinks_skipped,
-            bytes_resumed=self.bytes_resumed + other.bytes_resumed,
-            checksum_lookups=self.checksum_lookups + other.checksum_lookups,
-        )
+        merged: dict[str, Any] = {
+            "started": min(starts, default=0.0),
+            "finished": max(self.finished, other.finished),
+            "put_reasons": dict(Counter(self.put_reasons) + Counter(other.put_reasons)),
+            "skipped": dict(Counter(self.skipped) + Counter(other.skipped)),
+            "failures": (self.failures + other.failures)[:MAX_FAILURES_KEPT],
+            "dry_run": self.dry_run or other.dry_run,
+        }
+        for name in (f.name for f in fields(Stats) if f.name not in merged):
+            merged[name] = getattr(self, name) + getattr(other, name)
+        return Stats(**merged)
 
     @classmethod
     def merge_all(cls, parts: Iterable[Stats]) -> Stats:
@@ -207,45 +198,42 @@ class Stats:
 
         ``batches`` replaces the batch count's value (the Airflow reduce says how many were
         planned and missing). A dry run says what it would put, and shows no transfer rate."""
-        skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
-        put = "would put" if self.dry_run else "put"
-        earlier = f" ({self.files_landed_earlier:,} by an earlier try)" if self.files_landed_earlier else ""
-        rows = [
-            (f"files {put}", f"{self.files_put:,}{earlier}"),
-            ("files skipped", f"{self.files_skipped:,} ({skipped})"),
-            ("files failed", f"{self.failed:,}"),
-            (f"bytes {put}", f"{self.bytes_put:,} ({_human(self.bytes_put)})"),
-        ]
-        if self.deleted:
-            rows.insert(3, ("files deleted" if not self.dry_run else "files to delete", f"{self.deleted:,}"))
-        if self.bytes_resumed:
-            resumed = f"{self.bytes_resumed:,} ({_human(self.bytes_resumed)}) sent by an earlier run"
-            rows.append(("bytes resumed", resumed))
-        if self.checksum_lookups:
-            rows.append(
-                ("checksum lookups", f"{self.checksum_lookups:,} (objects whose ETag could not tell)")
-            )
-        if self.dir_symlinks_skipped:
-            rows.insert(
-                3, ("dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)")
-            )
-        merged = batches is not None or self.batches != 1
-        if merged:
-            rows.append(("wall seconds", f"{self.seconds:.2f} (first start to last end)"))
-            rows.append(("task seconds", f"{self.task_seconds:.2f} (summed over the batches)"))
-        else:
-            rows.append(("seconds", f"{self.seconds:.2f}"))
-        if not self.dry_run:
-            rows.append(("files/s", f"{self.files_per_second:,.1f}"))
-            rows.append(("bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"))
-        if merged:
-            rows.append(("batches", batches or f"{self.batches:,}"))
+        rows = list(self._rows(batches))
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
         lines += [f"FAILED {one_line(key)}: {error}" for key, error in self.failures]
         if self.failed > len(self.failures):
             lines.append(f"... and {self.failed - len(self.failures)} more failures")
         return "\n".join(lines)
+
+    def _rows(self, batches: str | None) -> Iterator[tuple[str, str]]:
+        put = "would put" if self.dry_run else "put"
+        earlier = f" ({self.files_landed_earlier:,} by an earlier try)" if self.files_landed_earlier else ""
+        skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
+        yield f"files {put}", f"{self.files_put:,}{earlier}"
+        yield "files skipped", f"{self.files_skipped:,} ({skipped})"
+        yield "files failed", f"{self.failed:,}"
+        if self.dir_symlinks_skipped:
+            yield "dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)"
+        if self.deleted:
+            yield "files to delete" if self.dry_run else "files deleted", f"{self.deleted:,}"
+        yield f"bytes {put}", f"{self.bytes_put:,} ({_human(self.bytes_put)})"
+        if self.bytes_resumed:
+            resumed = f"{self.bytes_resumed:,} ({_human(self.bytes_resumed)})"
+            yield "bytes resumed", f"{resumed} sent by an earlier run"
+        if self.checksum_lookups:
+            yield "checksum lookups", f"{self.checksum_lookups:,} (objects whose ETag could not tell)"
+        merged = batches is not None or self.batches != 1
+        if merged:
+            yield "wall seconds", f"{self.seconds:.2f} (first start to last end)"
+            yield "task seconds", f"{self.task_seconds:.2f} (summed over the batches)"
+        else:
+            yield "seconds", f"{self.seconds:.2f}"
+        if not self.dry_run:
+            yield "files/s", f"{self.files_per_second:,.1f}"
+            yield "bytes/s", f"{self.bytes_per_second:,.0f} ({_human(self.bytes_per_second)}/s)"
+        if merged:
+            yield "batches", batches or f"{self.batches:,}"
 
 
 def _iso(epoch: float) -> str | None:
@@ -400,23 +388,19 @@ class Summary:
         return self.stats.ok and not self.batches_missing and not self.batch_errors
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.stats.to_dict()
-        data.update(
-            {
-                "batches": self.batches,
-                "batches_missing": self.batches_missing,
-                "batches_stopped": self.batches_stopped,
-                "files_planned": self.files_planned,
-                "batch_errors": [
-                    {"batch": index, "label": label, "error": error}
-                    for index, label, error in self.batch_errors
-                ],
-                "warnings": list(self.warnings),
-                "bucket": self.bucket,
-                "prefix": self.prefix,
-            }
-        )
-        return data
+        return {
+            **self.stats.to_dict(),
+            "batches": self.batches,
+            "batches_missing": self.batches_missing,
+            "batches_stopped": self.batches_stopped,
+            "files_planned": self.files_planned,
+            "batch_errors": [
+                {"batch": index, "label": label, "error": error} for index, label, error in self.batch_errors
+            ],
+            "warnings": list(self.warnings),
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+        }
 
     def table(self) -> str:
         """The merged stats' table, the batches planned and missing, warnings and batch errors."""
@@ -460,31 +444,35 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
     """
     reports = sorted(reports, key=lambda r: r.index)
     reported = [r for r in reports if r.stats is not None]
-    stats = Stats.merge_all(r.stats for r in reported if r.stats is not None)
     errors = [
         (r.index, r.label, r.error or "did not report: its task died or never ran")
         for r in reports
         if r.error or r.stats is None
     ]
-    warnings = []
-    finished = [r.stats for r in reported if r.stats is not None and not r.stopped]
-    planned_finished = sum(r.files_planned for r in reported if not r.stopped)
-    done = sum(s.files_done for s in finished)
-    if done != planned_finished:
-        warnings.append(
-            f"the plan gave the batches that finished {planned_finished:,} files and they accounted for "
-            f"{done:,}: SOURCE changed between the plan and the puts"
-        )
-    if len(errors) > MAX_BATCH_ERRORS_KEPT:
-        warnings.append(f"{len(errors) - MAX_BATCH_ERRORS_KEPT} more batch errors not shown")
     return Summary(
-        stats=stats,
+        stats=Stats.merge_all(r.stats for r in reported if r.stats is not None),
         batches=len(reports),
         files_planned=sum(r.files_planned for r in reports),
         batch_errors=tuple(errors[:MAX_BATCH_ERRORS_KEPT]),
         batches_missing=len(reports) - len(reported),
         batches_stopped=sum(1 for r in reported if r.stopped),
-        warnings=tuple(warnings),
+        warnings=_warnings(reported, len(errors)),
         bucket=bucket,
         prefix=prefix,
     )
+
+
+def _warnings(reported: list[BatchReport], errors: int) -> tuple[str, ...]:
+    """A summary's warnings: files the finished batches did not account for, errors not shown."""
+    finished = [r for r in reported if not r.stopped]
+    planned = sum(r.files_planned for r in finished)
+    done = sum(r.stats.files_done for r in finished if r.stats is not None)
+    warnings = []
+    if done != planned:
+        warnings.append(
+            f"the plan gave the batches that finished {planned:,} files and they accounted for "
+            f"{done:,}: SOURCE changed between the plan and the puts"
+        )
+    if errors > MAX_BATCH_ERRORS_KEPT:
+        warnings.append(f"{errors - MAX_BATCH_ERRORS_KEPT} more batch errors not shown")
+    return tuple(warnings)
