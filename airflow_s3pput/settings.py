@@ -104,33 +104,33 @@ def as_strings(value: object) -> tuple[str, ...]:
     raise ValueError("expected a string or a list of strings")
 
 
-#: each upload setting: its canonical name -> (field of UploadOptions, coercion)
-UPLOAD_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
-    "source": ("sources", as_strings),
-    "bucket": ("bucket", as_text),
-    "prefix": ("prefix", as_text),
-    "put_mode": ("mode", as_text),
-    "dry_run": ("dry_run", as_bool),
-    "limit": ("limit", as_int),
-    "content_type": ("content_type", as_text),
-    "gzip": ("gzip", as_bool),
-    "gzip_types": ("gzip_types", as_strings),
-    "gzip_level": ("gzip_level", as_int),
-    "headers": ("headers", as_strings),
-    "grant": ("grant", as_text),
-    "include": ("include", as_strings),
-    "exclude": ("exclude", as_strings),
-    "follow_symlinks": ("follow_symlinks", as_bool),
-    "transport": ("transport", as_text),
-    "processes": ("processes", as_int),
-    "threads": ("threads", as_int),
-    "multipart_threshold": ("multipart_threshold", as_size),
-    "part_size": ("part_size", as_size),
-    "delete": ("delete", as_bool),
-    "digest_cache": ("digest_cache", as_bool),
-    "rehash": ("rehash", as_bool),
-    "cache_dir": ("cache_dir", as_text),
-    "resume": ("resume", as_bool),
+#: each upload setting: its canonical name -> its coercion
+UPLOAD_SETTINGS: Mapping[str, Coerce] = {
+    "source": as_strings,
+    "bucket": as_text,
+    "prefix": as_text,
+    "put_mode": as_text,
+    "dry_run": as_bool,
+    "limit": as_int,
+    "content_type": as_text,
+    "gzip": as_bool,
+    "gzip_types": as_strings,
+    "gzip_level": as_int,
+    "headers": as_strings,
+    "grant": as_text,
+    "include": as_strings,
+    "exclude": as_strings,
+    "follow_symlinks": as_bool,
+    "transport": as_text,
+    "processes": as_int,
+    "threads": as_int,
+    "multipart_threshold": as_size,
+    "part_size": as_size,
+    "delete": as_bool,
+    "digest_cache": as_bool,
+    "rehash": as_bool,
+    "cache_dir": as_text,
+    "resume": as_bool,
 }
 #: the connection settings a front end may give (the CLI; the provider takes an Airflow connection)
 CONNECTION_SETTINGS: Mapping[str, Coerce] = {
@@ -157,11 +157,13 @@ CLI_PEERS: Mapping[str, tuple[str, ...]] = {
     "verify": ("ca_bundle", "verify_ssl"),
 }
 #: the plan's settings: the bounds of a batch
-PLAN_SETTINGS: Mapping[str, tuple[str, Coerce]] = {
-    "batch_size": ("files", as_int),
-    "batch_bytes": ("bytes", as_size),
-    "max_batches": ("max_batches", as_int),
+PLAN_SETTINGS: Mapping[str, Coerce] = {
+    "batch_size": as_int,
+    "batch_bytes": as_size,
+    "max_batches": as_int,
 }
+#: the settings whose field (of ``UploadOptions``, ``BatchBounds``) has another name
+_FIELDS = {"source": "sources", "put_mode": "mode", "batch_size": "files", "batch_bytes": "bytes"}
 #: lists whose empty value means "the default" rather than "none" (no gzip type at all is no option)
 _EMPTY_IS_DEFAULT = {"gzip_types"}
 
@@ -179,23 +181,17 @@ def coerce(name: str, convert: Coerce, value: object) -> Any:
     return result
 
 
-def _given(raw: RawSettings, table: Mapping[str, tuple[str, Coerce]]) -> dict[str, Any]:
+def _given(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, Any]:
     """The coerced values ``raw`` gives, by field name; unknown names are a programming error."""
     unknown = set(raw) - set(table)
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
     fields: dict[str, Any] = {}
     for name, value in raw.items():
-        field, convert = table[name]
-        coerced = coerce(name, convert, value)
+        coerced = coerce(name, table[name], value)
         if coerced is not None:
-            fields[field] = coerced
+            fields[_FIELDS.get(name, name)] = coerced
     return fields
-
-
-def _by_own_name(table: Mapping[str, Coerce]) -> dict[str, tuple[str, Coerce]]:
-    """A table of settings that keep their names as fields, in ``_given``'s form."""
-    return {name: (name, convert) for name, convert in table.items()}
 
 
 def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = None) -> UploadOptions:
@@ -224,7 +220,7 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
     ``ca_bundle`` is the file to verify TLS with, ``verify_ssl=False`` turns verifying off;
     ``retries`` counts the attempts after the first.
     """
-    given = _given(raw, _by_own_name(CONNECTION_SETTINGS))
+    given = _given(raw, CONNECTION_SETTINGS)
     secure = given.get("secure", True)
     fields: dict[str, Any] = {"secure": secure}
     endpoint = given.get("endpoint_url")
@@ -246,7 +242,7 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
 
 def build_aws_overrides(raw: RawSettings) -> dict[str, Any]:
     """The coerced ``AWS_SETTINGS`` that ``raw`` gives (``region_name``, ``verify``), by name."""
-    return _given(raw, _by_own_name(AWS_SETTINGS))
+    return _given(raw, AWS_SETTINGS)
 
 
 def build_bounds(raw: RawSettings) -> BatchBounds:
@@ -265,9 +261,11 @@ def check_known(raw: RawSettings, *, unknown: Collection[str] = ()) -> None:
     Nothing is read from disk: SOURCE need not exist where the DAG is parsed.
     """
     known = {name: value for name, value in raw.items() if name not in unknown}
-    for name in unknown:
-        if name in _STAND_INS:
-            known[name] = _STAND_INS[name]
-    build_options({k: v for k, v in known.items() if k in UPLOAD_SETTINGS})
-    build_bounds({k: v for k, v in known.items() if k in PLAN_SETTINGS})
-    build_aws_overrides({k: v for k, v in known.items() if k in AWS_SETTINGS})
+    known.update((name, value) for name, value in _STAND_INS.items() if name in unknown)
+    build_options(_only(known, UPLOAD_SETTINGS))
+    build_bounds(_only(known, PLAN_SETTINGS))
+    build_aws_overrides(_only(known, AWS_SETTINGS))
+
+
+def _only(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, object]:
+    return {name: value for name, value in raw.items() if name in table}
