@@ -82,20 +82,21 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name or not _TOKEN.match(name):
         raise _bad(f"malformed {{setting}} {text!r}: expected NAME:VALUE")
     lower = name.lower()
+    metadata = lower.startswith(USER_METADATA_PREFIX)
     # S3 and aws cli store an empty user-metadata value (a flag by its name alone); an empty
     # Cache-Control, Content-Type ... means nothing and is a typo.
-    if not value and not lower.startswith(USER_METADATA_PREFIX):
+    if not value and not metadata:
         raise _bad(f"malformed {{setting}} {text!r}: empty value")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise _bad(f"malformed {{setting}} {name!r}: control characters in value")
-    if lower not in HEADER_PARAMS and not lower.startswith(USER_METADATA_PREFIX):
+    if lower not in HEADER_PARAMS and not metadata:
         raise _bad(
             f"unsupported {{setting}} {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "
             f"or {USER_METADATA_PREFIX}*"
         )
-    if lower.startswith(USER_METADATA_PREFIX) and len(lower) == len(USER_METADATA_PREFIX):
+    if lower == USER_METADATA_PREFIX:
         raise _bad(f"malformed {{setting}} {text!r}: metadata name missing after x-amz-meta-")
-    if lower.startswith(USER_METADATA_PREFIX) and not value.isascii():
+    if metadata and not value.isascii():
         # boto3 refuses it for every file otherwise: S3 user metadata travels as ASCII headers.
         raise _bad(f"invalid {{setting}} {name!r}: user metadata values must be ASCII")
     return name, value
