@@ -68,6 +68,10 @@ def validate_acl(acl: str | None, setting: str = "grant") -> str | None:
     return acl
 
 
+def has_control_chars(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _bad(message: str) -> UsageError:
     return UsageError(message, setting="headers")
 
@@ -87,7 +91,7 @@ def parse_header(text: str) -> tuple[str, str]:
     # Cache-Control, Content-Type ... means nothing and is a typo.
     if not value and not metadata:
         raise _bad(f"malformed {{setting}} {text!r}: empty value")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if has_control_chars(value):
         raise _bad(f"malformed {{setting}} {name!r}: control characters in value")
     if lower not in HEADER_PARAMS and not metadata:
         raise _bad(

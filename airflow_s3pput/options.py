@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
-from airflow_s3pput.headers import header_params
+from airflow_s3pput.headers import has_control_chars, header_params
 from airflow_s3pput.modes import MODES
 from airflow_s3pput.walker import FILTER_KINDS, Selection
 
@@ -218,9 +218,7 @@ class UploadOptions:
 
     def _check_content(self) -> None:
         content_type = self.content_type
-        if content_type is not None and (
-            "/" not in content_type or any(ord(c) < 32 or ord(c) == 127 for c in content_type)
-        ):
+        if content_type is not None and ("/" not in content_type or has_control_chars(content_type)):
             raise UsageError(f"invalid {{setting}} {content_type!r}", setting="content_type")
         for gzip_type in self.gzip_types:
             if gzip_type != ALL_TYPES and "/" not in gzip_type:
