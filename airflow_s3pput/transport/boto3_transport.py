@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
+    from airflow_s3pput.transport.crt_transport import CrtTransport
+
 T = TypeVar("T")
 
 
@@ -127,10 +129,11 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
 class Boto3Transport:
     """``Transport`` over one botocore client for ``bucket``.
 
+    ``client``: made by ``make_client``, or a test's own; ``settings`` and ``session``: what it
+    was made from, so that ``quick`` can make a sibling. Requests get ``settings.max_attempts``
+    attempts; with a test's own client (no ``settings``) one, and the client's own retries.
     ``put_object_async`` runs the blocking PUT on ``threads`` threads of its own: boto3 has no
-    asynchronous calls, and one dispatcher then serves both transports. Requests get
-    ``settings.max_attempts`` attempts; with a test's own client (no ``settings``) one, and the
-    client's own retries.
+    asynchronous calls.
     """
 
     streams_parts = False  # botocore takes each part as bytes
@@ -144,8 +147,6 @@ class Boto3Transport:
         settings: ConnectionSettings | None = None,
         session: Session | None = None,
     ) -> None:
-        """``client``: a botocore S3 client (made by ``make_client``, or a test's own);
-        ``settings`` and ``session``: what it was made from, so that ``quick`` can make a sibling."""
         self.client = client
         self.bucket = bucket
         self.threads = threads
@@ -174,7 +175,7 @@ class Boto3Transport:
         return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=session)
 
     def head_bucket(self) -> float | None:
-        response = self._send("HeadBucket", self.client.head_bucket, Bucket=self.bucket)
+        response = self._send("HeadBucket", self.client.head_bucket)
         return http_date_seconds(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date"))
 
     def list_page(
@@ -186,37 +187,29 @@ class Boto3Transport:
         token: str | None = None,
         max_keys: int = 1000,
     ) -> ListPage:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": max_keys}
         if delimiter:
-            kwargs["Delimiter"] = delimiter
+            params["Delimiter"] = delimiter
         if token:
-            kwargs["ContinuationToken"] = token
+            params["ContinuationToken"] = token
         elif start_after:
-            kwargs["StartAfter"] = start_after
-        page = self._send("ListObjectsV2", self.client.list_objects_v2, **kwargs)
-        return page_of(page)
+            params["StartAfter"] = start_after
+        return page_of(self._send("ListObjectsV2", self.client.list_objects_v2, **params))
 
     def head_object(self, key: str) -> ObjectHead | None:
         try:
-            response = self._send(
-                "HeadObject", self.client.head_object, Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
-            )
+            response = self._send("HeadObject", self.client.head_object, Key=key, ChecksumMode="ENABLED")
         except S3Error as error:
             if error.status == 404:
                 return None
             raise
         found = {a: str(response.get(f"Checksum{a}", "")) for a in CHECKSUM_ALGORITHMS}
         stored = _stored(response)
-        return ObjectHead(
-            stored.etag,
-            stored.encryption,
-            full_object_checksums(found, str(response.get("ChecksumType", ""))),
-        )
+        checksums = full_object_checksums(found, str(response.get("ChecksumType", "")))
+        return ObjectHead(stored.etag, stored.encryption, checksums)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        response = self._send("PutObject", self.client.put_object, Bucket=self.bucket, Key=key, Body=body,
-                              **params)  # fmt: skip
-        return _stored(response)
+        return _stored(self._send("PutObject", self.client.put_object, Key=key, Body=body, **params))
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         if self._senders is None:
@@ -224,13 +217,7 @@ class Boto3Transport:
         self._senders.submit(_call_back, lambda: self.put_object(key, body, params), callback)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
-        response = self._send(
-            "CreateMultipartUpload",
-            self.client.create_multipart_upload,
-            Bucket=self.bucket,
-            Key=key,
-            **params,
-        )
+        response = self._send("CreateMultipartUpload", self.client.create_multipart_upload, Key=key, **params)
         return str(response["UploadId"])
 
     def upload_part(
@@ -244,7 +231,6 @@ class Boto3Transport:
             "UploadPart",
             self.client.upload_part,
             stop=body.stop,
-            Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
@@ -252,7 +238,7 @@ class Boto3Transport:
             ContentMD5=base64.b64encode(md5).decode(),
             **checksum,
         )
-        return _etag(response)
+        return _unquoted(response.get("ETag", ""))
 
     def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
@@ -268,7 +254,6 @@ class Boto3Transport:
         response = self._send(
             "CompleteMultipartUpload",
             self.client.complete_multipart_upload,
-            Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,
             MultipartUpload={"Parts": completed},
@@ -277,50 +262,34 @@ class Boto3Transport:
         return _stored(response)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        self._send(
-            "AbortMultipartUpload",
-            self.client.abort_multipart_upload,
-            Bucket=self.bucket,
-            Key=key,
-            UploadId=upload_id,
-        )
+        self._send("AbortMultipartUpload", self.client.abort_multipart_upload, Key=key, UploadId=upload_id)
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
-        uploads: list[OpenUpload] = []
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        while True:
-            page = self._send("ListMultipartUploads", self.client.list_multipart_uploads, **kwargs)
-            uploads += [
-                OpenUpload(u["Key"], u["UploadId"], _iso(u.get("Initiated", "")))
-                for u in page.get("Uploads", [])
-            ]
-            if not page.get("IsTruncated"):
-                return uploads
-            kwargs.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+        markers = {"NextKeyMarker": "KeyMarker", "NextUploadIdMarker": "UploadIdMarker"}
+        pages = self._pages(
+            "ListMultipartUploads", self.client.list_multipart_uploads, markers, Prefix=prefix
+        )
+        return [
+            OpenUpload(u["Key"], u["UploadId"], _iso(u.get("Initiated", "")))
+            for page in pages
+            for u in page.get("Uploads", [])
+        ]
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
-        parts: list[UploadedPart] = []
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
-        while True:
-            page = self._send("ListParts", self.client.list_parts, **kwargs)
-            parts += [
-                UploadedPart(int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"]))
-                for p in page.get("Parts", [])
-            ]
-            if not page.get("IsTruncated"):
-                return parts
-            kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
+        markers = {"NextPartNumberMarker": "PartNumberMarker"}
+        pages = self._pages("ListParts", self.client.list_parts, markers, Key=key, UploadId=upload_id)
+        return [
+            UploadedPart(int(p["PartNumber"]), _unquoted(p["ETag"]), int(p["Size"]))
+            for page in pages
+            for p in page.get("Parts", [])
+        ]
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         objects: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
         if not objects:
             return {}
-        response = self._send(
-            "DeleteObjects",
-            self.client.delete_objects,
-            Bucket=self.bucket,
-            Delete={"Objects": objects, "Quiet": True},
-        )
+        delete = {"Objects": objects, "Quiet": True}
+        response = self._send("DeleteObjects", self.client.delete_objects, Delete=delete)
         return {
             e["Key"]: f"{e.get('Code', '')}: {e.get('Message', '')}".strip(": ")
             for e in response.get("Errors", [])
@@ -333,13 +302,63 @@ class Boto3Transport:
     def _send(
         self, operation: str, call: Callable[..., T], /, *, stop: threading.Event | None = None, **params: Any
     ) -> T:
-        """``call(**params)`` under the retry policy, its errors as ``S3Error``."""
+        """``call(Bucket=..., **params)`` under the retry policy, its errors as ``S3Error``."""
 
         def attempt() -> T:
             with _translated(operation):
-                return call(**params)
+                return call(Bucket=self.bucket, **params)
 
         return self.retry.call(attempt, stop)
+
+    def _pages(
+        self, operation: str, call: Callable[..., Any], markers: Mapping[str, str], **params: Any
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every page of a listing; ``markers``: the answer's next-page field -> the parameter it feeds."""
+        while True:
+            page = self._send(operation, call, **params)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            params.update({param: page[field] for field, param in markers.items()})
+
+
+class CrtPuts(Boto3Transport):
+    """Single PUTs and parts through the CRT, signed with the session's credentials; every other
+    call through boto3 (``choice`` says when). The CRT client is started by the first PUT: a run
+    that puts nothing never pays for it."""
+
+    streams_parts = True
+
+    def __init__(self, client: S3Client, bucket: str, **kwargs: Any) -> None:
+        super().__init__(client, bucket, **kwargs)
+        self._puts: CrtTransport | None = None
+        self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
+
+    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
+        return self._crt().put_object(key, body, params)
+
+    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
+        self._crt().put_object_async(key, body, params, callback)
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
+    ) -> str:
+        return self._crt().upload_part(key, upload_id, number, body, md5, crc64nvme)
+
+    def close(self) -> None:
+        if self._puts is not None:
+            self._puts.close()
+        super().close()
+
+    def _crt(self) -> CrtTransport:
+        from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
+
+        assert self.settings is not None  # made by ``open``
+        with self._puts_lock:
+            if self._puts is None:
+                connections = connections_for(self.threads)
+                self._puts = CrtTransport(self.settings, self.bucket, self.session, connections)
+            return self._puts
 
 
 def page_of(page: Mapping[str, Any]) -> ListPage:
@@ -348,7 +367,7 @@ def page_of(page: Mapping[str, Any]) -> ListPage:
         ListedObject(
             obj["Key"],
             int(obj.get("Size", 0)),
-            str(obj.get("ETag", "")).strip('"'),
+            _unquoted(obj.get("ETag", "")),
             _seconds(obj.get("LastModified")),
         )
         for obj in page.get("Contents", ())
@@ -367,13 +386,15 @@ def _seconds(moment: Any) -> float | None:
     return iso_seconds(str(moment))
 
 
-def _etag(response: Mapping[str, Any]) -> str:
-    return str(response.get("ETag", "")).strip('"')
+def _unquoted(etag: Any) -> str:
+    return str(etag).strip('"')
 
 
 def _stored(response: Mapping[str, Any]) -> Stored:
     encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption", "")
-    return Stored(_etag(response), str(encryption), str(response.get("ChecksumCRC64NVME", "")))
+    return Stored(
+        _unquoted(response.get("ETag", "")), str(encryption), str(response.get("ChecksumCRC64NVME", ""))
+    )
 
 
 def _iso(value: Any) -> str:

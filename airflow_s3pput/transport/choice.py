@@ -24,39 +24,17 @@ import importlib.util
 import logging
 import os
 import re
-import threading
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.transport.client_config import crt_cannot_honour
 from airflow_s3pput.transport.credentials import plain_credentials
-from airflow_s3pput.transport.port import (
-    ListPage,
-    ObjectHead,
-    ObjectParams,
-    OpenUpload,
-    PartBody,
-    PutCallback,
-    SentPart,
-    Stored,
-    Transport,
-    UploadedPart,
-)
-
-if TYPE_CHECKING:
-    from airflow_s3pput.transport.boto3_transport import Boto3Transport
-    from airflow_s3pput.transport.crt_transport import CrtTransport
-
-
-#: connections to the endpoint at most (s5cmd's default worker count)
-MAX_CONNECTIONS = 256
-
+from airflow_s3pput.transport.port import Transport
 
 #: the oldest awscrt the CRT transport works with: ``S3RetryConfig.retry_mode`` (0.38.1) turns
 #: the CRT's own retries off. botocore's ``crt`` extra pins an older one (``boto3[crt]``).
 CRT_FLOOR = (0, 38, 1)
+CRT_NEED = ".".join(map(str, CRT_FLOOR))
 
 
 @functools.cache
@@ -93,30 +71,21 @@ def crt_available() -> bool:
     return importlib.util.find_spec("awscrt") is not None and _old_awscrt() is None
 
 
-@functools.cache  # once per process, however many times the transport is resolved
-def _warn_old_awscrt(found: str) -> None:
+def _warn(message: str) -> None:
     import multiprocessing
 
     if multiprocessing.parent_process() is None:  # the run's own process; its workers stay quiet
-        logging.getLogger(__name__).warning(
-            "s3pput: warning: awscrt %s is older than %s, which the crt transport needs: using boto3",
-            found,
-            CRT_NEED,
-        )
+        logging.getLogger(__name__).warning("s3pput: warning: %s: using boto3", message)
 
 
-CRT_NEED = ".".join(map(str, CRT_FLOOR))
+@functools.cache  # once per process, however many times the transport is resolved
+def _warn_old_awscrt(found: str) -> None:
+    _warn(f"awscrt {found} is older than {CRT_NEED}, which the crt transport needs")
 
 
 @functools.cache  # once per process
 def _warn_crt_cannot(names: str) -> None:
-    import multiprocessing
-
-    if multiprocessing.parent_process() is None:  # the run's own process; its workers stay quiet
-        logging.getLogger(__name__).warning(
-            "s3pput: warning: the crt transport cannot honour the connection's config_kwargs %s: using boto3",
-            names,
-        )
+    _warn(f"the crt transport cannot honour the connection's config_kwargs {names}")
 
 
 def resolve_transport(transport: str, connection: ConnectionSettings | None = None) -> str:
@@ -171,100 +140,10 @@ def open_transport(options: UploadOptions) -> Transport:
         from airflow_s3pput.transport.boto3_transport import Boto3Transport
 
         return Boto3Transport.open(settings, options.bucket, options.threads)
-    # One connection for each request the engine keeps in flight (see engine.in_flight_limit).
-    connections = min(MAX_CONNECTIONS, 4 * options.threads)
     if not settings.uses_tls and plain_credentials(settings) is not None:
-        from airflow_s3pput.transport.crt_transport import CrtTransport
+        from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
 
-        return CrtTransport(settings, options.bucket, connections=connections)
-    from airflow_s3pput.transport.boto3_transport import Boto3Transport, make_session
+        return CrtTransport(settings, options.bucket, connections=connections_for(options.threads))
+    from airflow_s3pput.transport.boto3_transport import CrtPuts
 
-    session = make_session(settings)
-    control = Boto3Transport.open(settings, options.bucket, options.threads, session)
-    return CrtPuts(control, settings, session, connections)
-
-
-class CrtPuts:
-    """Single PUTs and parts through the CRT, every other call through a boto3 transport.
-
-    The CRT client is started by the first PUT: a run that puts nothing never pays for it.
-    """
-
-    streams_parts = True
-
-    def __init__(
-        self, control: Boto3Transport, settings: ConnectionSettings, session: Any, connections: int
-    ) -> None:
-        self.control = control
-        self.connections = connections
-        self.bucket = control.bucket
-        self.settings = settings
-        self.session = session
-        self._puts: CrtTransport | None = None
-        self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
-
-    def _crt(self) -> CrtTransport:
-        with self._puts_lock:
-            if self._puts is None:
-                from airflow_s3pput.transport.crt_transport import CrtTransport
-
-                self._puts = CrtTransport(self.settings, self.bucket, self.session, self.connections)
-            return self._puts
-
-    def head_object(self, key: str) -> ObjectHead | None:
-        return self.control.head_object(key)
-
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        return self._crt().put_object(key, body, params)
-
-    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
-        self._crt().put_object_async(key, body, params, callback)
-
-    def quick(self) -> Transport:
-        return self.control.quick()
-
-    def head_bucket(self) -> float | None:
-        return self.control.head_bucket()
-
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        token: str | None = None,
-        max_keys: int = 1000,
-    ) -> ListPage:
-        return self.control.list_page(
-            prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
-        )
-
-    def create_multipart(self, key: str, params: ObjectParams) -> str:
-        return self.control.create_multipart(key, params)
-
-    def upload_part(
-        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
-    ) -> str:
-        return self._crt().upload_part(key, upload_id, number, body, md5, crc64nvme)
-
-    def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
-    ) -> Stored:
-        return self.control.complete_multipart(key, upload_id, parts, crc64nvme)
-
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        self.control.abort_multipart(key, upload_id)
-
-    def open_uploads(self, prefix: str) -> list[OpenUpload]:
-        return self.control.open_uploads(prefix)
-
-    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
-        return self.control.list_parts(key, upload_id)
-
-    def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
-        return self.control.delete_objects(keys)
-
-    def close(self) -> None:
-        if self._puts is not None:
-            self._puts.close()
-        self.control.close()
+    return CrtPuts.open(settings, options.bucket, options.threads)

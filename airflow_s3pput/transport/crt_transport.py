@@ -12,7 +12,7 @@ import base64
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree as ETree
@@ -39,6 +39,14 @@ from airflow_s3pput.transport.port import (
     http_date_seconds,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
+
+#: connections to the endpoint at most (s5cmd's default worker count)
+MAX_CONNECTIONS = 256
+
+
+def connections_for(threads: int) -> int:
+    """One connection for each request the engine keeps in flight (``engine.in_flight_limit``)."""
+    return min(MAX_CONNECTIONS, 4 * threads)
 
 
 class CrtTransport:
@@ -99,24 +107,19 @@ class CrtTransport:
             raise
         headers = response.headers
         found = {a: headers.get(f"x-amz-checksum-{a.lower()}", "") for a in CHECKSUM_ALGORITHMS}
-        return ObjectHead(
-            headers.get("etag", "").strip('"'),
-            _stored("", headers).encryption,
-            full_object_checksums(found, headers.get("x-amz-checksum-type", "")),
-        )
+        stored = _stored(headers)
+        checksums = full_object_checksums(found, headers.get("x-amz-checksum-type", ""))
+        return ObjectHead(stored.etag, stored.encryption, checksums)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         response = self.sender.request(
             "PUT", key, headers=request_headers(params), body=body, put_object=True
         )
-        return _stored(response.headers.get("etag", ""), response.headers)
+        return _stored(response.headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            callback(
-                None if response is None else _stored(response.headers.get("etag", ""), response.headers),
-                error,
-            )
+            callback(None if response is None else _stored(response.headers), error)
 
         self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
 
@@ -170,38 +173,29 @@ class CrtTransport:
             "CompleteMultipartUpload", "POST", key, query={"uploadId": upload_id}, headers=headers, body=body
         )
         root = _document(response, "CompleteMultipartUpload")
-        stored = _stored(_text(root, "ETag"), response.headers)
+        stored = _stored(response.headers, _text(root, "ETag"))
         return stored._replace(crc64nvme=_text(root, "ChecksumCRC64NVME") or stored.crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
-        uploads: list[OpenUpload] = []
-        query = {"uploads": "", "prefix": prefix}
-        while True:
-            root = _document(self._call("ListMultipartUploads", "GET", query=query), "ListMultipartUploads")
-            uploads += [
-                OpenUpload(_text(u, "Key"), _text(u, "UploadId"), _text(u, "Initiated"))
-                for u in root.iterfind("{*}Upload")
-            ]
-            if _text(root, "IsTruncated") != "true":
-                return uploads
-            query.update({"key-marker": _text(root, "NextKeyMarker"),
-                          "upload-id-marker": _text(root, "NextUploadIdMarker")})  # fmt: skip
+        markers = {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"}
+        pages = self._pages("ListMultipartUploads", "", {"uploads": "", "prefix": prefix}, markers)
+        return [
+            OpenUpload(_text(u, "Key"), _text(u, "UploadId"), _text(u, "Initiated"))
+            for root in pages
+            for u in root.iterfind("{*}Upload")
+        ]
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
-        parts: list[UploadedPart] = []
-        query = {"uploadId": upload_id}
-        while True:
-            root = _document(self._call("ListParts", "GET", key, query=query), "ListParts")
-            parts += [
-                UploadedPart(int(_text(p, "PartNumber")), _text(p, "ETag").strip('"'), int(_text(p, "Size")))
-                for p in root.iterfind("{*}Part")
-            ]
-            if _text(root, "IsTruncated") != "true":
-                return parts
-            query["part-number-marker"] = _text(root, "NextPartNumberMarker")
+        markers = {"NextPartNumberMarker": "part-number-marker"}
+        pages = self._pages("ListParts", key, {"uploadId": upload_id}, markers)
+        return [
+            UploadedPart(int(_text(p, "PartNumber")), _text(p, "ETag").strip('"'), int(_text(p, "Size")))
+            for root in pages
+            for p in root.iterfind("{*}Part")
+        ]
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)
@@ -234,12 +228,26 @@ class CrtTransport:
             error.operation = operation
             raise
 
+    def _pages(
+        self, operation: str, key: str, query: dict[str, str], markers: Mapping[str, str]
+    ) -> Iterator[ETree.Element]:
+        """Every page of a listing; ``markers``: the answer's next-page element -> the query
+        parameter it feeds."""
+        while True:
+            root = _document(self._call(operation, "GET", key, query=query), operation)
+            yield root
+            if _text(root, "IsTruncated") != "true":
+                return
+            query.update({param: _text(root, name) for name, param in markers.items()})
 
-def _stored(etag: str, headers: dict[str, str]) -> Stored:
-    """What an answer says was stored (header names in lower case)."""
+
+def _stored(headers: dict[str, str], etag: str | None = None) -> Stored:
+    """What an answer says was stored (header names in lower case); ``etag``: the answer's
+    document's, when it has one."""
     encryption = headers.get("x-amz-server-side-encryption", "")
     if headers.get("x-amz-server-side-encryption-customer-algorithm"):
         encryption = "SSE-C"
+    etag = headers.get("etag", "") if etag is None else etag
     return Stored(etag.strip('"'), encryption, headers.get("x-amz-checksum-crc64nvme", ""))
 
 
