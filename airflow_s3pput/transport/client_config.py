@@ -1,29 +1,13 @@
 """An Airflow connection's ``config_kwargs`` (botocore ``Config`` options): which the run honours,
-and on which transport.
+and on which transport (the README's table).
 
-The Amazon provider builds ``botocore.config.Config(**config_kwargs)`` for every client it makes;
-s3pput does the same on its boto3 transport, except for the options its own design owns. The
-CRT transport signs and sends requests itself, so only what it can do the same way is honoured
-there; an option it cannot honour (a proxy above all) makes ``auto`` take boto3, with one
-warning line, and ``crt`` a usage error (``choice.resolve_transport``). Nothing is ignored
-silently.
-
-- ``connect_timeout``, ``read_timeout``: the run's timeouts, on both transports.
-- ``retries``: the attempts of s3pput's own retry policy, on both transports
-  (``total_max_attempts``, or ``max_attempts`` + 1). ``mode`` has no effect: the policy backs
-  off exponentially with full jitter, and botocore makes one attempt per try.
-- ``s3.addressing_style``: path or virtual-host URLs, on both transports.
-- ``region_name``: the region when neither the operator nor the connection names one.
-- ``proxies``, ``proxies_config``: the boto3 transport's; the CRT cannot take them.
-- ``max_pool_connections``, ``tcp_keepalive``, ``parameter_validation``,
-  ``request_checksum_calculation``, ``response_checksum_validation``,
-  ``s3.payload_signing_enabled``: s3pput's own values win (pools sized from ``threads``; every
-  body carries a Content-MD5).
-- ``user_agent``, ``user_agent_extra``, ``user_agent_appid``, the compression and host-prefix
-  options: the boto3 transport's; the CRT sends its own user agent and no compression.
-- any other option (``use_fips_endpoint``, ``client_cert``, other ``s3`` keys,
-  ``signature_version="unsigned"``, read as the Amazon provider reads it, ...): the boto3
-  transport's; the CRT cannot take it.
+The boto3 transport builds its ``Config`` from them as the Amazon provider does, except for the
+options s3pput's own design owns (pool size, one attempt a try, checksums, payload signing):
+ours win. Timeouts, ``retries`` (the attempts of s3pput's own retry policy; ``mode`` has no
+effect), ``s3.addressing_style`` and ``region_name`` become the run's settings, on both
+transports. The CRT transport signs and sends requests itself: an option it cannot honour (a
+proxy above all) makes ``auto`` take boto3, with one warning line, and ``crt`` a usage error
+(``choice.resolve_transport``). Nothing is ignored silently.
 """
 
 from __future__ import annotations
@@ -56,12 +40,6 @@ CRT_NEUTRAL = frozenset(
 _SIGV4 = ("s3v4", "v4")
 
 
-def _config_names() -> frozenset[str]:
-    from botocore.config import Config
-
-    return frozenset(Config.OPTION_DEFAULTS)
-
-
 def connection_fields(config_kwargs: object) -> dict[str, Any]:
     """``ConnectionSettings`` fields from a connection's ``config_kwargs``: timeouts, attempts and
     addressing style as the run's own settings, every other option in ``client_options``.
@@ -73,7 +51,9 @@ def connection_fields(config_kwargs: object) -> dict[str, Any]:
         return {}
     if not isinstance(config_kwargs, Mapping):
         raise _invalid("", "expected a JSON object")
-    unknown = sorted(set(config_kwargs) - _config_names())
+    from botocore.config import Config
+
+    unknown = sorted(set(config_kwargs) - set(Config.OPTION_DEFAULTS))
     if unknown:
         raise _invalid(unknown[0], "not an option of botocore's Config")
     fields: dict[str, Any] = {}
@@ -103,7 +83,21 @@ def _region(name: str, value: object, fields: _Fields, others: _Fields) -> None:
 
 
 def _retries(name: str, value: object, fields: _Fields, others: _Fields) -> None:
-    fields.update(_attempts(value))
+    if not isinstance(value, Mapping):
+        raise _invalid(name, "expected a JSON object")
+    for key in ("total_max_attempts", "max_attempts"):
+        given = value.get(key)
+        if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+            raise _invalid(f"{name}.{key}", "expected an integer")
+    if value.get("total_max_attempts") is not None:
+        attempts = int(value["total_max_attempts"])
+    elif value.get("max_attempts") is not None:
+        attempts = int(value["max_attempts"]) + 1
+    else:
+        return
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise _invalid(name, f"at most {MAX_ATTEMPTS} attempts in all, not {attempts}")
+    fields["max_attempts"] = attempts
 
 
 def _s3(name: str, value: object, fields: _Fields, others: _Fields) -> None:
@@ -137,24 +131,6 @@ _READERS = {
     "proxies": _proxies,
     "proxies_config": _proxies,
 }
-
-
-def _attempts(retries: object) -> dict[str, Any]:
-    if not isinstance(retries, Mapping):
-        raise _invalid("retries", "expected a JSON object")
-    for key in ("total_max_attempts", "max_attempts"):
-        value = retries.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise _invalid(f"retries.{key}", "expected an integer")
-    if retries.get("total_max_attempts") is not None:
-        attempts = int(retries["total_max_attempts"])
-    elif retries.get("max_attempts") is not None:
-        attempts = int(retries["max_attempts"]) + 1
-    else:
-        return {}
-    if not 1 <= attempts <= MAX_ATTEMPTS:
-        raise _invalid("retries", f"at most {MAX_ATTEMPTS} attempts in all, not {attempts}")
-    return {"max_attempts": attempts}
 
 
 def _invalid(name: str, reason: str) -> UsageError:

@@ -1,11 +1,10 @@
 """Signed S3 requests through AWS's C runtime (``awscrt.s3.S3Client``): the fast data plane.
 
 boto3 signs, serialises and parses each request in Python, which caps what one process can
-send; the CRT does it in C, so one process keeps up with s5cmd (BENCHMARKS.md). Single-part
-PUTs go through the CRT's own PutObject request; any other request is sent as it is, so
-multipart uploads keep our Content-MD5 per part (the CRT's own multipart path would silently
-drop it). ``crt_transport`` builds the S3 calls on top of ``CrtSender.request_async``; a failed
-request is an ``S3Error``, translated here once.
+send; the CRT does it in C (BENCHMARKS.md). Single-part PUTs go through the CRT's own PutObject
+request; any other request is sent as it is, so multipart uploads keep our Content-MD5 per part
+(the CRT's own multipart path would silently drop it). A failed request is an ``S3Error``,
+translated here once.
 
 Build one sender per process, after any fork: a CRT client inherited across ``fork()`` hangs.
 """
@@ -16,6 +15,8 @@ import io
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
@@ -27,10 +28,13 @@ from airflow_s3pput.transport.credentials import plain_credentials
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
-#: PutObject parameter -> HTTP header, the inverse of the ``--header`` table
-PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()}
-
-
+#: PutObject parameter -> HTTP header: the inverse of the ``--header`` table, and the digests
+PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()} | {
+    "ContentMD5": "Content-MD5",
+    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
+    "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+    "ChecksumType": "x-amz-checksum-type",
+}
 ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
 #: error names of the CRT that mean the endpoint was never reached
 _UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
@@ -64,23 +68,12 @@ class ResponseCollector:
         return CrtResponse(status, self.headers, b"".join(self.chunks))
 
 
-#: the parameters of the bytes' digests (not headers a user sets), as the headers they stand for
-_INTEGRITY_HEADERS = {
-    "ContentMD5": "Content-MD5",
-    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
-    "ChecksumAlgorithm": "x-amz-checksum-algorithm",
-    "ChecksumType": "x-amz-checksum-type",
-}
-
-
 def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """PutObject keyword arguments as the HTTP headers they stand for."""
     headers: list[tuple[str, str]] = []
     for param, value in params.items():
         if param == "Metadata":
             headers += [(USER_METADATA_PREFIX + k, str(v)) for k, v in value.items()]
-        elif param in _INTEGRITY_HEADERS:
-            headers.append((_INTEGRITY_HEADERS[param], value))
         elif isinstance(value, datetime):
             import email.utils  # here: only an Expires header needs it
 
@@ -211,28 +204,17 @@ class CrtSender:
         put_object: bool = False,
     ) -> CrtResponse:
         """Send one request to the bucket (``key`` empty) or an object and wait for it."""
-        done = threading.Event()
-        outcome: list[Any] = []
+        answer: Future[CrtResponse] = Future()
 
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            outcome[:] = [response, error]
-            done.set()
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(response)  # type: ignore[arg-type]
 
-        self.request_async(
-            method,
-            key,
-            headers or [],
-            body,
-            finished,
-            query=query,
-            operation=operation,
-            put_object=put_object,
-        )
-        done.wait()
-        response, error = outcome
-        if error is not None:
-            raise error
-        return response  # type: ignore[no-any-return]
+        self.request_async(method, key, headers or [], body, finished, query=query, operation=operation,
+                           put_object=put_object)  # fmt: skip
+        return answer.result()
 
     def request_async(
         self,
@@ -316,13 +298,11 @@ def _session_credentials(session: Any) -> tuple[str, Any]:
     return session.region_name or "us-east-1", AwsCredentialsProvider.new_delegate(current_credentials)
 
 
+@dataclass(eq=False)  # each watch is itself, a key of the watchdog's ordered set
 class _Watch:
-    __slots__ = ("deadline", "request", "timed_out")
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.request: Any = None
-        self.timed_out = False
+    deadline: float
+    request: Any = None
+    timed_out: bool = False
 
 
 class _Watchdog:
@@ -336,14 +316,14 @@ class _Watchdog:
         self.seconds = seconds
         self.tick = tick
         self.lock = threading.Lock()
-        self.watches: dict[int, _Watch] = {}  # in start order
+        self.watches: dict[_Watch, None] = {}  # in start order
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
 
     def watch(self) -> _Watch:
         watch = _Watch(time.monotonic() + self.seconds)
         with self.lock:
-            self.watches[id(watch)] = watch
+            self.watches[watch] = None
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="s3pput-crt-watchdog", daemon=True)
                 self.thread.start()
@@ -351,13 +331,13 @@ class _Watchdog:
 
     def started(self, watch: _Watch, request: Any) -> None:
         with self.lock:
-            if id(watch) in self.watches:  # not finished already
+            if watch in self.watches:  # not finished already
                 watch.request = request
 
     def forget(self, watch: _Watch) -> bool:
         """Stop watching; whether the watchdog cancelled the request."""
         with self.lock:
-            self.watches.pop(id(watch), None)
+            self.watches.pop(watch, None)
             # The request's callbacks hold the watch: keeping the request here would make a
             # cycle that keeps the CRT client alive, and close() would wait for its shutdown.
             watch.request = None
@@ -368,7 +348,7 @@ class _Watchdog:
             now = time.monotonic()
             expired = []
             with self.lock:
-                for watch in self.watches.values():
+                for watch in self.watches:
                     if watch.deadline > now:
                         break
                     if watch.request is not None and not watch.timed_out:

@@ -1,9 +1,7 @@
 """The transport port: the S3 calls s3pput makes, shaped after this project rather than a library.
 
-The engine (walk, listing, putter, bucket check) talks only to a ``Transport``; which library
-carries each call is decided once, by ``open_transport``. Every method raises ``S3Error`` (from
-``errors``) and nothing else for a failed request. Object parameters use S3's own parameter names
-(``ContentType``, ``CacheControl``, ``Metadata``, ``ACL``, ...), as ``headers.header_params``
+Every method raises ``S3Error`` and nothing else for a failed request. Object parameters use
+S3's own names (``ContentType``, ``Metadata``, ``ACL``, ...), as ``headers.header_params``
 validates them; each adapter turns them into what its library sends.
 """
 
@@ -32,21 +30,22 @@ def iso_seconds(text: str) -> float | None:
     """An ISO 8601 time as S3 writes it (``2026-12-05T21:04:43.000Z``) as epoch seconds;
     ``None`` for an empty or unreadable one."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return _seconds(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def http_date_seconds(text: str | None) -> float | None:
     """An HTTP ``Date`` header (``Sat, 05 Dec 2026 21:04:43 GMT``) as epoch seconds; ``None``
     for a missing or unreadable one."""
-    if not text:
-        return None
     try:
-        moment = parsedate_to_datetime(text)
+        return _seconds(parsedate_to_datetime(text)) if text else None
     except (TypeError, ValueError):
         return None
+
+
+def _seconds(moment: datetime) -> float:
+    """Epoch seconds of ``moment``, read as UTC when it names no zone."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
@@ -73,9 +72,8 @@ class ObjectHead(NamedTuple):
 
     etag: str  # without quotes
     encryption: str
-    #: full-object checksums by algorithm (``CRC64NVME``, ``CRC32C``, ``CRC32``), as S3 writes
-    #: them; a composite one (of the parts' checksums, ``...-N``) is left out: it compares with
-    #: nothing without the part sizes
+    #: full-object checksums by algorithm, as S3 writes them; a composite one (of the parts'
+    #: checksums) is left out: it compares with nothing without the part sizes
     checksums: Mapping[str, str]
 
 
@@ -95,8 +93,7 @@ class ListedObject(NamedTuple):
     key: str
     size: int
     etag: str  # without quotes
-    #: when the object was written (LastModified), epoch seconds on the server's clock; S3 says
-    #: it to the second. ``None`` when the listing did not say.
+    #: LastModified, epoch seconds on the server's clock (to the second); ``None`` when unsaid
     last_modified: float | None = None
 
 
@@ -135,10 +132,8 @@ class SentPart(NamedTuple):
 
 class PartBody(NamedTuple):
     """Part of an open file: the transport reads it, so no adapter needs the bytes held twice.
-
     ``stop`` is set when the upload is given up (Ctrl-C, another part failed): an adapter that
-    waits to send the part again stops waiting then, with the error it had.
-    """
+    waits to send the part again stops waiting then, with the error it had."""
 
     fd: int
     offset: int

@@ -1,22 +1,15 @@
 """The one retry policy: how many attempts a request gets, for how long, how long to wait
 between them, and which failures another attempt may cure.
 
-Each transport applies it through what its library offers in public:
+The CRT's S3 client takes it as its ``S3RetryConfig`` (``crt_http.crt_retry_config``); the
+CRT's streamed parts, every boto3 request and the bucket check go through ``RetryPolicy.call``.
+botocore is told to make one attempt: its ``standard`` and ``adaptive`` modes keep a retry quota
+that a few hundred throttled PUTs drain, after which nothing is retried, and no public setting
+widens it; its ``legacy`` mode has no quota but an uncapped backoff
+(docs/upstream/botocore-retry-quota.md).
 
-- the CRT's S3 client takes it as its ``S3RetryConfig`` (``crt_http.crt_retry_config``);
-- the CRT's streamed parts (plain HTTP connections, no retries of their own) and every boto3
-  request go through ``RetryPolicy.call``. botocore is told to make one attempt: its
-  ``standard`` and ``adaptive`` modes keep a retry quota (500 tokens, 5 a throttled retry) that
-  a few hundred throttled PUTs drain, after which nothing is retried, and no public setting
-  widens it; its ``legacy`` mode has no quota but an uncapped backoff
-  (docs/upstream/botocore-retry-quota.md).
-
-The bucket check asks through the same ``call``, bounded by time rather than by attempts
-(``bucket_check.PATIENCE``).
-
-Backoff is exponential with full jitter, as the AWS SDKs and the CRT do it: before retry ``n``
-(0 for the first) a uniform wait in ``[0, min(cap, base * 2**n)]``. The jitter keeps the mapped
-tasks of one run, which meet the same outage, from coming back in step.
+Backoff is exponential with full jitter, as the AWS SDKs and the CRT do it, so that the mapped
+tasks of one run, which meet the same outage, do not come back in step.
 """
 
 from __future__ import annotations
@@ -62,9 +55,7 @@ class RetryPolicy:
     ``backoff_cap`` and ``budget`` are seconds. No attempt starts once ``budget`` has passed
     since the first (a wait is cut to what is left; an attempt in flight is let finish, so the
     transport's timeouts bound the overrun). ``retryable``: the failures asked again.
-
-    ``clock``, ``sleep`` (true: stopped; see ``_pause``) and ``jitter`` are injectable so that
-    tests need not wait.
+    ``clock``, ``sleep`` (true: stopped, as ``_pause``) and ``jitter`` are for tests.
     """
 
     attempts: int
@@ -77,7 +68,7 @@ class RetryPolicy:
     jitter: Callable[[], float] = random.random
 
     def delay(self, retry: int) -> float:
-        """The wait before retry ``retry`` (0 for the first)."""
+        """The wait before retry ``retry`` (0 for the first): up to ``min(cap, base * 2**retry)``."""
         return self.jitter() * min(self.backoff_cap, self.backoff_base * 2.0**retry)
 
     def call(self, send: Callable[[], T], stop: threading.Event | None = None) -> T:
