@@ -1,11 +1,8 @@
 """The transport over boto3: every call through one botocore client, errors translated once.
 
-Used when awscrt is missing or ``--transport boto3`` is asked for, and for the control calls
-(bucket check, listing, multipart) when the CRT carries only the PUTs (see ``choice``). One
-client per process, shared by its threads (botocore clients are thread-safe, sessions are not).
-
-Every request is sent under the transport's ``RetryPolicy``; botocore itself makes one attempt
-(``retry_policy`` says why).
+One client per process, shared by its threads (botocore clients are thread-safe, sessions are
+not). Every request is sent under the transport's ``RetryPolicy``; botocore itself makes one
+attempt (``retry_policy`` says why). ``CrtPuts`` sends the PUTs through the CRT instead.
 """
 
 from __future__ import annotations
@@ -116,14 +113,13 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
     )
     config = botocore_config(settings.client_options, own)
     with _translated("CreateClient"):
-        client = session.client(
+        return session.client(
             "s3",
             endpoint_url=settings.endpoint_url,
             use_ssl=settings.secure,
             verify=settings.verify,
             config=config,
         )
-    return client
 
 
 class Boto3Transport:
@@ -156,10 +152,8 @@ class Boto3Transport:
         self._senders: ThreadPoolExecutor | None = None
 
     @classmethod
-    def open(
-        cls, settings: ConnectionSettings, bucket: str, threads: int, session: Session | None = None
-    ) -> Boto3Transport:
-        session = session if session is not None else make_session(settings)
+    def open(cls, settings: ConnectionSettings, bucket: str, threads: int) -> Boto3Transport:
+        session = make_session(settings)
         # A connection for each sending thread and each multipart part worker.
         client = make_client(settings, threads + 8, session)
         return cls(client, bucket, threads=threads, settings=settings, session=session)

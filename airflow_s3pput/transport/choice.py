@@ -89,11 +89,9 @@ def _warn_crt_cannot(names: str) -> None:
 
 
 def resolve_transport(transport: str, connection: ConnectionSettings | None = None) -> str:
-    """``auto`` picks the CRT when a recent enough ``awscrt`` is installed, boto3 otherwise: with
-    one warning line when awscrt is there but too old, rather than failing every PUT. ``crt``
-    without one is a usage error. Likewise when the ``connection`` has client options the CRT
-    cannot honour (a proxy of an Airflow connection's ``config_kwargs``): ``auto`` takes boto3
-    with one warning line, ``crt`` is refused; none is ignored."""
+    """``auto`` is ``crt`` when the CRT can carry the run (see above), else ``boto3`` with one
+    warning line when awscrt is too old or the ``connection`` has options it cannot honour:
+    rather than failing every PUT. ``crt`` that cannot be is a usage error."""
     if transport not in ("auto", "crt"):
         return transport
     if crt_available():
@@ -121,10 +119,10 @@ def resolve_transport(transport: str, connection: ConnectionSettings | None = No
 def default_concurrency(transport: str, connection: ConnectionSettings | None = None) -> tuple[int, int]:
     """(processes, threads) that suit the transport.
 
-    The CRT signs and sends in C, so one process with many requests in flight keeps up with the
-    server; boto3 spends several times the CPU per request in Python and needs a process per
-    core. Each boto3 thread holds one request, backoff sleeps included: 64 a process keep a far
-    bucket busy and bound how long a dead server's run takes (BENCHMARKS.md).
+    The CRT signs and sends in C, so one process keeps up with the server; boto3 spends several
+    times the CPU per request in Python and needs a process per core. Each boto3 thread holds one
+    request, backoff sleeps included: 64 a process keep a far bucket busy and bound how long a
+    dead server's run takes (BENCHMARKS.md).
     """
     if resolve_transport(transport, connection) == "crt":
         return 1, 64

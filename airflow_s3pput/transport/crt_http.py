@@ -25,7 +25,6 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.headers import HEADER_PARAMS, USER_METADATA_PREFIX
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.credentials import plain_credentials
-from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 #: PutObject parameter -> HTTP header: the inverse of the ``--header`` table, and the digests
@@ -199,7 +198,7 @@ class CrtSender:
         *,
         query: str = "",
         headers: list[tuple[str, str]] | None = None,
-        body: bytes | FileRange | None = None,
+        body: bytes | None = None,
         operation: str | None = None,
         put_object: bool = False,
     ) -> CrtResponse:
@@ -221,7 +220,7 @@ class CrtSender:
         method: str,
         key: str,
         headers: list[tuple[str, str]],
-        body: bytes | FileRange | None,
+        body: bytes | None,
         callback: ResponseCallback,
         *,
         query: str = "",
@@ -244,7 +243,7 @@ class CrtSender:
         path = self.object_path(key)
         if query:
             path += "?" + query
-        stream = io.BytesIO(body) if isinstance(body, bytes) else body
+        stream = None if body is None else io.BytesIO(body)
         request = HttpRequest(method, path, http_headers, stream)
         answer = ResponseCollector()
         watch = self.watchdog.watch()

@@ -1,14 +1,9 @@
 """UploadPart over plain CRT HTTP connections, the body read from the file as the socket takes it.
 
 The CRT's S3 client holds every body whole until its answer (to retry it), so each part on the
-wire would cost its size in memory, and the memory target of large uploads would bound the parts
-in flight (BENCHMARKS.md). Here a part is signed with ``UNSIGNED-PAYLOAD`` (its Content-MD5
-still guards the bytes) and streamed from the page cache, so a part in flight costs a socket
-buffer, not a part.
-
-These connections have no retries of their own: each part is sent under the transport's
-``RetryPolicy``, as the CRT's client sends the other requests; anything but a transient failure
-is the caller's (a BadDigest goes back to the putter, which reads the part again).
+wire would cost its size in memory. Here a part is signed with ``UNSIGNED-PAYLOAD`` (its
+Content-MD5 still guards the bytes) and streamed from the page cache. These connections have
+no retries of their own: each part is sent under the transport's ``RetryPolicy``.
 """
 
 from __future__ import annotations
@@ -33,8 +28,8 @@ class StreamedParts:
 
     def __init__(self, endpoint: str, bootstrap: Any, tls_context: Any, signing: Callable[[], Any],
                  settings: ConnectionSettings, retry: RetryPolicy) -> None:  # fmt: skip
-        """``endpoint``: host[:port]; ``tls_context``: the CRT's, or None for plain HTTP;
-        ``signing``: gives a fresh ``AwsSigningConfig`` per request (it holds the date)."""
+        """``endpoint``: host[:port]; ``tls_context``: None for plain HTTP; ``signing`` gives a
+        fresh ``AwsSigningConfig`` per request (it holds the date)."""
         from awscrt.io import SocketOptions
 
         parts = urlsplit("//" + endpoint)
@@ -95,7 +90,6 @@ class StreamedParts:
             connection.close()
             if os.fstat(body.fd).st_size < body.offset + body.length:
                 raise FileChanged(f"file shrank while it was uploaded (part at byte {body.offset})") from None
-            # No answer came: the connection broke (reset, closed) before the server's answer.
             raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
         response = answer.response(status)
         if response.headers.get("connection", "").lower() == "close" or not connection.is_open():

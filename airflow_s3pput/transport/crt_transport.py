@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +20,6 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
 from airflow_s3pput.transport.crt_stream import StreamedParts
-from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.listing_parser import page_from_xml
 from airflow_s3pput.transport.port import (
     CHECKSUM_ALGORITHMS,
@@ -61,9 +59,11 @@ class CrtTransport:
         self.settings = settings
         self.bucket = bucket
         self.session = session
-        self.sender = CrtSender(settings, bucket, session, connections)
-        self._parts: StreamedParts | None = None  # made for the first part
-        self._parts_lock = threading.Lock()
+        self.sender = sender = CrtSender(settings, bucket, session, connections)
+        # Parts are streamed from the file: the CRT's S3 client would hold a whole part until it ends.
+        self.parts = StreamedParts(sender.host, sender.bootstrap, sender.tls_context,
+                                   sender.unsigned_payload_signing, settings,
+                                   RetryPolicy(settings.max_attempts))  # fmt: skip
 
     def quick(self) -> CrtTransport:
         # A CRT client's retry settings are fixed at creation: a client of its own.
@@ -73,8 +73,7 @@ class CrtTransport:
         return CrtTransport(settings, self.bucket, self.session)
 
     def close(self) -> None:
-        if self._parts is not None:
-            self._parts.close()
+        self.parts.close()
         self.sender.close()
 
     def head_bucket(self) -> float | None:
@@ -132,29 +131,17 @@ class CrtTransport:
     def upload_part(
         self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
     ) -> str:
-        # Streamed from the file: the CRT's S3 client would hold the whole part until it ends.
         query = _query({"partNumber": str(number), "uploadId": upload_id})
         headers = [("Content-MD5", base64.b64encode(md5).decode())]
         if crc64nvme:
             headers.append(("x-amz-checksum-crc64nvme", crc64nvme))
         path = f"{self.sender.object_path(key)}?{query}"
         try:
-            response = self._streamed_parts().upload_part(path, headers, body)
+            response = self.parts.upload_part(path, headers, body)
         except S3Error as error:
             error.operation = "UploadPart"
             raise
         return response.headers.get("etag", "")
-
-    def _streamed_parts(self) -> StreamedParts:
-        with self._parts_lock:
-            if self._parts is None:
-                sender = self.sender
-                self._parts = StreamedParts(
-                    sender.host, sender.bootstrap, sender.tls_context,
-                    sender.unsigned_payload_signing, self.settings,
-                    RetryPolicy(self.settings.max_attempts),
-                )  # fmt: skip
-            return self._parts
 
     def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
@@ -165,14 +152,12 @@ class CrtTransport:
             + "</Part>"
             for number, part in enumerate(parts, start=1)
         )
-        body = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
-        headers = [("Content-MD5", _md5_base64(body))]
-        if crc64nvme:
-            headers += [("x-amz-checksum-crc64nvme", crc64nvme), ("x-amz-checksum-type", "FULL_OBJECT")]
-        response = self._call(
-            "CompleteMultipartUpload", "POST", key, query={"uploadId": upload_id}, headers=headers, body=body
+        document = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>"
+        checksum = [("x-amz-checksum-crc64nvme", crc64nvme), ("x-amz-checksum-type", "FULL_OBJECT")]
+        query = {"uploadId": upload_id}
+        response, root = self._post(
+            "CompleteMultipartUpload", key, query, document, checksum if crc64nvme else []
         )
-        root = _document(response, "CompleteMultipartUpload")
         stored = _stored(response.headers, _text(root, "ETag"))
         return stored._replace(crc64nvme=_text(root, "ChecksumCRC64NVME") or stored.crc64nvme)
 
@@ -201,10 +186,9 @@ class CrtTransport:
         objects = "".join(f"<Object><Key>{_xml_text(key)}</Key></Object>" for key in keys)
         if not objects:
             return {}
-        body = f"<Delete><Quiet>true</Quiet>{objects}</Delete>".encode()
-        headers = [("Content-MD5", _md5_base64(body))]
-        response = self._call("DeleteObjects", "POST", query={"delete": ""}, headers=headers, body=body)
-        root = _document(response, "DeleteObjects")
+        _, root = self._post(
+            "DeleteObjects", "", {"delete": ""}, f"<Delete><Quiet>true</Quiet>{objects}</Delete>", []
+        )
         return {
             _text(e, "Key"): f"{_text(e, 'Code')}: {_text(e, 'Message')}".strip(": ")
             for e in root.iterfind("{*}Error")
@@ -218,7 +202,7 @@ class CrtTransport:
         *,
         query: dict[str, str] | None = None,
         headers: list[tuple[str, str]] | None = None,
-        body: bytes | FileRange | None = None,
+        body: bytes | None = None,
     ) -> CrtResponse:
         try:
             return self.sender.request(
@@ -227,6 +211,16 @@ class CrtTransport:
         except S3Error as error:
             error.operation = operation
             raise
+
+    def _post(
+        self, operation: str, key: str, query: dict[str, str], document: str, headers: list[tuple[str, str]]
+    ) -> tuple[CrtResponse, ETree.Element]:
+        """POST an XML ``document`` with the Content-MD5 S3 requires; the answer and its document."""
+        body = document.encode()
+        md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+        response = self._call(operation, "POST", key, query=query, headers=[("Content-MD5", md5), *headers],
+                              body=body)  # fmt: skip
+        return response, _document(response, operation)
 
     def _pages(
         self, operation: str, key: str, query: dict[str, str], markers: Mapping[str, str]
@@ -262,10 +256,6 @@ def _query(query: dict[str, str]) -> str:
         f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
         for name, value in sorted(query.items())
     )
-
-
-def _md5_base64(body: bytes) -> str:
-    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
 def _document(response: CrtResponse, operation: str) -> ETree.Element:

@@ -1,6 +1,5 @@
 """Read one ListObjectsV2 page, as the CRT transport receives it, into a ``ListPage``.
 
-The boto3 transport does not need this: botocore parses its pages (``boto3_transport.page_of``).
 Element names are matched in S3's namespace or in none, as servers differ. Keys and prefixes are
 URL-decoded when the page says ``<EncodingType>url</EncodingType>`` (the CRT transport asks for
 it, so that keys XML 1.0 cannot carry still list), as botocore decodes them.
@@ -8,6 +7,7 @@ it, so that keys XML 1.0 cannot carry still list), as botocore decodes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ETree
 
@@ -18,35 +18,20 @@ def page_from_xml(body: bytes) -> ListPage:
     """The page in ``body``; ``ValueError`` for XML of another kind (an error document, a
     listed object without a key), ``ETree.ParseError`` for what is not well-formed XML."""
     root = ETree.fromstring(body)
-    if _name(root) != "ListBucketResult":
+    if root.tag.rpartition("}")[2] != "ListBucketResult":
         raise ValueError(f"not a listing: {root.tag}")
-    objects: list[ListedObject] = []
-    prefixes: list[str] = []
-    fields: dict[str, str] = {}
-    for element in root:
-        name = _name(element)
-        if name == "Contents":
-            objects.append(_listed(element))
-        elif name == "CommonPrefixes":
-            prefixes += [element.findtext("{*}Prefix") or ""]
-        else:
-            fields[name] = element.text or ""
-    if fields.get("EncodingType") == "url":
-        objects = [obj._replace(key=unquote_plus(obj.key)) for obj in objects]
-        prefixes = [unquote_plus(prefix) for prefix in prefixes]
-    truncated = fields.get("IsTruncated", "").strip() == "true"
-    token = fields.get("NextContinuationToken") if truncated else None
+    decode: Callable[[str], str] = unquote_plus if root.findtext("{*}EncodingType") == "url" else str
+    objects = [_listed(contents, decode) for contents in root.iterfind("{*}Contents")]
+    prefixes = [decode(common.findtext("{*}Prefix") or "") for common in root.iterfind("{*}CommonPrefixes")]
+    truncated = (root.findtext("{*}IsTruncated") or "").strip() == "true"
+    token = root.findtext("{*}NextContinuationToken") if truncated else None
     return ListPage(objects, prefixes, token or None)
 
 
-def _listed(contents: ETree.Element) -> ListedObject:
-    fields = {_name(field): field.text or "" for field in contents}
-    if "Key" not in fields:
+def _listed(contents: ETree.Element, decode: Callable[[str], str]) -> ListedObject:
+    key = contents.findtext("{*}Key")
+    if key is None:
         raise ValueError("listed object without a key")
-    size, etag = int(fields.get("Size") or 0), fields.get("ETag", "").strip('"')
-    return ListedObject(fields["Key"], size, etag, iso_seconds(fields.get("LastModified", "")))
-
-
-def _name(element: ETree.Element) -> str:
-    """The element's name without its namespace."""
-    return element.tag.rpartition("}")[2]
+    size = int(contents.findtext("{*}Size") or 0)
+    etag = (contents.findtext("{*}ETag") or "").strip('"')
+    return ListedObject(decode(key), size, etag, iso_seconds(contents.findtext("{*}LastModified") or ""))

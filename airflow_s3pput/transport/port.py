@@ -154,7 +154,6 @@ class Lister(Protocol):
         max_keys: int = 1000,
     ) -> ListPage:
         """One page (up to ``max_keys``, at most 1,000) of the keys under ``prefix``."""
-        ...
 
 
 class Transport(Lister, Protocol):
@@ -168,34 +167,27 @@ class Transport(Lister, Protocol):
     def quick(self) -> Transport:
         """The same bucket and credentials with at most 3 attempts a request: for the bucket
         check, so that a wrong endpoint is reported in a second, not after the run's retries."""
-        ...
 
     def head_bucket(self) -> float | None:
         """Whether the bucket is there for these credentials; returns the server's time of the
         answer (its ``Date`` header, epoch seconds), ``None`` when it sent none."""
-        ...
 
     def head_object(self, key: str) -> ObjectHead | None:
         """The object's ETag, encryption and checksums; ``None`` when there is no such key."""
-        ...
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         """A single-part PUT; returns what the server says it stored."""
-        ...
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         """Start a single-part PUT; ``callback`` runs on another thread when it ends."""
-        ...
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         """Start a multipart upload; returns its upload id."""
-        ...
 
     def upload_part(
         self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
     ) -> str:
         """Send one part with its Content-MD5 (and CRC64NVME, when given); returns its ETag."""
-        ...
 
     def complete_multipart(
         self, key: str, upload_id: str, parts: Sequence[SentPart], crc64nvme: str = ""
@@ -203,20 +195,16 @@ class Transport(Lister, Protocol):
         """Assemble parts 1..N; ``crc64nvme``: the whole object's, for an upload started with
         ``ChecksumAlgorithm`` CRC64NVME and ``ChecksumType`` FULL_OBJECT. Returns what the
         server says it stored."""
-        ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None: ...
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         """The incomplete multipart uploads whose key starts with ``prefix``."""
-        ...
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         """The parts an open multipart upload holds, in part-number order."""
-        ...
 
     def delete_objects(self, keys: Iterable[str]) -> dict[str, str]:
         """Delete up to 1,000 keys; returns the keys that could not be deleted, with the reason."""
-        ...
 
     def close(self) -> None: ...
