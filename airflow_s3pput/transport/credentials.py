@@ -22,11 +22,8 @@ def plain_credentials(
     """The keys and region a boto3 session would pick, when they are plain values that need no
     botocore (slow to load) to resolve: keys given, or in ``AWS_ACCESS_KEY_ID`` and
     ``AWS_SECRET_ACCESS_KEY`` (botocore's first choice), and a region given, or in
-    ``AWS_DEFAULT_REGION``, or no AWS config file that could name one.
-
-    ``None`` when a profile, an AWS config file or expiring credentials are in play: only a
-    boto3 session resolves those as the user expects.
-    """
+    ``AWS_DEFAULT_REGION``, or no AWS config file that could name one. ``None`` when a profile,
+    an AWS config file or expiring credentials are in play: only boto3 resolves those."""
     if settings.session_factory is not None:
         return None  # credentials that refresh: a boto3 session signs
     profile = settings.profile or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE")

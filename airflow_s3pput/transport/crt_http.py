@@ -228,10 +228,8 @@ class CrtSender:
         put_object: bool = False,
     ) -> None:
         """Start a signed request; ``callback(response, error)`` runs on a CRT thread at its end.
-
         ``put_object`` sends a single-part PutObject (the CRT's own request type for it); any
-        other request is sent as it is, named by ``operation``, with its response body kept.
-        """
+        other request is sent as it is, named by ``operation``, with its response body kept."""
         from awscrt.http import HttpHeaders, HttpRequest
         from awscrt.s3 import S3RequestType
 
@@ -317,15 +315,13 @@ class _Watchdog:
         self.lock = threading.Lock()
         self.watches: dict[_Watch, None] = {}  # in start order
         self.stopped = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.thread = threading.Thread(target=self._run, name="s3pput-crt-watchdog", daemon=True)
+        self.thread.start()
 
     def watch(self) -> _Watch:
         watch = _Watch(time.monotonic() + self.seconds)
         with self.lock:
             self.watches[watch] = None
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="s3pput-crt-watchdog", daemon=True)
-                self.thread.start()
         return watch
 
     def started(self, watch: _Watch, request: Any) -> None:
@@ -358,8 +354,7 @@ class _Watchdog:
 
     def close(self) -> None:
         self.stopped.set()
-        if self.thread is not None:
-            self.thread.join()
+        self.thread.join()
 
 
 #: the CRT reports these answers by name only (no status) once its retries are spent

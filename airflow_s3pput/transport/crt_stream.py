@@ -8,6 +8,7 @@ no retries of their own: each part is sent under the transport's ``RetryPolicy``
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -47,11 +48,14 @@ class StreamedParts:
         self.attempt_timeout = settings.connect_timeout + settings.read_timeout
         self.socket_options = SocketOptions()
         self.socket_options.connect_timeout_ms = int(settings.connect_timeout * 1000)
-        # The CRT's S3 client takes its proxy from the environment (HTTP_PROXY, HTTPS_PROXY);
-        # these connections are made here, so they must be told, or parts would bypass it.
-        self.proxy_options = environment_proxy(self.host, tls_context is not None)
         self.idle: list[Any] = []
         self.lock = threading.Lock()
+
+    @functools.cached_property  # at the first part: urllib.request is slow to import
+    def proxy_options(self) -> Any:
+        # The CRT's S3 client takes its proxy from the environment (HTTP_PROXY, HTTPS_PROXY);
+        # these connections are made here, so they must be told, or parts would bypass it.
+        return environment_proxy(self.host, self.tls_options is not None)
 
     def upload_part(self, path: str, headers: list[tuple[str, str]], body: PartBody) -> CrtResponse:
         """PUT ``body`` to ``path`` (with its query) and return the answer; raises ``S3Error``."""

@@ -1,9 +1,8 @@
 """The transport over AWS's C runtime: every S3 call s3pput makes, over one ``CrtSender``.
 
-With plain keys (given, or in the environment) and plain HTTP a run then needs nothing from
-botocore, whose loading (the S3 model) is a large share of a short run's CPU. The requests are
-written here from S3's REST API (ListObjectsV2 queries, the CompleteMultipartUpload document),
-and go through the CRT's signing, retries and connection pool; each part keeps its Content-MD5.
+With plain keys and plain HTTP a run then needs nothing from botocore, whose loading (the S3
+model) is a large share of a short run's CPU. The requests are written here from S3's REST API
+and go through the CRT's signing, retries and connection pool.
 """
 
 from __future__ import annotations

@@ -50,10 +50,9 @@ def _seconds(moment: datetime) -> float:
 
 
 class Stored(NamedTuple):
-    """The server's answer for an object it stored: its ETag, the encryption it says it
-    applied (``x-amz-server-side-encryption``: ``aws:kms``, ``aws:kms:dsse``, ``AES256``;
-    ``SSE-C`` for customer keys; empty when the answer names none), and the CRC64NVME it
-    echoed (empty when it echoed none)."""
+    """The server's answer for an object it stored: its ETag, the encryption it says it applied
+    (``aws:kms``, ``aws:kms:dsse``, ``AES256``, ``SSE-C`` for customer keys, or empty), and the
+    CRC64NVME it echoed (empty when none)."""
 
     etag: str  # without quotes
     encryption: str = ""
