@@ -26,23 +26,34 @@ def plain_credentials(
     an AWS config file or expiring credentials are in play: only boto3 resolves those."""
     if settings.session_factory is not None:
         return None  # credentials that refresh: a boto3 session signs
-    profile = settings.profile or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE")
+    keys = _plain_keys(settings, environ)
+    if keys is None:
+        return None
+    region = _plain_region(settings, environ)
+    return PlainCredentials(*keys, region) if region else None
+
+
+def _plain_keys(
+    settings: ConnectionSettings, environ: Mapping[str, str]
+) -> tuple[str, str, str | None] | None:
     if settings.access_key and settings.secret_key:
-        access_key, secret_key, token = settings.access_key, settings.secret_key, settings.session_token
-    elif settings.profile or environ.get("AWS_CREDENTIAL_EXPIRATION"):
+        return settings.access_key, settings.secret_key, settings.session_token or None
+    if settings.profile or environ.get("AWS_CREDENTIAL_EXPIRATION"):
         return None  # an explicit profile outranks the environment's keys; expiring keys refresh
-    else:
-        access_key = environ.get("AWS_ACCESS_KEY_ID", "")
-        secret_key = environ.get("AWS_SECRET_ACCESS_KEY", "")
-        token = next(
-            (environ[name] for name in ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN") if name in environ), None
-        )
-        if not (access_key and secret_key):
-            return None
+    access_key = environ.get("AWS_ACCESS_KEY_ID", "")
+    secret_key = environ.get("AWS_SECRET_ACCESS_KEY", "")
+    if not (access_key and secret_key):
+        return None
+    token = environ.get("AWS_SECURITY_TOKEN", environ.get("AWS_SESSION_TOKEN"))  # botocore's order
+    return access_key, secret_key, token or None
+
+
+def _plain_region(settings: ConnectionSettings, environ: Mapping[str, str]) -> str | None:
     region = settings.region or environ.get("AWS_DEFAULT_REGION")
-    if not region:
-        config_file = os.path.expanduser(environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
-        if profile or os.path.exists(config_file):
-            return None  # the region is in a profile
-        region = "us-east-1"  # what botocore signs with when nothing names a region
-    return PlainCredentials(access_key, secret_key, token or None, region)
+    if region:
+        return region
+    profile = settings.profile or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE")
+    config_file = os.path.expanduser(environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
+    if profile or os.path.exists(config_file):
+        return None  # the region is in a profile
+    return "us-east-1"  # what botocore signs with when nothing names a region
