@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.port import (
-    CHECKSUM_ALGORITHMS,
     QUICK_ATTEMPTS,
     ListedObject,
     ListPage,
@@ -33,9 +32,10 @@ from airflow_s3pput.transport.port import (
     SentPart,
     Stored,
     UploadedPart,
-    full_object_checksums,
+    head_from_headers,
     http_date_seconds,
     iso_seconds,
+    stored_from_headers,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -170,7 +170,7 @@ class Boto3Transport:
 
     def head_bucket(self) -> float | None:
         response = self._send("HeadBucket", self.client.head_bucket)
-        return http_date_seconds(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date"))
+        return http_date_seconds(_headers(response).get("date"))
 
     def list_page(
         self,
@@ -197,13 +197,11 @@ class Boto3Transport:
             if error.status == 404:
                 return None
             raise
-        found = {a: str(response.get(f"Checksum{a}", "")) for a in CHECKSUM_ALGORITHMS}
-        stored = _stored(response)
-        checksums = full_object_checksums(found, str(response.get("ChecksumType", "")))
-        return ObjectHead(stored.etag, stored.encryption, checksums)
+        return head_from_headers(_headers(response))
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        return _stored(self._send("PutObject", self.client.put_object, Key=key, Body=body, **params))
+        response = self._send("PutObject", self.client.put_object, Key=key, Body=body, **params)
+        return stored_from_headers(_headers(response))
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         if self._senders is None:
@@ -253,7 +251,8 @@ class Boto3Transport:
             MultipartUpload={"Parts": completed},
             **checksum,
         )
-        return _stored(response)
+        stored = stored_from_headers(_headers(response), str(response.get("ETag", "")))
+        return stored._replace(crc64nvme=response.get("ChecksumCRC64NVME") or stored.crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._send("AbortMultipartUpload", self.client.abort_multipart_upload, Key=key, UploadId=upload_id)
@@ -384,11 +383,9 @@ def _unquoted(etag: Any) -> str:
     return str(etag).strip('"')
 
 
-def _stored(response: Mapping[str, Any]) -> Stored:
-    encryption = "SSE-C" if response.get("SSECustomerAlgorithm") else response.get("ServerSideEncryption", "")
-    return Stored(
-        _unquoted(response.get("ETag", "")), str(encryption), str(response.get("ChecksumCRC64NVME", ""))
-    )
+def _headers(response: Mapping[str, Any]) -> Mapping[str, str]:
+    """The answer's HTTP headers, names in lower case (botocore's ``ResponseMetadata``)."""
+    return response.get("ResponseMetadata", {}).get("HTTPHeaders", {})  # type: ignore[no-any-return]
 
 
 def _iso(value: Any) -> str:

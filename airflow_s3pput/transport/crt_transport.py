@@ -21,7 +21,6 @@ from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code
 from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.listing_parser import page_from_xml
 from airflow_s3pput.transport.port import (
-    CHECKSUM_ALGORITHMS,
     QUICK_ATTEMPTS,
     ListPage,
     ObjectHead,
@@ -32,8 +31,9 @@ from airflow_s3pput.transport.port import (
     SentPart,
     Stored,
     UploadedPart,
-    full_object_checksums,
+    head_from_headers,
     http_date_seconds,
+    stored_from_headers,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
@@ -103,21 +103,17 @@ class CrtTransport:
             if error.status == 404:
                 return None
             raise
-        headers = response.headers
-        found = {a: headers.get(f"x-amz-checksum-{a.lower()}", "") for a in CHECKSUM_ALGORITHMS}
-        stored = _stored(headers)
-        checksums = full_object_checksums(found, headers.get("x-amz-checksum-type", ""))
-        return ObjectHead(stored.etag, stored.encryption, checksums)
+        return head_from_headers(response.headers)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         response = self.sender.request(
             "PUT", key, headers=request_headers(params), body=body, put_object=True
         )
-        return _stored(response.headers)
+        return stored_from_headers(response.headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            callback(None if response is None else _stored(response.headers), error)
+            callback(None if response is None else stored_from_headers(response.headers), error)
 
         self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
 
@@ -157,7 +153,7 @@ class CrtTransport:
         response, root = self._post(
             "CompleteMultipartUpload", key, query, document, checksum if crc64nvme else []
         )
-        stored = _stored(response.headers, _text(root, "ETag"))
+        stored = stored_from_headers(response.headers, _text(root, "ETag"))
         return stored._replace(crc64nvme=_text(root, "ChecksumCRC64NVME") or stored.crc64nvme)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -232,16 +228,6 @@ class CrtTransport:
             if _text(root, "IsTruncated") != "true":
                 return
             query.update({param: _text(root, name) for name, param in markers.items()})
-
-
-def _stored(headers: dict[str, str], etag: str | None = None) -> Stored:
-    """What an answer says was stored (header names in lower case); ``etag``: the answer's
-    document's, when it has one."""
-    encryption = headers.get("x-amz-server-side-encryption", "")
-    if headers.get("x-amz-server-side-encryption-customer-algorithm"):
-        encryption = "SSE-C"
-    etag = headers.get("etag", "") if etag is None else etag
-    return Stored(etag.strip('"'), encryption, headers.get("x-amz-checksum-crc64nvme", ""))
 
 
 def _xml_text(value: str) -> str:

@@ -88,6 +88,24 @@ def full_object_checksums(found: Mapping[str, str], checksum_type: str) -> dict[
     return {algorithm: value for algorithm, value in found.items() if value and "-" not in value}
 
 
+def stored_from_headers(headers: Mapping[str, str], etag: str | None = None) -> Stored:
+    """What an answer's headers (names in lower case) say was stored; ``etag``: the one in the
+    answer's document, when it has one (CompleteMultipartUpload)."""
+    encryption = headers.get("x-amz-server-side-encryption", "")
+    if headers.get("x-amz-server-side-encryption-customer-algorithm"):
+        encryption = "SSE-C"
+    etag = headers.get("etag", "") if etag is None else etag
+    return Stored(etag.strip('"'), encryption, headers.get("x-amz-checksum-crc64nvme", ""))
+
+
+def head_from_headers(headers: Mapping[str, str]) -> ObjectHead:
+    """A HeadObject answer (asked with checksum mode) from its headers, names in lower case."""
+    stored = stored_from_headers(headers)
+    found = {a: headers.get(f"x-amz-checksum-{a.lower()}", "") for a in CHECKSUM_ALGORITHMS}
+    checksums = full_object_checksums(found, headers.get("x-amz-checksum-type", ""))
+    return ObjectHead(stored.etag, stored.encryption, checksums)
+
+
 class ListedObject(NamedTuple):
     key: str
     size: int
