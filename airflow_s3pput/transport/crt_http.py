@@ -211,8 +211,16 @@ class CrtSender:
             else:
                 answer.set_result(response)  # type: ignore[arg-type]
 
-        self.request_async(method, key, headers or [], body, finished, query=query, operation=operation,
-                           put_object=put_object)  # fmt: skip
+        self.request_async(
+            method,
+            key,
+            headers or [],
+            body,
+            finished,
+            query=query,
+            operation=operation,
+            put_object=put_object,
+        )
         return answer.result()
 
     def request_async(

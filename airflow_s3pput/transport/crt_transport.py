@@ -213,8 +213,8 @@ class CrtTransport:
         """POST an XML ``document`` with the Content-MD5 S3 requires; the answer and its document."""
         body = document.encode()
         md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-        response = self._call(operation, "POST", key, query=query, headers=[("Content-MD5", md5), *headers],
-                              body=body)  # fmt: skip
+        headers = [("Content-MD5", md5), *headers]
+        response = self._call(operation, "POST", key, query=query, headers=headers, body=body)
         return response, _document(response, operation)
 
     def _pages(
