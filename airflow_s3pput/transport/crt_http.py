@@ -241,11 +241,9 @@ class CrtSender:
         from awscrt.http import HttpHeaders, HttpRequest
         from awscrt.s3 import S3RequestType
 
-        http_headers = HttpHeaders([("Host", self.host)])
+        http_headers = HttpHeaders([("Host", self.host), *headers])
         if body is not None:
             http_headers.add("Content-Length", str(len(body)))
-        for name, value in headers:
-            http_headers.add(name, value)
         path = self.object_path(key)
         if query:
             path += "?" + query
