@@ -128,15 +128,15 @@ class CrtSender:
         )
         from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
 
-        keys = plain_credentials(settings) if session is None else None
-        if keys is not None:
-            region = keys.region
-            provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
-        elif session is not None:
+        if session is not None:
             region, provider = _session_credentials(session)
             region = settings.region or region  # the run's (an operator's region_name) wins
         else:
-            raise S3Error(S3Error.NO_CREDENTIALS)
+            keys = plain_credentials(settings)
+            if keys is None:
+                raise S3Error(S3Error.NO_CREDENTIALS)
+            region = keys.region
+            provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
         self.bucket = bucket
         self.host, self.path_prefix = request_target(settings, bucket, region)
         secure = settings.uses_tls
@@ -346,17 +346,20 @@ class _Watchdog:
 
     def _run(self) -> None:
         while not self.stopped.wait(self.tick):
-            now = time.monotonic()
-            expired = []
-            with self.lock:
-                for watch in self.watches:
-                    if watch.deadline > now:
-                        break
-                    if watch.request is not None and not watch.timed_out:
-                        watch.timed_out = True
-                        expired.append(watch.request)
-            for request in expired:
+            for request in self._expire(time.monotonic()):
                 request.cancel()
+
+    def _expire(self, now: float) -> list[Any]:
+        """Mark the requests past their deadline as timed out; returns them, to cancel."""
+        expired = []
+        with self.lock:
+            for watch in self.watches:
+                if watch.deadline > now:
+                    break
+                if watch.request is not None and not watch.timed_out:
+                    watch.timed_out = True
+                    expired.append(watch.request)
+        return expired
 
     def close(self) -> None:
         self.stopped.set()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
@@ -96,15 +96,19 @@ class StreamedParts:
                 raise FileChanged(f"file shrank while it was uploaded (part at byte {body.offset})") from None
             raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
         response = answer.response(status)
+        self._release(connection, response)
+        if status >= 300:
+            code, message = error_code_and_message(response.body)
+            raise S3Error(code or str(status), message, status=status)
+        return response
+
+    def _release(self, connection: Any, response: CrtResponse) -> None:
+        """Keep ``connection`` for the next part, unless the server or the CRT closed it."""
         if response.headers.get("connection", "").lower() == "close" or not connection.is_open():
             connection.close()
         else:
             with self.lock:
                 self.idle.append(connection)
-        if status >= 300:
-            code, message = error_code_and_message(response.body)
-            raise S3Error(code or str(status), message, status=status)
-        return response
 
     def _connection(self) -> Any:
         from awscrt.exceptions import AwsCrtError
@@ -136,14 +140,16 @@ def environment_proxy(host: str, tls: bool) -> Any:
     URL becomes its Basic credentials, and is never put in a message."""
     from urllib.request import getproxies_environment, proxy_bypass
 
-    proxies = getproxies_environment()
-    url = proxies.get("https" if tls else "http")
+    url = getproxies_environment().get("https" if tls else "http")
     if not url or proxy_bypass(host):
         return None
+    return _proxy_options(urlsplit(url if "://" in url else "http://" + url))
+
+
+def _proxy_options(proxy: SplitResult) -> Any:
     from awscrt.http import HttpProxyAuthenticationType, HttpProxyOptions
     from awscrt.io import ClientTlsContext, TlsContextOptions
 
-    proxy = urlsplit(url if "://" in url else "http://" + url)
     options = HttpProxyOptions(proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 80))
     if proxy.scheme == "https":
         options.tls_connection_options = ClientTlsContext(TlsContextOptions()).new_connection_options()
