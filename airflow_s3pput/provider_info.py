@@ -1,14 +1,9 @@
 """Provider metadata, found by Airflow through the ``apache_airflow_provider`` entry point.
 
-Airflow calls every provider's entry point, unguarded, whenever it discovers providers: in
-``airflow providers list`` and while parsing any DAG that names an asset URI. So this module
-imports nothing but the package's version: no Airflow, no operators. An exception here would
-break other people's DAGs, even on an Airflow this provider does not support.
-
-It follows Airflow's runtime schema (``airflow/provider_info.schema.json``, which Airflow
-validates it against when it discovers providers): the integration, and the modules holding its
-operators. The documentation URL comes from the package's ``Documentation`` project URL, which
-Airflow reads from the distribution's metadata (``[project.urls]`` in ``pyproject.toml``).
+Airflow calls every provider's entry point, unguarded, whenever it discovers providers, even
+while it parses other people's DAGs: so this module imports nothing of Airflow nor the operators.
+It follows Airflow's ``provider_info.schema.json``; the documentation URL is the package's
+``Documentation`` project URL, which Airflow reads from the distribution's metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from typing import Any
 from airflow_s3pput import __version__
 
 INTEGRATION = "s3pput"
-
 #: The oldest Airflow the provider works with (the floor of the ``airflow`` extra): older ones
 #: lack ``airflow.sdk.exceptions.AirflowFailException`` and ``airflow.sdk.configuration``.
 AIRFLOW_FLOOR = "3.2.0"

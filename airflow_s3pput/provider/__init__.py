@@ -1,9 +1,5 @@
-"""The Apache Airflow side of airflow-s3pput: the only package here that imports Airflow.
-
-DAG authors use ``s3pput_task_group`` (plan -> mapped put -> reduce) or the three operators.
-On an Airflow older than the provider supports, importing it raises one ``ImportError`` that
-names the version needed, instead of a missing name deep inside ``airflow.sdk``.
-"""
+"""The Apache Airflow side of airflow-s3pput, the only package here that imports Airflow: the task
+group and the three operators. On an Airflow too old for them, one ``ImportError`` says so."""
 
 from __future__ import annotations
 
@@ -11,21 +7,16 @@ from airflow_s3pput.provider_info import AIRFLOW_FLOOR
 
 
 def _require_airflow() -> None:
+    needs = f"airflow-s3pput's provider needs apache-airflow>={AIRFLOW_FLOOR}"
     try:
         import airflow
     except ImportError as exc:
-        raise ImportError(
-            f"airflow-s3pput's provider needs apache-airflow>={AIRFLOW_FLOOR}, which is not installed: "
-            "pip install 'airflow-s3pput[airflow]'"
-        ) from exc
+        raise ImportError(f"{needs}, which is not installed: pip install 'airflow-s3pput[airflow]'") from exc
     from packaging.version import Version  # a dependency of Airflow itself
 
-    found = str(getattr(airflow, "__version__", "0"))
     # base_version: a release candidate of the floor counts as the floor
-    if Version(Version(found).base_version) < Version(AIRFLOW_FLOOR):
-        raise ImportError(
-            f"airflow-s3pput's provider needs apache-airflow>={AIRFLOW_FLOOR}; this is Airflow {found}"
-        )
+    if Version(Version(airflow.__version__).base_version) < Version(AIRFLOW_FLOOR):
+        raise ImportError(f"{needs}; this is Airflow {airflow.__version__}")
 
 
 _require_airflow()

@@ -1,22 +1,9 @@
-"""Turn an Airflow AWS connection into the engine's ``ConnectionSettings``, at execution time.
+"""Turn an Airflow AWS connection into the engine's ``ConnectionSettings``, when a task runs.
 
-The Amazon provider's hook does the resolving (keys, profile, assumed role, ``endpoint_url`` and
-``region_name`` from the extras), so S3-compatible stores work as they do for every other AWS
-operator. The task's own process signs with the hook's boto3 session (``session_factory``),
-whose credentials refresh themselves: an assumed role or web identity outlives its hour. The
-keys are also frozen once, for worker processes that cannot reach the connection; the hook
-masks them in task logs, and ``ConnectionSettings`` keeps them out of its ``repr``.
-
-The connection's ``config_kwargs`` (botocore ``Config`` options) are honoured as the Amazon
-provider's clients honour them, as far as each transport can (``transport.client_config`` says
-which, and how s3pput's retry policy takes ``retries``); ``region_name`` and ``verify`` given to
-an operator override the connection's, as ``AwsBaseOperator``'s do.
-
-Two things the hook forgives, we do not: a connection id that is not defined (the hook would
-warn and fall back to the worker's environment, which then fails in every put task with an
-``AttributeError``), and no credentials at all. Both are one ``UsageError`` naming the
-connection, before anything is uploaded. ``aws_conn_id=None`` asks for the worker's standard
-AWS chain (environment, profile, instance role), as with the Amazon provider's operators.
+The Amazon provider's hook resolves it, as for any AWS operator; the task's own process signs with
+the hook's session (its credentials refresh), worker processes with keys frozen once. Where the hook
+would fall back to the worker's environment (an undefined connection, no credentials), this fails
+with one ``UsageError`` naming the connection; ``aws_conn_id=None`` asks for that chain on purpose.
 """
 
 from __future__ import annotations
@@ -30,11 +17,10 @@ from airflow_s3pput.transport.client_config import connection_fields
 
 
 def hook_session(aws_conn_id: str | None, region_name: str | None = None) -> Any:
-    """The Airflow connection's boto3 session, as the Amazon provider makes it (its credentials
-    refresh themselves). Module-level, so that a ``functools.partial`` of it pickles."""
+    """The connection's boto3 session, as the Amazon provider makes it (a ``partial`` of it pickles)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=aws_conn_id or None, region_name=region_name).get_session()
+    return S3Hook(aws_conn_id=aws_conn_id, region_name=region_name).get_session()
 
 
 def settings_from_connection(
@@ -53,26 +39,20 @@ def settings_from_connection(
             setting="aws_conn_id",
         )
     client_fields: dict[str, Any] = {}
-    if aws_conn_id:
+    if aws_conn_id is not None:
         try:
-            connection = BaseHook.get_connection(aws_conn_id)
+            extra = BaseHook.get_connection(aws_conn_id).extra_dejson
         except AirflowNotFoundException:
             raise UsageError(
                 f"{{setting}} {aws_conn_id!r} is not defined: create the connection, or set "
                 "{setting} to None to use the workers' AWS credential chain",
                 setting="aws_conn_id",
             ) from None
-        # Read here, before the hook builds a botocore Config of them: a bad option is one line
-        # naming it (never its value: a proxy URL may carry a password).
-        config_kwargs = _extra(connection).get("config_kwargs")
+        # Read before the hook builds a botocore Config of them: a bad option is one line naming it.
+        config_kwargs = extra.get("config_kwargs") if isinstance(extra, dict) else None
         _mask_proxy_passwords(config_kwargs)
         client_fields = connection_fields(config_kwargs)
-    hook = S3Hook(aws_conn_id=aws_conn_id or None, region_name=region_name, verify=verify)
-    where = (
-        f"{{setting}} {aws_conn_id!r}"
-        if aws_conn_id
-        else "the workers' AWS credential chain ({setting} None)"
-    )
+    hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify)
     try:
         config = hook.conn_config
         credentials = hook.get_credentials()
@@ -81,45 +61,32 @@ def settings_from_connection(
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
         if isinstance(exc, AttributeError):  # boto3 found no credentials at all
             reason = "no AWS credentials found"
-        raise UsageError(
-            f"{where} gives no usable AWS credentials ({reason})", setting="aws_conn_id"
-        ) from None
-    verify = config.verify if config.verify is not None else True
+        who = f"{{setting}} {aws_conn_id!r}"
+        if aws_conn_id is None:
+            who = "the workers' AWS credential chain ({setting} None)"
+        raise UsageError(f"{who} gives no usable AWS credentials ({reason})", setting="aws_conn_id") from None
     # The hook's region (the argument, else the connection's) before config_kwargs' own.
     config_region = client_fields.pop("region", None)
-    region = config.region_name or config_region
     return ConnectionSettings(
         endpoint_url=config.get_service_endpoint_url("s3"),
-        region=region,
-        verify=verify,
+        region=config.region_name or config_region,
+        verify=config.verify if config.verify is not None else True,
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
         session_token=credentials.token,
-        session_factory=functools.partial(hook_session, aws_conn_id or None, region_name),
+        session_factory=functools.partial(hook_session, aws_conn_id, region_name),
         **client_fields,
     )
 
 
-def _extra(connection: Any) -> dict[str, Any]:
-    try:
-        extra = connection.extra_dejson
-    except Exception:  # noqa: BLE001 - the hook says what is wrong with it, in its own words
-        return {}
-    return extra if isinstance(extra, dict) else {}
-
-
 def _mask_proxy_passwords(config_kwargs: object) -> None:
-    """Have Airflow mask a proxy's password (and its URL) in task logs, before anything may log
-    it (the Amazon provider's debug lines quote ``config_kwargs``)."""
-    proxies = config_kwargs.get("proxies") if isinstance(config_kwargs, dict) else None
-    if not isinstance(proxies, dict):
-        return
+    """Have Airflow mask each proxy URL with a password, and the password, in task logs, before
+    anything may log them (the Amazon provider's debug lines quote ``config_kwargs``)."""
     from airflow.sdk.log import mask_secret
 
-    for url in proxies.values():
+    proxies = config_kwargs.get("proxies") if isinstance(config_kwargs, dict) else None
+    for url in proxies.values() if isinstance(proxies, dict) else ():
         if isinstance(url, str) and "@" in url:
-            user_info = url.partition("://")[2].rpartition("@")[0] if "://" in url else url.rpartition("@")[0]
-            password = user_info.partition(":")[2]
-            if password:
-                mask_secret(password)
             mask_secret(url)
+            if password := url.rpartition("@")[0].rpartition("://")[2].partition(":")[2]:
+                mask_secret(password)

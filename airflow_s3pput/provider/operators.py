@@ -1,18 +1,9 @@
 """The three stages of an s3pput upload as Airflow operators: plan, put (mapped), reduce.
 
-Glue, as thin as the Amazon provider's ``LocalFilesystemToS3Operator.execute``: each operator
-keeps its settings in one templated mapping (``settings``, by the canonical names of
-``airflow_s3pput.settings``), builds the engine's options with ``build_options`` when it runs,
-and calls one engine stage: ``planner.plan``, ``engine.upload`` or ``stats.summarize``.
-
-Failures say whether a retry can help. Bad settings, an undefined connection, a missing bucket
-or rejected credentials, and files that no retry changes (a FIFO, a symlink leaving SOURCE, an
-unreadable file) raise ``AirflowFailException``: the task fails at once instead of waiting out
-``retry_delay``. An endpoint that stayed out of reach through the engine's own backoff
-(``errors.Unavailable``) and files that failed transiently (a server error, a file that changed)
-raise ``AirflowException``, so that Airflow's retries complete the batch, idempotently in
-``update`` and ``add`` mode. Nothing here opens a connection before ``execute``, so parsing a DAG is
-offline; literal settings are validated when the DAG is parsed (``settings.check_known``).
+Each keeps its settings in one templated mapping, ``settings``, checks the literal ones when the DAG
+is parsed, and calls one engine stage when it runs; nothing connects before ``execute``. A failure
+that no retry changes raises ``AirflowFailException``, one that a retry may mend (an endpoint out of
+reach, a file that failed transiently) ``AirflowException``.
 """
 
 from __future__ import annotations
@@ -45,16 +36,9 @@ from airflow_s3pput.settings import (
     build_options,
     check_known,
     coerce,
+    is_unset,
 )
-from airflow_s3pput.stats import (
-    BatchReport,
-    PutResult,
-    Stats,
-    Summary,
-    one_line,
-    summarize,
-    where,
-)
+from airflow_s3pput.stats import BatchReport, PutResult, Stats, Summary, one_line, summarize, where
 from airflow_s3pput.transport.port import iso_seconds
 from airflow_s3pput.walker import doubled_slash_warning, join_key
 
@@ -66,15 +50,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: where a put task that fails leaves its report (a failed task returns no XCom)
-REPORT_XCOM_KEY = "s3pput_report"
-#: where a reduce task that fails leaves the run's summary
-SUMMARY_XCOM_KEY = "s3pput_summary"
-
-
+#: every setting an operator or the task group takes, by its canonical name
+SETTINGS = frozenset({*UPLOAD_SETTINGS, *PLAN_SETTINGS, *AWS_SETTINGS})
+#: the settings only the plan takes
+PLAN_ONLY = frozenset({"limit", *PLAN_SETTINGS})
+#: where a failed put leaves its report and a failed reduce the summary (a failed task returns none)
+REPORT_XCOM_KEY, SUMMARY_XCOM_KEY = "s3pput_report", "s3pput_summary"
 #: the engine's connection settings as a DAG author sets them (the rest keep their names)
 AIRFLOW_SPELLING = {"region": "region_name", "ca_bundle": "verify", "verify_ssl": "verify"}
-
 #: Airflow renders ``rendered_map_index`` into a VARCHAR(250): PostgreSQL and MySQL refuse more
 MAX_MAP_INDEX_NAME = 250
 #: names each mapped put in the UI by its batch (``S3PPutBatchOperator.batch_name``)
@@ -82,11 +65,8 @@ MAP_INDEX_TEMPLATE = "{{ task.batch_name }}"
 
 
 def fail_fast(step: Callable[..., T], *args: Any, context: str = "", **kwargs: Any) -> T:
-    """``step(...)``; a ``UsageError`` fails the task for good: no retry changes bad input, nor
-    an ``ImportError`` (a package missing or of a version the run cannot use: the next try runs
-    the same installation). An endpoint out of reach (``Unavailable``) may be back for the next
-    try: the task's ``retries`` apply. ``context`` is added to the message (whose connection it
-    was)."""
+    """``step(...)``, failing the task for good on bad input or a missing or unusable package (the
+    next try would meet the same); an endpoint out of reach may be back for the next try."""
     try:
         return step(*args, **kwargs)
     except ImportError as exc:
@@ -103,43 +83,42 @@ def shorten(text: str, room: int) -> str:
     """``text`` cut in the middle to at most ``room`` characters, both ends kept."""
     if len(text) <= room:
         return text
-    if room < 2:
-        return text[:room]
     head = (room - 1) // 2
     return text[:head] + "…" + text[len(text) - (room - 1 - head) :]
 
 
-def batch_name(batch: Mapping[str, Any], limit: int = MAX_MAP_INDEX_NAME) -> str:
+def batch_name(batch: Mapping[str, Any]) -> str:
     """The mapped put's name in the UI: ``first_key .. last_key (N files)``, each key cut in the
-    middle when the whole would exceed ``limit`` characters (Airflow's column)."""
-    files = int(batch.get("files") or 0)
+    middle when the whole would not fit Airflow's column."""
+    files, first, last = int(batch["files"]), str(batch["first_key"]), str(batch["last_key"])
     if not files:
         return "nothing to put: delete extraneous keys"  # the delete-only batch of an empty SOURCE
-    first, last = str(batch.get("first_key") or ""), str(batch.get("last_key") or "")
     count = f" ({files} file{'' if files == 1 else 's'})"
     if first == last:
-        return shorten(first, limit - len(count)) + count
-    room = limit - len(count) - len(" .. ")
-    first_room = max(room - min(len(last), room // 2), room // 2)
-    first = shorten(first, first_room)
+        return shorten(first, MAX_MAP_INDEX_NAME - len(count)) + count
+    room = MAX_MAP_INDEX_NAME - len(count) - len(" .. ")
+    first = shorten(first, max(room - min(len(last), room // 2), room // 2))
     return f"{first} .. {shorten(last, room - len(first))}{count}"
 
 
-def _target(bucket: str, prefix: str) -> str:
-    return f"s3://{bucket}/{join_key(prefix, '')}"
+def _check_target(said: str, mine: tuple[str, str], planned: tuple[str, str]) -> None:
+    """Fail for good when a put or the reduce was given another bucket or prefix than the plan;
+    ``said`` names the two. Prefixes come as ``join_key(prefix, "")`` makes them."""
+    if mine != planned:
+        mine_url, planned_url = (f"s3://{bucket}/{prefix}" for bucket, prefix in (mine, planned))
+        raise AirflowFailException(
+            f"s3pput: {said.format(mine_url, planned_url)}: give the plan, put and reduce tasks "
+            "the same bucket and prefix"
+        )
 
 
 def _is_literal(value: object) -> bool:
-    """Known when the DAG is parsed: plain data without a Jinja template in it."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return True
+    """Known when the DAG is parsed: plain data without a Jinja template in it (not an XComArg)."""
     if isinstance(value, str):
         return not any(mark in value for mark in ("{{", "{%", "{#"))
-    if isinstance(value, (list, tuple)):
-        return all(_is_literal(v) for v in value)
-    if isinstance(value, dict):
-        return all(_is_literal(v) for v in value.values())
-    return False  # an XComArg, or anything else resolved when the task runs
+    if isinstance(value, (list, tuple, dict)):
+        return all(map(_is_literal, value.values() if isinstance(value, dict) else value))
+    return value is None or isinstance(value, (bool, int, float))
 
 
 def check_settings(settings: Mapping[str, object]) -> None:
@@ -148,12 +127,9 @@ def check_settings(settings: Mapping[str, object]) -> None:
 
 
 class _UploadSettings(BaseOperator):
-    """The upload settings the plan and the put operators share; see ``s3pput_task_group``.
-
-    Every setting is templated and defaults to ``None``: the engine's default. They are kept in
-    one mapping, ``settings``, rendered as one templated field (a method of BaseOperator is
-    called ``dry_run``, so no setting can be an attribute of its own name).
-    """
+    """The upload settings the plan and the put share; see ``s3pput_task_group``. Each defaults to
+    ``None`` (the engine's default) and lives in ``settings``, one templated field: a method of
+    BaseOperator is called ``dry_run``, so no setting can be an attribute of its own name."""
 
     template_fields: Sequence[str] = ("settings", "aws_conn_id")
     template_fields_renderers = {"settings": "json"}
@@ -191,28 +167,15 @@ class _UploadSettings(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        given = {
-            "source": source, "bucket": bucket, "prefix": prefix, "put_mode": put_mode,
-            "dry_run": dry_run, "content_type": content_type, "gzip": gzip, "gzip_types": gzip_types,
-            "gzip_level": gzip_level, "headers": headers, "grant": grant, "include": include,
-            "exclude": exclude, "follow_symlinks": follow_symlinks, "delete": delete,
-            "transport": transport, "processes": processes, "threads": threads,
-            "multipart_threshold": multipart_threshold, "part_size": part_size,
-            "digest_cache": digest_cache, "rehash": rehash, "cache_dir": cache_dir, "resume": resume,
-            "region_name": region_name, "verify": verify,
-        }  # fmt: skip
-        self.settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        self.settings: dict[str, Any] = {n: v for n, v in locals().items() if n in SETTINGS and v is not None}
         self.aws_conn_id = aws_conn_id
-        check_settings(self.settings)
 
     def upload_options(self, *, with_connection: bool) -> UploadOptions:
-        """The rendered settings as engine options, with the Airflow connection's credentials
-        (``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do).
-
-        The settings are checked first: a bad one is reported before any connection is made."""
+        """The rendered settings as engine options, checked before any connection is looked up;
+        with the connection's credentials, which ``region_name`` and ``verify`` override."""
         raw = {k: v for k, v in self.settings.items() if k in UPLOAD_SETTINGS}
-        options = fail_fast(build_options, raw)
         aws = {k: v for k, v in self.settings.items() if k in AWS_SETTINGS}
+        options = fail_fast(build_options, raw)
         overrides = fail_fast(build_aws_overrides, aws)
         if not with_connection:
             return options
@@ -223,34 +186,16 @@ class _UploadSettings(BaseOperator):
         return fail_fast(build_options, raw, connection=connection)
 
 
-class TaskKilled(AirflowException):
-    """The put task was told to stop (SIGTERM through ``on_kill``): a retry may finish the batch."""
-
-
-def max_map_length() -> int:
-    from airflow.sdk.configuration import conf
-
-    return int(conf.getint("core", "max_map_length", fallback=1024))
-
-
-#: executors whose tasks all run on the machine of the scheduler (and of this plan task)
-_LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
-
-
 def parallel_capacity(executor: str | None = None, cpus: int | None = None) -> int:
-    """How many put tasks can usefully run at once: the batch count when none is given.
-
-    On an executor that runs every task on this machine, half its cores (one put process
-    keeps a core busy; the rest is left to the S3 client's own threads, the scheduler and the
-    other tasks): more batches would only compete for the same cores. Elsewhere (Celery,
-    Kubernetes, ...) the workers are other machines: ``[core] parallelism`` of them at most.
-    """
+    """How many put tasks can usefully run at once: the batch count when none is given. Under an
+    executor that runs every task on this machine, half its cores (a put process keeps one busy,
+    the rest is for the S3 client's threads and the scheduler); elsewhere ``[core] parallelism``."""
     from airflow.sdk.configuration import conf
 
     parallelism = max(1, int(conf.getint("core", "parallelism", fallback=32)))
     name = (executor if executor is not None else conf.get("core", "executor", fallback="")) or ""
     first = name.split(",")[0].strip().rsplit(".", 1)[-1]
-    if first in _LOCAL_EXECUTORS:
+    if first in ("LocalExecutor", "SequentialExecutor", "DebugExecutor"):
         return max(1, min(parallelism, (cpus if cpus is not None else os.cpu_count() or 1) // 2))
     return parallelism
 
@@ -258,16 +203,12 @@ def parallel_capacity(executor: str | None = None, cpus: int | None = None) -> i
 class S3PPutPlanOperator(_UploadSettings):
     """Check the connection and the bucket, walk SOURCE, return the batches to map the put over.
 
-    Fails for good, with one line naming the connection or the bucket, when the connection is
-    not defined, its credentials are rejected or the bucket is missing or not writable.
-
     :param limit: consider only the first N files of the walk (templated)
     :param batch_size: at most this many files per batch (templated)
     :param batch_bytes: at most this many bytes per batch, e.g. ``4096MiB`` (templated)
-    :param max_batches: cap on the batch count (templated); default: as many as can run at
-        once (``parallel_capacity``: half the cores under the LocalExecutor, ``[core]
-        parallelism`` elsewhere), within ``[core] max_map_length``; with ``batch_size`` given,
-        only ``max_map_length`` caps it
+    :param max_batches: cap on the batch count (templated); default: as many as can run at once
+        (``parallel_capacity``), unless ``batch_size`` is given; always within ``[core]
+        max_map_length``
     """
 
     def __init__(
@@ -280,60 +221,44 @@ class S3PPutPlanOperator(_UploadSettings):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        given = {
-            "limit": limit,
-            "batch_size": batch_size,
-            "batch_bytes": batch_bytes,
-            "max_batches": max_batches,
-        }
-        self.settings.update({k: v for k, v in given.items() if v is not None})
+        self.settings.update({n: v for n, v in locals().items() if n in PLAN_ONLY and v is not None})
         check_settings(self.settings)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow.sdk.configuration import conf
+
         bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
         options = self.upload_options(with_connection=True)
-        doubled = doubled_slash_warning(options.prefix)
-        if doubled:
+        if doubled := doubled_slash_warning(options.prefix):
             log.warning("s3pput: %s", doubled)
-        # The bucket, the endpoint or the keys: say whose they are.
         server_time = fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
-        # An explicit batch size or cap is the user's; else as many batches as can run at once.
-        explicit = any(
-            self.settings.get(name) not in (None, "", "None") for name in ("batch_size", "max_batches")
-        )
-        cap = max_map_length() if explicit else min(max_map_length(), parallel_capacity())
+        cap = conf.getint("core", "max_map_length", fallback=1024)
+        if all(is_unset(self.settings.get(name)) for name in ("batch_size", "max_batches")):
+            cap = min(cap, parallel_capacity())
         batches = fail_fast(plan, options, bounds, max_batches=cap)
         files, size = sum(b.files for b in batches), sum(b.bytes for b in batches)
         log.info("planned %d files, %d bytes in %d batches", files, size, len(batches))
         if not batches and options.delete:
             # An emptied SOURCE still has keys to delete: one batch over the whole key range
-            # walks nothing and deletes what is under the prefix, as ``s3pput --delete`` does.
+            # deletes what is under the prefix, as ``s3pput --delete`` does.
             batches = [Batch(0, None, None, "", "", 0, 0)]
             log.info("nothing to put: one batch deletes the extraneous keys under the prefix")
-        # Each descriptor says where it was planned for, so that a put (or the reduce) given
-        # another bucket or prefix is caught before it uploads into a range it was not planned for,
-        # and when (``planned_at``): what a put's earlier tries of this run landed is written
-        # since then, and a retry counts it as put (``engine.landed_earlier``). The server's
-        # clock, as LastModified is; ours only if its answer had no Date.
-        planned_at = server_time if server_time is not None else time.time()
-        target = {
-            "bucket": options.bucket,
-            "prefix": join_key(options.prefix, ""),
-            "planned_at": _iso_seconds(planned_at),
-        }
+        # Each descriptor says where it was planned for, so that a put or the reduce given another
+        # target fails, and when, by the server's clock as LastModified is: what an earlier try of
+        # the run landed was written since then (``engine.landed_earlier``).
+        planned_at = datetime.fromtimestamp(
+            math.floor(server_time or time.time()), tz=timezone.utc
+        ).isoformat()
+        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, ""), "planned_at": planned_at}
         return [{**b.to_dict(), **target} for b in batches]
 
 
 class S3PPutBatchOperator(_UploadSettings):
     """Upload one batch (a key range of the walk) with the engine's putter pool; return its report.
 
-    The report (``stats.BatchReport``: the batch, its stats, its error) is the return value, or,
-    when the batch failed, pushed under the key ``s3pput_report`` so that the reduce still
-    counts what the batch did and says why it failed; a try stopped midway (an error,
-    ``execution_timeout``, "mark failed") reports the files it got to. A retry, or a try after
-    a clear, counts the files an earlier try of the run landed as put (reason ``earlier try``):
-    their objects were written since the plan checked the bucket (the descriptor's
-    ``planned_at``).
+    The report (``stats.BatchReport``) is the return value or, when the try fails or is stopped
+    midway, pushed under the key ``s3pput_report`` with the files it got to. A retry counts what an
+    earlier try of the run landed as put (``earlier try``).
 
     :param batch: a descriptor from the plan task (mapped with ``expand``)
     :param progress_interval: seconds between progress lines in the task log
@@ -341,17 +266,16 @@ class S3PPutBatchOperator(_UploadSettings):
 
     def __init__(self, *, batch: dict[str, Any], progress_interval: float = 10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_settings(self.settings)
         self.batch = batch
         self.progress_interval = progress_interval
-        #: what this try read and wrote, for OpenLineage: (SOURCE paths, bucket, prefix); no secret
-        self._lineage: tuple[list[str], str, str] | None = None
-        #: set while the engine uploads: what ``on_kill`` stops
-        self._uploading = False
+        self._options: UploadOptions | None = None  # this try's, for OpenLineage
+        self._uploading = False  # what ``on_kill`` stops
 
     @property
     def batch_name(self) -> str:
-        """This instance's name in the UI (``MAP_INDEX_TEMPLATE``), within Airflow's 250 characters."""
-        return batch_name(self.batch) if isinstance(self.batch, Mapping) else ""
+        """This instance's name in the UI (``MAP_INDEX_TEMPLATE``)."""
+        return batch_name(self.batch)
 
     def execute(self, context: Context) -> dict[str, Any]:
         batch = Batch.from_dict(self.batch)
@@ -359,13 +283,13 @@ class S3PPutBatchOperator(_UploadSettings):
         progress: BatchProgress | None = None
         try:
             options = self.upload_options(with_connection=True)
-            self._check_target(options)
-            if not options.dry_run:
-                self._lineage = (
-                    [os.path.abspath(s) for s in options.sources],
-                    options.bucket,
-                    options.prefix,
-                )
+            # Planned for another target, its key range would select none of the files, or others.
+            _check_target(
+                "this put uploads to {} but its batch was planned for {}",
+                (options.bucket, join_key(options.prefix, "")),
+                (self.batch["bucket"], self.batch["prefix"]),
+            )
+            self._options = options
             progress = BatchProgress(batch, options.dry_run, self.progress_interval)
             self._uploading = True
             try:
@@ -374,23 +298,24 @@ class S3PPutBatchOperator(_UploadSettings):
                     options,
                     key_range=batch.key_range,
                     on_result=progress,
-                    landed_since=_planned_at(self.batch),
+                    landed_since=iso_seconds(self.batch["planned_at"]),
                 )
             finally:
                 self._uploading = False
         except BaseException as exc:
-            # Whatever stopped the try (an error, execution_timeout's AirflowTaskTimeout, which is
-            # no Exception, on_kill's TaskKilled): the reduce counts the files it got to.
+            # Whatever stopped the try (an error, on_kill, execution_timeout's AirflowTaskTimeout,
+            # which is no Exception): the reduce counts the files it got to.
             done = progress.stats() if progress is not None else None
             stopped = dataclasses.replace(report, stats=done, error=_one_line(exc), stopped=done is not None)
-            self._push(context, stopped)
+            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=stopped.to_dict())
             raise
         log.info("progress: %s", progress.line())
         log.info("batch %d summary:\n%s", batch.index, stats.table())
+        report = dataclasses.replace(report, stats=stats)
         if stats.ok:
-            return dataclasses.replace(report, stats=stats).to_dict()
+            return report.to_dict()
         error = f"{stats.failed} of the batch's {stats.files_done} files failed"
-        self._push(context, dataclasses.replace(report, stats=stats, error=error))
+        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=dataclasses.replace(report, error=error).to_dict())
         if progress.retryable:
             raise AirflowException(
                 f"s3pput: {error}; {progress.retryable} may land when the batch is retried"
@@ -398,74 +323,46 @@ class S3PPutBatchOperator(_UploadSettings):
         raise AirflowFailException(f"s3pput: {error}, for reasons no retry changes (see the failed lines)")
 
     def on_kill(self) -> None:
-        """Airflow's SIGTERM ("mark failed", a task the scheduler gave up on): stop the upload as
-        Ctrl-C does. The task runner calls this in the task's main thread, from its signal
-        handler, where ``execute`` runs: the exception raised here stops feeding the putters,
-        lets the parts on the wire finish, aborts the open multipart uploads, and fails the try
-        (before the SIGKILL that follows the grace period)."""
+        """Airflow's SIGTERM ("mark failed", a task the scheduler gave up on), called in the thread
+        that runs ``execute``: stop as Ctrl-C does, aborting the open multipart uploads."""
         if self._uploading:
             self._uploading = False
-            raise TaskKilled("s3pput: the task was killed (SIGTERM): its open uploads were aborted")
-
-    def _check_target(self, options: UploadOptions) -> None:
-        """Fail for good if the plan made this batch for another bucket or prefix: its key range
-        would select none of the files, or others, and the reduce would name the plan's target."""
-        planned = (self.batch.get("bucket"), self.batch.get("prefix"))
-        if planned[0] is None:  # a descriptor from a plan that did not say (an older version)
-            return
-        mine = (options.bucket, join_key(options.prefix, ""))
-        if mine != planned:
-            raise AirflowFailException(
-                f"s3pput: this put uploads to {_target(*mine)} but its batch was planned for "
-                f"{_target(str(planned[0]), str(planned[1] or ''))}: give the plan, put and reduce "
-                "tasks the same bucket and prefix"
-            )
-
-    @staticmethod
-    def _push(context: Context, report: BatchReport) -> None:
-        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
+            raise AirflowException("s3pput: the task was killed (SIGTERM): its open uploads were aborted")
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage datasets: the local SOURCE in, the bucket's prefix out (none for a dry run)."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        if self._lineage is None:  # a dry run, or a try that failed before it knew its settings
+        options = self._options
+        if options is None or options.dry_run:  # or a try that failed before it knew its settings
             return OperatorLineage()
-        sources, bucket, prefix = self._lineage
-        host = socket.gethostname()
+        host = f"file://{socket.gethostname()}"
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"file://{host}", name=source) for source in sources],
-            outputs=[Dataset(namespace=f"s3://{bucket}", name=prefix.strip("/") or "/")],
+            inputs=[Dataset(namespace=host, name=os.path.abspath(source)) for source in options.sources],
+            outputs=[Dataset(namespace=f"s3://{options.bucket}", name=options.prefix.strip("/") or "/")],
         )
 
 
-class BatchProgress:
-    """Logs a batch's progress and each failed file (``PATH -> KEY: error``); counts the
-    failures that a retry may change, and every result, for a try stopped midway (``stats``)."""
+class BatchProgress(Progress):
+    """Logs a batch's progress and each failed file; counts the failures that a retry may change."""
 
     def __init__(self, batch: Batch, dry_run: bool, interval: float) -> None:
-        self.meter = Progress(
-            total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run
-        )
+        super().__init__(total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run)
         self.retryable = 0
         log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
 
     def stats(self) -> Stats | None:
-        """What the results so far add up to; ``None`` before the first."""
-        counts = self.meter.counts
-        return counts.freeze() if self.meter.done or counts.deleted else None
+        """What the results so far add up to, for a try stopped midway; ``None`` before the first."""
+        return self.counts.freeze() if self.done or self.counts.deleted else None
 
     def __call__(self, result: PutResult) -> None:
-        self.meter.add(result)
+        self.add(result)
         if result.action == "fail":
             self.retryable += result.can_retry
             log.error("failed %s: %s", where(result), result.error)
-        if self.meter.due():
-            log.info("progress: %s", self.meter.line())
-
-    def line(self) -> str:
-        return self.meter.line()
+        if self.due():
+            log.info("progress: %s", self.line())
 
 
 def _one_line(exc: BaseException) -> str:
@@ -475,37 +372,17 @@ def _one_line(exc: BaseException) -> str:
     return one_line(text.removeprefix("s3pput: "))
 
 
-def _planned_at(batch: Mapping[str, Any]) -> float | None:
-    """A descriptor's ``planned_at`` as epoch seconds; ``None`` from a plan that did not say."""
-    value = batch.get("planned_at")
-    return iso_seconds(value) if isinstance(value, str) else None
-
-
-def _iso_seconds(epoch: float) -> str:
-    """``epoch`` to the second, as ISO 8601 (UTC): a descriptor stays readable in the UI."""
-    return datetime.fromtimestamp(math.floor(epoch), tz=timezone.utc).isoformat()
-
-
 class S3PPutReduceOperator(BaseOperator):
     """Merge the batches' reports into the run's summary, log it as a table, return it.
 
-    Runs whatever happened upstream (``trigger_rule=all_done``): a batch that has no stats (its
-    task failed before counting, or died) is counted in ``batches_missing``, one stopped midway
-    (a timeout, a kill) in ``batches_stopped`` with the files it put counted, and each failed
-    batch's error is in the summary's ``batch_errors`` and in the exception. Fails when any file
-    failed or a batch did not finish, unless ``fail_on_error`` is false, and then leaves the
-    summary under the XCom key ``s3pput_summary``; a retry of this task changes nothing, so it
-    fails for good.
-
-    The ``outlets`` (assets) get an event only when the upload succeeded and was not a dry
-    run; the event's ``extra`` is the summary's ``event_extra()``: files, bytes, bucket, prefix.
-    An ``AssetAlias`` among them gets an event for the asset ``s3://BUCKET/PREFIX`` of this run
-    (the rendered bucket and prefix), for targets that a DAG's params choose.
+    Runs whatever happened upstream (``trigger_rule=all_done``) and fails for good when a file
+    failed or a batch did not finish, unless ``fail_on_error`` is false, leaving the summary under
+    the XCom key ``s3pput_summary``. The ``outlets`` get an event only when the upload landed and
+    was no dry run; an ``AssetAlias`` gets one for the asset ``s3://BUCKET/PREFIX`` of this run.
 
     :param plan_task_id: task id of the plan task
     :param put_task_id: task id of the mapped put task
-    :param bucket: the destination, for the summary and the asset events (templated); ``None``:
-        the plan's. One that is not the plan's fails the task.
+    :param bucket: the destination (templated); ``None``: the plan's, and another fails the task
     :param prefix: the key prefix, likewise (templated)
     :param fail_on_error: fail this task (and so the run) on any failure (templated)
     """
@@ -534,8 +411,14 @@ class S3PPutReduceOperator(BaseOperator):
         planned = context["ti"].xcom_pull(task_ids=self.plan_task_id)
         if planned is None:  # without a plan nothing was uploaded: never let the run end green
             raise AirflowFailException("s3pput: the plan task failed; nothing was uploaded")
-        bucket, prefix = self._target(planned)
-        summary = summarize(self._reports(context, planned), bucket=bucket, prefix=prefix)
+        bucket = str(self.bucket or "")
+        prefix = None if self.prefix is None else join_key(str(self.prefix), "")
+        if planned:  # this task's bucket and prefix, where given, must be the plan's
+            target = (str(planned[0]["bucket"]), str(planned[0]["prefix"]))
+            mine = (bucket or target[0], target[1] if prefix is None else prefix)
+            _check_target("this reduce reports on {} but the plan was made for {}", mine, target)
+            bucket, prefix = target
+        summary = summarize(self._reports(context, planned), bucket=bucket, prefix=prefix or "")
         log.info("s3pput summary:\n%s", summary.table())
         for warning in summary.warnings:
             log.warning("s3pput: %s", warning)
@@ -545,32 +428,12 @@ class S3PPutReduceOperator(BaseOperator):
         self._announce(context, summary)
         return summary.to_dict()
 
-    def _target(self, planned: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-        """The bucket and prefix of the summary: this task's, which must be the plan's."""
-        bucket = None if self.bucket is None else str(self.bucket)
-        prefix = None if self.prefix is None else join_key(str(self.prefix), "")
-        plan_bucket = str(planned[0]["bucket"]) if planned and planned[0].get("bucket") is not None else None
-        plan_prefix = str(planned[0].get("prefix") or "") if plan_bucket is not None else None
-        planned_for = (plan_bucket, plan_prefix)
-        if plan_bucket is not None and plan_prefix is not None and (bucket, prefix) != planned_for:
-            mine = (bucket or plan_bucket, plan_prefix if prefix is None else prefix)
-            if mine != (plan_bucket, plan_prefix):
-                raise AirflowFailException(
-                    f"s3pput: this reduce reports on {_target(*mine)} but the plan was made for "
-                    f"{_target(plan_bucket, plan_prefix)}: give the plan, put and reduce tasks the "
-                    "same bucket and prefix"
-                )
-        return bucket or plan_bucket or "", prefix if prefix is not None else plan_prefix or ""
-
     def _reports(self, context: Context, planned: Sequence[Mapping[str, Any]]) -> list[BatchReport]:
-        """Each planned batch's report: its return value, else what a failed try pushed.
-
-        Pulled as whole sequences (not index by index): a missing XCom is then no error line
-        in the log of a run that went well."""
-        ti = context["ti"]
+        """Each planned batch's report: its return value, else what a failed try pushed (pulled
+        whole: a missing XCom is then no error line in the log of a run that went well)."""
         found: dict[int, BatchReport] = {}
         for key in (REPORT_XCOM_KEY, "return_value"):  # a returned report wins over a pushed one
-            for value in ti.xcom_pull(task_ids=[self.put_task_id], key=key) or ():
+            for value in context["ti"].xcom_pull(task_ids=[self.put_task_id], key=key) or ():
                 if value:
                     report = BatchReport.from_dict(value)
                     found[report.index] = report

@@ -143,7 +143,7 @@ def test_provider_info_follows_airflows_schema() -> None:
     import airflow
     import jsonschema
 
-    from airflow_s3pput.provider.info import get_provider_info
+    from airflow_s3pput.provider_info import get_provider_info
 
     schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
     info = get_provider_info()
