@@ -23,9 +23,6 @@ from airflow_s3pput.checksums import full_object_checksum
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.transport.port import Stored, Transport
 
-#: a single-part MD5 ETag: 32 hex digits
-_MD5_LENGTH = 32
-
 
 class ChecksumLookup:
     """The look-ups of one putter (thread-safe)."""
@@ -39,11 +36,8 @@ class ChecksumLookup:
     def worth_asking(self, listed_etag: str) -> bool:
         """Whether a HEAD may show an object of the file's size holds its bytes although its
         listed ETag is not the file's: not when the ETag is an MD5 that differs."""
-        md5_shaped = len(listed_etag) == _MD5_LENGTH and all(
-            c in "0123456789abcdef" for c in listed_etag.lower()
-        )
         with self._lock:
-            return not (md5_shaped and self._md5_etags)
+            return not (self._md5_etags and _single_part_md5(Stored(listed_etag)))
 
     def same_content(self, key: str, listed_etag: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Whether the object under ``key`` (still the one listed) holds the bytes ``chunks``
@@ -54,10 +48,15 @@ class ChecksumLookup:
             return False  # an SSE-C object without its key, a refusal: put it
         if head is None or head.etag != listed_etag:
             return False  # deleted or rewritten since the listing
-        if Stored(head.etag, head.encryption).etag_is_md5 and "-" not in head.etag:
+        if _single_part_md5(Stored(head.etag, head.encryption)):
             with self._lock:
                 self._md5_etags = True
             return False  # an MD5 that is not the file's
         for algorithm, value in head.checksums.items():
             return full_object_checksum(algorithm, chunks) == value
         return False
+
+
+def _single_part_md5(stored: Stored) -> bool:
+    """Whether the ETag is the MD5 of the whole object (not of its parts' MD5s)."""
+    return stored.etag_is_md5 and "-" not in stored.etag

@@ -50,9 +50,9 @@ def combined(crcs: list[tuple[int, int]]) -> int:
     return total
 
 
-def encode(crc: int) -> str:
-    """As S3 writes it: the 8 bytes, big-endian, in base64."""
-    return base64.b64encode(crc.to_bytes(8, "big")).decode()
+def encode(crc: int, width: int = 8) -> str:
+    """As S3 writes it: the ``width`` bytes (8 for CRC64NVME), big-endian, in base64."""
+    return base64.b64encode(crc.to_bytes(width, "big")).decode()
 
 
 log = logging.getLogger(__name__)
@@ -86,4 +86,4 @@ def full_object_checksum(algorithm: str, chunks: Iterable[bytes | memoryview]) -
     crc = 0
     for chunk in chunks:
         crc = function(chunk, crc)
-    return base64.b64encode(crc.to_bytes(width, "big")).decode()
+    return encode(crc, width)
