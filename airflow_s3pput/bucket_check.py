@@ -35,7 +35,7 @@ from airflow_s3pput.transport import (
     is_transient,
     open_transport,
 )
-from airflow_s3pput.transport.port import iso_seconds
+from airflow_s3pput.transport.interface import iso_seconds
 from airflow_s3pput.walker import join_key
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from airflow_s3pput.checksums import full_object_checksum
 from airflow_s3pput.errors import S3Error
-from airflow_s3pput.transport.port import Stored, Transport
+from airflow_s3pput.transport.interface import Stored, Transport
 
 
 class ChecksumLookup:

@@ -28,6 +28,13 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import Interrupted, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
+from airflow_s3pput.option_builder import (
+    CONNECTION_SETTINGS,
+    UPLOAD_SETTINGS,
+    as_size,
+    build_connection,
+    build_options,
+)
 from airflow_s3pput.options import (
     DEFAULT_MULTIPART_THRESHOLD,
     DEFAULT_PART_SIZE,
@@ -36,13 +43,6 @@ from airflow_s3pput.options import (
     UploadOptions,
 )
 from airflow_s3pput.progress import Progress
-from airflow_s3pput.settings import (
-    CONNECTION_SETTINGS,
-    UPLOAD_SETTINGS,
-    as_size,
-    build_connection,
-    build_options,
-)
 from airflow_s3pput.stats import PutResult, Stats, where
 from airflow_s3pput.walker import (
     Selection,
@@ -97,7 +97,7 @@ _SECONDS: dict[str, Any] = {"type": float, "metavar": "SECONDS"}
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line. Each option's ``dest`` is the canonical name of its setting (see
-    ``settings``); defaults are left to the builder, so each lives once."""
+    ``option_builder``); defaults are left to the builder, so each lives once."""
     p = _Parser(
         prog="s3pput",
         description="Upload files to S3 in parallel (s3-parallel-put, rebuilt).",

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from airflow_s3pput import remote
 from airflow_s3pput.bucket_check import BucketCheck, Gate, ListingBesideCheck, connect
 from airflow_s3pput.digest_record import DigestRecord
 from airflow_s3pput.errors import Interrupted, describe_error
@@ -26,7 +25,7 @@ from airflow_s3pput.modes import SKIP_UNCHANGED, RemoteObject, get_mode
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.pool import Dispatcher, make_dispatcher
 from airflow_s3pput.putter import INTERRUPTED, PutTask
-from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.remote_index import SPLIT_LISTING_MAX_DIRS, RemoteIndex
 from airflow_s3pput.stats import EARLIER_TRY, PutResult, Stats, StatsCollector
 from airflow_s3pput.sync_delete import delete_extraneous
 from airflow_s3pput.transport import Transport
@@ -48,8 +47,8 @@ LOOKUP_GROUP = 1000
 #: round trips, mostly waiting for the server, which one at a time leaves the walk waiting
 LOOKAHEAD_GROUPS = 2
 #: directories listed at once: as many as a flat listing splits a prefix into (see
-#: ``remote._list_flat``), so that a tree of that many top directories is one round of requests
-LISTING_THREADS = remote.SPLIT_LISTING_MAX_DIRS
+#: ``remote_index._list_flat``), so that a tree of that many top directories is one round of requests
+LISTING_THREADS = SPLIT_LISTING_MAX_DIRS
 #: bytes of single-PUT bodies in flight at most (each is held in memory until its PUT ends, and
 #: the CRT copies it into a buffer of its own: 64 MiB of memory for them, the README's bound);
 #: small files never come near it

@@ -270,7 +270,7 @@ def _our_parts(parts: list[UploadedPart], fd: int, size: int, part_size: int) ->
         if not 1 <= part.number <= count or part.size != _part_length(part.number, part_size, size):
             return None
         md5, crc = checksums.md5_and_crc64nvme(fd, (part.number - 1) * part_size, part.size)
-        if part.etag.lower() != md5.hex():  # listed without quotes (the port's contract)
+        if part.etag.lower() != md5.hex():  # listed without quotes (the interface's contract)
             return None
         landed[part.number] = Part(part.etag, md5, crc)
     return landed

@@ -4,7 +4,7 @@ Like s3transfer's ``TransferConfig``, bad values are rejected when the object is
 one-line ``UsageError`` naming the setting (by its canonical name, which the CLI renders as its
 flag), so nothing is uploaded on bad input. Every field is plain data: the object pickles into
 worker processes and its ``repr`` holds no secret. Each default lives here, once; the builder
-from raw settings (``settings.build_options``) leaves a setting that was not given to it.
+from raw settings (``option_builder.build_options``) leaves a setting that was not given to it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_s3pput.content import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
 from airflow_s3pput.headers import has_control_chars, header_params
 from airflow_s3pput.modes import MODES
+from airflow_s3pput.upload_body import ALL_TYPES, DEFAULT_GZIP_TYPES
 from airflow_s3pput.walker import FILTER_KINDS, Selection
 
 MIN_PART_SIZE = 5 * MIB

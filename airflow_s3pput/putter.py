@@ -24,15 +24,6 @@ from typing import Any, TypeVar
 from airflow_s3pput import checksums
 from airflow_s3pput.checksum_lookup import ChecksumLookup
 from airflow_s3pput.checksums import ChecksumSupport
-from airflow_s3pput.content import (
-    BytesContent,
-    Content,
-    FileContent,
-    guess_content_type,
-    gzip_bytes,
-    gzip_to_tempfile,
-    should_gzip,
-)
 from airflow_s3pput.digest_record import DigestRecord, Lookup
 from airflow_s3pput.errors import FileChanged, Interrupted, S3Error, describe_error
 from airflow_s3pput.modes import (
@@ -48,6 +39,15 @@ from airflow_s3pput.multipart import MultipartUploads, crc_differs, etag_differs
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import Stored, Transport
+from airflow_s3pput.upload_body import (
+    BytesContent,
+    Content,
+    FileContent,
+    guess_content_type,
+    gzip_bytes,
+    gzip_to_tempfile,
+    should_gzip,
+)
 from airflow_s3pput.upload_journal import UploadJournal, journal_for
 
 INTERRUPTED = "interrupted before its upload started"

@@ -35,7 +35,7 @@ from typing import Any
 
 from airflow_s3pput.errors import S3Error, describe_error
 from airflow_s3pput.options import UploadOptions
-from airflow_s3pput.remote import pages
+from airflow_s3pput.remote_index import pages
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import Transport
 from airflow_s3pput.walker import KeyRange, Selection, WalkError, join_key, walk

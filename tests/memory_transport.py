@@ -20,7 +20,7 @@ from typing import Any
 from airflow_s3pput import checksums
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.transport import ListedObject, ListPage, ObjectParams, OpenUpload, PartBody, UploadedPart
-from airflow_s3pput.transport.port import ObjectHead, PutCallback, SentPart, Stored
+from airflow_s3pput.transport.interface import ObjectHead, PutCallback, SentPart, Stored
 
 
 @dataclass

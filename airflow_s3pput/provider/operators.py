@@ -24,9 +24,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_s3pput.bucket_check import check_bucket
 from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import Unavailable, UsageError
-from airflow_s3pput.planner import Batch, plan
-from airflow_s3pput.progress import Progress
-from airflow_s3pput.settings import (
+from airflow_s3pput.option_builder import (
     AWS_SETTINGS,
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
@@ -38,8 +36,10 @@ from airflow_s3pput.settings import (
     coerce,
     is_unset,
 )
+from airflow_s3pput.planner import Batch, plan
+from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import BatchReport, PutResult, Stats, Summary, one_line, summarize, where
-from airflow_s3pput.transport.port import iso_seconds
+from airflow_s3pput.transport.interface import iso_seconds
 from airflow_s3pput.walker import doubled_slash_warning, join_key
 
 if TYPE_CHECKING:

@@ -1,12 +1,11 @@
-"""The transport port: every S3 call of a run goes through one ``Transport``.
+"""The transport interface: every S3 call of a run goes through one ``Transport``.
 
 ``open_transport(options)`` is the only place that decides which library carries which call
-(see ``choice``); the adapters (``boto3_transport``, ``crt_transport``) each translate their
+(see ``selection``); the adapters (``boto3_transport``, ``crt_transport``) each translate their
 library's errors into ``S3Error`` once.
 """
 
-from airflow_s3pput.transport.choice import default_concurrency, open_transport, resolve_transport
-from airflow_s3pput.transport.port import (
+from airflow_s3pput.transport.interface import (
     ListedObject,
     Lister,
     ListPage,
@@ -19,6 +18,7 @@ from airflow_s3pput.transport.port import (
     UploadedPart,
 )
 from airflow_s3pput.transport.retry_policy import LATER_CODES, RetryPolicy, is_transient
+from airflow_s3pput.transport.selection import default_concurrency, open_transport, resolve_transport
 
 __all__ = [
     "LATER_CODES",

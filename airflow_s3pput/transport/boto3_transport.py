@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.transport.port import (
+from airflow_s3pput.transport.interface import (
     QUICK_ATTEMPTS,
     ListedObject,
     ListPage,
@@ -317,7 +317,7 @@ class Boto3Transport:
 
 class CrtPuts(Boto3Transport):
     """Single PUTs and parts through the CRT, signed with the session's credentials; every other
-    call through boto3 (``choice`` says when). The CRT client is started by the first PUT: a run
+    call through boto3 (``selection`` says when). The CRT client is started by the first PUT: a run
     that puts nothing never pays for it."""
 
     streams_parts = True

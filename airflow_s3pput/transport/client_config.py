@@ -7,7 +7,7 @@ ours win. Timeouts, ``retries`` (the attempts of s3pput's own retry policy; ``mo
 effect), ``s3.addressing_style`` and ``region_name`` become the run's settings, on both
 transports. The CRT transport signs and sends requests itself: an option it cannot honour (a
 proxy above all) makes ``auto`` take boto3, with one warning line, and ``crt`` a usage error
-(``choice.resolve_transport``). Nothing is ignored silently.
+(``selection.resolve_transport``). Nothing is ignored silently.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, ResponseCollector, error_code_and_message
 from airflow_s3pput.transport.file_range import FileRange
-from airflow_s3pput.transport.port import PartBody
+from airflow_s3pput.transport.interface import PartBody
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 

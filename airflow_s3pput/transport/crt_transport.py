@@ -19,8 +19,7 @@ from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
 from airflow_s3pput.transport.crt_stream import StreamedParts
-from airflow_s3pput.transport.listing_parser import page_from_xml
-from airflow_s3pput.transport.port import (
+from airflow_s3pput.transport.interface import (
     QUICK_ATTEMPTS,
     ListPage,
     ObjectHead,
@@ -35,6 +34,7 @@ from airflow_s3pput.transport.port import (
     http_date_seconds,
     stored_from_headers,
 )
+from airflow_s3pput.transport.listing_parser import page_from_xml
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 #: connections to the endpoint at most (s5cmd's default worker count)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from urllib.parse import unquote_plus
 from xml.etree import ElementTree as ETree
 
-from airflow_s3pput.transport.port import ListedObject, ListPage, iso_seconds
+from airflow_s3pput.transport.interface import ListedObject, ListPage, iso_seconds
 
 
 def page_from_xml(body: bytes) -> ListPage:

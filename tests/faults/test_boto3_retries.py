@@ -23,7 +23,7 @@ from airflow_s3pput.cli import main
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
-from airflow_s3pput.transport.port import Stored
+from airflow_s3pput.transport.interface import Stored
 from tests.helpers import list_keys
 
 from .proxy import FAULTS_BUCKET, Fault, FaultProxy

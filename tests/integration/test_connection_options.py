@@ -19,7 +19,7 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import MIB, UploadOptions
 from airflow_s3pput.testing.local_s3 import LocalS3Server
-from airflow_s3pput.transport import choice
+from airflow_s3pput.transport import selection
 from tests.helpers import CliRun, list_keys, make_tree
 from tests.integration.forward_proxy import ForwardProxy
 
@@ -143,8 +143,8 @@ def test_a_proxy_of_the_connection_carries_every_request(
 ) -> None:
     """``auto`` takes boto3 (the CRT cannot take a proxy of the connection), says so once, and
     every request goes through the proxy: the endpoint's name resolves nowhere else."""
-    monkeypatch.setattr(choice, "crt_available", lambda: True)
-    choice._warn_crt_cannot.cache_clear()
+    monkeypatch.setattr(selection, "crt_available", lambda: True)
+    selection._warn_crt_cannot.cache_clear()
     forward, endpoint = proxy
     source = make_tree(tmp_path / "src", TREE)
     with caplog.at_level(logging.WARNING):

@@ -179,7 +179,7 @@ def test_a_run_with_plain_keys_needs_no_boto3_session(
 EXITING_RUN = """
 import json, sys
 from airflow_s3pput.engine import upload
-from airflow_s3pput.settings import build_connection, build_options
+from airflow_s3pput.option_builder import build_connection, build_options
 
 raw = {"bucket": sys.argv[1], "source": [sys.argv[2]], "put_mode": "stupid", "processes": 1,
        "transport": "crt", "multipart_threshold": "5MiB", "part_size": "5MiB"}

@@ -13,12 +13,12 @@ import pytest
 
 from airflow_s3pput import engine
 from airflow_s3pput.bucket_check import WRITE_CHECK
-from airflow_s3pput.content import BytesContent, FileContent
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import UploadOptions
-from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.remote_index import RemoteIndex
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
+from airflow_s3pput.upload_body import BytesContent, FileContent
 from airflow_s3pput.walker import WalkItem
 from tests.helpers import RequestLog, list_keys, make_tree
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput import engine
+from airflow_s3pput import engine, remote_index
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.remote import FLAT_LISTING_MIN_DIRS
+from airflow_s3pput.remote_index import FLAT_LISTING_MIN_DIRS
 from airflow_s3pput.transport.boto3_transport import Boto3Transport
 from airflow_s3pput.transport.crt_transport import CrtTransport
 from tests.helpers import RequestLog, make_tree
@@ -59,13 +59,12 @@ def test_many_small_directories_are_listed_flat_and_still_compared(
 def test_a_crowded_prefix_falls_back_to_listing_directory_by_directory(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from airflow_s3pput import remote
 
     client, log = logged_client
     src = make_tree(tmp_path / "src", WIDE)
     engine.upload(opts(bucket, src, prefix="crowd"), transport=Boto3Transport(client, bucket))
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 3)  # the flat listing stops mid-way
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", len(WIDE) // 3)  # the flat listing stops mid-way
     log.calls.clear()
     stats = engine.upload(opts(bucket, src, prefix="crowd"), transport=Boto3Transport(client, bucket))
     assert stats.skipped == {"unchanged": len(WIDE)}
@@ -77,7 +76,6 @@ def test_the_crt_client_lists_a_crowded_prefix_directory_by_directory(
 ) -> None:
     from collections import Counter
 
-    from airflow_s3pput import remote
     from airflow_s3pput.transport.crt_transport import CrtTransport
 
     calls: Counter[str] = Counter()
@@ -92,8 +90,8 @@ def test_the_crt_client_lists_a_crowded_prefix_directory_by_directory(
     connection = ConnectionSettings(endpoint_url=s3_env.endpoint_url)
     options = opts(bucket, src, prefix="crowd", transport="crt", connection=connection)
     assert engine.upload(options).files_put == len(WIDE)
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", len(WIDE) // 3)
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", len(WIDE) // 2)
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", len(WIDE) // 3)
     calls.clear()
     stats = engine.upload(options)
     assert stats.failed == 0, stats.failures
@@ -127,11 +125,10 @@ def test_a_prefix_without_subdirectories_is_listed_in_one_request(
 def test_a_crowded_prefix_is_not_listed_flat_twice(
     logged_client: tuple[Any, RequestLog], bucket: str, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from airflow_s3pput import remote
 
     monkeypatch.setattr(engine, "LOOKUP_GROUP", 8)  # 12 groups over 3-4 directories
-    monkeypatch.setattr(remote, "FLAT_LISTING_MIN_DIRS", 3)
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", 40)  # an area (30) fits, "areas/" does not
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MIN_DIRS", 3)
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", 40)  # an area (30) fits, "areas/" does not
     rerun_with_one_change(logged_client, bucket, AREAS, tmp_path / "areas", "a2/d9/f2.txt")
     log = logged_client[1]
     flat_starts = [
@@ -148,16 +145,16 @@ def test_a_crowded_prefix_is_not_listed_flat_twice(
 def test_a_split_listing_finds_what_a_sequential_one_finds(
     s3_client: Any, bucket: str, monkeypatch: Any, limit: int
 ) -> None:
-    from airflow_s3pput import remote
+    from airflow_s3pput import remote_index
 
     keys = [f"p/{key}" for key in AREAS] + ["p/top.txt", "p2/outside"]
     for key in keys:
         s3_client.put_object(Bucket=bucket, Key=key, Body=key.encode())
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 7)  # several pages per subdirectory
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", limit)
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", 7)  # several pages per subdirectory
     with ThreadPoolExecutor(4) as executor:
-        split = remote._list_flat(Boto3Transport(s3_client, bucket), "p/", executor)
-    sequential = remote._list_flat(Boto3Transport(s3_client, bucket), "p/")
+        split = remote_index._list_flat(Boto3Transport(s3_client, bucket), "p/", executor)
+    sequential = remote_index._list_flat(Boto3Transport(s3_client, bucket), "p/")
     assert split == sequential
     if limit < len(AREAS):
         assert split is None

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.errors import UsageError
-from airflow_s3pput.transport import choice
+from airflow_s3pput.transport import selection
 
 
 @pytest.fixture
@@ -31,17 +31,17 @@ def awscrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], N
             return real_find_spec(name, *args)
 
         monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-        monkeypatch.setattr(choice, "_installed_awscrt", lambda: version)
-        choice._old_awscrt.cache_clear()
-        choice._warn_old_awscrt.cache_clear()
+        monkeypatch.setattr(selection, "_installed_awscrt", lambda: version)
+        selection._old_awscrt.cache_clear()
+        selection._warn_old_awscrt.cache_clear()
 
     yield install
-    choice._old_awscrt.cache_clear()
-    choice._warn_old_awscrt.cache_clear()
+    selection._old_awscrt.cache_clear()
+    selection._warn_old_awscrt.cache_clear()
 
 
 def test_the_installed_version_is_read_as_importlib_metadata_reads_it() -> None:
-    assert choice._installed_awscrt() == importlib.metadata.version("awscrt")
+    assert selection._installed_awscrt() == importlib.metadata.version("awscrt")
 
 
 def test_without_a_metadata_directory_beside_the_package_importlib_metadata_answers(
@@ -57,7 +57,7 @@ def test_without_a_metadata_directory_beside_the_package_importlib_metadata_answ
         return spec
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    assert choice._installed_awscrt() == importlib.metadata.version("awscrt")
+    assert selection._installed_awscrt() == importlib.metadata.version("awscrt")
 
 
 @pytest.mark.parametrize(
@@ -76,8 +76,8 @@ def test_auto_picks_the_crt_only_when_it_is_new_enough(
     awscrt: Callable[[str | None], None], version: str | None, transport: str
 ) -> None:
     awscrt(version)
-    assert choice.resolve_transport("auto") == transport
-    assert choice.resolve_transport("boto3") == "boto3"
+    assert selection.resolve_transport("auto") == transport
+    assert selection.resolve_transport("boto3") == "boto3"
 
 
 def test_an_old_awscrt_is_one_warning_line(
@@ -86,8 +86,8 @@ def test_an_old_awscrt_is_one_warning_line(
     awscrt("0.38.0")
     with caplog.at_level(logging.WARNING):
         for _ in range(3):  # default_concurrency, the bucket check, each worker's transport
-            assert choice.resolve_transport("auto") == "boto3"
-        assert choice.default_concurrency("auto") == choice.default_concurrency("boto3")
+            assert selection.resolve_transport("auto") == "boto3"
+        assert selection.default_concurrency("auto") == selection.default_concurrency("boto3")
     (record,) = caplog.records
     assert record.getMessage() == (
         "s3pput: warning: awscrt 0.38.0 is older than 0.38.1, which the crt transport needs: using boto3"
@@ -99,9 +99,9 @@ def test_no_warning_without_awscrt_or_with_a_new_one(
 ) -> None:
     with caplog.at_level(logging.WARNING):
         awscrt(None)
-        choice.resolve_transport("auto")
+        selection.resolve_transport("auto")
         awscrt("0.38.1")
-        choice.resolve_transport("auto")
+        selection.resolve_transport("auto")
     assert caplog.records == []
 
 
@@ -114,6 +114,6 @@ def test_asking_for_the_crt_without_a_usable_awscrt_is_a_usage_error(
 ) -> None:
     awscrt(version)
     with pytest.raises(UsageError) as raised:
-        choice.resolve_transport("crt")
+        selection.resolve_transport("crt")
     assert raised.value.setting == "transport"
     assert str(raised.value) == f"transport crt needs awscrt>=0.38.1 ({found})"

@@ -18,7 +18,7 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.putter import Putter
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
-from airflow_s3pput.transport.port import ObjectHead, Stored, full_object_checksums
+from airflow_s3pput.transport.interface import ObjectHead, Stored, full_object_checksums
 from tests.memory_transport import MemoryTransport
 from tests.unit.test_putter_memory import options, put_both_ways, task_for
 

@@ -13,10 +13,10 @@ import pytest
 
 from airflow_s3pput import cli
 from airflow_s3pput.cli import EXIT_TERMINATED, EXIT_USAGE, build_parser, main, options_from_args, parse_size
-from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.stats import PutResult, Stats, StatsCollector
 from airflow_s3pput.transport import default_concurrency
+from airflow_s3pput.upload_body import DEFAULT_GZIP_TYPES
 
 
 @pytest.mark.parametrize(

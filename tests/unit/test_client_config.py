@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.errors import UsageError
+from airflow_s3pput.option_builder import as_verify, build_options, check_known
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.settings import as_verify, build_options, check_known
-from airflow_s3pput.transport import choice
+from airflow_s3pput.transport import selection
 from airflow_s3pput.transport.client_config import botocore_config, connection_fields, crt_cannot_honour
 from airflow_s3pput.transport.crt_http import request_target
 
@@ -142,8 +142,8 @@ def test_without_connection_options_the_config_is_ours() -> None:
 
 @pytest.fixture
 def crt_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(choice, "crt_available", lambda: True)
-    choice._warn_crt_cannot.cache_clear()
+    monkeypatch.setattr(selection, "crt_available", lambda: True)
+    selection._warn_crt_cannot.cache_clear()
 
 
 def test_auto_takes_boto3_with_one_warning_when_the_crt_cannot_honour_a_proxy(
@@ -152,15 +152,15 @@ def test_auto_takes_boto3_with_one_warning_when_the_crt_cannot_honour_a_proxy(
     proxied = ConnectionSettings(client_options=(("proxies", PROXIES),))
     with caplog.at_level(logging.WARNING):
         for _ in range(3):  # the defaults, the bucket check, each worker's transport
-            assert choice.resolve_transport("auto", proxied) == "boto3"
+            assert selection.resolve_transport("auto", proxied) == "boto3"
     (line,) = [r.getMessage() for r in caplog.records]
     assert line == (
         "s3pput: warning: the crt transport cannot honour the connection's config_kwargs proxies: using boto3"
     )
-    assert choice.resolve_transport("auto", ConnectionSettings()) == "crt"
+    assert selection.resolve_transport("auto", ConnectionSettings()) == "crt"
     # The run's default concurrency is boto3's, as boto3 carries it.
     options = build_options({"bucket": "bkt", "source": "."}, connection=proxied)
-    assert (options.processes, options.threads) == choice.default_concurrency("boto3")
+    assert (options.processes, options.threads) == selection.default_concurrency("boto3")
 
 
 def test_crt_asked_for_with_a_proxy_is_refused(crt_installed: None) -> None:

@@ -13,7 +13,7 @@ from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse
 from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.file_range import FileRange
-from airflow_s3pput.transport.port import PartBody
+from airflow_s3pput.transport.interface import PartBody
 from airflow_s3pput.transport.retry_policy import RetryPolicy, is_transient
 
 SENT_AGAIN = [

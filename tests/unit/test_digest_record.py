@@ -25,7 +25,6 @@ import pytest
 
 from airflow_s3pput import digest_record, pool
 from airflow_s3pput.cache_dir import cache_dir
-from airflow_s3pput.content import FileContent
 from airflow_s3pput.digest_record import (
     RECORD_FILE,
     DigestRecord,
@@ -38,6 +37,7 @@ from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.putter import PutTask, Putter
+from airflow_s3pput.upload_body import FileContent
 from airflow_s3pput.walker import FileEntry, walk
 from tests.memory_transport import MemoryTransport
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from airflow_s3pput import bucket_check, engine, remote
+from airflow_s3pput import bucket_check, engine, remote_index
 from airflow_s3pput.errors import S3Error, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import RemoteObject
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
-from airflow_s3pput.remote import RemoteIndex
+from airflow_s3pput.remote_index import RemoteIndex
 from airflow_s3pput.stats import PutResult
 from tests.helpers import make_tree
 from tests.memory_transport import MemoryTransport
@@ -107,14 +107,14 @@ def test_a_listing_split_by_subdirectory_finds_what_a_sequential_one_finds(
     no hint named: the same answer as page after page."""
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", page)
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", limit)
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", page)
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", limit)
     transport = MemoryTransport()
     keys = ["p/top", "p/big/direct", "q/outside"] + [f"p/big/a{a}/f{f}" for a in range(4) for f in range(4)]
     stored(transport, keys + [f"p/small/f{f}" for f in range(3)])
     with ThreadPoolExecutor(3) as executor:
-        hinted = remote._list_flat(transport, "p/", executor, hints)
-    assert hinted == remote._list_flat(transport, "p/")
+        hinted = remote_index._list_flat(transport, "p/", executor, hints)
+    assert hinted == remote_index._list_flat(transport, "p/")
     assert (hinted is None) == (limit < 21)
 
 
@@ -303,7 +303,7 @@ STORED_AT = 1_700_000_000.0
 
 def test_a_group_over_many_directories_is_answered_by_one_flat_listing() -> None:
     transport = MemoryTransport(page_keys=7)
-    keys = [f"p/d{d:02}/f{f}" for d in range(remote.FLAT_LISTING_MIN_DIRS) for f in range(2)]
+    keys = [f"p/d{d:02}/f{f}" for d in range(remote_index.FLAT_LISTING_MIN_DIRS) for f in range(2)]
     expected = stored(transport, keys)
     index = RemoteIndex(transport)
     assert index.lookup([*keys, "p/d00/missing"]) == expected
@@ -314,13 +314,13 @@ def test_a_group_over_many_directories_is_answered_by_one_flat_listing() -> None
 
 
 def test_a_crowded_prefix_is_listed_directory_by_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remote, "FLAT_LISTING_MAX_OBJECTS", 10)
+    monkeypatch.setattr(remote_index, "FLAT_LISTING_MAX_OBJECTS", 10)
     transport = MemoryTransport()
-    keys = [f"p/d{d:02}/f{f}" for d in range(remote.FLAT_LISTING_MIN_DIRS) for f in range(2)]
+    keys = [f"p/d{d:02}/f{f}" for d in range(remote_index.FLAT_LISTING_MIN_DIRS) for f in range(2)]
     expected = stored(transport, keys)
     assert RemoteIndex(transport).lookup(keys) == expected
     # one flat attempt given up, then one listing per directory
-    assert transport.calls["ListObjectsV2"] == 1 + remote.FLAT_LISTING_MIN_DIRS
+    assert transport.calls["ListObjectsV2"] == 1 + remote_index.FLAT_LISTING_MIN_DIRS
 
 
 class CountingFlat(MemoryTransport):
@@ -349,7 +349,7 @@ def test_a_group_over_a_few_directories_is_one_flat_page_not_one_listing_each() 
 def test_a_crowded_prefix_costs_a_few_directories_at_most_what_listing_them_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)  # a group over 3 directories may read 3 pages
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", 2)  # a group over 3 directories may read 3 pages
     transport = CountingFlat()
     keys = [f"p/d{d}/f{f}" for d in range(6) for f in range(4)]
     expected = stored(transport, keys)
@@ -364,7 +364,7 @@ def test_a_crowded_prefix_costs_a_few_directories_at_most_what_listing_them_woul
 
 
 def test_a_flat_attempt_is_retried_only_with_twice_the_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remote, "LIST_PAGE_KEYS", 2)
+    monkeypatch.setattr(remote_index, "LIST_PAGE_KEYS", 2)
     transport = CountingFlat()
     keys = [f"p/d{d:02}/f{f}" for d in range(8) for f in range(2)]  # 16 objects under p/
     expected = stored(transport, keys)
@@ -399,13 +399,13 @@ def test_a_flat_listing_in_flight_is_waited_for_by_a_lookup_it_answers(
             assert release.wait(30)
             return super().list_page(prefix, **kwargs)
 
-    real_wait = remote.wait
+    real_wait = remote_index.wait
 
     def noted_wait(futures: Any, *args: Any, **kwargs: Any) -> Any:
         second_waits.set()
         return real_wait(futures, *args, **kwargs)
 
-    monkeypatch.setattr(remote, "wait", noted_wait)
+    monkeypatch.setattr(remote_index, "wait", noted_wait)
     transport = Blocking()
     keys = [f"p/day/part-{d}/f{f}" for d in range(4) for f in range(2)]
     expected = stored(transport, keys)

@@ -9,16 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from airflow_s3pput.content import (
-    DEFAULT_CONTENT_TYPE,
-    DEFAULT_GZIP_TYPES,
-    BytesContent,
-    FileContent,
-    guess_content_type,
-    gzip_bytes,
-    gzip_to_tempfile,
-    should_gzip,
-)
 from airflow_s3pput.errors import FileChanged
 from airflow_s3pput.etag import (
     MIB,
@@ -28,6 +18,16 @@ from airflow_s3pput.etag import (
     iter_chunks,
     md5_range,
     multipart_etag,
+)
+from airflow_s3pput.upload_body import (
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_GZIP_TYPES,
+    BytesContent,
+    FileContent,
+    guess_content_type,
+    gzip_bytes,
+    gzip_to_tempfile,
+    should_gzip,
 )
 
 

@@ -14,8 +14,8 @@ from botocore.compat import unquote_str
 from botocore.parsers import RestXMLParser
 
 from airflow_s3pput.transport.boto3_transport import page_of
+from airflow_s3pput.transport.interface import ListPage, http_date_seconds, iso_seconds
 from airflow_s3pput.transport.listing_parser import page_from_xml
-from airflow_s3pput.transport.port import ListPage, http_date_seconds, iso_seconds
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 

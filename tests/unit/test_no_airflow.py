@@ -18,7 +18,7 @@ ENGINE_MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__mai
 
 
 def test_engine_modules_found() -> None:
-    assert {"walker", "engine", "cli", "putter", "pool", "stats", "modes", "transport/choice"} <= set(
+    assert {"walker", "engine", "cli", "putter", "pool", "stats", "modes", "transport/selection"} <= set(
         ENGINE_MODULES
     )
 
@@ -55,13 +55,13 @@ def test_no_airflow_in_sys_modules_after_import() -> None:
 
 @pytest.mark.parametrize("module", [m for m in ENGINE_MODULES if not m.startswith("transport/")])
 def test_the_engine_reaches_s3_only_through_the_transport_port(module: str) -> None:
-    """Which library carries a call is decided in ``transport/choice.py`` alone: no engine module
+    """Which library carries a call is decided in ``transport/selection.py`` alone: no engine module
     imports boto3, botocore, awscrt (but its checksums, which send nothing) or an adapter."""
     imported = _imports(PACKAGE / f"{module}.py") - {"awscrt.checksums"}
     libraries = {n for n in imported if n.split(".")[0] in ("boto3", "botocore", "awscrt")}
     adapters = {
         n
         for n in imported
-        if n.startswith("airflow_s3pput.transport.") and n != "airflow_s3pput.transport.port"
+        if n.startswith("airflow_s3pput.transport.") and n != "airflow_s3pput.transport.interface"
     }
     assert not libraries and not adapters, (libraries, adapters)

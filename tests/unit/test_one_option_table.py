@@ -1,4 +1,4 @@
-"""The option list is declared once (``settings.UPLOAD_SETTINGS``, ``PLAN_SETTINGS``,
+"""The option list is declared once (``option_builder.UPLOAD_SETTINGS``, ``PLAN_SETTINGS``,
 ``AWS_SETTINGS``): the CLI's flags, the operators' keywords and the task group's keywords are
 held to it."""
 
@@ -9,7 +9,7 @@ import inspect
 import pytest
 
 from airflow_s3pput.cli import FLAGS
-from airflow_s3pput.settings import (
+from airflow_s3pput.option_builder import (
     AWS_SETTINGS,
     CLI_PEERS,
     CONNECTION_SETTINGS,

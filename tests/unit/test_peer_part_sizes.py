@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from s3transfer.utils import ChunksizeAdjuster
 
-from airflow_s3pput.content import BytesContent, FileContent
 from airflow_s3pput.etag import (
     AWS_PART_SIZE,
     MAX_PARTS,
@@ -28,6 +27,7 @@ from airflow_s3pput.etag import (
     rclone_part_size,
 )
 from airflow_s3pput.options import UploadOptions
+from airflow_s3pput.upload_body import BytesContent, FileContent
 
 GIB = 1024 * MIB
 #: sizes around the points where the uploaders grow their parts

@@ -14,12 +14,9 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.cli import FLAGS, build_parser, options_from_args, render
-from airflow_s3pput.content import DEFAULT_GZIP_TYPES
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB
-from airflow_s3pput.options import ConnectionSettings, UploadOptions
-from airflow_s3pput.planner import BatchBounds
-from airflow_s3pput.settings import (
+from airflow_s3pput.option_builder import (
     CONNECTION_SETTINGS,
     UPLOAD_SETTINGS,
     build_bounds,
@@ -27,7 +24,10 @@ from airflow_s3pput.settings import (
     build_options,
     check_known,
 )
+from airflow_s3pput.options import ConnectionSettings, UploadOptions
+from airflow_s3pput.planner import BatchBounds
 from airflow_s3pput.transport import default_concurrency
+from airflow_s3pput.upload_body import DEFAULT_GZIP_TYPES
 
 BASE: dict[str, Any] = {"bucket": "my-bucket", "source": "/src"}
 

@@ -29,7 +29,7 @@ from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings, UploadOptions
 from airflow_s3pput.transport.client_config import crt_cannot_honour
 from airflow_s3pput.transport.credentials import plain_credentials
-from airflow_s3pput.transport.port import Transport
+from airflow_s3pput.transport.interface import Transport
 
 #: the oldest awscrt the CRT transport works with: ``S3RetryConfig.retry_mode`` (0.38.1) turns
 #: the CRT's own retries off. botocore's ``crt`` extra pins an older one (``boto3[crt]``).

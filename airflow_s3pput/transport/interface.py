@@ -1,4 +1,4 @@
-"""The transport port: the S3 calls s3pput makes, shaped after this project rather than a library.
+"""The transport interface: the S3 calls s3pput makes, shaped after this project rather than a library.
 
 Every method raises ``S3Error`` and nothing else for a failed request. Object parameters use
 S3's own names (``ContentType``, ``Metadata``, ``ACL``, ...), as ``headers.header_params``
