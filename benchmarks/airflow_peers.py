@@ -120,12 +120,66 @@ def wait_for_dag(live: LiveAirflow, dag_id: str, timeout: float = 120.0) -> None
     live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
 
-def dag_wall(live: LiveAirflow, dag_id: str, conf: dict[str, Any]) -> tuple[float, str, int]:
-    """Trigger, wait: wall seconds from the trigger to the run's end, its state, its tasks."""
+def dag_wall(live: LiveAirflow, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Trigger, wait: wall seconds from the trigger to the run's end, its state, its tasks, and
+    where the time went (``timeline``)."""
     started = time.monotonic()
+    triggered = datetime.now(timezone.utc)
     run_id = live.trigger_run(conf, dag_id)
     run = live.wait_for_run(run_id, timeout=RUN_TIMEOUT, dag_id=dag_id, poll=0.25)
-    return time.monotonic() - started, str(run["state"]), len(live.task_instances(run_id, dag_id))
+    wall = time.monotonic() - started
+    tis = live.task_instances(run_id, dag_id)
+    engine = _engine_spans(live, run_id, dag_id, tis)
+    return {
+        "wall": wall,
+        "state": str(run["state"]),
+        "tasks": len(tis),
+        "timeline": timeline(triggered, tis, engine),
+    }
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _engine_spans(
+    live: LiveAirflow, run_id: str, dag_id: str, tis: list[dict[str, Any]]
+) -> list[tuple[datetime, datetime]]:
+    """When each put's engine put its first and last file (its report's stats), by the clock."""
+    spans = []
+    for ti in tis:
+        if not ti["task_id"].endswith(".put"):
+            continue
+        report = live.xcom(run_id, ti["task_id"], map_index=ti["map_index"], dag_id=dag_id)
+        stats = (report or {}).get("stats") or {}
+        first, last = _when(stats.get("started")), _when(stats.get("finished"))
+        if first and last:
+            spans.append((first, last))
+    return spans
+
+
+def timeline(
+    triggered: datetime, tis: list[dict[str, Any]], engine: list[tuple[datetime, datetime]]
+) -> dict[str, float]:
+    """Seconds from the trigger to each task's queueing, start and end (the earliest start and
+    latest end of a mapped task), and to the first and last file its engine put."""
+    marks: dict[str, float] = {}
+    for ti in tis:
+        name = ti["task_id"].rsplit(".", 1)[-1]
+        for field, verb, pick in (
+            ("queued_when", "queued", min),
+            ("start_date", "start", min),
+            ("end_date", "end", max),
+        ):
+            when = _when(ti.get(field))
+            if when is not None:
+                key = f"{name} {verb}"
+                seconds = (when - triggered).total_seconds()
+                marks[key] = pick(marks.get(key, seconds), seconds)
+    if engine:
+        marks["first file"] = min((first - triggered).total_seconds() for first, _ in engine)
+        marks["last file"] = max((last - triggered).total_seconds() for _, last in engine)
+    return dict(sorted(marks.items(), key=lambda item: item[1]))
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,12 +198,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 return {"wall": run["wall"], "verified": run["verified"]}
 
             def task_group(prefix: str) -> dict[str, Any]:
-                wall, state, tasks = dag_wall(live, "s3pput_upload", {**conf, "prefix": prefix})
-                return {"wall": wall, "state": state, "tasks": tasks}
+                return dag_wall(live, "s3pput_upload", {**conf, "prefix": prefix})
 
             def bash(prefix: str) -> dict[str, Any]:
-                wall, state, tasks = dag_wall(live, "s5cmd_bash", {**conf, "prefix": prefix})
-                return {"wall": wall, "state": state, "tasks": tasks}
+                return dag_wall(live, "s5cmd_bash", {**conf, "prefix": prefix})
 
             ways: list[tuple[str, Callable[[str], dict[str, Any]]]] = [
                 ("cli", cli), ("task group", task_group), ("bash s5cmd", bash),
@@ -203,6 +255,14 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {median} | {each} | {'-' if ratio is None else f'{ratio:.2f}x'} | {tasks} |"
         )
+    lines += ["", "Where each Airflow run's time went, seconds from the trigger (median of the runs):", ""]
+    for name in ("task group", "bash s5cmd"):
+        marks: dict[str, list[float]] = {}
+        for r in runs[name]:
+            for mark, seconds in r.get("timeline", {}).items():
+                marks.setdefault(mark, []).append(seconds)
+        spans = sorted((statistics.median(v), k) for k, v in marks.items())
+        lines.append(f"- {name}: " + ", ".join(f"{k} {v:.1f}" for v, k in spans))
     if cli and group and bash:
         lines += [
             "",
