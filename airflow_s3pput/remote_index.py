@@ -211,35 +211,36 @@ def _list_flat(
     which the far-S3 re-run target needs (BENCHMARKS.md). A hint the bucket does not have costs
     one empty listing, never a wrong answer.
     """
+    budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     if executor is None:
-        return _list_pages(transport, prefix, _Budget(FLAT_LISTING_MAX_OBJECTS))
-    early = _list_hinted(transport, prefix, executor, hints)
+        return _list_pages(transport, prefix, budget)
+    early = _list_hinted(transport, prefix, executor, hints, budget)
     top = transport.list_page(prefix, delimiter="/", max_keys=LIST_PAGE_KEYS)
     if top.next_token is not None or len(top.prefixes) > SPLIT_LISTING_MAX_DIRS:
+        # A budget of its own: the hinted listings have charged the first one.
         return _list_pages(transport, prefix, _Budget(FLAT_LISTING_MAX_OBJECTS))
     # Not truncated, the page holds every object directly under the prefix: only the
     # subdirectories are left to list (none, for a prefix without any).
-    budget = _Budget(FLAT_LISTING_MAX_OBJECTS)
     found = _objects(top)
     if not budget.take(len(found)):
         return None
     parts = [early.get(d) or executor.submit(_list_pages, transport, d, budget) for d in top.prefixes]
-    for d, future in zip(top.prefixes, parts, strict=True):
-        part = future.result()
-        if part is None or (d in early and not budget.take(len(part))):
+    for part in parts:
+        listed = part.result()
+        if listed is None:
             return None
-        found.update(part)
+        found.update(listed)
     return found
 
 
 def _list_hinted(
-    transport: Lister, prefix: str, executor: Executor, hints: Sequence[str]
+    transport: Lister, prefix: str, executor: Executor, hints: Sequence[str], budget: _Budget
 ) -> dict[str, Future[dict[str, RemoteObject] | None]]:
     """Start listing the subdirectories of ``prefix`` among ``hints``, when they are few."""
     subdirs = [h for h in hints if h.startswith(prefix) and h[len(prefix) :].count("/") == 1]
     if len(subdirs) > SPLIT_LISTING_MAX_DIRS:
         return {}
-    return {d: executor.submit(_list_pages, transport, d, _Budget(FLAT_LISTING_MAX_OBJECTS)) for d in subdirs}
+    return {d: executor.submit(_list_pages, transport, d, budget) for d in subdirs}
 
 
 def pages(
