@@ -66,12 +66,20 @@ class KeyRange:
     last: str | None = None
 
     def __contains__(self, key: str) -> bool:
-        return (self.first is None or key >= self.first) and (self.last is None or key <= self.last)
+        return not self.below(key) and not self.above(key)
+
+    def below(self, key: str) -> bool:
+        """Whether ``key`` comes before the range."""
+        return self.first is not None and key < self.first
+
+    def above(self, key: str) -> bool:
+        """Whether ``key`` comes after the range."""
+        return self.last is not None and key > self.last
 
     def may_hold_dir(self, dir_key: str) -> bool:
         """Whether any key under ``dir_key/`` can fall in the range (prunes the walk)."""
         # Every key under the directory lies in [dir_key + "/", dir_key + "0"): "0" follows "/".
-        if self.last is not None and dir_key + "/" > self.last:
+        if self.above(dir_key + "/"):
             return False
         return self.first is None or dir_key + "0" > self.first
 
@@ -293,7 +301,7 @@ class _Walk:
                 ancestors = {_identity(source)}
             except OSError:
                 ancestors = set()  # listing it reports the problem
-            yield from self.walk(source, "", join_key(prefix, "").rstrip("/"), ancestors)
+            yield from self.walk(source, "", join_key(prefix, ""), ancestors)
             return
         name = os.path.basename(source)
         item = _file_item(source, name, join_key(prefix, name))
@@ -301,22 +309,21 @@ class _Walk:
             yield item
 
     def walk(
-        self, path: str, relative: str, dir_key: str, ancestors: set[tuple[int, int]]
+        self, path: str, relative: str, head: str, ancestors: set[tuple[int, int]]
     ) -> Iterator[WalkItem]:
-        """The items of directory ``path`` (``relative`` to SOURCE, keyed under ``dir_key``) in
-        key order, its subdirectories' in place."""
+        """The items of directory ``path`` (``relative`` to SOURCE, its keys starting with
+        ``head``: ``""`` or ``dir/``) in key order, its subdirectories' in place."""
         try:
             children = self._sorted_children(path)
         except OSError as exc:
-            yield from self._dir_problem(path, dir_key, f"cannot list directory: {exc.strerror or exc}")
+            yield from self._dir_problem(path, head, f"cannot list directory: {exc.strerror or exc}")
             return
-        key_head = dir_key + "/" if dir_key else ""
         for name, entry, is_dir in children:
-            key = key_head + name
+            key = head + name
             if is_dir:
                 if self.key_range.may_hold_dir(key):
-                    yield from self._subdir(entry, relative + entry.name + "/", key, ancestors)
-            elif self.key_range.last is not None and key > self.key_range.last:
+                    yield from self._subdir(entry, relative + entry.name + "/", key + "/", ancestors)
+            elif self.key_range.above(key):
                 return  # sorted: nothing after this can be in range
             elif (item := self._file(entry, relative + entry.name, key)) is not None:
                 yield item
@@ -330,29 +337,29 @@ class _Walk:
         return children
 
     def _subdir(
-        self, entry: os.DirEntry[str], relative: str, key: str, ancestors: set[tuple[int, int]]
+        self, entry: os.DirEntry[str], relative: str, head: str, ancestors: set[tuple[int, int]]
     ) -> Iterator[WalkItem]:
         try:
             identity = _identity(entry.path)
         except OSError as exc:
-            yield from self._dir_problem(entry.path, key, f"cannot list directory: {exc.strerror or exc}")
+            yield from self._dir_problem(entry.path, head, f"cannot list directory: {exc.strerror or exc}")
             return
         if identity in ancestors:
-            yield from self._dir_problem(entry.path, key, "symlink loop: directory already being walked")
+            yield from self._dir_problem(entry.path, head, "symlink loop: directory already being walked")
             return
-        yield from self.walk(entry.path, relative, key, ancestors | {identity})
+        yield from self.walk(entry.path, relative, head, ancestors | {identity})
 
-    def _dir_problem(self, path: str, dir_key: str, message: str) -> Iterator[WalkError]:
+    def _dir_problem(self, path: str, head: str, message: str) -> Iterator[WalkError]:
         """An error for a whole directory, keyed ``dir/`` so that it sorts where its files would."""
-        error = WalkError(_printable(path), dir_key + "/" if dir_key else "", message)
+        error = WalkError(_printable(path), head, message)
         if error.key in self.key_range:
             yield error
 
     def _file(self, entry: os.DirEntry[str], relative: str, key: str) -> WalkItem | None:
         """The file's item, or ``None`` when it is not selected (or a directory symlink not
         followed, which is counted)."""
-        first, selection = self.key_range.first, self.selection
-        if (first is not None and key < first) or (selection.filters and not selection.wants(relative)):
+        selection = self.selection
+        if self.key_range.below(key) or (selection.filters and not selection.wants(relative)):
             return None
         item = _file_item(entry.path, relative, key)
         if item is None:
