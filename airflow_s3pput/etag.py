@@ -82,12 +82,6 @@ def rclone_part_size(part_size: int, size: int) -> int:
     return chunk
 
 
-def candidate_part_sizes(size: int, parts: int, configured: int) -> list[int]:
-    """Part sizes that split ``size`` bytes into exactly ``parts`` parts, most likely first:
-    the sets of ``candidate_part_size_sets`` one after the other."""
-    return [part_size for group in candidate_part_size_sets(size, parts, configured) for part_size in group]
-
-
 def candidate_part_size_sets(size: int, parts: int, configured: int) -> list[list[int]]:
     """The part sizes to try for an object of ``size`` bytes written in ``parts`` parts, in two
     sets: what uploaders use at their default settings, then generic guesses.

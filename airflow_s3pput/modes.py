@@ -25,7 +25,7 @@ asks the digest record and then the object's checksum (``checksum_lookup``): an 
 ``update`` compares the remote ETag with the MD5 of the bytes we would store, or, for a
 multipart ETag (``md5-of-part-md5s-N``), with the same value computed locally for the part
 sizes that give N parts: ours and those of aws cli, boto3, the AWS CRT, s5cmd and rclone at
-their defaults first, then whole-MiB and exact guesses (``content.Content.matches_etag``,
+their defaults first, then whole-MiB and exact guesses (``upload_body.Content.matches_etag``,
 ``etag.candidate_part_size_sets``), so objects uploaded by those tools are recognised too.
 ETags that are not MD5 based (SSE-KMS, SSE-C) never match here.
 """

@@ -141,10 +141,6 @@ class Content:
             self._multipart[part_size] = multipart_etags(self.chunks(), [part_size])[0]
         return self._multipart[part_size]
 
-    def known_digests(self) -> tuple[bytes | None, dict[int, str]]:
-        """The MD5 and the multipart ETags (by part size) computed so far; reads nothing."""
-        return self._md5, dict(self._multipart)
-
 
 class BytesContent(Content):
     def __init__(self, data: bytes, part_size: int) -> None:

@@ -14,7 +14,7 @@ from airflow_s3pput.etag import (
     MIB,
     S3PPUT_PART_SIZE,
     PartHasher,
-    candidate_part_sizes,
+    candidate_part_size_sets,
     iter_chunks,
     md5_range,
     multipart_etag,
@@ -36,6 +36,11 @@ def reference_multipart_etag(data: bytes, part_size: int) -> str:
     parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
     joined = b"".join(hashlib.md5(p).digest() for p in parts)
     return f"{hashlib.md5(joined).hexdigest()}-{len(parts)}"
+
+
+def candidate_part_sizes(size: int, parts: int, configured: int) -> list[int]:
+    """The candidate part sizes in the order they are tried: the sets one after the other."""
+    return [part for group in candidate_part_size_sets(size, parts, configured) for part in group]
 
 
 DATA = os.urandom(3 * 1024 + 17)

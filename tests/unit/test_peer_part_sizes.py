@@ -20,7 +20,6 @@ from airflow_s3pput.etag import (
     PartHasher,
     aws_sdk_go_part_size,
     candidate_part_size_sets,
-    candidate_part_sizes,
     crt_part_size,
     doubled_to_fit,
     multipart_etags,
@@ -30,6 +29,13 @@ from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.upload_body import BytesContent, FileContent
 
 GIB = 1024 * MIB
+
+
+def candidate_part_sizes(size: int, parts: int, configured: int) -> list[int]:
+    """The candidate part sizes in the order they are tried: the sets one after the other."""
+    return [part for group in candidate_part_size_sets(size, parts, configured) for part in group]
+
+
 #: sizes around the points where the uploaders grow their parts
 SIZES = [
     1,
