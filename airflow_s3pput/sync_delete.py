@@ -229,10 +229,10 @@ def _list_dir(transport: Transport, prefix: str, key_range: KeyRange) -> list[_E
     bounds = _Bounds(prefix, key_range)
     entries: list[_Entry] = []
     for page in pages(transport, prefix, delimiter="/", start_after=bounds.start_after):
-        files = [listed.key for listed in page.objects if listed.key != prefix]  # not its marker
-        entries += [(key, False) for key in files] + [(sub, True) for sub in page.prefixes]
-        names = [key[len(prefix) :] for key in files] + [sub[len(prefix) : -1] for sub in page.prefixes]
-        if any(bounds.past_last(name) for name in names):
+        listed = [(obj.key, False) for obj in page.objects if obj.key != prefix]  # not its marker
+        listed += [(sub, True) for sub in page.prefixes]
+        entries += listed
+        if any(bounds.past_last(key[len(prefix) :].rstrip("/")) for key, _ in listed):
             break
     entries.sort()
     return entries
@@ -252,16 +252,10 @@ class _Bounds:
     """
 
     def __init__(self, prefix: str, key_range: KeyRange) -> None:
-        self.start_after = ""
-        self.last_name: str | None = None
-        first, last = key_range.first, key_range.last
-        if first is not None and first.startswith(prefix):
-            name = first[len(prefix) :].split("/", 1)[0]
-            cut = next((i for i, c in enumerate(name) if c < "/"), len(name))
-            if cut > 1:
-                self.start_after = prefix + name[: cut - 1]
-        if last is not None and last.startswith(prefix):
-            self.last_name = last[len(prefix) :].split("/", 1)[0]
+        first = _name_under(prefix, key_range.first) or ""
+        cut = next((i for i, c in enumerate(first) if c < "/"), len(first))
+        self.start_after = prefix + first[: cut - 1] if cut > 1 else ""
+        self.last_name = _name_under(prefix, key_range.last)
 
     def past_last(self, name: str) -> bool:
         last = self.last_name
@@ -269,3 +263,10 @@ class _Bounds:
             return False
         continues_low = name.startswith(last) and len(name) > len(last) and name[len(last)] < "/"
         return not continues_low
+
+
+def _name_under(prefix: str, key: str | None) -> str | None:
+    """The name of the entry directly under ``prefix`` that holds ``key``, if one does."""
+    if key is None or not key.startswith(prefix):
+        return None
+    return key[len(prefix) :].split("/", 1)[0]
