@@ -246,13 +246,13 @@ class DigestRecord:
         the stat the walk took. One query for the group; any database error means "read them"."""
         if self._db is None or not self.trust:
             return set()
-        listed = {e.key: (e, remote[e.key]) for e in entries if e.key in remote and e.ctime_ns}
-        found: set[str] = set()
-        for key, entry in self._fetch(list(listed)).items():
-            walked, obj = listed[key]
-            if vouches(entry, FileStat.of_entry(walked), obj):
-                found.add(key)
-        return found
+        walked = {e.key: e for e in entries if e.key in remote and e.ctime_ns}  # 0: no stat taken
+        records = self._fetch(list(walked))
+        return {
+            key
+            for key, entry in records.items()
+            if vouches(entry, FileStat.of_entry(walked[key]), remote[key])
+        }
 
     def look(self, path: str, key: str, remote: RemoteObject | None = None) -> Lookup:
         """Stat the file at ``path`` (uploaded as ``key``) and fetch its record when there is
@@ -265,10 +265,12 @@ class DigestRecord:
             stat = FileStat.of(os.stat(path))
         except OSError:
             return _NOT_LOOKED
+        if remote is None:
+            return Lookup(self, key, sampled_ns, stat, None)  # a new key: the file is put
         # With --rehash (trust off) the record still tells, once the file is read, whether the
         # listed object holds these bytes: on a bucket with opaque ETags nothing else can.
-        entry = self._fetch([key]).get(key) if remote is not None else None
-        unchanged = self.trust and entry is not None and remote is not None and vouches(entry, stat, remote)
+        entry = self._fetch([key]).get(key)
+        unchanged = self.trust and entry is not None and vouches(entry, stat, remote)
         return Lookup(self, key, sampled_ns, stat, entry, unchanged)
 
     def _fetch(self, keys: list[str]) -> dict[str, Entry]:
