@@ -18,13 +18,11 @@ class Progress:
         self,
         *,
         total_files: int | None = None,
-        total_bytes: int | None = None,
         interval: float = 0.5,
         dry_run: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total_files = total_files
-        self.total_bytes = total_bytes
         self.interval = interval
         self.clock = clock
         self.started = clock()
@@ -37,8 +35,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        counts = self.counts
-        return counts.files_put + sum(counts.skipped.values()) + counts.failed
+        return self.counts.freeze().files_done
 
     def due(self) -> bool:
         """True at most once per ``interval``: time to show the line again."""
@@ -50,14 +47,15 @@ class Progress:
 
     def line(self) -> str:
         elapsed = max(self.clock() - self.started, 1e-9)
-        done, counts = self.done, self.counts
+        stats = self.counts.freeze()
+        done = stats.files_done
         rate = done / elapsed
-        mib = counts.bytes_put / 1048576
+        mib = stats.bytes_put / 1048576
         text = f"{done:,}" + (f"/{self.total_files:,}" if self.total_files else "")
         put = "would put" if self.dry_run else "put"
         text += (
-            f" files ({counts.files_put:,} {put}, {sum(counts.skipped.values()):,} skipped, "
-            f"{counts.failed:,} failed), {mib:,.1f} MiB {put}, {rate:,.0f} files/s"
+            f" files ({stats.files_put:,} {put}, {stats.files_skipped:,} skipped, "
+            f"{stats.failed:,} failed), {mib:,.1f} MiB {put}, {rate:,.0f} files/s"
         )
         if not self.dry_run:
             text += f", {mib / elapsed:,.1f} MiB/s"
