@@ -198,7 +198,8 @@ class Stats:
 
         ``batches`` replaces the batch count's value (the Airflow reduce says how many were
         planned and missing). A dry run says what it would put, and shows no transfer rate."""
-        rows = list(self._rows(batches))
+        put = "would put" if self.dry_run else "put"
+        rows = [*self._file_rows(put), *self._transfer_rows(put), *self._time_rows(batches)]
         width = max(len(name) for name, _ in rows)
         lines = [f"{name:<{width}}  {value}" for name, value in rows]
         lines += [f"FAILED {one_line(key)}: {error}" for key, error in self.failures]
@@ -206,8 +207,7 @@ class Stats:
             lines.append(f"... and {self.failed - len(self.failures)} more failures")
         return "\n".join(lines)
 
-    def _rows(self, batches: str | None) -> Iterator[tuple[str, str]]:
-        put = "would put" if self.dry_run else "put"
+    def _file_rows(self, put: str) -> Iterator[tuple[str, str]]:
         earlier = f" ({self.files_landed_earlier:,} by an earlier try)" if self.files_landed_earlier else ""
         skipped = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())) or "none"
         yield f"files {put}", f"{self.files_put:,}{earlier}"
@@ -217,12 +217,16 @@ class Stats:
             yield "dir symlinks", f"{self.dir_symlinks_skipped:,} not followed (see --follow-symlinks)"
         if self.deleted:
             yield "files to delete" if self.dry_run else "files deleted", f"{self.deleted:,}"
-        yield f"bytes {put}", f"{self.bytes_put:,} ({_human(self.bytes_put)})"
+
+    def _transfer_rows(self, put: str) -> Iterator[tuple[str, str]]:
+        yield f"bytes {put}", _bytes(self.bytes_put)
         if self.bytes_resumed:
-            resumed = f"{self.bytes_resumed:,} ({_human(self.bytes_resumed)})"
-            yield "bytes resumed", f"{resumed} sent by an earlier run"
+            yield "bytes resumed", f"{_bytes(self.bytes_resumed)} sent by an earlier run"
         if self.checksum_lookups:
             yield "checksum lookups", f"{self.checksum_lookups:,} (objects whose ETag could not tell)"
+
+    def _time_rows(self, batches: str | None) -> Iterator[tuple[str, str]]:
+        """Merged batches show their wall and summed task time, and how many there were."""
         merged = batches is not None or self.batches != 1
         if merged:
             yield "wall seconds", f"{self.seconds:.2f} (first start to last end)"
@@ -252,11 +256,18 @@ def _epoch(value: object) -> float:
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+    """``n`` bytes in binary units, from ``1023 B`` and ``1.5 KiB`` up to TiB."""
+    if abs(n) < 1024:
+        return f"{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return f"{n:.1f} TiB"
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
+
+
+def _bytes(n: int) -> str:
+    return f"{n:,} ({_human(n)})"
 
 
 class StatsCollector:
@@ -343,6 +354,13 @@ class BatchReport:
     stats: Stats | None = None
     error: str = ""
     stopped: bool = False
+
+    @property
+    def failure(self) -> str:
+        """Why the batch failed: its error, or that it never reported; empty if it did not fail."""
+        if self.stats is None and not self.error:
+            return "did not report: its task died or never ran"
+        return self.error
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -444,18 +462,14 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
     """
     reports = sorted(reports, key=lambda r: r.index)
     reported = [r for r in reports if r.stats is not None]
-    errors = [
-        (r.index, r.label, r.error or "did not report: its task died or never ran")
-        for r in reports
-        if r.error or r.stats is None
-    ]
+    errors = [(r.index, r.label, r.failure) for r in reports if r.failure]
     return Summary(
         stats=Stats.merge_all(r.stats for r in reported if r.stats is not None),
         batches=len(reports),
         files_planned=sum(r.files_planned for r in reports),
         batch_errors=tuple(errors[:MAX_BATCH_ERRORS_KEPT]),
         batches_missing=len(reports) - len(reported),
-        batches_stopped=sum(1 for r in reported if r.stopped),
+        batches_stopped=sum(r.stopped for r in reported),
         warnings=_warnings(reported, len(errors)),
         bucket=bucket,
         prefix=prefix,
