@@ -10,6 +10,7 @@ Timestamps in it are ISO 8601 (UTC). A dry run's dict says ``would_put`` where a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -140,10 +141,8 @@ class Stats:
 
     @classmethod
     def merge_all(cls, parts: Iterable[Stats]) -> Stats:
-        total: Stats | None = None
-        for part in parts:
-            total = part if total is None else total.merge(part)
-        return total if total is not None else Stats(batches=0)
+        # Stats(batches=0) is no run at all: merged with a run, it leaves that run as it is.
+        return functools.reduce(cls.merge, parts, cls(batches=0))
 
     def to_dict(self) -> dict[str, Any]:
         put = "would_put" if self.dry_run else "put"
