@@ -266,9 +266,9 @@ class Reporter:
     """Prints per-file lines and the progress line as results arrive."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-        self.verbose = args.verbose and not args.quiet
         self.dry_run = bool(args.dry_run)
         self.quiet = args.quiet
+        self.every_file = (self.dry_run or args.verbose) and not args.quiet
         self.files_out = err if args.json else out
         self.err = err
         self.progress = Progress(dry_run=self.dry_run)
@@ -280,13 +280,11 @@ class Reporter:
             self.progress.add(result)  # counted only for the live line
         line = self._line(result)
         if line:
-            self._clear()
-            print(line, file=self.err if result.action == "fail" else self.files_out)
+            self._print(line, self.err if result.action == "fail" else self.files_out)
         if result.resumed and not self.quiet:
             # Not every file's line, but one that says an earlier run's upload was carried on.
-            self._clear()
             share = 100 * result.resumed // max(result.bytes, 1)
-            print(f"resumed {where(result)} at {share}% (parts an earlier run sent)", file=self.files_out)
+            self._print(f"resumed {where(result)} at {share}% (parts an earlier run sent)", self.files_out)
         if self.live and self.progress.due():
             self.err.write("\r\033[K" + self.progress.line())
             self.err.flush()
@@ -296,13 +294,17 @@ class Reporter:
         """The file's own line: a failure always, the others in a dry run or when verbose."""
         if result.action == "fail":
             return f"s3pput: failed {where(result)}: {result.error}"
-        if self.quiet or not (self.dry_run or self.verbose):
+        if not self.every_file:
             return ""
         if result.action == "skip" and self.dry_run:
             return f"would skip {where(result)} ({result.reason})"
         if result.action == "skip":
             return f"skip ({result.reason}) {where(result)}"
         return f"{'would ' if self.dry_run else ''}{result.action} {where(result)}"
+
+    def _print(self, line: str, stream: TextIO) -> None:
+        self._clear()  # the progress line, which the text would otherwise run into
+        print(line, file=stream)
 
     def _clear(self) -> None:
         if self._drawn:
