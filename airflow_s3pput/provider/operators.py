@@ -348,7 +348,7 @@ class BatchProgress(Progress):
     """Logs a batch's progress and each failed file; counts the failures that a retry may change."""
 
     def __init__(self, batch: Batch, dry_run: bool, interval: float) -> None:
-        super().__init__(total_files=batch.files, total_bytes=batch.bytes, interval=interval, dry_run=dry_run)
+        super().__init__(total_files=batch.files, interval=interval, dry_run=dry_run)
         self.retryable = 0
         log.info("batch %d: %d files, %d bytes: %s", batch.index, batch.files, batch.bytes, batch.label)
 
