@@ -128,9 +128,9 @@ class MultipartUploads:
             raise
         self.journal.finished(upload_id)
         expected = multipart_etag([p.md5 for p in parts])
-        if etag_differs(stored, expected):
+        if stored.etag_differs(expected):
             raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
-        if crc_differs(stored, sent_crc):
+        if stored.crc_differs(sent_crc):
             raise IntegrityError(
                 f"server CRC64NVME {stored.crc64nvme} does not match the parts' ({sent_crc})"
             )
@@ -245,16 +245,6 @@ class _Checksummed:
 
     def __init__(self, on: bool) -> None:
         self.on = on
-
-
-def etag_differs(stored: Stored, expected: str) -> bool:
-    """Whether the server says it stored other bytes: only an ETag computed from the bytes can."""
-    return stored.etag_is_md5 and stored.etag.lower() != expected
-
-
-def crc_differs(stored: Stored, sent: str | None) -> bool:
-    """Whether the server echoed another CRC64NVME than the one we sent."""
-    return bool(sent and stored.crc64nvme and stored.crc64nvme != sent)
 
 
 def _part_length(number: int, part_size: int, size: int) -> int:

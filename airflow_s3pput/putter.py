@@ -35,7 +35,7 @@ from airflow_s3pput.modes import (
     RemoteObject,
     get_mode,
 )
-from airflow_s3pput.multipart import MultipartUploads, crc_differs, etag_differs
+from airflow_s3pput.multipart import MultipartUploads
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.stats import PutResult
 from airflow_s3pput.transport import Stored, Transport
@@ -256,7 +256,7 @@ class Putter:
                 return _CHECKSUM_REFUSED
             raise error
         if stored is not None and (
-            etag_differs(stored, put.md5_hex) or crc_differs(stored, put.params.get(checksums.PARAM))
+            stored.etag_differs(put.md5_hex) or stored.crc_differs(put.params.get(checksums.PARAM))
         ):
             return _DAMAGED
         if stored is not None:

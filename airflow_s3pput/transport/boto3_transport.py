@@ -251,8 +251,9 @@ class Boto3Transport:
             MultipartUpload={"Parts": completed},
             **checksum,
         )
-        stored = stored_from_headers(_headers(response), str(response.get("ETag", "")))
-        return stored._replace(crc64nvme=response.get("ChecksumCRC64NVME") or stored.crc64nvme)
+        return stored_from_headers(
+            _headers(response), str(response.get("ETag", "")), response.get("ChecksumCRC64NVME", "")
+        )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._send("AbortMultipartUpload", self.client.abort_multipart_upload, Key=key, UploadId=upload_id)

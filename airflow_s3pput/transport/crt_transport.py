@@ -153,8 +153,7 @@ class CrtTransport:
         response, root = self._post(
             "CompleteMultipartUpload", key, query, document, checksum if crc64nvme else []
         )
-        stored = stored_from_headers(response.headers, _text(root, "ETag"))
-        return stored._replace(crc64nvme=_text(root, "ChecksumCRC64NVME") or stored.crc64nvme)
+        return stored_from_headers(response.headers, _text(root, "ETag"), _text(root, "ChecksumCRC64NVME"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})

@@ -64,6 +64,14 @@ class Stored(NamedTuple):
         DSSE-KMS and SSE-C objects, whatever the request asked for (a bucket default)."""
         return self.encryption in ("", "AES256") and _MD5_ETAG.fullmatch(self.etag.lower()) is not None
 
+    def etag_differs(self, expected: str) -> bool:
+        """Whether the server says it stored other bytes: only an ETag computed from the bytes can."""
+        return self.etag_is_md5 and self.etag.lower() != expected
+
+    def crc_differs(self, sent: str | None) -> bool:
+        """Whether the server echoed another CRC64NVME than the one we sent."""
+        return bool(sent and self.crc64nvme and self.crc64nvme != sent)
+
 
 class ObjectHead(NamedTuple):
     """HeadObject with checksum mode: what tells whether an object holds a file's bytes when
@@ -88,14 +96,14 @@ def full_object_checksums(found: Mapping[str, str], checksum_type: str) -> dict[
     return {algorithm: value for algorithm, value in found.items() if value and "-" not in value}
 
 
-def stored_from_headers(headers: Mapping[str, str], etag: str | None = None) -> Stored:
-    """What an answer's headers (names in lower case) say was stored; ``etag``: the one in the
-    answer's document, when it has one (CompleteMultipartUpload)."""
+def stored_from_headers(headers: Mapping[str, str], etag: str | None = None, crc64nvme: str = "") -> Stored:
+    """What an answer's headers (names in lower case) say was stored; ``etag`` and
+    ``crc64nvme``: those in the answer's document, when it has one (CompleteMultipartUpload)."""
     encryption = headers.get("x-amz-server-side-encryption", "")
     if headers.get("x-amz-server-side-encryption-customer-algorithm"):
         encryption = "SSE-C"
     etag = headers.get("etag", "") if etag is None else etag
-    return Stored(etag.strip('"'), encryption, headers.get("x-amz-checksum-crc64nvme", ""))
+    return Stored(etag.strip('"'), encryption, crc64nvme or headers.get("x-amz-checksum-crc64nvme", ""))
 
 
 def head_from_headers(headers: Mapping[str, str]) -> ObjectHead:
