@@ -145,25 +145,30 @@ class MultipartUploads:
         that started it, the same settings when it was a killed run of this DAG or command."""
         if not self.options.resume:
             return None
-        try:
-            uploads = [u for u in self.transport.open_uploads(key) if u.key == key]
-        except S3Error:
-            return None  # the upload starts afresh
-        for upload in sorted(uploads, key=lambda u: u.initiated, reverse=True):
-            owner = self.journal.owner(upload.upload_id)
+        for upload_id in self._open_uploads_newest_first(key):
+            owner = self.journal.owner(upload_id)
             if owner == "running":
                 continue
             try:
-                parts = self.transport.list_parts(key, upload.upload_id)
+                parts = self.transport.list_parts(key, upload_id)
             except S3Error:
                 continue
             landed = _our_parts(parts, fd, size, part_size)
             if landed is not None and (landed or owner == "left"):
-                self.journal.adopt(key, upload.upload_id)
-                return upload.upload_id, landed
+                self.journal.adopt(key, upload_id)
+                return upload_id, landed
             if owner == "left":
-                self.abort(key, upload.upload_id)
+                self.abort(key, upload_id)
         return None
+
+    def _open_uploads_newest_first(self, key: str) -> list[str]:
+        """The ids of the open uploads of ``key`` itself (not of keys it prefixes); none when
+        they cannot be listed: the upload then starts afresh."""
+        try:
+            uploads = [u for u in self.transport.open_uploads(key) if u.key == key]
+        except S3Error:
+            return []
+        return [u.upload_id for u in sorted(uploads, key=lambda u: u.initiated, reverse=True)]
 
     def abort(self, key: str, upload_id: str) -> None:
         # Best effort: the error that made us abort is the one to report. An abort that could
