@@ -405,19 +405,11 @@ def _call_back(send: Callable[[], Stored], callback: PutCallback) -> None:
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
     """Turn what botocore raises into ``S3Error``: the one place that knows botocore's errors."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        HTTPClientError,
-        NoCredentialsError,
-        ReadTimeoutError,
-        SSLError,
-    )
-    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
-    except ClientError as exc:
+    except ClientError as exc:  # the server answered
         error = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
         status = meta.get("HTTPStatusCode")
@@ -425,14 +417,21 @@ def _translated(operation: str) -> Iterator[None]:
         region = meta.get("HTTPHeaders", {}).get("x-amz-bucket-region")
         raise S3Error(code, str(error.get("Message") or ""), status=status, region=region,
                       operation=operation) from None  # fmt: skip
-    except NoCredentialsError:
-        raise S3Error(S3Error.NO_CREDENTIALS, operation=operation) from None
-    except SSLError:
-        raise S3Error(S3Error.TLS_UNTRUSTED, operation=operation) from None
-    except ReadTimeoutError:
-        raise S3Error(S3Error.TIMEOUT, "no answer within the read timeout", operation=operation) from None
-    except (BotoConnectionError, HTTPClientError) as exc:  # refused, reset, closed before an answer
-        raise S3Error(S3Error.UNREACHABLE, type(exc).__name__, operation=operation) from None
     except BotoCoreError as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        raise S3Error(type(exc).__name__, text, operation=operation) from None
+        raise S3Error(*_unanswered(exc), operation=operation) from None
+
+
+def _unanswered(exc: Exception) -> tuple[str, str]:
+    """The code and message of an ``S3Error`` for a request that got no answer from S3."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError, NoCredentialsError, ReadTimeoutError, SSLError
+
+    if isinstance(exc, NoCredentialsError):
+        return S3Error.NO_CREDENTIALS, ""
+    if isinstance(exc, SSLError):
+        return S3Error.TLS_UNTRUSTED, ""
+    if isinstance(exc, ReadTimeoutError):
+        return S3Error.TIMEOUT, "no answer within the read timeout"
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):  # refused, reset, closed before an answer
+        return S3Error.UNREACHABLE, type(exc).__name__
+    return type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""

@@ -377,17 +377,21 @@ def _request_error(
     name = getattr(error, "name", "")
     if not name:  # raised by our own code in a CRT callback (the body stream): keep its words
         return S3Error(type(error).__name__, str(error))
-    code, message = error_code_and_message(body or b"")
     status = status or _STATUS_OF_ERROR.get(name)
-    if not code and not status and name.startswith(_UNREACHABLE):
-        return S3Error(S3Error.UNREACHABLE, name)
-    if not code:
-        code = str(status) if status else name
+    if not status:  # no answer: the CRT's name for the failure is all there is
+        return S3Error(S3Error.UNREACHABLE if name.startswith(_UNREACHABLE) else name)
     region = {k.lower(): v for k, v in headers or ()}.get("x-amz-bucket-region")
-    return S3Error(code, message, status=status or None, region=region)
+    return answer_error(status, body or b"", region)
 
 
-def error_code_and_message(body: bytes) -> tuple[str, str]:
+def answer_error(status: int, body: bytes, region: str | None = None) -> S3Error:
+    """The ``S3Error`` for an error answer: the Code and Message of its error document, or
+    its status when it has none."""
+    code, message = _code_and_message(body)
+    return S3Error(code or str(status), message, status=status, region=region)
+
+
+def _code_and_message(body: bytes) -> tuple[str, str]:
     """The Code and Message of an S3 error document ("" for what it does not hold)."""
 
     def text(tag: bytes) -> str:

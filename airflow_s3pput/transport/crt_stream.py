@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.transport.crt_http import CrtResponse, ResponseCollector, error_code_and_message
+from airflow_s3pput.transport.crt_http import CrtResponse, ResponseCollector, answer_error
 from airflow_s3pput.transport.file_range import FileRange
 from airflow_s3pput.transport.interface import PartBody
 from airflow_s3pput.transport.retry_policy import RetryPolicy
@@ -98,8 +98,7 @@ class StreamedParts:
         response = answer.response(status)
         self._release(connection, response)
         if status >= 300:
-            code, message = error_code_and_message(response.body)
-            raise S3Error(code or str(status), message, status=status)
+            raise answer_error(status, response.body)
         return response
 
     def _release(self, connection: Any, response: CrtResponse) -> None:

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ETree
 
 from airflow_s3pput.errors import S3Error
 from airflow_s3pput.options import ConnectionSettings
-from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, error_code_and_message, request_headers
+from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, answer_error, request_headers
 from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.interface import (
     QUICK_ATTEMPTS,
@@ -245,8 +245,9 @@ def _query(query: dict[str, str]) -> str:
 def _document(response: CrtResponse, operation: str) -> ETree.Element:
     root = ETree.fromstring(response.body)
     if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
-        code, message = error_code_and_message(response.body)
-        raise S3Error(code, message, status=response.status, operation=operation)
+        error = answer_error(response.status, response.body)
+        error.operation = operation
+        raise error
     return root
 
 
