@@ -225,6 +225,19 @@ class Putter:
             return SKIP_SAME_CHECKSUM if same else replace(PUT_CHANGED, looked_up=True)
         return decision
 
+    def _unsent(
+        self, task: PutTask, decision: Decision, size: int, seen: Lookup, digest: Callable[[], str]
+    ) -> PutResult | None:
+        """The result of a file that is not sent: skipped (the digest record remembers an
+        unchanged one's ``digest``), or put in a dry run; ``None`` when it is to be sent."""
+        if not decision.put:
+            if decision.reason == SKIP_UNCHANGED.reason and task.remote is not None:
+                seen.remember(size, digest(), task.remote.etag)
+            return PutResult(task.path, task.key, "skip", decision.reason, looked_up=decision.looked_up)
+        if self.options.dry_run:
+            return PutResult(task.path, task.key, "put", decision.reason, size, looked_up=decision.looked_up)
+        return None
+
     def _prepare_small(self, fd: int, task: PutTask, gz: bool, seen: Lookup) -> PutResult | SinglePut:
         data = _read_exactly(fd, task.size)
         _check_unchanged(fd, task, "while it was read")
@@ -233,14 +246,9 @@ class Putter:
             data = gzip_bytes(data, self.options.gzip_level)
         content = BytesContent(data, self.options.part_size_for(len(data)))
         decision = self._decide(task, content, seen, lambda: content.md5.hex())
-        if not decision.put:
-            if decision.reason == SKIP_UNCHANGED.reason and task.remote is not None:
-                seen.remember(len(data), content.md5.hex(), task.remote.etag)
-            return PutResult(task.path, task.key, "skip", decision.reason, looked_up=decision.looked_up)
-        if self.options.dry_run:
-            return PutResult(
-                task.path, task.key, "put", decision.reason, len(data), looked_up=decision.looked_up
-            )
+        unsent = self._unsent(task, decision, len(data), seen, lambda: content.md5.hex())
+        if unsent is not None:
+            return unsent
         params = {"ContentMD5": base64.b64encode(content.md5).decode(), **self._object_params(task.key, gz)}
         if self.checksum.on:
             params[checksums.PARAM] = checksums.encode(checksums.crc64nvme(data))
@@ -255,12 +263,10 @@ class Putter:
             if checksums.PARAM in put.params and error.refuses_header:
                 return _CHECKSUM_REFUSED
             raise error
-        if stored is not None and (
-            stored.etag_differs(put.md5_hex) or stored.crc_differs(put.params.get(checksums.PARAM))
-        ):
+        assert stored is not None  # the callback's contract: exactly one of them is set
+        if stored.etag_differs(put.md5_hex) or stored.crc_differs(put.params.get(checksums.PARAM)):
             return _DAMAGED
-        if stored is not None:
-            put.seen.remember(len(put.data), put.md5_hex, stored.etag)
+        put.seen.remember(len(put.data), put.md5_hex, stored.etag)
         return put.result()
 
     def _without_checksum(self, put: SinglePut, error: S3Error | None) -> SinglePut:
@@ -284,15 +290,10 @@ class Putter:
             part_size = self.options.part_size_for(size)
             content = FileContent(source_fd, size, part_size)
             decision = self._decide(task, content, seen, lambda: content.multipart_etag(part_size))
-            if not decision.put:
-                if decision.reason == SKIP_UNCHANGED.reason and task.remote is not None:
-                    seen.confirm(fd)
-                    seen.remember(size, content.multipart_etag(part_size), task.remote.etag)
-                return PutResult(task.path, task.key, "skip", decision.reason, looked_up=decision.looked_up)
-            if self.options.dry_run:
-                return PutResult(
-                    task.path, task.key, "put", decision.reason, size, looked_up=decision.looked_up
-                )
+            seen.confirm(fd)  # the file was read, if at all, by the decision
+            unsent = self._unsent(task, decision, size, seen, lambda: content.multipart_etag(part_size))
+            if unsent is not None:
+                return unsent
             params = self._object_params(task.key, gz)
             # A gzipped file goes up from its spool, made whole first: the file may change since.
             unchanged = (
