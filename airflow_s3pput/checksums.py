@@ -26,9 +26,8 @@ HEADER = "x-amz-checksum-crc64nvme"
 MULTIPART_PARAMS = {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"}
 
 
-def crc64nvme(data: bytes | memoryview, previous: int = 0) -> int:
-    """The CRC of ``data``, continuing ``previous`` (the CRC of the bytes before it)."""
-    return int(_crc64nvme(data, previous))
+def crc64nvme(data: bytes | memoryview) -> int:
+    return int(_crc64nvme(data))
 
 
 def md5_and_crc64nvme(fd: int, offset: int, length: int) -> tuple[bytes, int]:
