@@ -8,7 +8,6 @@ attempt (``retry_policy`` says why). ``CrtPuts`` sends the PUTs through the CRT 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import logging
 import os
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_s3pput.errors import FileChanged, S3Error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.interface import (
-    QUICK_ATTEMPTS,
     ListedObject,
     ListPage,
     ObjectHead,
@@ -35,6 +33,7 @@ from airflow_s3pput.transport.interface import (
     head_from_headers,
     http_date_seconds,
     iso_seconds,
+    quick_settings,
     stored_from_headers,
 )
 from airflow_s3pput.transport.retry_policy import RetryPolicy
@@ -161,9 +160,7 @@ class Boto3Transport:
     def quick(self) -> Boto3Transport:
         if self.settings is None:  # a test's own client: it serves the check as it is
             return self
-        settings = dataclasses.replace(
-            self.settings, max_attempts=min(self.settings.max_attempts, QUICK_ATTEMPTS)
-        )
+        settings = quick_settings(self.settings)
         session = self.session if self.session is not None else make_session(settings)
         client = make_client(settings, 10, session)
         return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=session)

@@ -8,7 +8,6 @@ and go through the CRT's signing, retries and connection pool.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -20,7 +19,6 @@ from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.crt_http import CrtResponse, CrtSender, answer_error, request_headers
 from airflow_s3pput.transport.crt_stream import StreamedParts
 from airflow_s3pput.transport.interface import (
-    QUICK_ATTEMPTS,
     ListPage,
     ObjectHead,
     ObjectParams,
@@ -32,6 +30,7 @@ from airflow_s3pput.transport.interface import (
     UploadedPart,
     head_from_headers,
     http_date_seconds,
+    quick_settings,
     stored_from_headers,
 )
 from airflow_s3pput.transport.listing_parser import page_from_xml
@@ -66,10 +65,7 @@ class CrtTransport:
 
     def quick(self) -> CrtTransport:
         # A CRT client's retry settings are fixed at creation: a client of its own.
-        settings = dataclasses.replace(
-            self.settings, max_attempts=min(self.settings.max_attempts, QUICK_ATTEMPTS)
-        )
-        return CrtTransport(settings, self.bucket, self.session)
+        return CrtTransport(quick_settings(self.settings), self.bucket, self.session)
 
     def close(self) -> None:
         self.parts.close()

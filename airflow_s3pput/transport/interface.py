@@ -7,14 +7,18 @@ validates them; each adapter turns them into what its library sends.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_s3pput.errors import S3Error
+
+if TYPE_CHECKING:
+    from airflow_s3pput.options import ConnectionSettings
 
 #: S3 parameters of a new object (``ContentType``, ``Metadata``, ``ACL``, ``ContentMD5`` ...)
 ObjectParams = Mapping[str, Any]
@@ -24,6 +28,11 @@ QUICK_ATTEMPTS = 3
 PutCallback = Callable[["Stored | None", S3Error | None], None]
 #: an ETag S3 computes from the bytes: the hex MD5 of a single part, or ``md5-N`` of N parts
 _MD5_ETAG = re.compile(r"[0-9a-f]{32}(-[0-9]+)?")
+
+
+def quick_settings(settings: ConnectionSettings) -> ConnectionSettings:
+    """``settings`` for the transport ``Transport.quick`` returns: at most ``QUICK_ATTEMPTS``."""
+    return dataclasses.replace(settings, max_attempts=min(settings.max_attempts, QUICK_ATTEMPTS))
 
 
 def iso_seconds(text: str) -> float | None:
