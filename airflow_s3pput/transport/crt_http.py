@@ -118,37 +118,13 @@ class CrtSender:
         resolved (and refreshed) once per process. Without one, plain keys (given, or in the
         environment) are used as they are, without loading botocore. ``connections``: how many
         requests the CRT keeps on the wire at once (its pool follows the throughput target)."""
-        from awscrt.auth import AwsCredentialsProvider
-        from awscrt.io import (
-            ClientBootstrap,
-            ClientTlsContext,
-            DefaultHostResolver,
-            EventLoopGroup,
-            TlsContextOptions,
-        )
+        from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
         from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
 
-        if session is not None:
-            region, provider = _session_credentials(session)
-            region = settings.region or region  # the run's (an operator's region_name) wins
-        else:
-            keys = plain_credentials(settings)
-            if keys is None:
-                raise S3Error(S3Error.NO_CREDENTIALS)
-            region = keys.region
-            provider = AwsCredentialsProvider.new_static(keys.access_key, keys.secret_key, keys.session_token)
-        self.bucket = bucket
+        region, provider = _credentials(settings, session)
         self.host, self.path_prefix = request_target(settings, bucket, region)
-        secure = settings.uses_tls
-        tls_options = None
-        self.tls_context: Any = None
-        if secure:
-            tls = TlsContextOptions()
-            if isinstance(settings.verify, str):
-                tls.override_default_trust_store_from_path(ca_filepath=settings.verify)
-            tls.verify_peer = settings.verify is not False
-            self.tls_context = ClientTlsContext(tls)
-            tls_options = self.tls_context.new_connection_options()
+        self.tls_context = _tls_context(settings)
+        tls_options = self.tls_context.new_connection_options() if self.tls_context else None
         event_loops = EventLoopGroup(0)
         self.bootstrap = ClientBootstrap(event_loops, DefaultHostResolver(event_loops))
         self.region = region
@@ -156,7 +132,7 @@ class CrtSender:
         self.client = S3Client(
             bootstrap=self.bootstrap,
             region=region,
-            tls_mode=S3RequestTlsMode.ENABLED if secure else S3RequestTlsMode.DISABLED,
+            tls_mode=S3RequestTlsMode.ENABLED if self.tls_context else S3RequestTlsMode.DISABLED,
             tls_connection_options=tls_options,
             signing_config=create_default_s3_signing_config(region=region, credential_provider=provider),
             # Every body we hand over is below our multipart threshold: never let the CRT split
@@ -283,6 +259,35 @@ class CrtSender:
         shutdown = self.client.shutdown_event
         del self.client
         shutdown.wait(10)
+
+
+def _credentials(settings: ConnectionSettings, session: Any) -> tuple[str, Any]:
+    """The region and the CRT credentials provider that sign the requests: the boto3
+    ``session``'s, else plain keys."""
+    from awscrt.auth import AwsCredentialsProvider
+
+    if session is not None:
+        region, provider = _session_credentials(session)
+        return settings.region or region, provider  # the run's (an operator's region_name) wins
+    keys = plain_credentials(settings)
+    if keys is None:
+        raise S3Error(S3Error.NO_CREDENTIALS)
+    return keys.region, AwsCredentialsProvider.new_static(
+        keys.access_key, keys.secret_key, keys.session_token
+    )
+
+
+def _tls_context(settings: ConnectionSettings) -> Any:
+    """The CRT's TLS context for the endpoint, trusting ``settings.verify``; None for plain HTTP."""
+    from awscrt.io import ClientTlsContext, TlsContextOptions
+
+    if not settings.uses_tls:
+        return None
+    tls = TlsContextOptions()
+    if isinstance(settings.verify, str):
+        tls.override_default_trust_store_from_path(ca_filepath=settings.verify)
+    tls.verify_peer = settings.verify is not False
+    return ClientTlsContext(tls)
 
 
 def _session_credentials(session: Any) -> tuple[str, Any]:
