@@ -384,7 +384,7 @@ def _request_error(
         return S3Error(type(error).__name__, str(error))
     status = status or _STATUS_OF_ERROR.get(name)
     if not status:  # no answer: the CRT's name for the failure is all there is
-        return S3Error(S3Error.UNREACHABLE if name.startswith(_UNREACHABLE) else name)
+        return S3Error(S3Error.UNREACHABLE, name) if name.startswith(_UNREACHABLE) else S3Error(name)
     region = {k.lower(): v for k, v in headers or ()}.get("x-amz-bucket-region")
     return answer_error(status, body or b"", region)
 

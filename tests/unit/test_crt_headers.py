@@ -68,6 +68,7 @@ def test_request_errors_keep_the_servers_code_or_our_own_words() -> None:
     unreachable = _request_error(AwsCrtError(code=0, name="AWS_IO_SOCKET_CONNECTION_REFUSED", message=""),
                                  None, None, None)  # fmt: skip
     assert unreachable.code == S3Error.UNREACHABLE
+    assert unreachable.message == "AWS_IO_SOCKET_CONNECTION_REFUSED"  # the name says what failed
     spent = _request_error(AwsCrtError(code=0, name="AWS_ERROR_S3_SLOW_DOWN", message=""), None, None, None)
     assert (spent.code, spent.status) == ("503", 503)  # retries spent: only the name is left
     ours = _request_error(FileChanged("file shrank while it was uploaded (at byte 7)"), None, None, None)
