@@ -124,7 +124,7 @@ class CrtSender:
         region, provider = _credentials(settings, session)
         self.host, self.path_prefix = request_target(settings, bucket, region)
         self.tls_context = _tls_context(settings)
-        tls_options = self.tls_context.new_connection_options() if self.tls_context else None
+        tls_options = self.tls_context.new_connection_options() if self.tls_context is not None else None
         event_loops = EventLoopGroup(0)
         self.bootstrap = ClientBootstrap(event_loops, DefaultHostResolver(event_loops))
         self.region = region
@@ -132,7 +132,7 @@ class CrtSender:
         self.client = S3Client(
             bootstrap=self.bootstrap,
             region=region,
-            tls_mode=S3RequestTlsMode.ENABLED if self.tls_context else S3RequestTlsMode.DISABLED,
+            tls_mode=S3RequestTlsMode.ENABLED if self.tls_context is not None else S3RequestTlsMode.DISABLED,
             tls_connection_options=tls_options,
             signing_config=create_default_s3_signing_config(region=region, credential_provider=provider),
             # Every body we hand over is below our multipart threshold: never let the CRT split
