@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_s3pput.errors import S3Error, Unavailable, UsageError, describe_error
@@ -387,7 +387,7 @@ def _initiated(text: str) -> datetime:
 
 
 def _denied(exc: S3Error) -> bool:
-    return exc.code in ("403", "AccessDenied") or exc.status == 403
+    return _answered(exc, _DENIED)
 
 
 def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
@@ -407,6 +407,58 @@ def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+class _Refusal(NamedTuple):
+    """An answer that says the bucket cannot be used, and the line that says so."""
+
+    #: S3 error codes and HTTP statuses (as text) that mean it
+    answers: frozenset[str]
+    #: filled in with ``bucket``, ``where``, ``code``, ``message`` and ``in_region``;
+    #: ``{{setting}}`` is left for each front end to spell (``--region``, ``region``)
+    line: str
+    setting: str | None = None
+    also: tuple[str, ...] = ()
+
+
+_DENIED = _Refusal(
+    frozenset({"403", "AccessDenied"}),
+    "access to bucket {bucket!r} at {where} denied: check the credentials and their permissions",
+)
+#: the first refusal that matches is the one reported
+_REFUSALS = (
+    _Refusal(
+        frozenset({S3Error.PROFILE_NOT_FOUND}),
+        "AWS {{setting}} {message} not found in the AWS config files",
+        setting="profile",
+    ),
+    _Refusal(
+        frozenset({S3Error.NO_CREDENTIALS}),
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role",
+    ),
+    _Refusal(
+        frozenset({S3Error.TLS_UNTRUSTED}),
+        # The CLI reads "(use --ca-bundle, or --no-verify-ssl ...)"; Airflow, the setting names.
+        "TLS certificate of {where} is not trusted (use {{setting}}, or {{verify_ssl}} at your own risk)",
+        setting="ca_bundle",
+        also=("verify_ssl",),
+    ),
+    _Refusal(frozenset({"404", "NoSuchBucket"}), "bucket {bucket!r} does not exist at {where}"),
+    _Refusal(
+        frozenset({"301", "PermanentRedirect", "AuthorizationHeaderMalformed"}),
+        "bucket {bucket!r} is in another region{in_region}: set {{setting}}",
+        setting="region",
+    ),
+    _Refusal(
+        frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}),
+        "{where} rejected the credentials ({code})",
+    ),
+    _DENIED,
+)
+
+
+def _answered(exc: S3Error, refusal: _Refusal) -> bool:
+    return exc.code in refusal.answers or str(exc.status) in refusal.answers
+
+
 def bucket_error(
     exc: S3Error,
     bucket: str,
@@ -422,39 +474,18 @@ def bucket_error(
     An error that a later try may not meet (``transient``) is ``Unavailable``, saying how long
     the check asked (``tries`` in ``seconds``). ``plain_http``: an ``https://`` endpoint whose
     TLS handshake failed answered in clear text (``speaks_plain_http``)."""
-    code, status = exc.code, exc.status
     if plain_http:
         return UsageError(f"{where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url")
     if transient(exc):
         asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
-        if code == S3Error.UNREACHABLE:
-            return Unavailable(f"cannot reach {where}: {exc.message or code}{asked}")
+        if exc.code == S3Error.UNREACHABLE:
+            return Unavailable(f"cannot reach {where}: {exc.message or exc.code}{asked}")
         return Unavailable(f"bucket {bucket!r} at {where} is not available: {describe_error(exc)}{asked}")
-    if code == S3Error.PROFILE_NOT_FOUND:
-        return UsageError(
-            f"AWS {{setting}} {exc.message} not found in the AWS config files", setting="profile"
-        )
-    if code == S3Error.NO_CREDENTIALS:
-        return UsageError(
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role"
-        )
-    if code == S3Error.TLS_UNTRUSTED:
-        return UsageError(
-            # The CLI reads "(use --ca-bundle, or --no-verify-ssl ...)"; Airflow, the setting names.
-            f"TLS certificate of {where} is not trusted "
-            "(use {setting}, or {verify_ssl} at your own risk)",
-            setting="ca_bundle",
-            also=("verify_ssl",),
-        )
-    if code in ("404", "NoSuchBucket") or status == 404:
-        return UsageError(f"bucket {bucket!r} does not exist at {where}")
-    if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed") or status == 301:
-        hint = f" (it is in {exc.region})" if exc.region else ""
-        return UsageError(f"bucket {bucket!r} is in another region{hint}: set {{setting}}", setting="region")
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
-        return UsageError(f"{where} rejected the credentials ({code})")
-    if _denied(exc):
-        return UsageError(
-            f"access to bucket {bucket!r} at {where} denied: check the credentials and their permissions"
-        )
+    for refusal in _REFUSALS:
+        if _answered(exc, refusal):
+            in_region = f" (it is in {exc.region})" if exc.region else ""
+            line = refusal.line.format(
+                bucket=bucket, where=where, code=exc.code, message=exc.message, in_region=in_region
+            )
+            return UsageError(line, setting=refusal.setting, also=refusal.also)
     return UsageError(f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}")
