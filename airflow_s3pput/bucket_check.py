@@ -125,7 +125,12 @@ class BucketCheck:
     """
 
     def __init__(
-        self, options: UploadOptions, transport: Transport | None = None, *, retry: RetryPolicy = PATIENCE
+        self,
+        options: UploadOptions,
+        transport: Transport | None = None,
+        *,
+        retry: RetryPolicy = PATIENCE,
+        journal: UploadJournal | None = None,
     ) -> None:
         self.options = options
         self.where = _where(options)
@@ -140,7 +145,7 @@ class BucketCheck:
         self.verdict: Future[UsageError | None] | None = None
         #: where the check's upload is written down until aborted (as the putter's are): an
         #: abort the server never took is sent by the next run
-        self.journal: UploadJournal | None = None
+        self.journal = journal
 
     def quick_transport(self) -> Transport:
         if self.quick is None:

@@ -15,7 +15,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from airflow_s3pput.bucket_check import BucketCheck, Gate, ListingBesideCheck, connect
@@ -79,9 +79,10 @@ def upload(
     is counted as put, by an earlier try (``landed_earlier``). ``None`` (the CLI): skipped.
 
     Everything the run opens is closed here, in the reverse order of opening: the dispatcher
-    (its last uploads), the index and its listing threads, the bucket check (its abort is written in the
-    journal), the digest record and the journal, the transport. A second Ctrl-C while the first
-    one's uploads finish leaves what is on the wire: those closes that wait for it are skipped.
+    (its last uploads), the look-ahead, the index and its listing threads, the bucket check (its
+    abort is written in the journal), the digest record and the journal, the transport. A second
+    Ctrl-C while the first one's uploads finish leaves what is on the wire: those closes that
+    wait for it are skipped.
     """
     check_sources(options.sources)
     check_unique_keys(options.sources, options.prefix, options.selection(), key_range)
@@ -98,8 +99,7 @@ def upload(
             options = dataclasses.replace(options, processes=1)
         journal = opened.enter_context(contextlib.closing(journal_for(options)))
         digests = opened.enter_context(contextlib.closing(DigestRecord.open(options)))
-        check = BucketCheck(options, transport)
-        check.journal = journal  # the check's upload is written down as the putter's are
+        check = BucketCheck(options, transport, journal=journal)
         opened.callback(unless_abandoned(check.close))
         # HeadBucket beside the walk and the listing: its failure (a bad endpoint or
         # credentials, a missing bucket) is one line before any answer is used.
@@ -107,6 +107,9 @@ def upload(
         listers = opened.enter_context(ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="s3pput-list"))
         index = RemoteIndex(ListingBesideCheck(check, transport), listers)
         opened.callback(index.close)
+        lookahead = opened.enter_context(
+            ThreadPoolExecutor(LOOKAHEAD_GROUPS, thread_name_prefix="s3pput-lookahead")
+        )
         if get_mode(options.mode).needs_listing:
             # While the walk starts: an empty prefix costs one request, and every lookup is
             # then answered from it.
@@ -116,7 +119,7 @@ def upload(
         opened.callback(unless_abandoned(dispatcher.close))
         gate = Gate(check, dry_run=options.dry_run)
         landed_since = None if options.dry_run else landed_since
-        run = _Run(options, dispatcher, on_result, index, digests, gate, landed_since)
+        run = _Run(options, dispatcher, on_result, index, lookahead, digests, gate, landed_since)
         notes = WalkNotes()
         try:
             run.feed(walk(options.sources, options.prefix, options.selection(), key_range, notes))
@@ -144,6 +147,7 @@ class _Run:
         dispatcher: Dispatcher,
         on_result: ResultCallback | None,
         remote: RemoteIndex,
+        lookahead: Executor,
         digests: DigestRecord,
         gate: Gate,
         landed_since: float | None,
@@ -163,7 +167,8 @@ class _Run:
         self.walked = 0
         self.stopped_at_limit = False
         self.remote = remote
-        self.lookahead = ThreadPoolExecutor(LOOKAHEAD_GROUPS, thread_name_prefix="s3pput-lookahead")
+        #: where the next walk groups are looked up (see ``_grouped``)
+        self.lookahead = lookahead
         self.digests = digests
 
     def record(self, result: PutResult, listed: RemoteObject | None = None) -> None:
@@ -228,8 +233,6 @@ class _Run:
             if isinstance(stop, KeyboardInterrupt):
                 raise Interrupted(self.collector.freeze()) from None
             raise
-        finally:
-            self.lookahead.shutdown(wait=True)
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         for group, listed in self._grouped(items):
