@@ -244,14 +244,17 @@ class _Run:
                 if self.at_limit():
                     self.stopped_at_limit = True
                     return
-                if self.gate.wants_new_keys and any(self.surely_put(t) for t in tasks):
-                    self.gate.before_new_keys()  # the write check goes out beside these PUTs
-                self.pending[self.dispatcher.submit(tasks)] = tasks
-                self.in_flight += len(tasks)
-                self.in_flight_bytes += self.body_bytes(tasks)
+                self._send(tasks)
             self._drain(block=False)
         while self.pending:
             self._drain(block=True)
+
+    def _send(self, tasks: list[PutTask]) -> None:
+        if self.gate.wants_new_keys and any(self.surely_put(t) for t in tasks):
+            self.gate.before_new_keys()  # the write check goes out beside these PUTs
+        self.pending[self.dispatcher.submit(tasks)] = tasks
+        self.in_flight += len(tasks)
+        self.in_flight_bytes += self.body_bytes(tasks)
 
     def account_for_every_file(self) -> None:
         """Every file the walk yielded ends as put, skipped or failed. A run that cannot say so
@@ -323,18 +326,23 @@ class _Run:
             tasks = self.pending.pop(future)
             self.in_flight -= len(tasks)
             self.in_flight_bytes -= self.body_bytes(tasks)
-            try:
-                results = future.result()
-            except CancelledError:  # Ctrl-C before a worker process took the list
-                results = [PutResult(t.path, t.key, "fail", error=INTERRUPTED) for t in tasks]
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
-                message = f"worker failed: {describe_error(exc)}"
-                results = [PutResult(t.path, t.key, "fail", error=message) for t in tasks]
+            results = _results(future, tasks)
             self.gate.confirm(results)  # the first results wait for the write check's verdict
             listed = {t.key: t.remote for t in tasks}
             for result in results:
                 self.record(result, listed.get(result.key))
         self.digests.flush_if_due()  # here, not on the transport's threads (DigestRecord.store)
+
+
+def _results(future: Future[list[PutResult]], tasks: list[PutTask]) -> list[PutResult]:
+    """What a finished list gave: each of its files fails if the list never ran or was lost."""
+    try:
+        return future.result()
+    except CancelledError:  # Ctrl-C before a worker process took the list
+        error = INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed: its files failed
+        error = f"worker failed: {describe_error(exc)}"
+    return [PutResult(t.path, t.key, "fail", error=error) for t in tasks]
 
 
 def landed_earlier(result: PutResult, remote: RemoteObject | None, since: float | None) -> PutResult:
