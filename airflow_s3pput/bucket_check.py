@@ -280,7 +280,7 @@ class Gate:
     ============================  ==========================================  ==================
     state                         the run's call                              next state
     ============================  ==========================================  ==================
-    HEAD_PENDING                  ``head_passed()`` before the first result   HEAD_PASSED
+    HEAD_PENDING                  ``wait_head()`` before the first result     HEAD_PASSED
     HEAD_PASSED                   ``before_new_keys()``: the write check      WRITE_CHECK_SENT
                                   goes out beside the first PUTs (a dry
                                   run needs none)                             (dry run) CONFIRMED
@@ -300,7 +300,7 @@ class Gate:
         self.dry_run = dry_run
         self.state = GateState.HEAD_PENDING
 
-    def head_passed(self) -> None:
+    def wait_head(self) -> None:
         if self.state is GateState.HEAD_PENDING:
             self.check.wait_head()
             self.state = GateState.HEAD_PASSED
@@ -311,7 +311,7 @@ class Gate:
         return self.state in (GateState.HEAD_PENDING, GateState.HEAD_PASSED)
 
     def before_new_keys(self) -> None:
-        self.head_passed()
+        self.wait_head()
         if self.state is GateState.HEAD_PASSED:
             if self.dry_run:
                 self.state = GateState.CONFIRMED

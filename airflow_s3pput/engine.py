@@ -236,7 +236,7 @@ class _Run:
 
     def _feed(self, items: Iterator[FileEntry | WalkError]) -> None:
         for group, listed in self._grouped(items):
-            self.gate.head_passed()  # nothing is reported before HeadBucket passed
+            self.gate.wait_head()  # nothing is reported before HeadBucket passed
             self.walked += len(group)
             for tasks in self.chunks(self._tasks(group, listed)):
                 while self.must_wait(tasks):

@@ -487,7 +487,7 @@ def test_the_gate_goes_through_its_states_once(
     check = _Check()
     gate = bucket_check.Gate(check, dry_run=dry_run)  # type: ignore[arg-type]
     landed = [PutResult("p", "k", "put")]
-    actions = {"head": gate.head_passed, "new": gate.before_new_keys, "confirm": lambda: gate.confirm(landed)}
+    actions = {"head": gate.wait_head, "new": gate.before_new_keys, "confirm": lambda: gate.confirm(landed)}
     for step in steps:
         actions[step]()
     assert check.calls == calls
