@@ -416,7 +416,7 @@ class _Refusal(NamedTuple):
     """An answer that says the bucket cannot be used, and the line that says so."""
 
     #: S3 error codes and HTTP statuses (as text) that mean it
-    answers: frozenset[str]
+    answers: tuple[str, ...]
     #: filled in with ``bucket``, ``where``, ``code``, ``message`` and ``in_region``;
     #: ``{{setting}}`` is left for each front end to spell (``--region``, ``region``)
     line: str
@@ -425,35 +425,35 @@ class _Refusal(NamedTuple):
 
 
 _DENIED = _Refusal(
-    frozenset({"403", "AccessDenied"}),
+    ("403", "AccessDenied"),
     "access to bucket {bucket!r} at {where} denied: check the credentials and their permissions",
 )
 #: the first refusal that matches is the one reported
 _REFUSALS = (
     _Refusal(
-        frozenset({S3Error.PROFILE_NOT_FOUND}),
+        (S3Error.PROFILE_NOT_FOUND,),
         "AWS {{setting}} {message} not found in the AWS config files",
         setting="profile",
     ),
     _Refusal(
-        frozenset({S3Error.NO_CREDENTIALS}),
+        (S3Error.NO_CREDENTIALS,),
         "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role",
     ),
     _Refusal(
-        frozenset({S3Error.TLS_UNTRUSTED}),
+        (S3Error.TLS_UNTRUSTED,),
         # The CLI reads "(use --ca-bundle, or --no-verify-ssl ...)"; Airflow, the setting names.
         "TLS certificate of {where} is not trusted (use {{setting}}, or {{verify_ssl}} at your own risk)",
         setting="ca_bundle",
         also=("verify_ssl",),
     ),
-    _Refusal(frozenset({"404", "NoSuchBucket"}), "bucket {bucket!r} does not exist at {where}"),
+    _Refusal(("404", "NoSuchBucket"), "bucket {bucket!r} does not exist at {where}"),
     _Refusal(
-        frozenset({"301", "PermanentRedirect", "AuthorizationHeaderMalformed"}),
+        ("301", "PermanentRedirect", "AuthorizationHeaderMalformed"),
         "bucket {bucket!r} is in another region{in_region}: set {{setting}}",
         setting="region",
     ),
     _Refusal(
-        frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}),
+        ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"),
         "{where} rejected the credentials ({code})",
     ),
     _DENIED,
