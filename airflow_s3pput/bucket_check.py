@@ -13,6 +13,7 @@ balancer's blip passes within it. If it stays away, the error is ``Unavailable``
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import socket
@@ -90,17 +91,14 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
     """Fail with one line, before any upload, if the bucket is missing or not usable (see
     ``BucketCheck``); for callers that check before a run, like the Airflow plan task. Returns
     the server's time of HeadBucket's answer (``None`` if it sent no ``Date``)."""
-    check = BucketCheck(options, transport)
-    try:
+    with contextlib.closing(BucketCheck(options, transport)) as check:
         server_time = check.wait_head()
         if not options.dry_run:
             check.start_write_check()
             failure = check.write_failure()
             if failure is not None:
                 raise failure
-    finally:
-        check.close()
-    return server_time
+        return server_time
 
 
 class BucketCheck:
