@@ -10,10 +10,10 @@ from raw settings (``option_builder.build_options``) leaves a setting that was n
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.etag import MIB, S3PPUT_PART_SIZE
@@ -43,26 +43,37 @@ TRANSPORTS = ("auto", "crt", "boto3")
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 
+def _check_choice(setting: str, value: str, choices: Iterable[str]) -> None:
+    if value not in choices:
+        raise UsageError(
+            f"invalid {{setting}} {value!r}: expected one of {', '.join(choices)}", setting=setting
+        )
+
+
 def _check_endpoint(url: str) -> None:
     """An endpoint is ``http(s)://host[:port][/path]``: the path (a gateway serving S3 under
-    ``/s3-gw/``) prefixes every request path, as botocore does. Credentials, a query or a
-    fragment have no place in it; the reason is said without repeating a password."""
+    ``/s3-gw/``) prefixes every request path, as botocore does. The error shows the URL without
+    the credentials it may carry, so a password is never repeated."""
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed IPv6 bracket
         parts = urlsplit("")
-    shown = url.replace(parts.netloc, parts.netloc.rpartition("@")[2]) if "@" in parts.netloc else url
-    reason = ""
-    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", url):
-        reason = "expected http(s)://host[:port][/path]"
-    elif shown != url:
-        reason = "credentials in the URL are not used: give them as AWS credentials"
-    elif parts.query or parts.fragment or url.endswith(("?", "#")):
-        reason = "an endpoint has no query or fragment"
-    elif "//" in parts.path or any(s in (".", "..") for s in parts.path.split("/")):
-        reason = "its path must be plain segments, as in https://host/s3-gw/"
+    reason = _endpoint_problem(url, parts)
     if reason:
+        shown = url.replace(parts.netloc, parts.netloc.rpartition("@")[2])
         raise UsageError(f"invalid {{setting}} {shown!r}: {reason}", setting="endpoint_url")
+
+
+def _endpoint_problem(url: str, parts: SplitResult) -> str | None:
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", url):
+        return "expected http(s)://host[:port][/path]"
+    if "@" in parts.netloc:
+        return "credentials in the URL are not used: give them as AWS credentials"
+    if "?" in url or "#" in url:  # an empty query or fragment too
+        return "an endpoint has no query or fragment"
+    if "//" in parts.path or any(segment in (".", "..") for segment in parts.path.split("/")):
+        return "its path must be plain segments, as in https://host/s3-gw/"
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,12 +116,7 @@ class ConnectionSettings:
     def __post_init__(self) -> None:
         if self.endpoint_url is not None:
             _check_endpoint(self.endpoint_url)
-        if self.addressing_style not in ADDRESSING_STYLES:
-            styles = ", ".join(ADDRESSING_STYLES)
-            raise UsageError(
-                f"invalid {{setting}} {self.addressing_style!r}: expected one of {styles}",
-                setting="addressing_style",
-            )
+        _check_choice("addressing_style", self.addressing_style, ADDRESSING_STYLES)
         if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
             raise UsageError(f"{{setting}} must be between 0 and {MAX_ATTEMPTS - 1}", setting="retries")
         # Written so that NaN fails too.
@@ -187,12 +193,8 @@ class UploadOptions:
             raise UsageError(f"invalid {{setting}} {self.cache_dir!r}", setting="cache_dir")
 
     def _check_choices(self) -> None:
-        choices_of = (("put_mode", self.mode, MODES), ("transport", self.transport, TRANSPORTS))
-        for setting, value, choices in choices_of:
-            if value not in choices:
-                raise UsageError(
-                    f"invalid {{setting}} {value!r}: expected one of {', '.join(choices)}", setting=setting
-                )
+        _check_choice("put_mode", self.mode, MODES)
+        _check_choice("transport", self.transport, TRANSPORTS)
         if self.delete and self.limit is not None:
             # Files past the limit are not uploaded, and their keys would look extraneous.
             raise UsageError("{setting} cannot be combined with {limit}", setting="delete", also=("limit",))
