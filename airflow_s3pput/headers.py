@@ -59,7 +59,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def validate_acl(acl: str | None, setting: str = "grant") -> str | None:
-    if acl is None or acl == "":
+    if not acl:
         return None
     if acl not in CANNED_ACLS:
         raise UsageError(
@@ -77,33 +77,33 @@ def _bad(message: str) -> UsageError:
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces.
-
-    Only user metadata (``x-amz-meta-*``) may have an empty value.
-    """
+    """Split ``NAME:VALUE`` and check the name; the value keeps inner spaces."""
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
-    if not sep or not name or not _TOKEN.match(name):
+    if not sep or not _TOKEN.match(name):
         raise _bad(f"malformed {{setting}} {text!r}: expected NAME:VALUE")
-    lower = name.lower()
-    metadata = lower.startswith(USER_METADATA_PREFIX)
-    # S3 and aws cli store an empty user-metadata value (a flag by its name alone); an empty
-    # Cache-Control, Content-Type ... means nothing and is a typo.
-    if not value and not metadata:
-        raise _bad(f"malformed {{setting}} {text!r}: empty value")
     if has_control_chars(value):
         raise _bad(f"malformed {{setting}} {name!r}: control characters in value")
-    if lower not in HEADER_PARAMS and not metadata:
+    if name.lower().startswith(USER_METADATA_PREFIX):
+        _check_metadata(text, name, value)
+    elif not value:
+        # S3 and aws cli store an empty user-metadata value (a flag by its name alone); an empty
+        # Cache-Control, Content-Type ... means nothing and is a typo.
+        raise _bad(f"malformed {{setting}} {text!r}: empty value")
+    elif name.lower() not in HEADER_PARAMS:
         raise _bad(
             f"unsupported {{setting}} {name!r}: use one of {', '.join(sorted(HEADER_PARAMS))} "
             f"or {USER_METADATA_PREFIX}*"
         )
-    if lower == USER_METADATA_PREFIX:
+    return name, value
+
+
+def _check_metadata(text: str, name: str, value: str) -> None:
+    if name.lower() == USER_METADATA_PREFIX:
         raise _bad(f"malformed {{setting}} {text!r}: metadata name missing after x-amz-meta-")
-    if metadata and not value.isascii():
+    if not value.isascii():
         # boto3 refuses it for every file otherwise: S3 user metadata travels as ASCII headers.
         raise _bad(f"invalid {{setting}} {name!r}: user metadata values must be ASCII")
-    return name, value
 
 
 def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str, Any]:
