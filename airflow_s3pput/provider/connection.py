@@ -28,8 +28,6 @@ def settings_from_connection(
 ) -> ConnectionSettings:
     """``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
 
     if aws_conn_id is not None and not aws_conn_id.strip():
         # An emptied form field: never fall back to the workers' credentials without a word.
@@ -38,33 +36,13 @@ def settings_from_connection(
             "AWS credential chain",
             setting="aws_conn_id",
         )
-    client_fields: dict[str, Any] = {}
-    if aws_conn_id is not None:
-        try:
-            extra = BaseHook.get_connection(aws_conn_id).extra_dejson
-        except AirflowNotFoundException:
-            raise UsageError(
-                f"{{setting}} {aws_conn_id!r} is not defined: create the connection, or set "
-                "{setting} to None to use the workers' AWS credential chain",
-                setting="aws_conn_id",
-            ) from None
-        # Read before the hook builds a botocore Config of them: a bad option is one line naming it.
-        config_kwargs = extra.get("config_kwargs") if isinstance(extra, dict) else None
-        _mask_proxy_passwords(config_kwargs)
-        client_fields = connection_fields(config_kwargs)
+    client_fields = _client_fields(aws_conn_id) if aws_conn_id is not None else {}
     hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify)
     try:
         config = hook.conn_config
         credentials = hook.get_credentials()
     except Exception as exc:  # noqa: BLE001 - one line naming the connection, whatever went wrong
-        # The type and the first line only: a library's message may quote the whole config.
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
-        if isinstance(exc, AttributeError):  # boto3 found no credentials at all
-            reason = "no AWS credentials found"
-        who = f"{{setting}} {aws_conn_id!r}"
-        if aws_conn_id is None:
-            who = "the workers' AWS credential chain ({setting} None)"
-        raise UsageError(f"{who} gives no usable AWS credentials ({reason})", setting="aws_conn_id") from None
+        raise _unusable(aws_conn_id, exc) from None
     # The hook's region (the argument, else the connection's) before config_kwargs' own.
     config_region = client_fields.pop("region", None)
     return ConnectionSettings(
@@ -77,6 +55,37 @@ def settings_from_connection(
         session_factory=functools.partial(hook_session, aws_conn_id, region_name),
         **client_fields,
     )
+
+
+def _client_fields(aws_conn_id: str) -> dict[str, Any]:
+    """The ``ConnectionSettings`` fields of the connection's ``config_kwargs``, read before the
+    hook builds a botocore Config of them: a bad option is then one line naming it."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        extra = BaseHook.get_connection(aws_conn_id).extra_dejson
+    except AirflowNotFoundException:
+        raise UsageError(
+            f"{{setting}} {aws_conn_id!r} is not defined: create the connection, or set "
+            "{setting} to None to use the workers' AWS credential chain",
+            setting="aws_conn_id",
+        ) from None
+    config_kwargs = extra.get("config_kwargs") if isinstance(extra, dict) else None
+    _mask_proxy_passwords(config_kwargs)
+    return connection_fields(config_kwargs)
+
+
+def _unusable(aws_conn_id: str | None, exc: Exception) -> UsageError:
+    """Why the hook gave no credentials, naming the connection. The exception's type and first
+    line only: a library's message may quote the whole config."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+    if isinstance(exc, AttributeError):  # boto3 found no credentials at all
+        reason = "no AWS credentials found"
+    who = f"{{setting}} {aws_conn_id!r}"
+    if aws_conn_id is None:
+        who = "the workers' AWS credential chain ({setting} None)"
+    return UsageError(f"{who} gives no usable AWS credentials ({reason})", setting="aws_conn_id")
 
 
 def _mask_proxy_passwords(config_kwargs: object) -> None:
