@@ -46,12 +46,20 @@ def as_text(value: object) -> str:
     return value
 
 
-def as_bool(value: object) -> bool:
+def _flag(value: object) -> bool | None:
+    """A boolean, or the text of one (``"true"``, ``"off"`` ...); ``None`` for anything else."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
         return value.strip().lower() in _TRUE
-    raise ValueError("expected true or false")
+    return None
+
+
+def as_bool(value: object) -> bool:
+    flag = _flag(value)
+    if flag is None:
+        raise ValueError("expected true or false")
+    return flag
 
 
 def as_int(value: object) -> int:
@@ -86,10 +94,9 @@ def as_size(value: object) -> int:
 
 def as_verify(value: object) -> bool | str:
     """TLS verification as boto3 takes it: true, false, or the path of a CA bundle."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
+    flag = _flag(value)
+    if flag is not None:
+        return flag
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise ValueError("expected true, false or the path of a CA bundle")
@@ -150,12 +157,9 @@ AWS_SETTINGS: Mapping[str, Coerce] = {
     "region_name": as_text,
     "verify": as_verify,
 }
-#: each of them as the CLI's connection settings say it (``--region``; ``--ca-bundle``,
-#: ``--no-verify-ssl``)
-CLI_PEERS: Mapping[str, tuple[str, ...]] = {
-    "region_name": ("region",),
-    "verify": ("ca_bundle", "verify_ssl"),
-}
+#: the CLI's connection settings that an ``AWS_SETTINGS`` one stands for (``--region``;
+#: ``--ca-bundle``, ``--no-verify-ssl``), so that an error names the keyword a DAG author wrote
+AIRFLOW_SPELLING: Mapping[str, str] = {"region": "region_name", "ca_bundle": "verify", "verify_ssl": "verify"}
 #: the plan's settings: the bounds of a batch
 PLAN_SETTINGS: Mapping[str, Coerce] = {
     "batch_size": as_int,
@@ -220,23 +224,17 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
     ``ca_bundle`` is the file to verify TLS with, ``verify_ssl=False`` turns verifying off;
     ``retries`` counts the attempts after the first.
     """
-    given = _given(raw, CONNECTION_SETTINGS)
-    secure = given.get("secure", True)
-    fields: dict[str, Any] = {"secure": secure}
-    endpoint = given.get("endpoint_url")
-    if endpoint:
-        fields["endpoint_url"] = (
-            endpoint if "://" in endpoint else ("https://" if secure else "http://") + endpoint
-        )
-    for name in ("region", "profile", "connect_timeout", "read_timeout"):
-        if name in given:
-            fields[name] = given[name]
-    if "ca_bundle" in given:
-        fields["verify"] = given["ca_bundle"]
-    if given.get("verify_ssl") is False:
+    fields = _given(raw, CONNECTION_SETTINGS)
+    endpoint = fields.get("endpoint_url")
+    if endpoint and "://" not in endpoint:
+        secure = fields.get("secure", ConnectionSettings.secure)
+        fields["endpoint_url"] = ("https://" if secure else "http://") + endpoint
+    if "ca_bundle" in fields:
+        fields["verify"] = fields.pop("ca_bundle")
+    if fields.pop("verify_ssl", None) is False:
         fields["verify"] = False
-    if "retries" in given:
-        fields["max_attempts"] = given["retries"] + 1
+    if "retries" in fields:
+        fields["max_attempts"] = fields.pop("retries") + 1
     return ConnectionSettings(**fields)
 
 
@@ -262,10 +260,11 @@ def check_known(raw: RawSettings, *, unknown: Collection[str] = ()) -> None:
     """
     known = {name: value for name, value in raw.items() if name not in unknown}
     known.update((name, value) for name, value in _STAND_INS.items() if name in unknown)
-    build_options(_only(known, UPLOAD_SETTINGS))
-    build_bounds(_only(known, PLAN_SETTINGS))
-    build_aws_overrides(_only(known, AWS_SETTINGS))
+    build_options(settings_in(known, UPLOAD_SETTINGS))
+    build_bounds(settings_in(known, PLAN_SETTINGS))
+    build_aws_overrides(settings_in(known, AWS_SETTINGS))
 
 
-def _only(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, object]:
+def settings_in(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, object]:
+    """The settings of ``raw`` that ``table`` declares."""
     return {name: value for name, value in raw.items() if name in table}

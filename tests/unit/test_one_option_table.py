@@ -5,17 +5,20 @@ held to it."""
 from __future__ import annotations
 
 import inspect
+from typing import get_args
 
 import pytest
 
 from airflow_s3pput.cli import FLAGS
+from airflow_s3pput.modes import MODES
 from airflow_s3pput.option_builder import (
+    AIRFLOW_SPELLING,
     AWS_SETTINGS,
-    CLI_PEERS,
     CONNECTION_SETTINGS,
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
 )
+from airflow_s3pput.options import TRANSPORTS
 
 #: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
 SHELL_LACKS = set(PLAN_SETTINGS)
@@ -59,6 +62,14 @@ def test_the_shell_spells_every_setting_of_the_table() -> None:
 def test_the_shell_has_a_peer_for_each_connection_override() -> None:
     """``region_name`` and ``verify`` (``AwsBaseOperator``'s names) are ``--region``, and
     ``--ca-bundle`` / ``--no-verify-ssl`` in the shell."""
-    assert set(CLI_PEERS) == set(AWS_SETTINGS)
-    for peers in CLI_PEERS.values():
-        assert set(peers) <= set(CONNECTION_SETTINGS) & set(FLAGS)
+    assert set(AIRFLOW_SPELLING.values()) == set(AWS_SETTINGS)
+    assert set(AIRFLOW_SPELLING) <= set(CONNECTION_SETTINGS) & set(FLAGS)
+
+
+def test_the_task_group_types_offer_exactly_the_engine_choices() -> None:
+    """A DAG author's mypy accepts the modes and transports that the engine takes, and no other."""
+    pytest.importorskip("airflow.sdk")
+    from airflow_s3pput.provider.task_group import PutMode, Transport
+
+    assert set(get_args(PutMode)) == set(MODES)
+    assert set(get_args(Transport)) == set(TRANSPORTS)
