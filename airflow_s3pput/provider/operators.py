@@ -25,6 +25,7 @@ from airflow_s3pput.bucket_check import check_bucket
 from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import Unavailable, UsageError
 from airflow_s3pput.option_builder import (
+    AIRFLOW_SPELLING,
     AWS_SETTINGS,
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
@@ -35,6 +36,7 @@ from airflow_s3pput.option_builder import (
     check_known,
     coerce,
     is_unset,
+    settings_in,
 )
 from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress
@@ -56,8 +58,6 @@ SETTINGS = frozenset({*UPLOAD_SETTINGS, *PLAN_SETTINGS, *AWS_SETTINGS})
 PLAN_ONLY = frozenset({"limit", *PLAN_SETTINGS})
 #: where a failed put leaves its report and a failed reduce the summary (a failed task returns none)
 REPORT_XCOM_KEY, SUMMARY_XCOM_KEY = "s3pput_report", "s3pput_summary"
-#: the engine's connection settings as a DAG author sets them (the rest keep their names)
-AIRFLOW_SPELLING = {"region": "region_name", "ca_bundle": "verify", "verify_ssl": "verify"}
 #: Airflow renders ``rendered_map_index`` into a VARCHAR(250): PostgreSQL and MySQL refuse more
 MAX_MAP_INDEX_NAME = 250
 #: names each mapped put in the UI by its batch (``S3PPutBatchOperator.batch_name``)
@@ -170,15 +170,12 @@ class _UploadSettings(BaseOperator):
         self.settings: dict[str, Any] = {n: v for n, v in locals().items() if n in SETTINGS and v is not None}
         self.aws_conn_id = aws_conn_id
 
-    def upload_options(self, *, with_connection: bool) -> UploadOptions:
-        """The rendered settings as engine options, checked before any connection is looked up;
-        with the connection's credentials, which ``region_name`` and ``verify`` override."""
-        raw = {k: v for k, v in self.settings.items() if k in UPLOAD_SETTINGS}
-        aws = {k: v for k, v in self.settings.items() if k in AWS_SETTINGS}
-        options = fail_fast(build_options, raw)
-        overrides = fail_fast(build_aws_overrides, aws)
-        if not with_connection:
-            return options
+    def upload_options(self) -> UploadOptions:
+        """The rendered settings as engine options with the connection's credentials, which
+        ``region_name`` and ``verify`` override."""
+        raw = settings_in(self.settings, UPLOAD_SETTINGS)
+        fail_fast(build_options, raw)  # bad settings fail before any connection is looked up
+        overrides = fail_fast(build_aws_overrides, settings_in(self.settings, AWS_SETTINGS))
         from airflow_s3pput.provider.connection import settings_from_connection
 
         connection = fail_fast(settings_from_connection, self.aws_conn_id, **overrides)
@@ -225,17 +222,12 @@ class S3PPutPlanOperator(_UploadSettings):
         check_settings(self.settings)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from airflow.sdk.configuration import conf
-
-        bounds = fail_fast(build_bounds, {k: v for k, v in self.settings.items() if k in PLAN_SETTINGS})
-        options = self.upload_options(with_connection=True)
+        bounds = fail_fast(build_bounds, settings_in(self.settings, PLAN_SETTINGS))
+        options = self.upload_options()
         if doubled := doubled_slash_warning(options.prefix):
             log.warning("s3pput: %s", doubled)
         server_time = fail_fast(check_bucket, options, context=f" (aws_conn_id {self.aws_conn_id!r})")
-        cap = conf.getint("core", "max_map_length", fallback=1024)
-        if all(is_unset(self.settings.get(name)) for name in ("batch_size", "max_batches")):
-            cap = min(cap, parallel_capacity())
-        batches = fail_fast(plan, options, bounds, max_batches=cap)
+        batches = fail_fast(plan, options, bounds, max_batches=self._max_batches())
         files, size = sum(b.files for b in batches), sum(b.bytes for b in batches)
         log.info("planned %d files, %d bytes in %d batches", files, size, len(batches))
         if not batches and options.delete:
@@ -246,11 +238,18 @@ class S3PPutPlanOperator(_UploadSettings):
         # Each descriptor says where it was planned for, so that a put or the reduce given another
         # target fails, and when, by the server's clock as LastModified is: what an earlier try of
         # the run landed was written since then (``engine.landed_earlier``).
-        planned_at = datetime.fromtimestamp(
-            math.floor(server_time or time.time()), tz=timezone.utc
-        ).isoformat()
-        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, ""), "planned_at": planned_at}
-        return [{**b.to_dict(), **target} for b in batches]
+        planned_at = datetime.fromtimestamp(math.floor(server_time or time.time()), tz=timezone.utc)
+        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, "")}
+        return [{**b.to_dict(), **target, "planned_at": planned_at.isoformat()} for b in batches]
+
+    def _max_batches(self) -> int:
+        """Airflow's map limit, and as many batches as can run at once unless the DAG bounds them."""
+        from airflow.sdk.configuration import conf
+
+        cap: int = conf.getint("core", "max_map_length", fallback=1024)
+        if is_unset(self.settings.get("batch_size")) and is_unset(self.settings.get("max_batches")):
+            return min(cap, parallel_capacity())
+        return cap
 
 
 class S3PPutBatchOperator(_UploadSettings):
@@ -282,7 +281,7 @@ class S3PPutBatchOperator(_UploadSettings):
         report = BatchReport(batch.index, batch.label, batch.files)
         progress: BatchProgress | None = None
         try:
-            options = self.upload_options(with_connection=True)
+            options = self.upload_options()
             # Planned for another target, its key range would select none of the files, or others.
             _check_target(
                 "this put uploads to {} but its batch was planned for {}",
@@ -411,14 +410,8 @@ class S3PPutReduceOperator(BaseOperator):
         planned = context["ti"].xcom_pull(task_ids=self.plan_task_id)
         if planned is None:  # without a plan nothing was uploaded: never let the run end green
             raise AirflowFailException("s3pput: the plan task failed; nothing was uploaded")
-        bucket = str(self.bucket or "")
-        prefix = None if self.prefix is None else join_key(str(self.prefix), "")
-        if planned:  # this task's bucket and prefix, where given, must be the plan's
-            target = (str(planned[0]["bucket"]), str(planned[0]["prefix"]))
-            mine = (bucket or target[0], target[1] if prefix is None else prefix)
-            _check_target("this reduce reports on {} but the plan was made for {}", mine, target)
-            bucket, prefix = target
-        summary = summarize(self._reports(context, planned), bucket=bucket, prefix=prefix or "")
+        bucket, prefix = self._target(planned)
+        summary = summarize(self._reports(context, planned), bucket=bucket, prefix=prefix)
         log.info("s3pput summary:\n%s", summary.table())
         for warning in summary.warnings:
             log.warning("s3pput: %s", warning)
@@ -427,6 +420,17 @@ class S3PPutReduceOperator(BaseOperator):
             raise AirflowFailException(f"s3pput: {summary.failure_message()}")
         self._announce(context, summary)
         return summary.to_dict()
+
+    def _target(self, planned: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+        """The bucket and prefix reported on: the plan's, which this task's, where given, must be."""
+        bucket = str(self.bucket or "")
+        prefix = None if self.prefix is None else join_key(str(self.prefix), "")
+        if not planned:  # an empty plan names no target
+            return bucket, prefix or ""
+        target = (str(planned[0]["bucket"]), str(planned[0]["prefix"]))
+        mine = (bucket or target[0], target[1] if prefix is None else prefix)
+        _check_target("this reduce reports on {} but the plan was made for {}", mine, target)
+        return target
 
     def _reports(self, context: Context, planned: Sequence[Mapping[str, Any]]) -> list[BatchReport]:
         """Each planned batch's report: its return value, else what a failed try pushed (pulled

@@ -162,4 +162,4 @@ def test_an_operator_given_an_emptied_connection_id_fails_at_once() -> None:
 
     plan = S3PPutPlanOperator(task_id="plan", source="/tmp", bucket="bkt", aws_conn_id="")
     with pytest.raises(AirflowFailException, match="aws_conn_id is empty"):
-        plan.upload_options(with_connection=True)
+        plan.upload_options()

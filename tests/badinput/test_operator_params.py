@@ -101,7 +101,7 @@ def test_put_rejects_bad_settings_before_any_connection(tmp_path: Path) -> None:
         )  # fmt: skip
     op.render_template_fields({"params": {"threads": "lots"}}, jinja_env=dag.get_template_env())
     with pytest.raises(AirflowFailException, match="invalid threads 'lots'"):
-        op.upload_options(with_connection=True)
+        op.upload_options()
 
 
 @pytest.mark.parametrize(
