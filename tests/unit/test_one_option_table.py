@@ -4,6 +4,7 @@ held to it."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import get_args
 
@@ -18,7 +19,7 @@ from airflow_s3pput.option_builder import (
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
 )
-from airflow_s3pput.options import TRANSPORTS
+from airflow_s3pput.options import TRANSPORTS, UploadOptions
 
 #: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
 SHELL_LACKS = set(PLAN_SETTINGS)
@@ -73,3 +74,11 @@ def test_the_task_group_types_offer_exactly_the_engine_choices() -> None:
 
     assert set(get_args(PutMode)) == set(MODES)
     assert set(get_args(Transport)) == set(TRANSPORTS)
+
+
+def test_every_upload_option_is_a_setting_of_the_table() -> None:
+    """The table and ``UploadOptions`` name the same options: none is out of a front end's reach,
+    none is coerced for nothing. The connection and the ordered filters each front end builds."""
+    setting_of = {"sources": "source", "mode": "put_mode"}
+    fields = {f.name for f in dataclasses.fields(UploadOptions)} - {"connection", "filters"}
+    assert {setting_of.get(name, name) for name in fields} == set(UPLOAD_SETTINGS)
