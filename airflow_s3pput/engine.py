@@ -171,10 +171,11 @@ class _Run:
         self.lookahead = lookahead
         self.digests = digests
 
-    def record(self, result: PutResult, listed: RemoteObject | None = None) -> None:
-        """Count ``result`` (of a file whose key held ``listed``; see ``landed_earlier``)."""
+    def record(self, result: PutResult, listed: RemoteObject | None = None, *, files: int = 1) -> None:
+        """Count ``result`` (of a file whose key held ``listed``; see ``landed_earlier``), for
+        ``files`` files (see ``StatsCollector.add``)."""
         result = landed_earlier(result, listed, self.landed_since)
-        self.collector.add(result)
+        self.collector.add(result, files=files)
         if self.on_result is not None:
             self.on_result(result)
 
@@ -265,8 +266,7 @@ class _Run:
         missing = self.walked - (c.files_put + sum(c.skipped.values()) + c.failed)
         if missing:
             message = f"internal error: {missing} of {self.walked} files got no result"
-            self.record(PutResult("", "", "fail", error=message, retryable=False))
-            c.failed += missing - 1
+            self.record(PutResult("", "", "fail", error=message, retryable=False), files=missing)
 
     def _grouped(
         self, items: Iterator[FileEntry | WalkError]

@@ -286,7 +286,9 @@ class StatsCollector:
         self.deleted = 0
         self.checksum_lookups = 0
 
-    def add(self, result: PutResult) -> None:
+    def add(self, result: PutResult, *, files: int = 1) -> None:
+        """Count ``result``; a failure may stand for several ``files`` (the engine's one line for
+        files that got no result of their own)."""
         self.checksum_lookups += result.looked_up
         if result.action == "put":
             self.files_put += 1
@@ -298,7 +300,7 @@ class StatsCollector:
         elif result.action == "delete":
             self.deleted += 1
         else:
-            self.failed += 1
+            self.failed += files
             if len(self.failures) < MAX_FAILURES_KEPT:
                 self.failures.append((result.key or result.path, result.error))
 
