@@ -44,6 +44,7 @@ from airflow_s3pput.options import (
 )
 from airflow_s3pput.progress import Progress
 from airflow_s3pput.stats import PutResult, Stats, where
+from airflow_s3pput.transport import environment_endpoint
 from airflow_s3pput.walker import (
     Selection,
     distinct_sources,
@@ -253,10 +254,7 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
     upload_raw = {name: given[name] for name in UPLOAD_SETTINGS if name in given}
     connection_raw = {name: given[name] for name in CONNECTION_SETTINGS if name in given}
     if not connection_raw.get("endpoint_url"):
-        # The environment's endpoint, as the AWS CLI reads it.
-        connection_raw["endpoint_url"] = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-            "AWS_ENDPOINT_URL"
-        )
+        connection_raw["endpoint_url"] = environment_endpoint()  # as the AWS CLI reads it
     options = build_options(upload_raw, connection=build_connection(connection_raw))
     rules = tuple(args.filters or ())
     return dataclasses.replace(options, filters=rules) if rules else options

@@ -1,7 +1,9 @@
 """Turn an Airflow AWS connection into the engine's ``ConnectionSettings``, when a task runs.
 
-The Amazon provider's hook resolves it, as for any AWS operator; the task's own process signs with
-the hook's session (its credentials refresh), worker processes with keys frozen once. Where the hook
+The Amazon provider's hook resolves it, as for any AWS operator. Credentials that refresh (a role,
+web identity, instance metadata, SSO) are signed with the hook's session in the task's own
+process and frozen once for worker processes; fixed keys are used as they are, so that on a
+plain-HTTP endpoint every call goes through the CRT, as the CLI's do. Where the hook
 would fall back to the worker's environment (an undefined connection, no credentials), this fails
 with one ``UsageError`` naming the connection; ``aws_conn_id=None`` asks for that chain on purpose.
 """
@@ -13,6 +15,7 @@ from typing import Any
 
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import ConnectionSettings
+from airflow_s3pput.transport import environment_endpoint
 from airflow_s3pput.transport.client_config import connection_fields
 
 
@@ -28,6 +31,8 @@ def settings_from_connection(
 ) -> ConnectionSettings:
     """``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk.log import mask_secret
+    from botocore.credentials import RefreshableCredentials
 
     if aws_conn_id is not None and not aws_conn_id.strip():
         # An emptied form field: never fall back to the workers' credentials without a word.
@@ -40,19 +45,27 @@ def settings_from_connection(
     hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify)
     try:
         config = hook.conn_config
-        credentials = hook.get_credentials()
+        resolved = hook.get_session().get_credentials()
+        credentials = resolved.get_frozen_credentials() if resolved is not None else None
     except Exception as exc:  # noqa: BLE001 - one line naming the connection, whatever went wrong
         raise _unusable(aws_conn_id, exc) from None
+    if credentials is None:
+        raise _unusable(aws_conn_id, None)
+    mask_secret(credentials.secret_key)  # as the hook's get_credentials does
+    if credentials.token:
+        mask_secret(credentials.token)
+    refreshes = isinstance(resolved, RefreshableCredentials)
     # The hook's region (the argument, else the connection's) before config_kwargs' own.
     config_region = client_fields.pop("region", None)
     return ConnectionSettings(
-        endpoint_url=config.get_service_endpoint_url("s3"),
+        # Unnamed by the connection, the hook's boto3 clients take the environment's.
+        endpoint_url=config.get_service_endpoint_url("s3") or environment_endpoint(),
         region=config.region_name or config_region,
         verify=config.verify if config.verify is not None else True,
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
         session_token=credentials.token,
-        session_factory=functools.partial(hook_session, aws_conn_id, region_name),
+        session_factory=functools.partial(hook_session, aws_conn_id, region_name) if refreshes else None,
         **client_fields,
     )
 
@@ -76,12 +89,13 @@ def _client_fields(aws_conn_id: str) -> dict[str, Any]:
     return connection_fields(config_kwargs)
 
 
-def _unusable(aws_conn_id: str | None, exc: Exception) -> UsageError:
-    """Why the hook gave no credentials, naming the connection. The exception's type and first
-    line only: a library's message may quote the whole config."""
-    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
-    if isinstance(exc, AttributeError):  # boto3 found no credentials at all
-        reason = "no AWS credentials found"
+def _unusable(aws_conn_id: str | None, exc: Exception | None) -> UsageError:
+    """Why the hook gave no credentials (``None``: boto3 found none at all), naming the
+    connection. The exception's type and first line only: a library's message may quote the
+    whole config."""
+    reason = "no AWS credentials found"
+    if exc is not None:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
     who = f"{{setting}} {aws_conn_id!r}"
     if aws_conn_id is None:
         who = "the workers' AWS credential chain ({setting} None)"

@@ -5,6 +5,7 @@
 library's errors into ``S3Error`` once.
 """
 
+from airflow_s3pput.transport.credentials import environment_endpoint
 from airflow_s3pput.transport.interface import (
     ListedObject,
     Lister,
@@ -34,6 +35,7 @@ __all__ = [
     "Transport",
     "UploadedPart",
     "default_concurrency",
+    "environment_endpoint",
     "is_transient",
     "open_transport",
     "resolve_transport",

@@ -1,4 +1,4 @@
-"""Credentials a run can use without botocore: plain keys given or in the environment."""
+"""What a run can take from the environment without botocore: plain keys, the endpoint."""
 
 from __future__ import annotations
 
@@ -57,3 +57,12 @@ def _plain_region(settings: ConnectionSettings, environ: Mapping[str, str]) -> s
     if profile or os.path.exists(config_file):
         return None  # the region is in a profile
     return "us-east-1"  # what botocore signs with when nothing names a region
+
+
+def environment_endpoint(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The S3 endpoint that botocore takes from the environment when none is given
+    (``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``), so that every call of a run goes where
+    the boto3 ones would."""
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None

@@ -3,6 +3,7 @@ password), and ``region_name`` / ``verify`` given to the task group over the con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_s3pput.errors import UsageError
+from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.testing.local_s3 import LocalS3Server
 from tests.helpers import RunDag, list_keys, make_tree
 from tests.integration.forward_proxy import ForwardProxy
@@ -134,8 +136,8 @@ def test_the_operators_arguments_reach_the_hook(
     assert PROXY_SECRET not in repr(settings)
     overridden = settings_from_connection("s3_26", region_name="ap-south-1", verify="/etc/ca.pem")
     assert (overridden.region, overridden.verify) == ("ap-south-1", "/etc/ca.pem")
-    assert overridden.session_factory is not None
-    assert overridden.session_factory().region_name == "ap-south-1"
+    # Fixed keys need no boto3 session: a plain-HTTP endpoint then takes every call on the CRT.
+    assert overridden.session_factory is None
     monkeypatch.setenv(
         "AIRFLOW_CONN_S3_BAD",
         connection(s3_server, s3_server.endpoint_url, config_kwargs={"proxy": PROXY_SECRET}),
@@ -144,6 +146,34 @@ def test_the_operators_arguments_reach_the_hook(
         UsageError, match=r"^invalid config_kwargs proxy: not an option of botocore's Config$"
     ):
         settings_from_connection("s3_bad")
+
+
+@pytest.mark.parametrize("expires", [False, True])
+def test_credentials_that_refresh_are_signed_by_the_hooks_session(
+    s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch, expires: bool
+) -> None:
+    """The workers' own chain (``aws_conn_id=None``): keys in the environment are fixed, unless
+    they expire (botocore refreshes those); only then does the run sign with the hook's session,
+    made for the region the task asked for."""
+    from airflow_s3pput.provider.connection import settings_from_connection
+    from airflow_s3pput.transport.selection import open_transport
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    if expires:
+        monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2999-01-01T00:00:00Z")
+    settings = settings_from_connection(None, region_name="ap-south-1")
+    assert settings.access_key == s3_server.access_key and settings.region == "ap-south-1"
+    if not expires:
+        assert settings.session_factory is None
+    else:
+        assert settings.session_factory is not None
+        assert settings.session_factory().region_name == "ap-south-1"
+    options = UploadOptions(bucket="bkt", sources=["/tmp"], connection=settings)
+    expected = "CrtPuts" if expires else "CrtTransport"
+    with contextlib.closing(open_transport(options)) as transport:
+        assert type(transport).__name__ == expected
 
 
 @pytest.mark.parametrize("emptied", ["", "  "])

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport.boto3_transport import make_session
-from airflow_s3pput.transport.credentials import plain_credentials
+from airflow_s3pput.transport.credentials import environment_endpoint, plain_credentials
 from tests.helpers import no_aws_env
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIAENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}
@@ -93,3 +93,27 @@ def test_boto3_is_what_the_table_above_describes() -> None:
 
     assert botocore.credentials.EnvProvider.TOKENS == ["AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"]
     assert boto3.session.Session  # the session type make_session builds
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"AWS_ENDPOINT_URL": "http://general:1"}, "http://general:1"),
+        ({"AWS_ENDPOINT_URL": "http://general:1", "AWS_ENDPOINT_URL_S3": "http://s3:2"}, "http://s3:2"),
+        ({"AWS_ENDPOINT_URL_S3": "http://s3:2", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, None),
+    ],
+)
+def test_the_environments_endpoint_is_the_one_a_boto3_client_takes(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str | None
+) -> None:
+    """Every call of a run goes where boto3's would: the endpoint of a client it makes now."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert environment_endpoint() == expected
+    client = boto3.session.Session(region_name="us-east-1").client(
+        "s3", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    assert client.meta.endpoint_url == (expected or "https://s3.amazonaws.com")
