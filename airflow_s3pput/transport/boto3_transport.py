@@ -314,9 +314,11 @@ class Boto3Transport:
 
 
 class CrtPuts(Boto3Transport):
-    """Single PUTs and parts through the CRT, signed with the session's credentials; every other
-    call through boto3 (``selection`` says when). The CRT client is started by the first PUT: a run
-    that puts nothing never pays for it."""
+    """Single PUTs, parts and listing pages through the CRT, signed with the session's
+    credentials; every other call through boto3 (``selection`` says when). The CRT client is
+    started by the first of them. The bucket check's transport (``quick``) is all boto3, and a
+    run lists on it until HeadBucket passed (``ListingBesideCheck``): an endpoint whose
+    certificate the CRT would refuse only after s2n's blinding delay has failed by then."""
 
     streams_parts = True
 
@@ -324,6 +326,21 @@ class CrtPuts(Boto3Transport):
         super().__init__(client, bucket, **kwargs)
         self._puts: CrtTransport | None = None
         self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        # An unchanged re-run is almost all listing, which botocore parses at several times the
+        # CRT transport's CPU (BENCHMARKS.md, issue 25).
+        return self._crt().list_page(
+            prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
+        )
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         return self._crt().put_object(key, body, params)

@@ -1,7 +1,7 @@
 """Which library carries which S3 call: decided here, once, for every run and worker process.
 
 =========================  =====================  ==============================  ============
-transport (after ``auto``)  endpoint / credentials  single PUTs                     other calls
+transport (after ``auto``)  endpoint / credentials  PUTs, parts, listing pages      other calls
 =========================  =====================  ==============================  ============
 crt                        plain HTTP, plain keys  CRT                             CRT
 crt                        TLS, or keys a boto3    CRT (signed with the session's  boto3
@@ -11,10 +11,9 @@ boto3                      any                     boto3                        
 
 ``auto`` is ``crt`` when awscrt (0.38.1 or newer) is installed and the connection has no
 client option the CRT cannot honour (a proxy in an Airflow connection's ``config_kwargs``: see
-``client_config``); else ``boto3``, with one warning line. Over TLS only the PUTs use the
-CRT: a certificate the CRT does not trust fails its handshake only after s2n's 10-30 s
-"blinding" delay, per attempt, where boto3 reports it at once in the bucket check, before any
-PUT.
+``client_config``); else ``boto3``, with one warning line. Over TLS the bucket check goes
+through boto3: a certificate the CRT does not trust fails its handshake only after s2n's 10-30 s
+"blinding" delay, per attempt, where boto3 reports it at once, before any PUT or CRT listing.
 """
 
 from __future__ import annotations

@@ -219,6 +219,38 @@ def test_parts_go_up_over_tls_to_a_private_ca(
     assert stored["Body"].read() == body
 
 
+def test_over_tls_the_listing_pages_come_through_the_crt(
+    cli: CliRunner,
+    s3_server: LocalS3Server,
+    bucket: str,
+    src: Path,
+    tls_endpoint: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over TLS, once boto3's bucket check has vouched for the certificate, the CRT reads the
+    listing too (botocore's parser costs a re-run several times the CPU): its pages must verify
+    the private CA and parse as boto3's do, so that an unchanged re-run puts nothing."""
+    from airflow_s3pput.options import UploadOptions
+    from airflow_s3pput.transport import open_transport
+    from airflow_s3pput.transport.boto3_transport import CrtPuts
+
+    endpoint, cert = tls_endpoint
+    base = ["--bucket", bucket, "--endpoint-url", endpoint, "--ca-bundle", str(cert), "--prefix", "tls-rerun"]
+    assert cli(*base, str(src)).code == 0
+    again = cli(*base, "--json", str(src))
+    assert again.code == 0, again.err
+    assert again.summary["skipped"] == {"unchanged": 2}
+    connection = s3_server.connection(endpoint_url=endpoint, verify=str(cert))
+    transport = open_transport(UploadOptions(bucket=bucket, sources=[str(src)], connection=connection))
+    try:
+        assert isinstance(transport, CrtPuts)
+        monkeypatch.setattr(transport.client, "list_objects_v2", lambda **_: pytest.fail("listed by boto3"))
+        page = transport.list_page("tls-rerun/")
+        assert sorted(o.key for o in page.objects) == ["tls-rerun/a.txt", "tls-rerun/d/b.txt"]
+    finally:
+        transport.close()
+
+
 # -- one bad file fails alone -------------------------------------------------------------------
 
 GOOD = {"ok/one.txt": b"one", "ok/two.bin": os.urandom(3000), "tab\tname.txt": b"tab", "new\nline.txt": b"nl"}
