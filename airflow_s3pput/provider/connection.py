@@ -31,8 +31,6 @@ def settings_from_connection(
 ) -> ConnectionSettings:
     """``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk.log import mask_secret
-    from botocore.credentials import RefreshableCredentials
 
     if aws_conn_id is not None and not aws_conn_id.strip():
         # An emptied form field: never fall back to the workers' credentials without a word.
@@ -45,16 +43,9 @@ def settings_from_connection(
     hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify)
     try:
         config = hook.conn_config
-        resolved = hook.get_session().get_credentials()
-        credentials = resolved.get_frozen_credentials() if resolved is not None else None
+        credentials, refreshes = _credentials(hook)
     except Exception as exc:  # noqa: BLE001 - one line naming the connection, whatever went wrong
         raise _unusable(aws_conn_id, exc) from None
-    if credentials is None:
-        raise _unusable(aws_conn_id, None)
-    mask_secret(credentials.secret_key)  # as the hook's get_credentials does
-    if credentials.token:
-        mask_secret(credentials.token)
-    refreshes = isinstance(resolved, RefreshableCredentials)
     # The hook's region (the argument, else the connection's) before config_kwargs' own.
     config_region = client_fields.pop("region", None)
     return ConnectionSettings(
@@ -68,6 +59,22 @@ def settings_from_connection(
         session_factory=functools.partial(hook_session, aws_conn_id, region_name) if refreshes else None,
         **client_fields,
     )
+
+
+def _credentials(hook: Any) -> tuple[Any, bool]:
+    """The hook's credentials, frozen and masked in task logs as its ``get_credentials`` does,
+    and whether they refresh. ``AttributeError`` when boto3 found none at all."""
+    from airflow.sdk.log import mask_secret
+    from botocore.credentials import RefreshableCredentials
+
+    resolved = hook.get_session().get_credentials()
+    if resolved is None:
+        raise AttributeError("no AWS credentials found")
+    credentials = resolved.get_frozen_credentials()
+    mask_secret(credentials.secret_key)
+    if credentials.token:
+        mask_secret(credentials.token)
+    return credentials, isinstance(resolved, RefreshableCredentials)
 
 
 def _client_fields(aws_conn_id: str) -> dict[str, Any]:
@@ -89,13 +96,12 @@ def _client_fields(aws_conn_id: str) -> dict[str, Any]:
     return connection_fields(config_kwargs)
 
 
-def _unusable(aws_conn_id: str | None, exc: Exception | None) -> UsageError:
-    """Why the hook gave no credentials (``None``: boto3 found none at all), naming the
-    connection. The exception's type and first line only: a library's message may quote the
-    whole config."""
-    reason = "no AWS credentials found"
-    if exc is not None:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+def _unusable(aws_conn_id: str | None, exc: Exception) -> UsageError:
+    """Why the hook gave no credentials, naming the connection. The exception's type and first
+    line only: a library's message may quote the whole config."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+    if isinstance(exc, AttributeError):  # boto3 found no credentials at all
+        reason = "no AWS credentials found"
     who = f"{{setting}} {aws_conn_id!r}"
     if aws_conn_id is None:
         who = "the workers' AWS credential chain ({setting} None)"

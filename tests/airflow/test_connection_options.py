@@ -15,7 +15,7 @@ import pytest
 from airflow_s3pput.errors import UsageError
 from airflow_s3pput.options import UploadOptions
 from airflow_s3pput.testing.local_s3 import LocalS3Server
-from tests.helpers import RunDag, list_keys, make_tree
+from tests.helpers import RunDag, list_keys, make_tree, no_aws_env
 from tests.integration.forward_proxy import ForwardProxy
 
 PROXY_SECRET = "pr0xy-pa55word-26"
@@ -174,6 +174,23 @@ def test_credentials_that_refresh_are_signed_by_the_hooks_session(
     expected = "CrtPuts" if expires else "CrtTransport"
     with contextlib.closing(open_transport(options)) as transport:
         assert type(transport).__name__ == expected
+
+
+def test_a_chain_without_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No keys anywhere (no environment, no config files, no instance metadata): one line that
+    names the chain, not boto3's AttributeError."""
+    from airflow_s3pput.provider.connection import settings_from_connection
+
+    no_aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(UsageError) as caught:
+        settings_from_connection(None)
+    assert str(caught.value) == (
+        "the workers' AWS credential chain (aws_conn_id None) gives no usable AWS credentials "
+        "(no AWS credentials found)"
+    )
 
 
 @pytest.mark.parametrize("emptied", ["", "  "])
