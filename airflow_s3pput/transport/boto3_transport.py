@@ -327,20 +327,11 @@ class CrtPuts(Boto3Transport):
         self._puts: CrtTransport | None = None
         self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
 
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        token: str | None = None,
-        max_keys: int = 1000,
-    ) -> ListPage:
-        # An unchanged re-run is almost all listing, which botocore parses at several times the
-        # CRT transport's CPU (BENCHMARKS.md, issue 25).
-        return self._crt().list_page(
-            prefix, delimiter=delimiter, start_after=start_after, token=token, max_keys=max_keys
-        )
+    def list_page(self, prefix: str, **params: Any) -> ListPage:
+        """``Transport.list_page`` on the CRT, whose parameters it passes on: an unchanged re-run
+        is almost all listing, which botocore parses at several times the CRT's CPU
+        (BENCHMARKS.md, issue 25)."""
+        return self._crt().list_page(prefix, **params)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
         return self._crt().put_object(key, body, params)
