@@ -21,6 +21,12 @@ Usage::
 
     .venv/bin/python -m benchmarks.airflow_peers                 # 100,000 files, 3 repetitions
     .venv/bin/python -m benchmarks.airflow_peers --files 2000 --reps 1   # a smoke run
+    .venv/bin/python -m benchmarks.airflow_peers --files 20000 --delay 25   # far S3
+
+``--delay MS`` puts the far-S3 bench's latency proxy (``latency_proxy.py``: MS each way, a round
+trip more per new connection) between every client and SeaweedFS: the CLI, the Airflow
+connection the task group uses, and the BashOperator's s5cmd all go through it. The proxy is
+Python and shares the two cores, so keep the tree to tens of thousands of files there.
 """
 
 from __future__ import annotations
@@ -35,14 +41,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
 from airflow_s3pput.testing.local_airflow import EXAMPLE_DAGS, live_airflow_env, migrate
-from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_s3 import LocalS3Server, LoopbackS3, free_port
+from benchmarks.latency_proxy import LatencyProxy
 from benchmarks.scale import _cli_run, small_tree
 from benchmarks.tools import BIN, client_env
 from benchmarks.verify import list_prefix
@@ -76,12 +83,19 @@ with DAG("s5cmd_bash", schedule=None, catchup=False, render_template_as_native_o
 Log = Callable[[str], None]
 
 
+class ThroughProxy(LoopbackS3):
+    """A server's credentials at a latency proxy's address."""
+
+    def __init__(self, server: LoopbackS3, port: int) -> None:
+        self.access_key, self.secret_key, self.port = server.access_key, server.secret_key, port
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
 
 @contextmanager
-def airflow_with_peers(s3: LocalS3Server, workdir: Path) -> Iterator[LiveAirflow]:
+def airflow_with_peers(s3: LoopbackS3, workdir: Path) -> Iterator[LiveAirflow]:
     """A live Airflow whose DAGs folder holds the example DAGs and the s5cmd BashOperator DAG."""
     home = workdir / f"airflow-{uuid.uuid4().hex[:8]}"
     dags = home / "dags"
@@ -186,9 +200,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()[0]
     log(f"load average at the start: {load:.2f}" + ("" if load < 1.5 else "  (NOT QUIET: not a result)"))
     runs: dict[str, list[dict[str, Any]]] = {"cli": [], "task group": [], "bash s5cmd": []}
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp, LocalS3Server(bucket=BUCKET) as s3:
-        work = Path(tmp)
-        client = s3.client()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.workdir)))
+        server = stack.enter_context(LocalS3Server(bucket=BUCKET))
+        client = server.client()  # checks each upload straight at the server
+        s3: LoopbackS3 = server
+        if args.delay:
+            proxy = stack.enter_context(LatencyProxy(("127.0.0.1", server.port), delay_ms=args.delay))
+            s3 = ThroughProxy(server, proxy.port)
+            log(f"every client goes through a proxy adding {args.delay:g} ms each way")
         tree = small_tree(work, args.files, log)
         with airflow_with_peers(s3, work) as live:
             conf = {"source": str(tree.root), "bucket": BUCKET}
@@ -224,6 +244,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "load_at_start": load,
         "files": args.files,
         "reps": args.reps,
+        "delay_ms": args.delay,
         "parallelism": PARALLELISM,
         "cpus": os.cpu_count(),
         "runs": runs,
@@ -241,8 +262,9 @@ def table(result: dict[str, Any]) -> str:
     cli, group, bash = medians["cli"], medians["task group"], medians["bash s5cmd"]
     lines = [
         f"{result['files']:,} small files, {result['reps']} alternated repetitions, LocalExecutor "
-        f"({result['parallelism']} slots, {result['cpus']} cores), SeaweedFS on loopback; load "
-        f"average at the start {result['load_at_start']:.2f}; {result['when']}",
+        f"({result['parallelism']} slots, {result['cpus']} cores), SeaweedFS on loopback"
+        + (f" behind a proxy adding {result['delay_ms']:g} ms each way" if result.get("delay_ms") else "")
+        + f"; load average at the start {result['load_at_start']:.2f}; {result['when']}",
         "",
         "| how | median wall s | each run s | x CLI | tasks |",
         "|---|---:|---|---:|---:|",
@@ -279,6 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100_000, help="small files (default 100,000)")
     parser.add_argument("--reps", type=int, default=3, help="alternated repetitions (default 3)")
     parser.add_argument("--workdir", default=None, help="parent of the temporary tree")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="ms each way through a latency proxy (far S3)"
+    )
     args = parser.parse_args(argv)
     result = measure(args)
     raw = Path(".bench")

@@ -43,7 +43,7 @@ import psutil
 
 from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
 from airflow_s3pput.testing.local_airflow import live_airflow_env, migrate
-from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_s3 import LocalS3Server, LoopbackS3, free_port
 from benchmarks import workloads
 from benchmarks.measure import run_measured
 from benchmarks.tools import client_env, s3pput_argv
@@ -101,7 +101,7 @@ def tiny_tree(base: Path, files: int, log: Log) -> workloads.Tree:
 
 
 def _cli_run(
-    s3: LocalS3Server, client: Any, bucket: str, tree: workloads.Tree, prefix: str, kind: str
+    s3: LoopbackS3, client: Any, bucket: str, tree: workloads.Tree, prefix: str, kind: str
 ) -> dict[str, Any]:
     m = run_measured(
         s3pput_argv(s3.endpoint_url)(tree.root, bucket, prefix), client_env(s3.env()), timeout=RUN_TIMEOUT

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_s3pput.testing.live_airflow import MARKER, LiveAirflow, running_airflow
-from airflow_s3pput.testing.local_s3 import LocalS3Server, free_port
+from airflow_s3pput.testing.local_s3 import LocalS3Server, LoopbackS3, free_port
 
 
 def example_dags_folder() -> Path:
@@ -38,7 +38,7 @@ def example_dags_folder() -> Path:
 EXAMPLE_DAGS = example_dags_folder()
 
 
-def connection_json(s3: LocalS3Server) -> str:
+def connection_json(s3: LoopbackS3) -> str:
     return json.dumps(
         {
             "conn_type": "aws",
@@ -51,7 +51,7 @@ def connection_json(s3: LocalS3Server) -> str:
 
 def airflow_env(
     home: Path,
-    s3: LocalS3Server,
+    s3: LoopbackS3,
     *,
     conn_id: str = "aws_default",
     dags_folder: Path = EXAMPLE_DAGS,
@@ -81,7 +81,7 @@ def airflow_env(
 
 def live_airflow_env(
     home: Path,
-    s3: LocalS3Server,
+    s3: LoopbackS3,
     *,
     port: int,
     users: Mapping[str, str],
