@@ -73,8 +73,35 @@ def _mib(size: int) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
+    """Raises ``UsageError`` for bad arguments, and keeps every option it declares (``declared``,
+    its groups' too): argparse lists them only in a private attribute."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.declared: list[argparse.Action] = []  # before argparse adds ``--help`` in __init__
+        super().__init__(**kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.declared.append(action)
+        return action
+
+    def group(self, title: str, description: str | None = None) -> _Group:
+        return _Group(self.add_argument_group(title, description), self.declared)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
+
+
+class _Group:
+    """An argument group that adds its options to its parser's ``declared`` list too."""
+
+    def __init__(self, group: Any, declared: list[argparse.Action]) -> None:
+        self._group, self._declared = group, declared
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action: argparse.Action = self._group.add_argument(*args, **kwargs)
+        self._declared.append(action)
+        return action
 
 
 class _Filter(argparse.Action):
@@ -96,7 +123,7 @@ _FILTER: dict[str, Any] = {"dest": "filters", "action": _Filter, "metavar": "GLO
 _SECONDS: dict[str, Any] = {"type": float, "metavar": "SECONDS"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The command line. Each option's ``dest`` is the canonical name of its setting (see
     ``option_builder``); defaults are left to the builder, so each lives once."""
     p = _Parser(
@@ -106,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", nargs="*", metavar="SOURCE", help="files or directories to upload")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    target = p.add_argument_group("target")
+    target = p.group("target")
     target.add_argument("--bucket", help="destination bucket (required)")
     target.add_argument("--prefix", help="key prefix: keys are PREFIX/relative/path")
     target.add_argument("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333")
@@ -121,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         **_OFF,
         help="do not verify TLS certificates (unsafe: opt-in only)",
     )
-    what = p.add_argument_group("what to put")
+    what = p.group("what to put")
     what.add_argument(
         "--put", dest="put_mode", metavar="MODE", help=f"put mode: {', '.join(MODES)} (default update)"
     )
@@ -147,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "winning: --exclude '*' --include '*.txt' uploads the .txt files only",
     )
     what.add_argument("--follow-symlinks", **_ON, help="walk into directory symlinks (loops are detected)")
-    how = p.add_argument_group("how to store")
+    how = p.group("how to store")
     how.add_argument("--content-type", help="Content-Type for every file (default: guessed)")
     how.add_argument("--gzip", **_ON, help="gzip text-like files, set Content-Encoding: gzip")
     how.add_argument(
@@ -162,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--header", dest="headers", action="append", metavar="NAME:VALUE", help="extra header (repeatable)"
     )
-    speed = p.add_argument_group("concurrency")
+    speed = p.group("concurrency")
     speed.add_argument(
         "--transport",
         choices=TRANSPORTS,
@@ -191,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         **_SECONDS,
         help=f"how long to wait for a server's answer (default {ConnectionSettings.read_timeout:g})",
     )
-    record = p.add_argument_group(
+    record = p.group(
         "digest record",
         "update remembers the digests of the files it read, with their stat, and skips an unchanged "
         "file without reading it again",
@@ -219,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start every multipart upload afresh, even where a killed run left one whose parts "
         "are this file's bytes (default: carry it on)",
     )
-    out = p.add_argument_group("output")
+    out = p.group("output")
     out.add_argument("--verbose", "-v", action="store_true", help="print every file")
     out.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     out.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -227,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def flag_spelling(parser: argparse.ArgumentParser) -> dict[str, str]:
+def flag_spelling(parser: _Parser) -> dict[str, str]:
     """How the shell spells each setting: its option (``put_mode`` -> ``--put``), or ``SOURCE``."""
     spelling: dict[str, str] = {}
-    for action in parser._actions:
+    for action in parser.declared:
         if action.option_strings:
             long = [s for s in action.option_strings if s.startswith("--")]
             spelling.setdefault(action.dest, long[0] if long else action.option_strings[0])

@@ -30,6 +30,6 @@ def test_readme_documents_every_cli_option() -> None:
     from airflow_s3pput.cli import build_parser
 
     readme = (REPO / "README.md").read_text()
-    flags = {s for action in build_parser()._actions for s in action.option_strings if s.startswith("--")}
+    flags = {s for action in build_parser().declared for s in action.option_strings if s.startswith("--")}
     missing = sorted(f for f in flags - {"--help", "--version"} if f"`{f}" not in readme)
     assert not missing, f"options missing from the README table: {missing}"
