@@ -1,11 +1,11 @@
 """The digest record: what we know each file's object holds, so an unchanged file is never read.
 
 ``update`` decides by content, which would make each re-run read the whole tree. Like git's
-index, restic's parent snapshot and borg's files cache, this module remembers, per file, its
-stat (device, inode, size, mtime, ctime), the digest of the bytes we store for it (their MD5, or
-for a file sent in parts the multipart ETag at our part size), and the ETag of the object that
-holds those bytes (the answer to our PUT, or the listed ETag our bytes were found to match):
-an MD5, a multipart ``md5-N``, or an opaque value from an SSE-KMS, SSE-C or DSSE-KMS bucket.
+index, restic's parent snapshot and borg's files cache, this module remembers per file its stat
+(device, inode, size, mtime, ctime), the digest of the bytes we store for it (their MD5, or the
+multipart ETag at our part size) and the ETag of the object that holds those bytes (the answer
+to our PUT, or the listed ETag they matched): an MD5, an ``md5-N``, or an opaque value from an
+SSE-KMS, SSE-C or DSSE-KMS bucket.
 
 One predicate decides (``vouches``): a file whose stat is the recorded one, listed with the
 recorded size and ETag, is unchanged, and is not opened. The decision stays content-exact:
@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS digests (
 ) WITHOUT ROWID
 """
 _COLUMNS = "dev, ino, size, mtime_ns, ctime_ns, sampled_ns, stored_size, digest, etag"
+# One query for a whole walk group: the keys travel as one JSON array, whatever their number.
 _SELECT_KEYS = f"""
 SELECT key, {_COLUMNS} FROM digests
 WHERE scope = ? AND key IN (SELECT value FROM json_each(?))
@@ -141,8 +142,7 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: tuple[object, ...]) -> Entry:
-        """The entry of a stored row (without scope and key); a row of the wrong shape or types
-        raises TypeError or ValueError."""
+        """A stored row's entry (without scope and key); TypeError or ValueError if malformed."""
         stat = FileStat(*(int(v) for v in row[:5]))  # type: ignore[call-overload]
         return cls(stat, int(row[5]), int(row[6]), str(row[7]), str(row[8]))  # type: ignore[call-overload]
 
@@ -164,17 +164,18 @@ def _etag(etag: str) -> str:
 
 @dataclass(slots=True)
 class Lookup:
-    """One file as seen just before it is opened: its stat, and its record if there is one.
+    """One file as seen just before it is opened: its stat (None: the record is off or the file
+    could not be stat'ed) and its record if there is one.
 
     ``unchanged``: the record vouches for the file, which need not be opened. ``intact``: the
     file read is the one looked at (see ``confirm``).
     """
 
-    _record: DigestRecord | None
+    _record: DigestRecord
     key: str
     sampled_ns: int
     stat: FileStat | None
-    entry: Entry | None
+    entry: Entry | None = None
     unchanged: bool = False
     intact: bool = field(default=False, init=False)
 
@@ -193,13 +194,10 @@ class Lookup:
     def remember(self, stored_size: int, digest: str, etag: str) -> None:
         """Record that the object ``etag`` holds the bytes read (``digest``). Never raises: a
         record that cannot be written is only a cache miss."""
-        record, stat = self._record, self.stat
-        if record is None or stat is None or not self.intact or not etag or stat.racy(self.sampled_ns):
+        stat = self.stat
+        if stat is None or not self.intact or not etag or stat.racy(self.sampled_ns):
             return  # a racy record would never be trusted: do not write it
-        record.store(self.key, Entry(stat, self.sampled_ns, stored_size, digest, _etag(etag)))
-
-
-_NOT_LOOKED = Lookup(None, "", 0, None, None)
+        self._record.store(self.key, Entry(stat, self.sampled_ns, stored_size, digest, _etag(etag)))
 
 
 class DigestRecord:
@@ -212,7 +210,8 @@ class DigestRecord:
         """``path`` None: a record that is off (every file is read, nothing is written).
         ``trust`` False (``--rehash``): read every file, but still record what was hashed."""
         self.path = path
-        self.scope = scope_id(scope)
+        # The scope as the 64-bit integer that keys its records.
+        self.scope = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
         self.trust = trust
         self.clock = clock
         self._db: sqlite3.Connection | None = None
@@ -221,7 +220,10 @@ class DigestRecord:
         self._pending: dict[str, tuple[object, ...]] = {}
         self._last_flush = time.monotonic()
         if path is not None:
-            self._open(path)
+            try:
+                self._db, self._identity = _open(path)
+            except (sqlite3.Error, OSError) as exc:
+                _warn_once("open", f"digest record off: cannot open {path} ({exc}); files are read")
 
     @classmethod
     def open(cls, options: UploadOptions) -> DigestRecord:
@@ -244,7 +246,7 @@ class DigestRecord:
     def unchanged(self, entries: Iterable[FileEntry], remote: Mapping[str, RemoteObject]) -> set[str]:
         """The keys of a walk group that need not be read: the record vouches for each, with
         the stat the walk took. One query for the group; any database error means "read them"."""
-        if self._db is None or not self.trust:
+        if not self.trust:
             return set()
         walked = {e.key: e for e in entries if e.key in remote and e.ctime_ns}  # 0: no stat taken
         records = self._fetch(list(walked))
@@ -256,17 +258,14 @@ class DigestRecord:
 
     def look(self, path: str, key: str, remote: RemoteObject | None = None) -> Lookup:
         """Stat the file at ``path`` (uploaded as ``key``) and fetch its record when there is
-        an object to compare with. A file that cannot be stat'ed is not vouched for: opening
-        it reports the problem."""
-        if self._db is None:
-            return _NOT_LOOKED
+        an object to compare with."""
         sampled_ns = self.clock()  # before the stat: see FileStat.racy
-        try:
-            stat = FileStat.of(os.stat(path))
-        except OSError:
-            return _NOT_LOOKED
-        if remote is None:
-            return Lookup(self, key, sampled_ns, stat, None)  # a new key: the file is put
+        stat = None
+        if self.enabled:
+            with contextlib.suppress(OSError):  # not vouched for: opening it reports the problem
+                stat = FileStat.of(os.stat(path))
+        if stat is None or remote is None:  # nothing recorded to compare: the file is read
+            return Lookup(self, key, sampled_ns, stat)
         # With --rehash (trust off) the record still tells, once the file is read, whether the
         # listed object holds these bytes: on a bucket with opaque ETags nothing else can.
         entry = self._fetch([key]).get(key)
@@ -274,20 +273,19 @@ class DigestRecord:
         return Lookup(self, key, sampled_ns, stat, entry, unchanged)
 
     def _fetch(self, keys: list[str]) -> dict[str, Entry]:
-        if not keys:
+        try:
+            with self._lock:
+                if not keys or self._db is None:
+                    return {}
+                rows = self._db.execute(_SELECT_KEYS, (self.scope, json.dumps(keys))).fetchall()
+        except sqlite3.Error as exc:
+            self._failed(exc)
             return {}
-        with self._lock:
-            db = self._db
-            if db is None:
-                return {}
-            try:
-                rows = db.execute(_SELECT_KEYS, (self.scope, json.dumps(keys))).fetchall()
-            except sqlite3.Error as exc:
-                problem = exc
-            else:
-                return _entries(rows)
-        self._failed(problem)
-        return {}
+        entries = {}
+        for row in rows:
+            with contextlib.suppress(TypeError, ValueError):  # a row written by something else
+                entries[str(row[0])] = Entry.from_row(row[1:])
+        return entries
 
     def store(self, key: str, entry: Entry) -> None:
         """Buffer ``entry`` as the record of ``key``, for the next ``flush``. Never commits here:
@@ -308,29 +306,20 @@ class DigestRecord:
 
     def flush(self) -> None:
         """Commit the buffered records in one short transaction."""
-        problem: sqlite3.Error | None = None
-        with self._lock:
-            rows, self._pending = list(self._pending.values()), {}
-            self._last_flush = time.monotonic()
-            db = self._db
-            if not rows or db is None:
-                return
-            try:
-                # IMMEDIATE: the write lock is taken (or waited for) before anything is read,
-                # so another run's commit never turns this one into an error.
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.executemany(_UPSERT, rows)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                problem = exc
-            except (OverflowError, ValueError):
-                pass  # a value SQLite cannot hold: those records are lost, nothing else
-        if problem is not None:
-            self._failed(problem)
+        try:
+            with self._lock:
+                rows, self._pending = list(self._pending.values()), {}
+                self._last_flush = time.monotonic()
+                if rows and self._db is not None:
+                    # IMMEDIATE: the write lock is taken (or waited for) before anything is
+                    # read, so another run's commit never turns this one into an error.
+                    self._db.execute("BEGIN IMMEDIATE")
+                    with self._db:  # commits, or rolls back on any error
+                        self._db.executemany(_UPSERT, rows)
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        except (OverflowError, ValueError):
+            pass  # a value SQLite cannot hold: those records are lost, nothing else
 
     def close(self) -> None:
         """Commit what is buffered and close the database; the record is off afterwards."""
@@ -339,21 +328,6 @@ class DigestRecord:
             if self._db is not None:
                 self._db.close()
             self._db = None
-
-    def _open(self, path: Path) -> None:
-        for attempt in (1, 2):
-            try:
-                self._db = _connect(path)
-                st = os.stat(path)
-                self._identity = (st.st_dev, st.st_ino)
-                return
-            except (sqlite3.Error, OSError) as exc:
-                self._close_quietly()
-                if attempt == 1 and isinstance(exc, sqlite3.Error) and _is_corrupt(exc):
-                    _set_aside(path, exc, None)
-                    continue
-                _warn_once("open", f"digest record off: cannot open {path} ({exc}); files are read")
-                return
 
     def _failed(self, exc: sqlite3.Error) -> None:
         """A lookup or commit failed: a damaged database is set aside (the next run starts a new
@@ -364,30 +338,30 @@ class DigestRecord:
         with self._lock:
             if self._db is None:
                 return
-            self._close_quietly()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
             self._pending.clear()
         if self.path is not None:
             _set_aside(self.path, exc, self._identity)
 
-    def _close_quietly(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-        self._db = None
+
+def _open(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]]:
+    """``_connect``; a damaged database is set aside and a new one started in its place."""
+    try:
+        return _connect(path)
+    except sqlite3.Error as exc:
+        if not _is_corrupt(exc):
+            raise
+        _set_aside(path, exc, None)
+        return _connect(path)
 
 
-def _entries(rows: list[tuple[object, ...]]) -> dict[str, Entry]:
-    entries = {}
-    for row in rows:
-        with contextlib.suppress(TypeError, ValueError):  # a row written by something else
-            entries[str(row[0])] = Entry.from_row(row[1:])
-    return entries
-
-
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]]:
+    """The database at ``path``, and the identity (device, inode) of the file opened."""
     if not path.exists():
         # Created private: the record lists the user's file names.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         # WAL: readers never wait for a writer. NORMAL: a commit does not fsync (a cache may
@@ -395,11 +369,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_SCHEMA)
+        # Read the table once: a damaged file fails here, where it is set aside, not mid-run.
         db.execute("SELECT count(*) FROM (SELECT 1 FROM digests LIMIT 1)").fetchone()
+        st = os.stat(path)
     except BaseException:
         db.close()
         raise
-    return db
+    return db, (st.st_dev, st.st_ino)
 
 
 def _switch_to_wal(db: sqlite3.Connection) -> None:
@@ -411,13 +387,9 @@ def _switch_to_wal(db: sqlite3.Connection) -> None:
             db.execute("PRAGMA journal_mode=WAL").fetchone()
             return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() > deadline:
+            if not _is_kind(exc, (5,), ("locked",)) or time.monotonic() > deadline:  # SQLITE_BUSY
                 raise
             time.sleep(0.01)
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return _is_kind(exc, (5,), ("locked",))  # SQLITE_BUSY
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
@@ -470,11 +442,8 @@ def machine_id() -> str:
     """This machine: its host name and, where there is one, its systemd/dbus machine id."""
     ident = ""
     for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            with open(candidate) as f:
-                ident = f.read().strip()
-        except OSError:
-            continue
+        with contextlib.suppress(OSError):
+            ident = Path(candidate).read_text().strip()
         if ident:
             break
     return f"{socket.gethostname()}/{ident}"
@@ -484,20 +453,14 @@ def scope_of(options: UploadOptions) -> str:
     """What a remembered digest is valid for: the machine (inode numbers are per machine), the
     destination (endpoint, bucket, prefix) and what changes the stored bytes (gzip settings)."""
     gzip = [options.gzip_level, sorted(options.gzip_types), options.content_type] if options.gzip else None
-    endpoint = (options.connection.endpoint_url or "").rstrip("/").lower()
     scope = {
         "machine": machine_id(),
-        "endpoint": endpoint,
+        "endpoint": (options.connection.endpoint_url or "").rstrip("/").lower(),
         "bucket": options.bucket,
         "prefix": join_key(options.prefix, ""),
         "gzip": gzip,
     }
     return json.dumps(scope, sort_keys=True)
-
-
-def scope_id(scope: str) -> int:
-    """A scope as the 64-bit integer that keys its records."""
-    return int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
 
 
 __all__ = ["DigestRecord", "Entry", "FileStat", "Lookup", "scope_of", "vouches"]
