@@ -26,9 +26,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from airflow_s3pput.cache_dir import cache_dir
 from airflow_s3pput.errors import S3Error
@@ -53,18 +52,13 @@ def journal_for(options: UploadOptions) -> UploadJournal:
     )
 
 
-def _random_id() -> str:
-    """32 random hex digits, as ``uuid.uuid4().hex``."""
-    return os.urandom(16).hex()
-
-
 class UploadJournal:
     """The journal as one run (of one process) writes it; ``close`` when the run ends."""
 
     def __init__(self, directory: Path, endpoint: str, bucket: str) -> None:
         name = hashlib.sha256(f"{endpoint}\n{bucket}".encode()).hexdigest()[:24]
         self.path = directory / f"open-uploads-{name}.jsonl"
-        self.run = _random_id()
+        self.run = os.urandom(16).hex()
         _RUNNING.add(self.run)
 
     def close(self) -> None:
@@ -73,7 +67,7 @@ class UploadJournal:
     def starting(self, key: str) -> str:
         """Before CreateMultipartUpload: its answer can be lost (a reset after the server
         acted), and then only this intent says that the key's new open upload is ours."""
-        token = "intent-" + _random_id()
+        token = "intent-" + os.urandom(16).hex()
         self._start(token, key)
         return token
 
@@ -93,7 +87,7 @@ class UploadJournal:
         """Whose ``upload_id`` is: ``"running"`` (a run of this host still going, not this
         one), ``"left"`` (a run of this host that ended without finishing it), or ``"unknown"``
         (another host's, another tool's, or this run's own)."""
-        entry = self._open().get(upload_id)
+        entry = self._open_uploads().get(upload_id)
         if entry is None or entry.owner.endswith(f":{self.run}"):
             return "unknown"
         return "left" if _gone(entry.owner) else "running"
@@ -107,7 +101,7 @@ class UploadJournal:
         whose id never reached us (see ``starting``)."""
         return [
             (entry.key, upload_id)
-            for upload_id, entry in self._open().items()
+            for upload_id, entry in self._open_uploads().items()
             if (
                 (entry.key.startswith(prefix) and entry.key in key_range)
                 or (stale_before is not None and entry.at < stale_before)
@@ -117,14 +111,15 @@ class UploadJournal:
 
     def claimed(self) -> set[str]:
         """The upload ids some record still holds open, whoever's."""
-        return set(self._open())
+        return set(self._open_uploads())
 
     def compact(self) -> None:
         """Drop the finished records, once the file has grown (under a lock: one compactor)."""
-        with contextlib.suppress(OSError), self._locked() as handle:
-            if handle is None or sum(1 for _ in handle) < COMPACT_LINES:
+        with contextlib.suppress(OSError), open(self.path, encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if sum(1 for _ in handle) < COMPACT_LINES:
                 return
-            still_open = self._open()
+            still_open = self._open_uploads()
             temporary = self.path.with_suffix(".tmp")
             temporary.write_text("".join(
                 json.dumps({"op": "start", "id": upload_id, **entry._asdict()}) + "\n"
@@ -136,7 +131,7 @@ class UploadJournal:
         owner = f"{_this_process()}:{self.run}"
         self._append({"op": "start", "id": upload_id, "key": key, "owner": owner, "at": int(time.time())})
 
-    def _open(self) -> dict[str, _Entry]:
+    def _open_uploads(self) -> dict[str, _Entry]:
         entries: dict[str, _Entry] = {}
         with contextlib.suppress(OSError), open(self.path, encoding="utf-8") as lines:
             for line in lines:
@@ -161,15 +156,6 @@ class UploadJournal:
                 os.write(fd, line)
             finally:
                 os.close(fd)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[IO[str] | None]:
-        if not self.path.exists():
-            yield None
-            return
-        with open(self.path, encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield handle
 
 
 class _Entry(NamedTuple):
