@@ -170,11 +170,7 @@ def abort_leftovers(
     """Abort the multipart uploads that a killed process or a failed run of this host left
     open (see the module's docstring) and that this run did not carry on: those under
     ``prefix`` in the run's ``key_range``, and stale ones under any prefix. Best effort: it
-    never fails the run.
-
-    An upload whose CreateMultipartUpload answer was lost has no id in the journal, only the
-    intent: it is aborted when it is the key's one open upload that no record claims.
-    """
+    never fails the run."""
     leftovers = journal.leftovers(prefix, key_range, stale_before=time.time() - STALE_AFTER_SECONDS)
     claimed = journal.claimed() if leftovers else set()
     for key, upload_id in leftovers:
@@ -188,7 +184,8 @@ def abort_leftovers(
 
 
 def _abort(transport: Transport, key: str, upload_id: str, claimed: set[str]) -> None:
-    """Abort ``upload_id``, or for an intent, the key's one open upload if no record claims it."""
+    """Abort ``upload_id``, or for an intent (the CreateMultipartUpload answer was lost, so
+    the journal has no id), the key's one open upload if no record claims it."""
     if not upload_id.startswith("intent-"):
         transport.abort_multipart(key, upload_id)
         return
