@@ -1,11 +1,11 @@
-"""Run statistics as one immutable value: per-file results are counted by ``StatsCollector``;
+"""Run statistics as one immutable value: ``StatsCollector`` counts the per-file results,
 ``Stats`` values from many batches (Airflow's mapped tasks) combine with ``merge``, and
 ``summarize`` turns the batches' reports into the run's ``Summary`` (the reduce stage).
 
-``to_dict`` is small and JSON-safe whatever the file count (only the first
-``MAX_FAILURES_KEPT`` failures are kept with their messages), so it can travel through XCom.
-Timestamps in it are ISO 8601 (UTC). A dry run's dict says ``would_put`` where a real run says
-``put``, and carries no transfer rates: it transferred nothing.
+``to_dict`` stays small and JSON-safe whatever the file count (only the first
+``MAX_FAILURES_KEPT`` failures keep their messages), so it can travel through XCom. Timestamps
+in it are ISO 8601 (UTC). A dry run's dict says ``would_put`` where a real run says ``put``, and
+carries no transfer rates: it transferred nothing.
 """
 
 from __future__ import annotations
@@ -13,22 +13,20 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 MAX_FAILURES_KEPT = 20
+MAX_BATCH_ERRORS_KEPT = 20
 #: the put reason of a file that an earlier try of the same Airflow run landed: a retry found it
 #: in the bucket, written since the run began (``engine.landed_earlier``)
 EARLIER_TRY = "earlier try"
-#: batch errors a summary keeps, with their messages
-MAX_BATCH_ERRORS_KEPT = 20
 
 #: How the failures that trying again cannot change begin: the walk's (a FIFO, a symlink that
 #: leaves SOURCE or leads nowhere, a loop, a name S3 cannot take, an unlistable directory) and
 #: the reader's (a file we may not read). A retried Airflow batch would meet them again.
-#: ``tests/unit/test_stats_progress.py`` produces each through the real walker and putter.
 PERMANENT_ERRORS = (
     "not a regular file",
     "symlink to a file outside SOURCE",
@@ -43,11 +41,12 @@ PERMANENT_ERRORS = (
 
 
 class PutResult(NamedTuple):
-    """What happened to one file. ``action`` is ``put``, ``skip`` or ``fail``, or ``delete``
-    for a key removed by ``--delete`` (``path`` is then empty).
+    """What happened to one file: ``action`` is ``put``, ``skip`` or ``fail``, or ``delete`` for
+    a key removed by ``--delete`` (``path`` is then empty). A named tuple: one is made per file,
+    and it is cheaper than a dataclass.
 
     ``retryable`` says whether trying the file again may end otherwise; ``None`` leaves it to
-    ``can_retry``. A named tuple: one is made per file, and it is cheaper than a dataclass.
+    ``can_retry``.
     """
 
     path: str
@@ -96,7 +95,7 @@ class Stats:
     @property
     def files_landed_earlier(self) -> int:
         """Of ``files_put``, those an earlier try of this run put (a retry found them landed)."""
-        return int(self.put_reasons.get(EARLIER_TRY, 0))
+        return self.put_reasons.get(EARLIER_TRY, 0)
 
     @property
     def files_skipped(self) -> int:
@@ -166,9 +165,7 @@ class Stats:
         if not self.dry_run:
             data["files_per_second"] = round(self.files_per_second, 1)
             data["bytes_per_second"] = round(self.bytes_per_second, 1)
-        data["batches"] = self.batches
-        data["dry_run"] = self.dry_run
-        return data
+        return {**data, "batches": self.batches, "dry_run": self.dry_run}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stats:
@@ -193,10 +190,9 @@ class Stats:
         )
 
     def table(self, batches: str | None = None) -> str:
-        """A human summary, one fact a line, the way s3-parallel-put ended its runs.
-
-        ``batches`` replaces the batch count's value (the Airflow reduce says how many were
-        planned and missing). A dry run says what it would put, and shows no transfer rate."""
+        """A human summary, one fact a line, the way s3-parallel-put ended its runs. ``batches``
+        replaces the batch count's value (the Airflow reduce says how many were planned and
+        missing)."""
         put = "would put" if self.dry_run else "put"
         rows = [*self._file_rows(put), *self._transfer_rows(put), *self._time_rows(batches)]
         width = max(len(name) for name, _ in rows)
@@ -240,14 +236,14 @@ class Stats:
 
 
 def _iso(epoch: float) -> str | None:
-    return (
-        datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds") if epoch else None
-    )
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _epoch(value: object) -> float:
     """An ISO timestamp (or epoch seconds, as older reports held) as epoch seconds; 0.0 if unset."""
-    if value is None or value == "":
+    if value in (None, ""):
         return 0.0
     if isinstance(value, str):
         return datetime.fromisoformat(value).timestamp()
@@ -272,19 +268,15 @@ def _bytes(n: int) -> str:
 class StatsCollector:
     """Counts ``PutResult`` values as they arrive; ``freeze`` gives the ``Stats``."""
 
-    def __init__(self, *, dry_run: bool = False, clock: Any = time.time) -> None:
+    def __init__(self, *, dry_run: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.started = clock()
         self.dry_run = dry_run
-        self.files_put = 0
-        self.bytes_put = 0
-        self.bytes_resumed = 0
+        self.files_put = self.bytes_put = self.bytes_resumed = 0
+        self.failed = self.deleted = self.checksum_lookups = 0
         self.put_reasons: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
-        self.failed = 0
         self.failures: list[tuple[str, str]] = []
-        self.deleted = 0
-        self.checksum_lookups = 0
 
     def add(self, result: PutResult, *, files: int = 1) -> None:
         """Count ``result``; a failure may stand for several ``files`` (the engine's one line for
@@ -324,8 +316,7 @@ class StatsCollector:
 
 
 def where(result: PutResult) -> str:
-    """``PATH -> KEY`` on one line: a newline or other control character in a name is escaped.
-    Just ``KEY`` for a key without a local file (``--delete``)."""
+    """``PATH -> KEY`` on one line, or just ``KEY`` for a key without a local file (``--delete``)."""
     if not result.path:
         return one_line(result.key)
     return f"{one_line(result.path)} -> {one_line(result.key)}"
@@ -422,7 +413,6 @@ class Summary:
         }
 
     def table(self) -> str:
-        """The merged stats' table, the batches planned and missing, warnings and batch errors."""
         stopped = f", {self.batches_stopped:,} stopped midway" if self.batches_stopped else ""
         batches = f"{self.batches:,} planned, {self.batches_missing:,} missing{stopped}"
         lines = [self.stats.table(batches=batches)]
@@ -457,31 +447,30 @@ def summarize(reports: Sequence[BatchReport], *, bucket: str = "", prefix: str =
     """Merge the reports of a run's planned batches, in batch order, into its ``Summary``.
 
     A batch with no stats is missing; a batch with an error carries it into the summary (the
-    first ``MAX_BATCH_ERRORS_KEPT``); a batch stopped midway counts what it did. When the batches
-    that finished account for another number of files than the plan gave them, SOURCE changed
-    in between: the summary warns.
+    first ``MAX_BATCH_ERRORS_KEPT``); a batch stopped midway counts what it did.
     """
     reports = sorted(reports, key=lambda r: r.index)
-    reported = [r for r in reports if r.stats is not None]
+    reported = [(r, r.stats) for r in reports if r.stats is not None]
     errors = [(r.index, r.label, r.failure) for r in reports if r.failure]
     return Summary(
-        stats=Stats.merge_all(r.stats for r in reported if r.stats is not None),
+        stats=Stats.merge_all(stats for _, stats in reported),
         batches=len(reports),
         files_planned=sum(r.files_planned for r in reports),
         batch_errors=tuple(errors[:MAX_BATCH_ERRORS_KEPT]),
         batches_missing=len(reports) - len(reported),
-        batches_stopped=sum(r.stopped for r in reported),
+        batches_stopped=sum(r.stopped for r, _ in reported),
         warnings=_warnings(reported, len(errors)),
         bucket=bucket,
         prefix=prefix,
     )
 
 
-def _warnings(reported: list[BatchReport], errors: int) -> tuple[str, ...]:
-    """A summary's warnings: files the finished batches did not account for, errors not shown."""
-    finished = [r for r in reported if not r.stopped]
-    planned = sum(r.files_planned for r in finished)
-    done = sum(r.stats.files_done for r in finished if r.stats is not None)
+def _warnings(reported: list[tuple[BatchReport, Stats]], errors: int) -> tuple[str, ...]:
+    """Files the finished batches did not account for (SOURCE changed between the plan and the
+    puts), and the batch errors not shown."""
+    finished = [(r, stats) for r, stats in reported if not r.stopped]
+    planned = sum(r.files_planned for r, _ in finished)
+    done = sum(stats.files_done for _, stats in finished)
     warnings = []
     if done != planned:
         warnings.append(
