@@ -25,9 +25,7 @@ class Progress:
         self.total_files = total_files
         self.interval = interval
         self.clock = clock
-        self.started = clock()
-        self._last_shown = self.started
-        self.dry_run = dry_run
+        self.started = self._last_shown = clock()
         self.counts = StatsCollector(dry_run=dry_run)
 
     def add(self, result: PutResult) -> None:
@@ -40,25 +38,23 @@ class Progress:
     def due(self) -> bool:
         """True at most once per ``interval``: time to show the line again."""
         now = self.clock()
-        if now - self._last_shown >= self.interval:
-            self._last_shown = now
-            return True
-        return False
+        if now - self._last_shown < self.interval:
+            return False
+        self._last_shown = now
+        return True
 
     def line(self) -> str:
-        elapsed = max(self.clock() - self.started, 1e-9)
         stats = self.counts.freeze()
-        done = stats.files_done
+        elapsed = max(self.clock() - self.started, 1e-9)
+        done, total = stats.files_done, self.total_files
         rate = done / elapsed
-        mib = stats.bytes_put / 1048576
-        text = f"{done:,}" + (f"/{self.total_files:,}" if self.total_files else "")
-        put = "would put" if self.dry_run else "put"
-        text += (
-            f" files ({stats.files_put:,} {put}, {stats.files_skipped:,} skipped, "
-            f"{stats.failed:,} failed), {mib:,.1f} MiB {put}, {rate:,.0f} files/s"
-        )
-        if not self.dry_run:
-            text += f", {mib / elapsed:,.1f} MiB/s"
-        if self.total_files and rate > 0 and done < self.total_files:
-            text += f", ETA {(self.total_files - done) / rate:,.0f}s"
-        return text
+        mib = stats.bytes_put / 2**20
+        put = "would put" if stats.dry_run else "put"
+        counted = f"{done:,}/{total:,}" if total else f"{done:,}"
+        files = f"{stats.files_put:,} {put}, {stats.files_skipped:,} skipped, {stats.failed:,} failed"
+        parts = [f"{counted} files ({files})", f"{mib:,.1f} MiB {put}", f"{rate:,.0f} files/s"]
+        if not stats.dry_run:
+            parts.append(f"{mib / elapsed:,.1f} MiB/s")
+        if total and rate > 0 and done < total:
+            parts.append(f"ETA {(total - done) / rate:,.0f}s")
+        return ", ".join(parts)
