@@ -84,8 +84,7 @@ class Stats:
     deleted: int = 0  # keys removed by --delete (in a dry run, to remove)
     #: seconds the runs took, summed: differs from ``seconds`` (the wall time) once merged
     task_seconds: float = 0.0
-    #: symlinks to directories the walk did not follow (no ``--follow-symlinks``): no file,
-    #: so counted apart from the files
+    #: directory symlinks the walk did not follow (no ``--follow-symlinks``): not files, so apart
     dir_symlinks_skipped: int = 0
     #: of ``bytes_put``, those already on the server from an upload that was carried on
     bytes_resumed: int = 0
@@ -332,19 +331,16 @@ def one_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class BatchReport:
-    """What one planned batch reported: its stats, and why it failed when it did.
-
-    A batch whose task died before reporting has neither (``stats is None`` and no ``error``).
-    ``files_planned`` is what the plan put in it, so that the summary can check the accounting.
-    ``stopped``: the try was stopped (a timeout, a kill, an error) before it accounted for every
-    file; its ``stats`` are what it did until then.
-    """
+    """What one planned batch reported: its stats, and why it failed when it did. A batch whose
+    task died before reporting has neither (``stats is None`` and no ``error``)."""
 
     index: int
     label: str
-    files_planned: int = 0
+    files_planned: int = 0  # what the plan put in it, so that the summary can check the accounting
     stats: Stats | None = None
     error: str = ""
+    #: the try was stopped (a timeout, a kill, an error) before it accounted for every file; its
+    #: ``stats`` are what it did until then
     stopped: bool = False
 
     @property
