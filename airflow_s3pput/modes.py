@@ -18,20 +18,15 @@ update     present           yes             no                put (changed)
 update     present           yes             yes               skip (unchanged)
 =========  ================  ==============  ================  ==========================
 
-Where ``update`` would put a file of the object's size for a differing ETag, the putter first
-asks the digest record and then the object's checksum (``checksum_lookup``): an opaque ETag
-(SSE-KMS) of the same bytes is "unchanged" too.
-
-``update`` compares the remote ETag with the MD5 of the bytes we would store, or, for a
-multipart ETag (``md5-of-part-md5s-N``), with the same value computed locally for the part
-sizes that give N parts: ours and those of aws cli, boto3, the AWS CRT, s5cmd and rclone at
-their defaults first, then whole-MiB and exact guesses (``upload_body.Content.matches_etag``,
-``etag.candidate_part_size_sets``), so objects uploaded by those tools are recognised too.
-ETags that are not MD5 based (SSE-KMS, SSE-C) never match here.
+"ETag equal" is the MD5 of the bytes we would store, or for a multipart ETag the same value for
+the part sizes other tools use too (``upload_body.Content.matches_etag``). Before putting a file
+of the object's size for a differing ETag, the putter asks the digest record and the object's
+checksum (``checksum_lookup``): an opaque ETag (SSE-KMS) of the same bytes is "unchanged" too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,42 +66,38 @@ class LocalContent(Protocol):
     def matches_etag(self, etag: str) -> bool: ...
 
 
-class PutMode(Protocol):
+@dataclass(frozen=True)
+class PutMode:
     name: str
+    #: whether a run must list the bucket for ``decide``
     needs_listing: bool
-
-    def decide(self, local: LocalContent, remote: RemoteObject | None) -> Decision: ...
-
-
-class AddMode:
-    name = "add"
-    needs_listing = True
-
-    def decide(self, local: LocalContent, remote: RemoteObject | None) -> Decision:
-        return PUT_NEW if remote is None else SKIP_EXISTS
+    decide: Callable[[LocalContent, RemoteObject | None], Decision]
 
 
-class StupidMode:
-    name = "stupid"
-    needs_listing = False
-
-    def decide(self, local: LocalContent, remote: RemoteObject | None) -> Decision:
-        return PUT_ALWAYS
+def _add(local: LocalContent, remote: RemoteObject | None) -> Decision:
+    return PUT_NEW if remote is None else SKIP_EXISTS
 
 
-class UpdateMode:
-    name = "update"
-    needs_listing = True
-
-    def decide(self, local: LocalContent, remote: RemoteObject | None) -> Decision:
-        if remote is None:
-            return PUT_NEW
-        if remote.size != local.stored_size:
-            return PUT_CHANGED
-        return SKIP_UNCHANGED if local.matches_etag(remote.etag) else PUT_CHANGED
+def _stupid(local: LocalContent, remote: RemoteObject | None) -> Decision:
+    return PUT_ALWAYS
 
 
-MODES: dict[str, PutMode] = {m.name: m for m in (AddMode(), StupidMode(), UpdateMode())}
+def _update(local: LocalContent, remote: RemoteObject | None) -> Decision:
+    if remote is None:
+        return PUT_NEW
+    if remote.size != local.stored_size:
+        return PUT_CHANGED
+    return SKIP_UNCHANGED if local.matches_etag(remote.etag) else PUT_CHANGED
+
+
+MODES = {
+    mode.name: mode
+    for mode in (
+        PutMode("add", needs_listing=True, decide=_add),
+        PutMode("stupid", needs_listing=False, decide=_stupid),
+        PutMode("update", needs_listing=True, decide=_update),
+    )
+}
 
 
 def get_mode(name: str) -> PutMode:
