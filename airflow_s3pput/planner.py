@@ -1,20 +1,15 @@
 """Split the walk of SOURCE into batches: contiguous key ranges bounded by files and bytes.
 
-A ``Batch`` names its range by two keys, not by its files, so its descriptor stays the same
-small size whatever it holds (it travels through Airflow XCom). The ranges are half open,
-``(after, last]``, chained end to end, with the first open below and — when the whole walk was
-planned — the last open above: every key the walk yields belongs to exactly one batch, so even a
-path that fails to walk is reported by the batch that re-walks it.
-
-When more batches than ``max_batches`` (Airflow's ``[core] max_map_length``) would be needed,
-neighbouring batches are merged rather than failing the run.
-
-``plan(options, bounds)`` is the stage: walk SOURCE, return the batches. The CLI uploads in one
-run and never plans; Airflow's plan task is this function and a return statement.
+A ``Batch`` names its range by two keys, not by its files, so its descriptor (an Airflow XCom)
+stays small whatever it holds. The ranges ``(after, last]`` are chained end to end, the first
+open below and, when the whole walk was planned, the last open above: every key the walk yields
+belongs to exactly one batch, so even a path that fails to walk is reported by one batch.
+Rather than exceed ``max_batches`` (Airflow's ``[core] max_map_length``), neighbours merge.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -66,8 +61,7 @@ class Batch:
 
     @property
     def label(self) -> str:
-        """The batch in words: its first and last key, and its file count (the provider's name of
-        a mapped put shortens long keys to fit Airflow's column)."""
+        """The batch in words: its first and last key (the provider shortens long ones), its file count."""
         keys = self.first_key if self.first_key == self.last_key else f"{self.first_key} .. {self.last_key}"
         return f"{keys} ({self.files} file{'' if self.files == 1 else 's'})"
 
@@ -131,24 +125,20 @@ def plan_batches(
 def _groups(
     items: Iterable[WalkItem], max_files: int, max_bytes: int, limit: int | None
 ) -> tuple[list[_Open], bool]:
-    """The walk cut into groups within the bounds, and whether it was read to its end."""
+    """The walk (its first ``limit`` items) cut into groups within the bounds, and whether it was
+    read to its end."""
     groups: list[_Open] = []
     current: _Open | None = None
-    for seen, item in enumerate(items):
-        if limit is not None and seen >= limit:
-            return groups, False
+    walked = iter(items)
+    for item in itertools.islice(walked, limit):
         size = item.size if isinstance(item, FileEntry) else 0
-        if (
-            current is None
-            or current.files >= max_files
-            or (current.bytes + size > max_bytes and current.files)
-        ):
+        if current is None or current.files >= max_files or current.bytes + size > max_bytes:
             current = _Open(item.key, item.key)
             groups.append(current)
         current.last_key = item.key
         current.files += 1
         current.bytes += size
-    return groups, True
+    return groups, next(walked, None) is None
 
 
 def _merge_to(groups: list[_Open], max_batches: int) -> list[_Open]:
