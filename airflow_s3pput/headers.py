@@ -107,23 +107,19 @@ def _check_metadata(text: str, name: str, value: str) -> None:
 
 
 def header_params(headers: Iterable[str], grant: str | None = None) -> dict[str, Any]:
-    """Turn the ``headers`` list (and ``grant``) into PutObject keyword arguments.
-
-    The result is validated: the transfer code passes it to boto3 as it is. Blank entries (an
-    empty line in the Airflow form's Headers field) are ignored.
-    """
+    """Turn the ``headers`` list (and ``grant``) into validated PutObject keyword arguments: the
+    transfer code passes them to boto3 as they are."""
     params: dict[str, Any] = {}
     metadata: dict[str, str] = {}
     for text in headers:
         if not text.strip():
-            continue  # a blank line of a multi-line form field says nothing
+            continue  # a blank line of a multi-line form field (the Airflow form's Headers) says nothing
         name, value = parse_header(text)
         lower = name.lower()
         if lower.startswith(USER_METADATA_PREFIX):
-            metadata[lower[len(USER_METADATA_PREFIX) :]] = value
-            continue
-        param = HEADER_PARAMS[lower]
-        params[param] = _check_value(param, name, value)
+            metadata[lower.removeprefix(USER_METADATA_PREFIX)] = value
+        else:
+            params[HEADER_PARAMS[lower]] = _check_value(HEADER_PARAMS[lower], name, value)
     if metadata:
         total = sum(len(k) + len(v) for k, v in metadata.items())
         if total > 2048:
