@@ -1,32 +1,29 @@
 """Stream the files under SOURCE as ``FileEntry`` values, in S3 key order.
 
-Keys are ``PREFIX/relative/path`` with ``/`` separators: no leading ``/`` for an empty prefix
-and no ``//`` for a prefix that ends in ``/``. A directory is walked with its entries sorted
-so that the keys come out in lexicographic (S3) order, which is what lets a batch be described
-by a key range (``first``..``last``) and re-walked later without listing every path in it.
+Keys are ``PREFIX/relative/path``. Each directory's entries are sorted so that keys come out in
+lexicographic (S3) order: that lets a batch be a key range (``first``..``last``), re-walked later
+without listing its paths.
 
-Two SOURCEs that map two files to one key (two directories holding the same relative path, a
-file SOURCE and a directory holding another file of that name) would make one file silently
-overwrite the other: the merged walk raises ``DuplicateKeyError`` instead, naming the key and
-both paths. A SOURCE given twice (``d d/``), or a file given beside its directory, is one file
-under one key: it is walked, and put, once. The merge is in key order, so such items are
-neighbours and the check is one comparison per item.
+Two SOURCEs mapping two files to one key would make one silently overwrite the other, so the
+merged walk raises ``DuplicateKeyError``. One file named twice (``d d/``, or a file beside its
+directory) is walked and put once. The merge is in key order, so duplicates are neighbours.
 
-Problems with single paths (unreadable directory, broken link, FIFO, a name that is not
-UTF-8, a key over 1,024 bytes) are yielded as ``WalkError`` values: one bad path never stops
-the walk, the caller counts it as a failure. Errors keep the key order too (a directory's error
-is keyed ``dir/``), so each falls in exactly one key range and is reported once.
+Problems with single paths (unreadable directory, broken link, FIFO, a name that is not UTF-8, a
+key over 1,024 bytes) are ``WalkError`` values: one bad path never stops the walk. They keep the
+key order too (a directory's error is keyed ``dir/``), so each is reported by one key range.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import heapq
+import itertools
 import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from airflow_s3pput.errors import UsageError
@@ -69,19 +66,15 @@ class KeyRange:
         return not self.below(key) and not self.above(key)
 
     def below(self, key: str) -> bool:
-        """Whether ``key`` comes before the range."""
         return self.first is not None and key < self.first
 
     def above(self, key: str) -> bool:
-        """Whether ``key`` comes after the range."""
         return self.last is not None and key > self.last
 
     def may_hold_dir(self, dir_key: str) -> bool:
         """Whether any key under ``dir_key/`` can fall in the range (prunes the walk)."""
         # Every key under the directory lies in [dir_key + "/", dir_key + "0"): "0" follows "/".
-        if self.above(dir_key + "/"):
-            return False
-        return self.first is None or dir_key + "0" > self.first
+        return not self.above(dir_key + "/") and (self.first is None or dir_key + "0" > self.first)
 
 
 def join_key(prefix: str, relative: str) -> str:
@@ -109,20 +102,14 @@ FILTER_KINDS = ("include", "exclude")
 class Selection:
     """What to pick from the tree: include/exclude globs and the symlink policy.
 
-    A glob is matched (``fnmatch``, case-sensitive) against the path relative to SOURCE with
-    ``/`` separators, as aws cli matches its filters: ``*`` also matches ``/``, so ``*.log``
-    is a log at any depth, ``k.txt`` only the one at the top, ``*/k.txt`` those below it. A
-    file SOURCE is matched by its name.
+    A glob is matched (``fnmatch``, case-sensitive) against the path relative to SOURCE, as aws
+    cli matches its filters: ``*`` also matches ``/``, so ``*.log`` is a log at any depth,
+    ``k.txt`` only the one at the top. A file SOURCE is matched by its name.
 
-    ``rules`` are ``(kind, glob)`` filters in the order given, applied as aws cli applies
-    ``--exclude`` and ``--include``: every file is included to begin with, each rule whose
-    glob matches sets it to included or excluded, and the last match wins
-    (``--exclude '*' --include '*.txt'`` keeps the ``.txt`` files only).
-
-    ``include`` and ``exclude`` are the same filters as two lists (the Airflow operators'
-    keywords): with includes, only files matching one of them; of those, a file matching an
-    exclude is left out. They are the rules ``exclude *, include..., exclude...`` and apply
-    before ``rules``.
+    ``rules`` are ``(kind, glob)`` filters applied as aws cli applies ``--exclude`` and
+    ``--include``: every file starts included and the last matching rule wins.
+    ``include`` and ``exclude`` (the Airflow operators' keywords) are the rules ``exclude *,
+    include..., exclude...``, applied before ``rules``.
 
     ``follow_dir_symlinks`` (``--follow-symlinks``) walks into directory symlinks and lets file
     symlinks point outside SOURCE; without it, such a file symlink is a ``WalkError``.
@@ -132,22 +119,19 @@ class Selection:
     exclude: Sequence[str] = ()
     follow_dir_symlinks: bool = False
     rules: Sequence[tuple[str, str]] = ()
-    #: whether a file that matches no rule is wanted, and the rules as (include?, compiled glob)
-    _start: bool = field(default=True, init=False, repr=False, compare=False)
-    _compiled: tuple[tuple[bool, Callable[[str], object]], ...] = field(
-        default=(), init=False, repr=False, compare=False
-    )
 
     def __post_init__(self) -> None:
         for kind, _ in self.rules:
             if kind not in FILTER_KINDS:
                 raise ValueError(f"a filter is 'include' or 'exclude', not {kind!r}")
+
+    @cached_property
+    def _compiled(self) -> tuple[tuple[bool, Callable[[str], object]], ...]:
+        """The rules in the order they apply, as (include?, glob), compiled once: ``wants`` runs
+        once per file."""
         ordered = [(True, glob) for glob in self.include] + [(False, glob) for glob in self.exclude]
         ordered += [(kind == "include", glob) for kind, glob in self.rules]
-        # Compiled once: ``wants`` runs once per file.
-        compiled = tuple((include, re.compile(fnmatch.translate(glob)).match) for include, glob in ordered)
-        object.__setattr__(self, "_start", not self.include)
-        object.__setattr__(self, "_compiled", compiled)
+        return tuple((include, re.compile(fnmatch.translate(glob)).match) for include, glob in ordered)
 
     @property
     def filters(self) -> bool:
@@ -155,7 +139,7 @@ class Selection:
         return bool(self._compiled)
 
     def wants(self, relative: str) -> bool:
-        wanted = self._start
+        wanted = not self.include
         for include, match in self._compiled:
             # The last match wins: only a rule of the other kind can change the verdict.
             if include != wanted and match(relative):
@@ -165,12 +149,7 @@ class Selection:
 
 def ineffective_includes(rules: Sequence[tuple[str, str]]) -> list[str]:
     """The include globs that come before any exclude: they change nothing."""
-    leading = []
-    for kind, glob in rules:
-        if kind != "include":
-            break
-        leading.append(glob)
-    return leading
+    return [glob for kind, glob in itertools.takewhile(lambda rule: rule[0] == "include", rules)]
 
 
 @dataclass
@@ -185,14 +164,10 @@ def distinct_sources(sources: Sequence[str]) -> list[str]:
     """``sources`` without the ones that name an earlier one's file or directory again
     (``d`` and ``d/``, ``./d``, a symlink to ``d``): walked twice, each file would clash with
     itself as a duplicate key."""
-    seen: set[str] = set()
-    distinct = []
+    first_naming: dict[str, str] = {}
     for source in sources:
-        real = os.path.realpath(source)
-        if real not in seen:
-            seen.add(real)
-            distinct.append(source)
-    return distinct
+        first_naming.setdefault(os.path.realpath(source), source)
+    return list(first_naming.values())
 
 
 def check_sources(sources: Sequence[str]) -> None:
@@ -200,15 +175,20 @@ def check_sources(sources: Sequence[str]) -> None:
     if not sources:
         raise UsageError("no {setting} given", setting="source")
     for source in sources:
-        if not os.path.exists(source):
-            raise UsageError(f"{{setting}} {source!r} does not exist", setting="source")
+        if problem := _source_problem(source):
+            raise UsageError(f"{{setting}} {source!r} {problem}", setting="source")
+
+
+def _source_problem(source: str) -> str | None:
+    try:
         mode = os.stat(source).st_mode
-        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            raise UsageError(
-                f"{{setting}} {source!r} is neither a regular file nor a directory", setting="source"
-            )
-        if not os.access(source, os.R_OK):
-            raise UsageError(f"{{setting}} {source!r} is not readable", setting="source")
+    except (OSError, ValueError):  # what ``os.path.exists`` takes for "does not exist"
+        return "does not exist"
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        return "is neither a regular file nor a directory"
+    if not os.access(source, os.R_OK):
+        return "is not readable"
+    return None
 
 
 class DuplicateKeyError(UsageError):
@@ -238,12 +218,8 @@ def walk(
     key_range: KeyRange = KeyRange(),
     notes: WalkNotes | None = None,
 ) -> Iterator[WalkItem]:
-    """Yield every file under ``sources`` in key order, restricted to ``key_range``.
-
-    A SOURCE given twice is walked once (see ``distinct_sources``). Raises
-    ``DuplicateKeyError`` when two SOURCEs map files to one key. ``notes``, when given, counts
-    what the walk passes over in silence.
-    """
+    """Yield every file under ``sources`` in key order, restricted to ``key_range``; ``notes``,
+    when given, counts what the walk passes over in silence."""
     sources = distinct_sources(sources)
     roots = tuple(os.path.realpath(s) for s in sources)
     notes = notes if notes is not None else WalkNotes()
@@ -283,16 +259,14 @@ def _same_file(one: WalkItem, other: WalkItem) -> bool:
     )
 
 
+@dataclass
 class _Walk:
     """What the walk of every SOURCE and every directory in it shares."""
 
-    def __init__(
-        self, selection: Selection, key_range: KeyRange, roots: tuple[str, ...], notes: WalkNotes
-    ) -> None:
-        self.selection = selection
-        self.key_range = key_range
-        self.roots = roots
-        self.notes = notes
+    selection: Selection
+    key_range: KeyRange
+    roots: tuple[str, ...]
+    notes: WalkNotes
 
     def source(self, source: str, prefix: str) -> Iterator[WalkItem]:
         source = os.path.abspath(source)
@@ -432,10 +406,8 @@ def _is_utf8(text: str) -> bool:
 
 
 def _printable(text: str) -> str:
-    """``text``, or for a name that is not UTF-8, the name with its bad bytes shown as ``\\xNN``.
-
-    Keys are built from these, so a bad name still sorts in place and prints without error.
-    """
+    """``text`` with the bad bytes of a name that is not UTF-8 shown as ``\\xNN``: keys are built
+    from these, so a bad name still sorts in place and prints without error."""
     if _is_utf8(text):
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
