@@ -332,14 +332,13 @@ class _Walk:
     def _file(self, entry: os.DirEntry[str], relative: str, key: str) -> WalkItem | None:
         """The file's item, or ``None`` when it is not selected (or a directory symlink not
         followed, which is counted)."""
-        selection = self.selection
-        if self.key_range.below(key) or (selection.filters and not selection.wants(relative)):
+        if self.key_range.below(key) or not self.selection.wants(relative):
             return None
         item = _file_item(entry.path, relative, key)
         if item is None:
             self.notes.dir_symlinks += 1  # a directory symlink not followed
         elif (
-            not selection.follow_dir_symlinks
+            not self.selection.follow_dir_symlinks
             and isinstance(item, FileEntry)
             and _links_outside(entry, self.roots)
         ):
