@@ -140,7 +140,8 @@ class BucketCheck:
         self.quick: Transport | None = None
         self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
         self.head: Future[float | None] | None = None
-        self.verdict: Future[UsageError | None] | None = None
+        #: the write check's upload (its key and id), or why it could not be created
+        self.created: Future[tuple[str, str]] | None = None
         #: where the check's upload is written down until aborted (as the putter's are): an
         #: abort the server never took is sent by the next run
         self.journal = journal
@@ -182,14 +183,6 @@ class BucketCheck:
             plain_http = speaks_plain_http(self.options.connection.endpoint_url or "")
         return bucket_error(exc, self.options.bucket, self.where, plain_http=plain_http)
 
-    def write_refused(self, probe_prefix: str) -> UsageError:
-        """The bucket could be read but not written: say it was the write that was refused."""
-        under = probe_prefix.rpartition("/")[0] + "/" if "/" in probe_prefix else "the bucket's root"
-        return UsageError(
-            f"bucket {self.options.bucket!r} at {self.where} refused a write (a multipart upload under "
-            f"{under} was denied): these credentials may read the bucket but not write to it"
-        )
-
     def start(self) -> None:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
         if self.head is None:
@@ -211,48 +204,61 @@ class BucketCheck:
             raise self.error(exc) from None
 
     def start_write_check(self) -> None:
-        """Before the first PUT: wait for HeadBucket, then start the write check (a multipart
-        upload) beside the PUTs; ``write_failure`` gives its verdict."""
+        """Before the first PUT of a new key: wait for HeadBucket, then start the write check
+        beside the PUTs; ``write_failure`` gives its verdict."""
         self.wait_head()
-        if self.verdict is None:
-            self.verdict = Future()
+        if self.created is None:
             quick, probe_prefix = self.quick_transport(), join_key(self.options.prefix, WRITE_CHECK)
             # The killed checks are listed while ours is created: one round trip, not two.
             listed = self.background.submit(quick.open_uploads, probe_prefix)
-            self.background.submit(self._probe, self.verdict, quick, probe_prefix, listed)
+            self.created = self.background.submit(self._create_probe, quick, probe_prefix)
+            self.background.submit(self._clean_up, self.created, listed, probe_prefix)
 
-    def _probe(
-        self, verdict: Future[UsageError | None], quick: Transport, probe_prefix: str,
-        listed: Future[list[OpenUpload]],
-    ) -> None:  # fmt: skip
-        """Create the check's upload and give the verdict; then abort it, and the checks that
-        killed runs left (listed beside its creation)."""
+    def _create_probe(self, quick: Transport, probe_prefix: str) -> tuple[str, str]:
+        """Create the write check's upload, written down in the journal: its key and id."""
         probe = probe_prefix + os.urandom(16).hex()  # uuid4's randomness
-        journal = self.journal
+        intent = self.journal.starting(probe) if self.journal else ""
         try:
-            intent = journal.starting(probe) if journal else ""
             upload_id = self.patiently(lambda: quick.create_multipart(probe, {}))
-            if journal:
-                journal.started(intent, probe, upload_id)
         except S3Error as exc:
-            listed.cancel()
-            verdict.set_result(self.write_refused(probe_prefix) if _denied(exc) else self.error(exc))
-            return
-        except Unavailable as exc:  # the endpoint stayed away
-            listed.cancel()
-            verdict.set_result(exc)
-            return
-        except BaseException as exc:  # noqa: BLE001 - whoever waits for the verdict raises it
-            verdict.set_exception(exc)
-            return
-        verdict.set_result(None)
+            if _denied(exc):
+                raise self.write_refused(probe_prefix) from None
+            raise self.error(exc) from None
+        if self.journal:
+            self.journal.started(intent, probe, upload_id)
+        return probe, upload_id
+
+    def write_refused(self, probe_prefix: str) -> UsageError:
+        """The bucket could be read but not written: say it was the write that was refused."""
+        under = probe_prefix.rpartition("/")[0] + "/" if "/" in probe_prefix else "the bucket's root"
+        return UsageError(
+            f"bucket {self.options.bucket!r} at {self.where} refused a write (a multipart upload under "
+            f"{under} was denied): these credentials may read the bucket but not write to it"
+        )
+
+    def _clean_up(
+        self, created: Future[tuple[str, str]], listed: Future[list[OpenUpload]], probe_prefix: str
+    ) -> None:
+        """Abort the write check's upload, then the checks that killed runs left."""
+        if created.exception() is not None:
+            return  # nothing to abort: ``write_failure`` says why
+        probe, upload_id = created.result()
         assert self.transport is not None
-        if _clean_up_checks(self.transport, probe_prefix, probe, upload_id, listed) and journal:
-            journal.finished(upload_id)
+        if not _aborted(self.transport, probe, upload_id):
+            return  # the journal keeps it: the next run sends its abort
+        if self.journal:
+            self.journal.finished(upload_id)
+        _abort_stale_checks(self.transport, listed, probe_prefix)
 
     def write_failure(self) -> UsageError | None:
-        """The write check's verdict, once it answered: ``None`` if it passed (or never started)."""
-        return None if self.verdict is None else self.verdict.result()
+        """The write check's verdict, once it answered: ``None`` if it passed (or never started).
+        What is not the bucket's (a journal that cannot be written) is raised."""
+        try:
+            if self.created is not None:
+                self.created.result()
+        except UsageError as exc:
+            return exc
+        return None
 
     def close(self) -> None:
         self.stopping.set()  # a check still waiting out an outage gives up now
@@ -349,37 +355,24 @@ class ListingBesideCheck:
         return self.transport.list_page(prefix, **params)
 
 
-def _clean_up_checks(
-    transport: Transport, probe_prefix: str, probe: str, upload_id: str, listed: Future[list[OpenUpload]]
-) -> bool:
-    """Abort our probe upload, and the probes of killed runs (listed beside its creation);
-    whether ours is gone."""
-    try:
-        _abort_unless_gone(transport, probe, upload_id)
-    except S3Error:
-        return False
-    try:
-        uploads = listed.result()
-    except S3Error:
-        return True
-    stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
-    for upload in uploads:
-        # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
-        # look stale and lose its upload here, which its own abort tolerates.
-        if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:
-            try:
-                _abort_unless_gone(transport, upload.key, upload.upload_id)
-            except S3Error:
-                continue
-    return True
-
-
-def _abort_unless_gone(transport: Transport, key: str, upload_id: str) -> None:
+def _aborted(transport: Transport, key: str, upload_id: str) -> bool:
+    """Abort an upload; whether it is gone (another run may have aborted it first)."""
     try:
         transport.abort_multipart(key, upload_id)
     except S3Error as exc:
-        if not exc.no_such_upload:
-            raise
+        return exc.no_such_upload
+    return True
+
+
+def _abort_stale_checks(transport: Transport, listed: Future[list[OpenUpload]], probe_prefix: str) -> None:
+    """Abort the write checks under ``probe_prefix`` that are too old to belong to a live run."""
+    stale = datetime.now(timezone.utc) - STALE_WRITE_CHECK
+    with contextlib.suppress(S3Error):  # a failed listing: the next run's check tries again
+        for upload in listed.result():
+            # Some servers answer a fixed Initiated (moto: 2010): a concurrent run's check may then
+            # look stale and lose its upload here, which its own abort tolerates.
+            if upload.key.startswith(probe_prefix) and _initiated(upload.initiated) < stale:
+                _aborted(transport, upload.key, upload.upload_id)
 
 
 def _initiated(text: str) -> datetime:
