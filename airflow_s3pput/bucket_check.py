@@ -178,10 +178,12 @@ class BucketCheck:
     def error(self, exc: S3Error) -> UsageError:
         """The one line for what the check met (see ``bucket_error``). A failed TLS handshake
         (boto3's ``TLS_UNTRUSTED``, the CRT's ``AWS_IO_TLS...``) may be an ``http://`` server."""
-        plain_http = None
-        if exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS"):
-            plain_http = speaks_plain_http(self.options.connection.endpoint_url or "")
-        return bucket_error(exc, self.options.bucket, self.where, plain_http=plain_http)
+        tls_failed = exc.code == S3Error.TLS_UNTRUSTED or exc.code.startswith("AWS_IO_TLS")
+        if tls_failed and speaks_plain_http(self.options.connection.endpoint_url or ""):
+            return UsageError(
+                f"{self.where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url"
+            )
+        return bucket_error(exc, self.options.bucket, self.where)
 
     def start(self) -> None:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
@@ -386,7 +388,7 @@ def _denied(exc: S3Error) -> bool:
     return _answered(exc, _DENIED)
 
 
-def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
+def speaks_plain_http(endpoint_url: str) -> bool:
     """Whether an ``https://`` endpoint answers plain HTTP (so no TLS handshake can succeed).
 
     Asked only after a handshake failed: one HEAD request in clear text, nothing secret in it.
@@ -395,8 +397,7 @@ def speaks_plain_http(endpoint_url: str, timeout: float = 3.0) -> bool:
     if parts.scheme != "https" or not parts.hostname:
         return False
     try:
-        port = parts.port or 443
-        with socket.create_connection((parts.hostname, port), timeout=timeout) as sock:
+        with socket.create_connection((parts.hostname, parts.port or 443), timeout=3.0) as sock:
             sock.sendall(f"HEAD / HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
             return sock.recv(5) == b"HTTP/"
     except (OSError, ValueError):
@@ -462,16 +463,12 @@ def bucket_error(
     *,
     tries: int = 1,
     seconds: float = 0.0,
-    plain_http: bool | None = None,
 ) -> UsageError:
     """The one line for a bucket that cannot be used, from the transport's ``S3Error``; the
     settings that would mend it are named for each front end to spell (``--region``, ``region``).
 
     An error that a later try may not meet (``transient``) is ``Unavailable``, saying how long
-    the check asked (``tries`` in ``seconds``). ``plain_http``: an ``https://`` endpoint whose
-    TLS handshake failed answered in clear text (``speaks_plain_http``)."""
-    if plain_http:
-        return UsageError(f"{where} does not speak TLS; use http:// in {{setting}}", setting="endpoint_url")
+    the check asked (``tries`` in ``seconds``)."""
     if transient(exc):
         asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
         if exc.code == S3Error.UNREACHABLE:

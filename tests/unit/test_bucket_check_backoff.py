@@ -229,5 +229,15 @@ def test_https_to_a_plain_http_endpoint_says_so(plain_http_server: int) -> None:
 
 
 def test_an_untrusted_certificate_is_still_blamed_on_the_certificate() -> None:
-    error = bucket_error(S3Error(S3Error.TLS_UNTRUSTED), "b", "https://there", plain_http=False)
-    assert "TLS certificate of https://there is not trusted" in str(error)
+    with socket.create_server(("127.0.0.1", 0)) as closed:  # closed below: nothing answers there
+        endpoint = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    clock = FakeClock()
+    flaky = Flaky(clock, [S3Error(S3Error.TLS_UNTRUSTED)])
+    check = BucketCheck(options(endpoint_url=endpoint), flaky, retry=clock.policy())  # type: ignore[arg-type]
+    with pytest.raises(UsageError) as raised:
+        check.wait_head()
+    check.close()
+    assert str(raised.value).startswith(f"TLS certificate of {endpoint} is not trusted")
+    assert "TLS certificate of https://there is not trusted" in str(
+        bucket_error(S3Error(S3Error.TLS_UNTRUSTED), "b", "https://there")
+    )
