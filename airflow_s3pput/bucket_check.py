@@ -91,7 +91,11 @@ def check_bucket(options: UploadOptions, transport: Transport | None = None) -> 
     """Fail with one line, before any upload, if the bucket is missing or not usable (see
     ``BucketCheck``); for callers that check before a run, like the Airflow plan task. Returns
     the server's time of HeadBucket's answer (``None`` if it sent no ``Date``)."""
-    with contextlib.closing(BucketCheck(options, transport)) as check:
+    with contextlib.ExitStack() as opened:
+        if transport is None:
+            transport = connect(options)
+            opened.callback(transport.close)
+        check = opened.enter_context(contextlib.closing(BucketCheck(options, transport)))
         server_time = check.wait_head()
         if not options.dry_run:
             check.start_write_check()
@@ -125,7 +129,7 @@ class BucketCheck:
     def __init__(
         self,
         options: UploadOptions,
-        transport: Transport | None = None,
+        transport: Transport,
         *,
         retry: RetryPolicy = PATIENCE,
         journal: UploadJournal | None = None,
@@ -135,7 +139,6 @@ class BucketCheck:
         self.retry = retry
         #: set by ``close``: a check waiting out an outage stops waiting
         self.stopping = threading.Event()
-        self.own = transport is None
         self.transport = transport
         self.quick: Transport | None = None
         self.background = ThreadPoolExecutor(2, thread_name_prefix="s3pput-check")
@@ -148,8 +151,6 @@ class BucketCheck:
 
     def quick_transport(self) -> Transport:
         if self.quick is None:
-            if self.transport is None:
-                self.transport = connect(self.options)
             try:
                 self.quick = self.transport.quick()
             except S3Error as exc:
@@ -185,11 +186,11 @@ class BucketCheck:
             )
         return bucket_error(exc, self.options.bucket, self.where)
 
-    def start(self) -> None:
+    def start(self) -> Future[float | None]:
         """Send HeadBucket (once); a transport that cannot be opened raises here."""
         if self.head is None:
-            quick = self.quick_transport()
-            self.head = self.background.submit(self.patiently, quick.head_bucket)
+            self.head = self.background.submit(self.patiently, self.quick_transport().head_bucket)
+        return self.head
 
     def head_passed(self) -> bool:
         """Whether HeadBucket has answered, and well."""
@@ -198,10 +199,8 @@ class BucketCheck:
     def wait_head(self) -> float | None:
         """Wait for HeadBucket's answer (sent by ``start``): the server's time of it, or its
         failure as one ``UsageError``."""
-        self.start()
-        assert self.head is not None
         try:
-            return self.head.result()
+            return self.start().result()
         except S3Error as exc:
             raise self.error(exc) from None
 
@@ -245,7 +244,6 @@ class BucketCheck:
         if created.exception() is not None:
             return  # nothing to abort: ``write_failure`` says why
         probe, upload_id = created.result()
-        assert self.transport is not None
         if not _aborted(self.transport, probe, upload_id):
             return  # the journal keeps it: the next run sends its abort
         if self.journal:
@@ -264,13 +262,11 @@ class BucketCheck:
 
     def close(self) -> None:
         self.stopping.set()  # a check still waiting out an outage gives up now
-        # The probe uploads are aborted before the transport closes. Their abort is best effort
-        # once the run has started: an upload it leaves is aborted by a later run's check.
+        # The probe uploads are aborted before the run's transport closes. Their abort is best
+        # effort once the run has started: an upload it leaves is aborted by a later run.
         self.background.shutdown(wait=True)
         if self.quick is not None and self.quick is not self.transport:
             self.quick.close()
-        if self.own and self.transport is not None:
-            self.transport.close()
 
 
 class GateState(enum.Enum):
