@@ -222,7 +222,7 @@ class BucketCheck:
         try:
             upload_id = self.patiently(lambda: quick.create_multipart(probe, {}))
         except S3Error as exc:
-            if _denied(exc):
+            if _DENIED.matches(exc):
                 raise self.write_refused(probe_prefix) from None
             raise self.error(exc) from None
         if self.journal:
@@ -380,10 +380,6 @@ def _initiated(text: str) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def _denied(exc: S3Error) -> bool:
-    return _answered(exc, _DENIED)
-
-
 def speaks_plain_http(endpoint_url: str) -> bool:
     """Whether an ``https://`` endpoint answers plain HTTP (so no TLS handshake can succeed).
 
@@ -410,6 +406,16 @@ class _Refusal(NamedTuple):
     line: str
     setting: str | None = None
     also: tuple[str, ...] = ()
+
+    def matches(self, exc: S3Error) -> bool:
+        return exc.code in self.answers or str(exc.status) in self.answers
+
+    def error(self, exc: S3Error, bucket: str, where: str) -> UsageError:
+        in_region = f" (it is in {exc.region})" if exc.region else ""
+        line = self.line.format(
+            bucket=bucket, where=where, code=exc.code, message=exc.message, in_region=in_region
+        )
+        return UsageError(line, setting=self.setting, also=self.also)
 
 
 _DENIED = _Refusal(
@@ -448,33 +454,22 @@ _REFUSALS = (
 )
 
 
-def _answered(exc: S3Error, refusal: _Refusal) -> bool:
-    return exc.code in refusal.answers or str(exc.status) in refusal.answers
-
-
 def bucket_error(
-    exc: S3Error,
-    bucket: str,
-    where: str,
-    *,
-    tries: int = 1,
-    seconds: float = 0.0,
+    exc: S3Error, bucket: str, where: str, *, tries: int = 1, seconds: float = 0.0
 ) -> UsageError:
-    """The one line for a bucket that cannot be used, from the transport's ``S3Error``; the
-    settings that would mend it are named for each front end to spell (``--region``, ``region``).
-
-    An error that a later try may not meet (``transient``) is ``Unavailable``, saying how long
-    the check asked (``tries`` in ``seconds``)."""
+    """The one line for a bucket that cannot be used, from the transport's ``S3Error`` (see
+    ``_REFUSALS``). An error that a later try may not meet (``transient``) is ``Unavailable``,
+    saying how long the check asked (``tries`` in ``seconds``)."""
     if transient(exc):
-        asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
-        if exc.code == S3Error.UNREACHABLE:
-            return Unavailable(f"cannot reach {where}: {exc.message or exc.code}{asked}")
-        return Unavailable(f"bucket {bucket!r} at {where} is not available: {describe_error(exc)}{asked}")
+        return _unavailable(exc, bucket, where, tries, seconds)
     for refusal in _REFUSALS:
-        if _answered(exc, refusal):
-            in_region = f" (it is in {exc.region})" if exc.region else ""
-            line = refusal.line.format(
-                bucket=bucket, where=where, code=exc.code, message=exc.message, in_region=in_region
-            )
-            return UsageError(line, setting=refusal.setting, also=refusal.also)
+        if refusal.matches(exc):
+            return refusal.error(exc, bucket, where)
     return UsageError(f"bucket {bucket!r} at {where} is not usable: {describe_error(exc)}")
+
+
+def _unavailable(exc: S3Error, bucket: str, where: str, tries: int, seconds: float) -> Unavailable:
+    asked = f" (asked {tries} times in {seconds:.0f} s)" if tries > 1 else ""
+    if exc.code == S3Error.UNREACHABLE:
+        return Unavailable(f"cannot reach {where}: {exc.message or exc.code}{asked}")
+    return Unavailable(f"bucket {bucket!r} at {where} is not available: {describe_error(exc)}{asked}")
