@@ -1,14 +1,10 @@
 """Whether the bucket can take a run, found before anything is uploaded, in one line if not.
 
-``BucketCheck`` sends HeadBucket beside the walk and the listing, and a write check (a
-multipart upload it aborts) beside the first PUTs; ``check_bucket`` is the same check for
-callers that check before a run (the Airflow plan task). ``bucket_error`` turns a transport's
-``S3Error`` into the one ``UsageError`` each front end spells in its own words.
-
-An endpoint that does not answer (refused, DNS, reset, no answer in time, a 5xx) is asked again
-under the one retry policy for a bounded time (``PATIENCE``): a server restarting or a load
-balancer's blip passes within it. If it stays away, the error is ``Unavailable``, the one
-``UsageError`` that a later try may not meet; everything else fails at once.
+``BucketCheck`` sends HeadBucket beside the walk and the listing, and a write check beside the
+first PUTs; ``Gate`` is the order a run takes them in; ``check_bucket`` is the same check for
+callers that check before a run (the Airflow plan task). An endpoint that does not answer is
+asked again for a bounded time (``PATIENCE``), so that a server restarting or a load balancer's
+blip passes; ``bucket_error`` turns what is left into the one line each front end spells.
 """
 
 from __future__ import annotations
@@ -111,19 +107,14 @@ class BucketCheck:
     Some S3-compatible servers create a bucket on the first PUT (SeaweedFS does so on a
     CreateMultipartUpload too), so a missing bucket is found by HeadBucket rather than by a 404
     from the PUT, and nothing that writes is sent before HeadBucket answered. ``start`` sends
-    HeadBucket on a thread of its own, so that the walk and the listing of the prefix run beside
-    it; ``wait_head`` is called before the listing's answer or any PUT is used. Writability is
-    checked by starting a multipart upload, which leaves no object behind, when the first new key
-    is about to be put (``start_write_check``; a run that puts none never sends it). It goes out
-    beside the first PUTs, whose results wait for its verdict (``write_failure``): a bucket that
-    refuses it is one line rather than a failure per file, unless one of those PUTs landed. Its
-    abort, and that of the checks a killed run left, follow on its thread.
-
-    Each check request makes few attempts, and the check asks again (``retry``) only while the
-    endpoint does not answer: a missing bucket or rejected keys are reported at once, an outage
-    of a few seconds is ridden out, a dead endpoint is ``Unavailable`` once the budget is spent.
-    The aborts retry as the run does, so that a server that drops out for seconds keeps no check
-    upload. Every failure is one ``UsageError``.
+    HeadBucket on a thread of its own, so that the walk and the listing run beside it.
+    Writability is checked by starting a multipart upload, which leaves no object behind, beside
+    the first PUTs of new keys (``start_write_check``), whose results wait for its verdict
+    (``write_failure``): a refusal is one line rather than a failure per file. The aborts follow
+    on its thread, through ``transport``'s retries, so that a server that drops out for seconds
+    keeps no check upload; ``journal`` holds the upload until then, as the putter's, so that an
+    abort the server never took is sent by the next run. ``retry``: how long each check request
+    rides out an endpoint that does not answer; a missing bucket or rejected keys fail at once.
     """
 
     def __init__(
@@ -137,6 +128,7 @@ class BucketCheck:
         self.options = options
         self.where = _where(options)
         self.retry = retry
+        self.journal = journal
         #: set by ``close``: a check waiting out an outage stops waiting
         self.stopping = threading.Event()
         self.transport = transport
@@ -145,9 +137,6 @@ class BucketCheck:
         self.head: Future[float | None] | None = None
         #: the write check's upload (its key and id), or why it could not be created
         self.created: Future[tuple[str, str]] | None = None
-        #: where the check's upload is written down until aborted (as the putter's are): an
-        #: abort the server never took is sent by the next run
-        self.journal = journal
 
     def quick_transport(self) -> Transport:
         if self.quick is None:
@@ -279,22 +268,19 @@ class GateState(enum.Enum):
 class Gate:
     """What a run waits for from its ``BucketCheck``, one step after the other.
 
-    ============================  ==========================================  ==================
-    state                         the run's call                              next state
-    ============================  ==========================================  ==================
-    HEAD_PENDING                  ``wait_head()`` before the first result     HEAD_PASSED
-    HEAD_PASSED                   ``before_new_keys()``: the write check      WRITE_CHECK_SENT
-                                  goes out beside the first PUTs (a dry
-                                  run needs none)                             (dry run) CONFIRMED
-    WRITE_CHECK_SENT              ``confirm(results)``: the first results     CONFIRMED
-                                  wait for the check's verdict; a refused
-                                  check ends the run in one line, unless a
-                                  PUT landed
-    ============================  ==========================================  ==================
+    ================  ==============================================  =======================
+    state             the run's call                                  next state
+    ================  ==============================================  =======================
+    HEAD_PENDING      ``wait_head()`` before the first result         HEAD_PASSED
+    HEAD_PASSED       ``before_new_keys()`` before the first PUTs     WRITE_CHECK_SENT
+                      of new keys: the write check goes out           (dry run: CONFIRMED)
+    WRITE_CHECK_SENT  ``confirm(results)`` of the first PUTs          CONFIRMED
+    ================  ==============================================  =======================
 
-    Each call is cheap once its step is past. An unchanged re-run puts no new key and sends no
-    write check: a changed file under an existing key is put without it (a refusal is then
-    that file's failure).
+    The first results wait for the check's verdict: a refused check ends the run in one line,
+    unless a PUT landed. Each call is cheap once its step is past. An unchanged re-run puts no
+    new key and sends no write check: a changed file under an existing key is put without it
+    (a refusal is then that file's failure).
     """
 
     def __init__(self, check: BucketCheck, *, dry_run: bool) -> None:
@@ -397,12 +383,11 @@ def speaks_plain_http(endpoint_url: str) -> bool:
 
 
 class _Refusal(NamedTuple):
-    """An answer that says the bucket cannot be used, and the line that says so."""
+    """The S3 error codes and HTTP statuses (as text) that say the bucket cannot be used, and
+    the line that says so, filled in with ``bucket``, ``where``, ``code``, ``message`` and
+    ``in_region``; ``{{setting}}`` is left for each front end to spell (``--region``, ``region``)."""
 
-    #: S3 error codes and HTTP statuses (as text) that mean it
     answers: tuple[str, ...]
-    #: filled in with ``bucket``, ``where``, ``code``, ``message`` and ``in_region``;
-    #: ``{{setting}}`` is left for each front end to spell (``--region``, ``region``)
     line: str
     setting: str | None = None
     also: tuple[str, ...] = ()
