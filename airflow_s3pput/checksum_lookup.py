@@ -1,22 +1,19 @@
 """Whether an object holds a file's bytes when its listed ETag cannot say: ask for its checksum.
 
-``update`` compares a listed ETag with the MD5 (or multipart ETag) of the file. On a bucket with
-SSE-KMS, DSSE-KMS or SSE-C the ETag is opaque, and an object another tool wrote in parts of an
-unknown size has an ETag no guess recomputes; where the digest record remembers nothing of the
-object (another host, another tool), such an object of the file's size would be put again.
-Instead one HeadObject with checksum mode reads the object's full-object checksum (CRC64NVME,
-which S3 keeps for every object written since 2025, or a CRC32C/CRC32 another SDK sent), and
-the file's is computed to compare. A composite checksum or none at all: the file is put.
+On a bucket with SSE-KMS, DSSE-KMS or SSE-C the ETag is opaque, and an object another tool wrote
+in parts of an unknown size has an ETag no guess recomputes: where the digest record remembers
+nothing of it, ``update`` would put such an object of the file's size again. One HeadObject
+with checksum mode reads its full-object checksum instead (CRC64NVME, which S3 keeps for every
+object written since 2025, or a CRC32C/CRC32 another SDK sent) to compare with the file's; a
+composite checksum or none: the file is put.
 
 An MD5-shaped ETag on a plain bucket is an MD5, and one that differs means other bytes: a HEAD
-would be wasted. The listing cannot tell a plain bucket's ETags from SSE-KMS ones (both are 32
-hex digits), so the first such look-up decides for the run: an answer naming no KMS or customer
-encryption turns look-ups of MD5-shaped ETags off (the file is put, as before).
+would be wasted. The listing cannot tell those from SSE-KMS ones (both are 32 hex digits), so
+the first answer naming no KMS or customer encryption turns look-ups of MD5-shaped ETags off.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 from airflow_s3pput.checksums import full_object_checksum
@@ -25,19 +22,18 @@ from airflow_s3pput.transport.interface import Stored, Transport
 
 
 class ChecksumLookup:
-    """The look-ups of one putter (thread-safe)."""
+    """The look-ups of one putter, from its threads without a lock: the one flag they share
+    only ever turns on, and a thread that misses it sends one HEAD more."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self._lock = threading.Lock()
         #: an answer showed this bucket's MD5-shaped ETags are MD5s
         self._md5_etags = False
 
     def worth_asking(self, listed_etag: str) -> bool:
         """Whether a HEAD may show an object of the file's size holds its bytes although its
         listed ETag is not the file's: not when the ETag is an MD5 that differs."""
-        with self._lock:
-            return not (self._md5_etags and _single_part_md5(Stored(listed_etag)))
+        return not (self._md5_etags and _single_part_md5(Stored(listed_etag)))
 
     def same_content(self, key: str, listed_etag: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Whether the object under ``key`` (still the one listed) holds the bytes ``chunks``
@@ -49,11 +45,10 @@ class ChecksumLookup:
         if head is None or head.etag != listed_etag:
             return False  # deleted or rewritten since the listing
         if _single_part_md5(Stored(head.etag, head.encryption)):
-            with self._lock:
-                self._md5_etags = True
+            self._md5_etags = True
             return False  # an MD5 that is not the file's
         for algorithm, value in head.checksums.items():
-            return full_object_checksum(algorithm, chunks) == value
+            return full_object_checksum(algorithm, chunks) == value  # the first: ``chunks`` is read once
         return False
 
 
