@@ -70,21 +70,12 @@ def crt_available() -> bool:
     return importlib.util.find_spec("awscrt") is not None and _old_awscrt() is None
 
 
+@functools.cache  # each warning once per process, however many times the transport is resolved
 def _warn(message: str) -> None:
     import multiprocessing
 
     if multiprocessing.parent_process() is None:  # the run's own process; its workers stay quiet
         logging.getLogger(__name__).warning("s3pput: warning: %s: using boto3", message)
-
-
-@functools.cache  # once per process, however many times the transport is resolved
-def _warn_old_awscrt(found: str) -> None:
-    _warn(f"awscrt {found} is older than {CRT_NEED}, which the crt transport needs")
-
-
-@functools.cache  # once per process
-def _warn_crt_cannot(names: str) -> None:
-    _warn(f"the crt transport cannot honour the connection's config_kwargs {names}")
 
 
 def resolve_transport(transport: str, connection: ConnectionSettings | None = None) -> str:
@@ -93,25 +84,31 @@ def resolve_transport(transport: str, connection: ConnectionSettings | None = No
     rather than failing every PUT. ``crt`` that cannot be is a usage error."""
     if transport not in ("auto", "crt"):
         return transport
-    if crt_available():
-        unsupported = crt_cannot_honour(connection.client_options) if connection is not None else ()
-        if not unsupported:
-            return "crt"
-        names = ", ".join(unsupported)
-        if transport == "crt":
-            raise UsageError(
-                f"{{setting}} crt cannot honour the connection's config_kwargs {names}: "
-                "use transport auto or boto3",
-                setting="transport",
-            )
-        _warn_crt_cannot(names)
-        return "boto3"
+    if not crt_available():
+        return _without_awscrt(transport)
+    unsupported = crt_cannot_honour(connection.client_options) if connection is not None else ()
+    if not unsupported:
+        return "crt"
+    names = ", ".join(unsupported)
+    if transport == "crt":
+        raise UsageError(
+            f"{{setting}} crt cannot honour the connection's config_kwargs {names}: "
+            "use transport auto or boto3",
+            setting="transport",
+        )
+    _warn(f"the crt transport cannot honour the connection's config_kwargs {names}")
+    return "boto3"
+
+
+def _without_awscrt(transport: str) -> str:
+    """``boto3`` for ``auto`` when awscrt is missing (quietly) or too old (with a warning);
+    a usage error for ``crt``."""
     old = _old_awscrt() if importlib.util.find_spec("awscrt") is not None else None
     if transport == "crt":
         found = f"found {old}" if old else "not installed"
         raise UsageError(f"{{setting}} crt needs awscrt>={CRT_NEED} ({found})", setting="transport")
     if old:
-        _warn_old_awscrt(old)
+        _warn(f"awscrt {old} is older than {CRT_NEED}, which the crt transport needs")
     return "boto3"
 
 

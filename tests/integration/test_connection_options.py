@@ -144,7 +144,7 @@ def test_a_proxy_of_the_connection_carries_every_request(
     """``auto`` takes boto3 (the CRT cannot take a proxy of the connection), says so once, and
     every request goes through the proxy: the endpoint's name resolves nowhere else."""
     monkeypatch.setattr(selection, "crt_available", lambda: True)
-    selection._warn_crt_cannot.cache_clear()
+    selection._warn.cache_clear()
     forward, endpoint = proxy
     source = make_tree(tmp_path / "src", TREE)
     with caplog.at_level(logging.WARNING):

@@ -33,11 +33,11 @@ def awscrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], N
         monkeypatch.setattr(importlib.util, "find_spec", find_spec)
         monkeypatch.setattr(selection, "_installed_awscrt", lambda: version)
         selection._old_awscrt.cache_clear()
-        selection._warn_old_awscrt.cache_clear()
+        selection._warn.cache_clear()
 
     yield install
     selection._old_awscrt.cache_clear()
-    selection._warn_old_awscrt.cache_clear()
+    selection._warn.cache_clear()
 
 
 def test_the_installed_version_is_read_as_importlib_metadata_reads_it() -> None:

@@ -143,7 +143,7 @@ def test_without_connection_options_the_config_is_ours() -> None:
 @pytest.fixture
 def crt_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "crt_available", lambda: True)
-    selection._warn_crt_cannot.cache_clear()
+    selection._warn.cache_clear()
 
 
 def test_auto_takes_boto3_with_one_warning_when_the_crt_cannot_honour_a_proxy(
