@@ -85,19 +85,22 @@ def _region(name: str, value: object, fields: _Fields, others: _Fields) -> None:
 def _retries(name: str, value: object, fields: _Fields, others: _Fields) -> None:
     if not isinstance(value, Mapping):
         raise _invalid(name, "expected a JSON object")
-    for key in ("total_max_attempts", "max_attempts"):
-        given = value.get(key)
-        if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
-            raise _invalid(f"{name}.{key}", "expected an integer")
-    if value.get("total_max_attempts") is not None:
-        attempts = int(value["total_max_attempts"])
-    elif value.get("max_attempts") is not None:
-        attempts = int(value["max_attempts"]) + 1
-    else:
+    attempts = _integer(name, value, "total_max_attempts")
+    retries = _integer(name, value, "max_attempts")  # botocore's: the first attempt not counted
+    if attempts is None and retries is not None:
+        attempts = retries + 1
+    if attempts is None:
         return
     if not 1 <= attempts <= MAX_ATTEMPTS:
         raise _invalid(name, f"at most {MAX_ATTEMPTS} attempts in all, not {attempts}")
     fields["max_attempts"] = attempts
+
+
+def _integer(name: str, value: Mapping[str, Any], key: str) -> int | None:
+    given = value.get(key)
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+        raise _invalid(f"{name}.{key}", "expected an integer")
+    return given
 
 
 def _s3(name: str, value: object, fields: _Fields, others: _Fields) -> None:
