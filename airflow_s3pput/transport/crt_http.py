@@ -73,15 +73,19 @@ def request_headers(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     for param, value in params.items():
         if param == "Metadata":
             headers += [(USER_METADATA_PREFIX + k, str(v)) for k, v in value.items()]
-        elif isinstance(value, datetime):
-            import email.utils  # here: only an Expires header needs it
-
-            headers.append((PARAM_HEADERS[param], email.utils.format_datetime(value, usegmt=True)))
-        elif isinstance(value, bool):
-            headers.append((PARAM_HEADERS[param], "true" if value else "false"))
         else:
-            headers.append((PARAM_HEADERS[param], str(value)))
+            headers.append((PARAM_HEADERS[param], _header_value(value)))
     return headers
+
+
+def _header_value(value: object) -> str:
+    if isinstance(value, datetime):
+        import email.utils  # here: only an Expires header needs it
+
+        return email.utils.format_datetime(value, usegmt=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def request_target(settings: ConnectionSettings, bucket: str, region: str) -> tuple[str, str]:
@@ -111,13 +115,14 @@ def crt_retry_config(policy: RetryPolicy) -> Any:
 
 
 class CrtSender:
+    """Signed requests to one bucket over one CRT S3 client. ``session``: the boto3 session of
+    the run's control calls, so that credentials are resolved (and refreshed) once per process;
+    without one, plain keys (given, or in the environment) are used as they are, without loading
+    botocore. ``connections``: how many requests the CRT keeps on the wire at once."""
+
     def __init__(
         self, settings: ConnectionSettings, bucket: str, session: Any = None, connections: int = 25
     ) -> None:
-        """``session``: the boto3 session of the run's control calls, so that credentials are
-        resolved (and refreshed) once per process. Without one, plain keys (given, or in the
-        environment) are used as they are, without loading botocore. ``connections``: how many
-        requests the CRT keeps on the wire at once (its pool follows the throughput target)."""
         from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
         from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
 
@@ -175,7 +180,7 @@ class CrtSender:
         query: str = "",
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
-        operation: str | None = None,
+        operation: str = "",
         put_object: bool = False,
     ) -> CrtResponse:
         """Send one request to the bucket (``key`` empty) or an object and wait for it."""
@@ -208,23 +213,15 @@ class CrtSender:
         callback: ResponseCallback,
         *,
         query: str = "",
-        operation: str | None = None,
+        operation: str = "",
         put_object: bool = False,
     ) -> None:
         """Start a signed request; ``callback(response, error)`` runs on a CRT thread at its end.
         ``put_object`` sends a single-part PutObject (the CRT's own request type for it); any
-        other request is sent as it is, named by ``operation``, with its response body kept."""
-        from awscrt.http import HttpHeaders, HttpRequest
+        other request is sent as it is, named by ``operation`` (in its error too), with its
+        response body kept."""
         from awscrt.s3 import S3RequestType
 
-        http_headers = HttpHeaders([("Host", self.host), *headers])
-        if body is not None:
-            http_headers.add("Content-Length", str(len(body)))
-        path = self.object_path(key)
-        if query:
-            path += "?" + query
-        stream = None if body is None else io.BytesIO(body)
-        request = HttpRequest(method, path, http_headers, stream)
         answer = ResponseCollector()
         watch = self.watchdog.watch()
 
@@ -234,25 +231,39 @@ class CrtSender:
             timed_out = self.watchdog.forget(watch)
             if error is None:
                 callback(answer.response(status_code or 200), None)
-            elif timed_out:
-                callback(None, S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s"))
+                return
+            if timed_out:
+                failure = S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s")
             else:
-                callback(None, _request_error(error, status_code, error_headers, error_body))
+                failure = _request_error(error, status_code, error_headers, error_body)
+            failure.operation = operation
+            callback(None, failure)
 
         try:
             started = self.client.make_request(
                 type=S3RequestType.PUT_OBJECT if put_object else S3RequestType.DEFAULT,
                 operation_name=None if put_object else operation or method,
-                request=request,
+                request=self._http_request(method, key, query, headers, body),
                 on_headers=answer.on_headers,
                 on_body=None if put_object else answer.on_body,
                 on_done=on_done,
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
-            callback(None, S3Error(type(exc).__name__, str(exc)))
+            callback(None, S3Error(type(exc).__name__, str(exc), operation=operation))
             return
         self.watchdog.started(watch, started)
+
+    def _http_request(
+        self, method: str, key: str, query: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> Any:
+        from awscrt.http import HttpHeaders, HttpRequest
+
+        path = self.object_path(key) + (f"?{query}" if query else "")
+        if body is None:
+            return HttpRequest(method, path, HttpHeaders([("Host", self.host), *headers]))
+        http_headers = HttpHeaders([("Host", self.host), *headers, ("Content-Length", str(len(body)))])
+        return HttpRequest(method, path, http_headers, io.BytesIO(body))
 
     def close(self) -> None:
         self.watchdog.close()
@@ -392,16 +403,10 @@ def _request_error(
 def answer_error(status: int, body: bytes, region: str | None = None) -> S3Error:
     """The ``S3Error`` for an error answer: the Code and Message of its error document, or
     its status when it has none."""
-    code, message = _code_and_message(body)
-    return S3Error(code or str(status), message, status=status, region=region)
-
-
-def _code_and_message(body: bytes) -> tuple[str, str]:
-    """The Code and Message of an S3 error document ("" for what it does not hold)."""
 
     def text(tag: bytes) -> str:
         start, end = b"<" + tag + b">", b"</" + tag + b">"
         return body.split(start, 1)[1].split(end, 1)[0].decode(errors="replace") if start in body else ""
 
     code = text(b"Code")
-    return (code, text(b"Message")) if code else ("", "")
+    return S3Error(code or str(status), text(b"Message") if code else "", status=status, region=region)

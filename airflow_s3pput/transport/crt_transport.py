@@ -33,7 +33,7 @@ from airflow_s3pput.transport.interface import (
     quick_settings,
     stored_from_headers,
 )
-from airflow_s3pput.transport.listing_parser import page_from_xml
+from airflow_s3pput.transport.listing_parser import page_from_xml, text
 from airflow_s3pput.transport.retry_policy import RetryPolicy
 
 #: connections to the endpoint at most (s5cmd's default worker count)
@@ -117,7 +117,7 @@ class CrtTransport:
         response = self._call(
             "CreateMultipartUpload", "POST", key, query={"uploads": ""}, headers=request_headers(params)
         )
-        return _text(_document(response, "CreateMultipartUpload"), "UploadId")
+        return text(_document(response, "CreateMultipartUpload"), "UploadId")
 
     def upload_part(
         self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
@@ -149,7 +149,7 @@ class CrtTransport:
         response, root = self._post(
             "CompleteMultipartUpload", key, query, document, checksum if crc64nvme else []
         )
-        return stored_from_headers(response.headers, _text(root, "ETag"), _text(root, "ChecksumCRC64NVME"))
+        return stored_from_headers(response.headers, text(root, "ETag"), text(root, "ChecksumCRC64NVME"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
@@ -158,7 +158,7 @@ class CrtTransport:
         markers = {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"}
         pages = self._pages("ListMultipartUploads", "", {"uploads": "", "prefix": prefix}, markers)
         return [
-            OpenUpload(_text(u, "Key"), _text(u, "UploadId"), _text(u, "Initiated"))
+            OpenUpload(text(u, "Key"), text(u, "UploadId"), text(u, "Initiated"))
             for root in pages
             for u in root.iterfind("{*}Upload")
         ]
@@ -167,7 +167,7 @@ class CrtTransport:
         markers = {"NextPartNumberMarker": "part-number-marker"}
         pages = self._pages("ListParts", key, {"uploadId": upload_id}, markers)
         return [
-            UploadedPart(int(_text(p, "PartNumber")), _text(p, "ETag").strip('"'), int(_text(p, "Size")))
+            UploadedPart(int(text(p, "PartNumber")), text(p, "ETag").strip('"'), int(text(p, "Size")))
             for root in pages
             for p in root.iterfind("{*}Part")
         ]
@@ -180,7 +180,7 @@ class CrtTransport:
             "DeleteObjects", "", {"delete": ""}, f"<Delete><Quiet>true</Quiet>{objects}</Delete>", []
         )
         return {
-            _text(e, "Key"): f"{_text(e, 'Code')}: {_text(e, 'Message')}".strip(": ")
+            text(e, "Key"): f"{text(e, 'Code')}: {text(e, 'Message')}".strip(": ")
             for e in root.iterfind("{*}Error")
         }
 
@@ -194,13 +194,9 @@ class CrtTransport:
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
     ) -> CrtResponse:
-        try:
-            return self.sender.request(
-                method, key, query=_query(query or {}), headers=headers, body=body, operation=operation
-            )
-        except S3Error as error:
-            error.operation = operation
-            raise
+        return self.sender.request(
+            method, key, query=_query(query or {}), headers=headers, body=body, operation=operation
+        )
 
     def _post(
         self, operation: str, key: str, query: dict[str, str], document: str, headers: list[tuple[str, str]]
@@ -220,9 +216,9 @@ class CrtTransport:
         while True:
             root = _document(self._call(operation, "GET", key, query=query), operation)
             yield root
-            if _text(root, "IsTruncated") != "true":
+            if text(root, "IsTruncated") != "true":
                 return
-            query.update({param: _text(root, name) for name, param in markers.items()})
+            query.update({param: text(root, name) for name, param in markers.items()})
 
 
 def _xml_text(value: str) -> str:
@@ -245,7 +241,3 @@ def _document(response: CrtResponse, operation: str) -> ETree.Element:
         error.operation = operation
         raise error
     return root
-
-
-def _text(element: ETree.Element, name: str) -> str:
-    return element.findtext("{*}" + name) or ""  # in any namespace, or none

@@ -1,4 +1,5 @@
-"""Read one ListObjectsV2 page, as the CRT transport receives it, into a ``ListPage``.
+"""Read the XML documents of S3's answers as the CRT transport receives them: a ListObjectsV2
+page into a ``ListPage``, and any element's text.
 
 Element names are matched in S3's namespace or in none, as servers differ. Keys and prefixes are
 URL-decoded when the page says ``<EncodingType>url</EncodingType>`` (the CRT transport asks for
@@ -14,17 +15,22 @@ from xml.etree import ElementTree as ETree
 from airflow_s3pput.transport.interface import ListedObject, ListPage, iso_seconds
 
 
+def text(element: ETree.Element, name: str) -> str:
+    """The text of ``element``'s child ``name`` in any namespace, or none; "" when absent."""
+    return element.findtext("{*}" + name) or ""
+
+
 def page_from_xml(body: bytes) -> ListPage:
     """The page in ``body``; ``ValueError`` for XML of another kind (an error document, a
     listed object without a key), ``ETree.ParseError`` for what is not well-formed XML."""
     root = ETree.fromstring(body)
     if root.tag.rpartition("}")[2] != "ListBucketResult":
         raise ValueError(f"not a listing: {root.tag}")
-    decode: Callable[[str], str] = unquote_plus if root.findtext("{*}EncodingType") == "url" else str
+    decode: Callable[[str], str] = unquote_plus if text(root, "EncodingType") == "url" else str
     objects = [_listed(contents, decode) for contents in root.iterfind("{*}Contents")]
-    prefixes = [decode(common.findtext("{*}Prefix") or "") for common in root.iterfind("{*}CommonPrefixes")]
-    truncated = (root.findtext("{*}IsTruncated") or "").strip() == "true"
-    token = root.findtext("{*}NextContinuationToken") if truncated else None
+    prefixes = [decode(text(common, "Prefix")) for common in root.iterfind("{*}CommonPrefixes")]
+    truncated = text(root, "IsTruncated").strip() == "true"
+    token = text(root, "NextContinuationToken") if truncated else ""
     return ListPage(objects, prefixes, token or None)
 
 
@@ -32,6 +38,6 @@ def _listed(contents: ETree.Element, decode: Callable[[str], str]) -> ListedObje
     key = contents.findtext("{*}Key")
     if key is None:
         raise ValueError("listed object without a key")
-    size = int(contents.findtext("{*}Size") or 0)
-    etag = (contents.findtext("{*}ETag") or "").strip('"')
-    return ListedObject(decode(key), size, etag, iso_seconds(contents.findtext("{*}LastModified") or ""))
+    size = int(text(contents, "Size") or 0)
+    etag = text(contents, "ETag").strip('"')
+    return ListedObject(decode(key), size, etag, iso_seconds(text(contents, "LastModified")))
