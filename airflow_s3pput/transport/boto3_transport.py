@@ -428,15 +428,16 @@ def _translated(operation: str) -> Iterator[None]:
 
 def _unanswered(exc: Exception) -> tuple[str, str]:
     """The code and message of an ``S3Error`` for a request that got no answer from S3."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError, NoCredentialsError, ReadTimeoutError, SSLError
+    from botocore import exceptions as botocore
 
-    if isinstance(exc, NoCredentialsError):
-        return S3Error.NO_CREDENTIALS, ""
-    if isinstance(exc, SSLError):
-        return S3Error.TLS_UNTRUSTED, ""
-    if isinstance(exc, ReadTimeoutError):
-        return S3Error.TIMEOUT, "no answer within the read timeout"
-    if isinstance(exc, (BotoConnectionError, HTTPClientError)):  # refused, reset, closed before an answer
-        return S3Error.UNREACHABLE, type(exc).__name__
+    known = (  # the first that matches: an SSLError is a ConnectionError too
+        (botocore.NoCredentialsError, S3Error.NO_CREDENTIALS, ""),
+        (botocore.SSLError, S3Error.TLS_UNTRUSTED, ""),
+        (botocore.ReadTimeoutError, S3Error.TIMEOUT, "no answer within the read timeout"),
+        # refused, reset, closed before an answer
+        ((botocore.ConnectionError, botocore.HTTPClientError), S3Error.UNREACHABLE, type(exc).__name__),
+    )
+    for kinds, code, message in known:
+        if isinstance(exc, kinds):
+            return code, message
     return type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""

@@ -94,7 +94,7 @@ class StreamedParts:
             connection.close()
             if os.fstat(body.fd).st_size < body.offset + body.length:
                 raise FileChanged(f"file shrank while it was uploaded (part at byte {body.offset})") from None
-            raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
+            raise _unreachable(exc) from None
         response = answer.response(status)
         self._release(connection, response)
         if status >= 300:
@@ -130,7 +130,12 @@ class StreamedParts:
         except FutureTimeout:
             raise S3Error(S3Error.UNREACHABLE, f"no connection in {self.connect_timeout:g} s") from None
         except AwsCrtError as exc:  # refused, DNS, TLS handshake
-            raise S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc)) from None
+            raise _unreachable(exc) from None
+
+
+def _unreachable(exc: Exception) -> S3Error:
+    """A CRT failure without an answer (refused, reset, DNS, TLS), named by the CRT."""
+    return S3Error(S3Error.UNREACHABLE, getattr(exc, "name", "") or str(exc))
 
 
 def environment_proxy(host: str, tls: bool) -> Any:
