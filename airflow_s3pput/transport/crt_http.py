@@ -154,9 +154,10 @@ class CrtSender:
         # Give every attempt a connect and a read timeout's worth, then cancel the request.
         self.watchdog = _Watchdog(settings.max_attempts * (settings.connect_timeout + settings.read_timeout))
 
-    def object_path(self, key: str) -> str:
+    def object_path(self, key: str, query: Mapping[str, str] | None = None) -> str:
         """The request path of ``key`` in the bucket (of the bucket itself for ``""``)."""
-        return f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix or "/"
+        path = f"{self.path_prefix}/{quote(key, safe='/~')}" if key else self.path_prefix or "/"
+        return f"{path}?{_canonical_query(query)}" if query else path
 
     def unsigned_payload_signing(self) -> Any:
         """A SigV4 signing config for a request whose body is not hashed, dated now."""
@@ -177,7 +178,7 @@ class CrtSender:
         method: str,
         key: str = "",
         *,
-        query: str = "",
+        query: Mapping[str, str] | None = None,
         headers: list[tuple[str, str]] | None = None,
         body: bytes | None = None,
         operation: str = "",
@@ -212,7 +213,7 @@ class CrtSender:
         body: bytes | None,
         callback: ResponseCallback,
         *,
-        query: str = "",
+        query: Mapping[str, str] | None = None,
         operation: str = "",
         put_object: bool = False,
     ) -> None:
@@ -243,7 +244,7 @@ class CrtSender:
             started = self.client.make_request(
                 type=S3RequestType.PUT_OBJECT if put_object else S3RequestType.DEFAULT,
                 operation_name=None if put_object else operation or method,
-                request=self._http_request(method, key, query, headers, body),
+                request=self._http_request(method, self.object_path(key, query), headers, body),
                 on_headers=answer.on_headers,
                 on_body=None if put_object else answer.on_body,
                 on_done=on_done,
@@ -255,11 +256,10 @@ class CrtSender:
         self.watchdog.started(watch, started)
 
     def _http_request(
-        self, method: str, key: str, query: str, headers: list[tuple[str, str]], body: bytes | None
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> Any:
         from awscrt.http import HttpHeaders, HttpRequest
 
-        path = self.object_path(key) + (f"?{query}" if query else "")
         if body is None:
             return HttpRequest(method, path, HttpHeaders([("Host", self.host), *headers]))
         http_headers = HttpHeaders([("Host", self.host), *headers, ("Content-Length", str(len(body)))])
@@ -270,6 +270,14 @@ class CrtSender:
         shutdown = self.client.shutdown_event
         del self.client
         shutdown.wait(10)
+
+
+def _canonical_query(query: Mapping[str, str]) -> str:
+    """A query string in the canonical form SigV4 signs (sorted, every value percent-encoded)."""
+    return "&".join(
+        f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
+        for name, value in sorted(query.items())
+    )
 
 
 def _credentials(settings: ConnectionSettings, session: Any) -> tuple[str, Any]:
@@ -331,9 +339,10 @@ class _Watchdog:
     checks only the oldest ones.
     """
 
-    def __init__(self, seconds: float, tick: float = 0.25) -> None:
+    TICK = 0.25  # seconds between checks: a cancel comes at most this late
+
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.tick = tick
         self.lock = threading.Lock()
         self.watches: dict[_Watch, None] = {}  # in start order
         self.stopped = threading.Event()
@@ -361,7 +370,7 @@ class _Watchdog:
             return watch.timed_out
 
     def _run(self) -> None:
-        while not self.stopped.wait(self.tick):
+        while not self.stopped.wait(self.TICK):
             for request in self._expire(time.monotonic()):
                 request.cancel()
 

@@ -11,7 +11,6 @@ import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 from xml.etree import ElementTree as ETree
 
 from airflow_s3pput.errors import S3Error
@@ -72,7 +71,7 @@ class CrtTransport:
         self.sender.close()
 
     def head_bucket(self) -> float | None:
-        return http_date_seconds(self._call("HeadBucket", "HEAD").headers.get("date"))
+        return http_date_seconds(self.sender.request("HEAD", operation="HeadBucket").headers.get("date"))
 
     def list_page(
         self,
@@ -90,11 +89,13 @@ class CrtTransport:
             query["continuation-token"] = token
         elif start_after:
             query["start-after"] = start_after
-        return page_from_xml(self._call("ListObjectsV2", "GET", query=query).body)
+        return page_from_xml(self.sender.request("GET", query=query, operation="ListObjectsV2").body)
 
     def head_object(self, key: str) -> ObjectHead | None:
         try:
-            response = self._call("HeadObject", "HEAD", key, headers=[("x-amz-checksum-mode", "ENABLED")])
+            response = self.sender.request(
+                "HEAD", key, headers=[("x-amz-checksum-mode", "ENABLED")], operation="HeadObject"
+            )
         except S3Error as error:
             if error.status == 404:
                 return None
@@ -114,19 +115,19 @@ class CrtTransport:
         self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
-        response = self._call(
-            "CreateMultipartUpload", "POST", key, query={"uploads": ""}, headers=request_headers(params)
+        headers = request_headers(params)
+        response = self.sender.request(
+            "POST", key, query={"uploads": ""}, headers=headers, operation="CreateMultipartUpload"
         )
         return text(_document(response, "CreateMultipartUpload"), "UploadId")
 
     def upload_part(
         self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
     ) -> str:
-        query = _query({"partNumber": str(number), "uploadId": upload_id})
+        path = self.sender.object_path(key, {"partNumber": str(number), "uploadId": upload_id})
         headers = [("Content-MD5", base64.b64encode(md5).decode())]
         if crc64nvme:
             headers.append(("x-amz-checksum-crc64nvme", crc64nvme))
-        path = f"{self.sender.object_path(key)}?{query}"
         try:
             response = self.parts.upload_part(path, headers, body)
         except S3Error as error:
@@ -152,7 +153,7 @@ class CrtTransport:
         return stored_from_headers(response.headers, text(root, "ETag"), text(root, "ChecksumCRC64NVME"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        self._call("AbortMultipartUpload", "DELETE", key, query={"uploadId": upload_id})
+        self.sender.request("DELETE", key, query={"uploadId": upload_id}, operation="AbortMultipartUpload")
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         markers = {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"}
@@ -184,20 +185,6 @@ class CrtTransport:
             for e in root.iterfind("{*}Error")
         }
 
-    def _call(
-        self,
-        operation: str,
-        method: str,
-        key: str = "",
-        *,
-        query: dict[str, str] | None = None,
-        headers: list[tuple[str, str]] | None = None,
-        body: bytes | None = None,
-    ) -> CrtResponse:
-        return self.sender.request(
-            method, key, query=_query(query or {}), headers=headers, body=body, operation=operation
-        )
-
     def _post(
         self, operation: str, key: str, query: dict[str, str], document: str, headers: list[tuple[str, str]]
     ) -> tuple[CrtResponse, ETree.Element]:
@@ -205,7 +192,9 @@ class CrtTransport:
         body = document.encode()
         md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
         headers = [("Content-MD5", md5), *headers]
-        response = self._call(operation, "POST", key, query=query, headers=headers, body=body)
+        response = self.sender.request(
+            "POST", key, query=query, headers=headers, body=body, operation=operation
+        )
         return response, _document(response, operation)
 
     def _pages(
@@ -214,7 +203,7 @@ class CrtTransport:
         """Every page of a listing; ``markers``: the answer's next-page element -> the query
         parameter it feeds."""
         while True:
-            root = _document(self._call(operation, "GET", key, query=query), operation)
+            root = _document(self.sender.request("GET", key, query=query, operation=operation), operation)
             yield root
             if text(root, "IsTruncated") != "true":
                 return
@@ -224,14 +213,6 @@ class CrtTransport:
 def _xml_text(value: str) -> str:
     """``value`` as XML character data."""
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _query(query: dict[str, str]) -> str:
-    """A query string in the canonical form SigV4 signs (sorted, every value percent-encoded)."""
-    return "&".join(
-        f"{quote(name, safe='')}={quote(value, safe='-_.~')}" if value else quote(name, safe="")
-        for name, value in sorted(query.items())
-    )
 
 
 def _document(response: CrtResponse, operation: str) -> ETree.Element:
