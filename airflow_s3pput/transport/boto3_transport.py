@@ -158,12 +158,11 @@ class Boto3Transport:
         return cls(client, bucket, threads=threads, settings=settings, session=session)
 
     def quick(self) -> Boto3Transport:
-        if self.settings is None:  # a test's own client: it serves the check as it is
+        if self.settings is None or self.session is None:  # a test's own client serves the check
             return self
         settings = quick_settings(self.settings)
-        session = self.session if self.session is not None else make_session(settings)
-        client = make_client(settings, 10, session)
-        return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=session)
+        client = make_client(settings, 10, self.session)
+        return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=self.session)
 
     def head_bucket(self) -> float | None:
         response = self._send("HeadBucket", self.client.head_bucket)
