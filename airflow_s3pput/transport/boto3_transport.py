@@ -30,6 +30,7 @@ from airflow_s3pput.transport.interface import (
     SentPart,
     Stored,
     UploadedPart,
+    call_back,
     head_from_headers,
     http_date_seconds,
     iso_seconds,
@@ -202,7 +203,7 @@ class Boto3Transport:
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.threads, thread_name_prefix="s3pput-put")
-        self._senders.submit(_call_back, lambda: self.put_object(key, body, params), callback)
+        self._senders.submit(call_back, lambda: self.put_object(key, body, params), callback)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         response = self._send("CreateMultipartUpload", self.client.create_multipart_upload, Key=key, **params)
@@ -395,15 +396,6 @@ def _headers(response: Mapping[str, Any]) -> Mapping[str, str]:
 
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def _call_back(send: Callable[[], Stored], callback: PutCallback) -> None:
-    try:
-        stored = send()
-    except S3Error as error:
-        callback(None, error)
-        return
-    callback(stored, None)
 
 
 @contextmanager

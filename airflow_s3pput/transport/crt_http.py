@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +34,6 @@ PARAM_HEADERS = {param: name for name, param in HEADER_PARAMS.items()} | {
     "ChecksumAlgorithm": "x-amz-checksum-algorithm",
     "ChecksumType": "x-amz-checksum-type",
 }
-ResponseCallback = Callable[["CrtResponse | None", "S3Error | None"], None]
 #: error names of the CRT that mean the endpoint was never reached
 _UNREACHABLE = ("AWS_IO_SOCKET", "AWS_IO_DNS", "AWS_ERROR_HTTP_CONNECTION")
 #: the tokens of the CRT's retry token bucket (its default: 500, 5 a retry). That bucket is a
@@ -183,47 +182,15 @@ class CrtSender:
         body: bytes | None = None,
         operation: str = "",
         put_object: bool = False,
-    ) -> CrtResponse:
-        """Send one request to the bucket (``key`` empty) or an object and wait for it."""
-        answer: Future[CrtResponse] = Future()
-
-        def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            if error is not None:
-                answer.set_exception(error)
-            else:
-                answer.set_result(response)  # type: ignore[arg-type]
-
-        self.request_async(
-            method,
-            key,
-            headers or [],
-            body,
-            finished,
-            query=query,
-            operation=operation,
-            put_object=put_object,
-        )
-        return answer.result()
-
-    def request_async(
-        self,
-        method: str,
-        key: str,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        callback: ResponseCallback,
-        *,
-        query: Mapping[str, str] | None = None,
-        operation: str = "",
-        put_object: bool = False,
-    ) -> None:
-        """Start a signed request; ``callback(response, error)`` runs on a CRT thread at its end.
-        ``put_object`` sends a single-part PutObject (the CRT's own request type for it); any
-        other request is sent as it is, named by ``operation`` (in its error too), with its
-        response body kept."""
+    ) -> Future[CrtResponse]:
+        """Start a signed request to the bucket (``key`` empty) or an object; its answer, or its
+        ``S3Error``, comes in the future, set on a CRT thread. ``put_object`` sends a single-part
+        PutObject (the CRT's own request type for it); any other request is sent as it is,
+        named by ``operation`` (in its error too), with its response body kept."""
         from awscrt.s3 import S3RequestType
 
-        answer = ResponseCollector()
+        answer: Future[CrtResponse] = Future()
+        collector = ResponseCollector()
         watch = self.watchdog.watch()
 
         def on_done(error: BaseException | None = None, status_code: int | None = None,
@@ -231,29 +198,30 @@ class CrtSender:
                     **kwargs: Any) -> None:  # fmt: skip
             timed_out = self.watchdog.forget(watch)
             if error is None:
-                callback(answer.response(status_code or 200), None)
+                answer.set_result(collector.response(status_code or 200))
                 return
             if timed_out:
                 failure = S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s")
             else:
                 failure = _request_error(error, status_code, error_headers, error_body)
             failure.operation = operation
-            callback(None, failure)
+            answer.set_exception(failure)
 
         try:
             started = self.client.make_request(
                 type=S3RequestType.PUT_OBJECT if put_object else S3RequestType.DEFAULT,
                 operation_name=None if put_object else operation or method,
-                request=self._http_request(method, self.object_path(key, query), headers, body),
-                on_headers=answer.on_headers,
-                on_body=None if put_object else answer.on_body,
+                request=self._http_request(method, self.object_path(key, query), headers or [], body),
+                on_headers=collector.on_headers,
+                on_body=None if put_object else collector.on_body,
                 on_done=on_done,
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
-            callback(None, S3Error(type(exc).__name__, str(exc), operation=operation))
-            return
+            answer.set_exception(S3Error(type(exc).__name__, str(exc), operation=operation))
+            return answer
         self.watchdog.started(watch, started)
+        return answer
 
     def _http_request(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None

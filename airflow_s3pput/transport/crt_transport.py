@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 from xml.etree import ElementTree as ETree
 
@@ -27,6 +28,7 @@ from airflow_s3pput.transport.interface import (
     SentPart,
     Stored,
     UploadedPart,
+    call_back,
     head_from_headers,
     http_date_seconds,
     quick_settings,
@@ -71,7 +73,8 @@ class CrtTransport:
         self.sender.close()
 
     def head_bucket(self) -> float | None:
-        return http_date_seconds(self.sender.request("HEAD", operation="HeadBucket").headers.get("date"))
+        response = self.sender.request("HEAD", operation="HeadBucket").result()
+        return http_date_seconds(response.headers.get("date"))
 
     def list_page(
         self,
@@ -89,13 +92,14 @@ class CrtTransport:
             query["continuation-token"] = token
         elif start_after:
             query["start-after"] = start_after
-        return page_from_xml(self.sender.request("GET", query=query, operation="ListObjectsV2").body)
+        response = self.sender.request("GET", query=query, operation="ListObjectsV2").result()
+        return page_from_xml(response.body)
 
     def head_object(self, key: str) -> ObjectHead | None:
         try:
             response = self.sender.request(
                 "HEAD", key, headers=[("x-amz-checksum-mode", "ENABLED")], operation="HeadObject"
-            )
+            ).result()
         except S3Error as error:
             if error.status == 404:
                 return None
@@ -103,22 +107,19 @@ class CrtTransport:
         return head_from_headers(response.headers)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        response = self.sender.request(
-            "PUT", key, headers=request_headers(params), body=body, put_object=True
-        )
-        return stored_from_headers(response.headers)
+        return stored_from_headers(self._put(key, body, params).result().headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
-        def finished(response: CrtResponse | None, error: S3Error | None) -> None:
-            callback(None if response is None else stored_from_headers(response.headers), error)
+        def finished(answer: Future[CrtResponse]) -> None:
+            call_back(lambda: stored_from_headers(answer.result().headers), callback)
 
-        self.sender.request_async("PUT", key, request_headers(params), body, finished, put_object=True)
+        self._put(key, body, params).add_done_callback(finished)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         headers = request_headers(params)
         response = self.sender.request(
             "POST", key, query={"uploads": ""}, headers=headers, operation="CreateMultipartUpload"
-        )
+        ).result()
         return text(_document(response, "CreateMultipartUpload"), "UploadId")
 
     def upload_part(
@@ -153,7 +154,10 @@ class CrtTransport:
         return stored_from_headers(response.headers, text(root, "ETag"), text(root, "ChecksumCRC64NVME"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        self.sender.request("DELETE", key, query={"uploadId": upload_id}, operation="AbortMultipartUpload")
+        abort = self.sender.request(
+            "DELETE", key, query={"uploadId": upload_id}, operation="AbortMultipartUpload"
+        )
+        abort.result()
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         markers = {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"}
@@ -185,6 +189,9 @@ class CrtTransport:
             for e in root.iterfind("{*}Error")
         }
 
+    def _put(self, key: str, body: bytes, params: ObjectParams) -> Future[CrtResponse]:
+        return self.sender.request("PUT", key, headers=request_headers(params), body=body, put_object=True)
+
     def _post(
         self, operation: str, key: str, query: dict[str, str], document: str, headers: list[tuple[str, str]]
     ) -> tuple[CrtResponse, ETree.Element]:
@@ -194,7 +201,7 @@ class CrtTransport:
         headers = [("Content-MD5", md5), *headers]
         response = self.sender.request(
             "POST", key, query=query, headers=headers, body=body, operation=operation
-        )
+        ).result()
         return response, _document(response, operation)
 
     def _pages(
@@ -203,7 +210,8 @@ class CrtTransport:
         """Every page of a listing; ``markers``: the answer's next-page element -> the query
         parameter it feeds."""
         while True:
-            root = _document(self.sender.request("GET", key, query=query, operation=operation), operation)
+            response = self.sender.request("GET", key, query=query, operation=operation).result()
+            root = _document(response, operation)
             yield root
             if text(root, "IsTruncated") != "true":
                 return
