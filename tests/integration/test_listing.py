@@ -76,16 +76,16 @@ def test_the_crt_client_lists_a_crowded_prefix_directory_by_directory(
 ) -> None:
     from collections import Counter
 
-    from airflow_s3pput.transport.crt_transport import CrtTransport
+    from airflow_s3pput.transport.crt_http import CrtSender
 
     calls: Counter[str] = Counter()
-    original = CrtTransport._call
+    original = CrtSender.request
 
-    def counted(self: CrtTransport, operation: str, *args: Any, **kwargs: Any) -> Any:
-        calls[operation] += 1
-        return original(self, operation, *args, **kwargs)
+    def counted(self: CrtSender, *args: Any, **kwargs: Any) -> Any:
+        calls[kwargs.get("operation", "")] += 1
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CrtTransport, "_call", counted)
+    monkeypatch.setattr(CrtSender, "request", counted)
     src = make_tree(tmp_path / "src", WIDE)
     connection = ConnectionSettings(endpoint_url=s3_env.endpoint_url)
     options = opts(bucket, src, prefix="crowd", transport="crt", connection=connection)
