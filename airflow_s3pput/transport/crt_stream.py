@@ -154,10 +154,11 @@ def _proxy_options(proxy: SplitResult) -> Any:
     from awscrt.http import HttpProxyAuthenticationType, HttpProxyOptions
     from awscrt.io import ClientTlsContext, TlsContextOptions
 
-    options = HttpProxyOptions(proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 80))
-    if proxy.scheme == "https":
+    host, https = proxy.hostname or "", proxy.scheme == "https"
+    options = HttpProxyOptions(host, proxy.port or (443 if https else 80))
+    if https:
         options.tls_connection_options = ClientTlsContext(TlsContextOptions()).new_connection_options()
-        options.tls_connection_options.set_server_name(proxy.hostname or "")
+        options.tls_connection_options.set_server_name(host)
     if proxy.username is not None:
         options.auth_type = HttpProxyAuthenticationType.Basic
         options.auth_username = unquote(proxy.username)
