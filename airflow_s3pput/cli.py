@@ -28,13 +28,7 @@ from airflow_s3pput.engine import upload
 from airflow_s3pput.errors import Interrupted, UsageError
 from airflow_s3pput.etag import MIB
 from airflow_s3pput.modes import MODES
-from airflow_s3pput.option_builder import (
-    CONNECTION_SETTINGS,
-    UPLOAD_SETTINGS,
-    as_size,
-    build_connection,
-    build_options,
-)
+from airflow_s3pput.option_builder import as_size, build_connection, build_options
 from airflow_s3pput.options import (
     DEFAULT_MULTIPART_THRESHOLD,
     DEFAULT_PART_SIZE,
@@ -277,12 +271,10 @@ def render(error: UsageError) -> str:
 
 
 def options_from_args(args: argparse.Namespace) -> UploadOptions:
-    given = vars(args)
-    upload_raw = {name: given[name] for name in UPLOAD_SETTINGS if name in given}
-    connection_raw = {name: given[name] for name in CONNECTION_SETTINGS if name in given}
-    if not connection_raw.get("endpoint_url"):
-        connection_raw["endpoint_url"] = environment_endpoint()  # as the AWS CLI reads it
-    options = build_options(upload_raw, connection=build_connection(connection_raw))
+    raw = vars(args)
+    if not raw.get("endpoint_url"):
+        raw = {**raw, "endpoint_url": environment_endpoint()}  # as the AWS CLI reads it
+    options = build_options(raw, connection=build_connection(raw))
     rules = tuple(args.filters or ())
     return dataclasses.replace(options, filters=rules) if rules else options
 

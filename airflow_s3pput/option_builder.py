@@ -1,18 +1,14 @@
 """From raw settings to ``UploadOptions``: the one builder for the CLI and the Airflow operators.
 
-A raw setting is what a front end holds: argparse's value, or an operator field after Airflow
-rendered its template (often a string: ``"16"``, ``"true"``, ``"None"``). The builder coerces
-each by its canonical name (``put_mode``, ``dry_run``, ``part_size``: the names in the table
-below, which the operators use as they are and the CLI spells as its flags), leaves out what was
-not given so that the default of ``UploadOptions``, ``ConnectionSettings`` or ``BatchBounds``
-applies (each default lives there, once), and lets those classes validate. Every error is a
-``UsageError`` that names its setting::
+A raw setting is argparse's value or an operator's rendered template (often a string: ``"16"``,
+``"true"``, ``"None"``), keyed by its canonical name in the tables below, which the operators use
+as they are and the CLI spells as its flags. A setting not given (``None``, ``""`` or ``"None"``,
+what a template renders for ``None``) is left out, so that the default of ``UploadOptions``,
+``ConnectionSettings`` or ``BatchBounds`` applies: each default lives there, once. Every error is
+a ``UsageError`` that names its setting::
 
     options = build_options({"source": "/data", "bucket": "b", "part_size": "32MiB"})
     bounds = build_bounds({"batch_size": "500"})
-
-"Not given" is ``None``, an empty string, or the string ``"None"`` (what a template renders for a
-``None`` unless the DAG renders native objects).
 """
 
 from __future__ import annotations
@@ -63,9 +59,7 @@ def as_bool(value: object) -> bool:
 
 
 def as_int(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected an integer")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         return int(value)
@@ -73,13 +67,9 @@ def as_int(value: object) -> int:
 
 
 def as_float(value: object) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("expected a number")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        return float(value)  # ValueError names the text
-    raise ValueError("expected a number")
+    return float(value)  # for a string, the ValueError names the text
 
 
 def as_size(value: object) -> int:
@@ -185,26 +175,23 @@ def coerce(name: str, convert: Coerce, value: object) -> Any:
     return result
 
 
-def _given(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, Any]:
-    """The coerced values ``raw`` gives, by field name; unknown names are a programming error."""
-    unknown = set(raw) - set(table)
-    if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+def given(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, Any]:
+    """The coerced values that ``raw`` gives for the settings of ``table``, by field name."""
     fields: dict[str, Any] = {}
-    for name, value in raw.items():
-        coerced = coerce(name, table[name], value)
+    for name, convert in table.items():
+        coerced = coerce(name, convert, raw.get(name))
         if coerced is not None:
             fields[_FIELDS.get(name, name)] = coerced
     return fields
 
 
 def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = None) -> UploadOptions:
-    """Validated ``UploadOptions`` from ``raw`` upload settings (``UPLOAD_SETTINGS``).
+    """Validated ``UploadOptions`` from the upload settings (``UPLOAD_SETTINGS``) of ``raw``.
 
     ``connection`` is the front end's (the CLI builds it with ``build_connection``, the
     provider from an Airflow connection); without it the standard AWS chain applies.
     """
-    fields = _given(raw, UPLOAD_SETTINGS)
+    fields = given(raw, UPLOAD_SETTINGS)
     fields.setdefault("bucket", "")
     fields.setdefault("sources", ())
     if "processes" not in fields or "threads" not in fields:
@@ -218,13 +205,13 @@ def build_options(raw: RawSettings, *, connection: ConnectionSettings | None = N
 
 
 def build_connection(raw: RawSettings) -> ConnectionSettings:
-    """Validated ``ConnectionSettings`` from ``raw`` connection settings (``CONNECTION_SETTINGS``).
+    """Validated ``ConnectionSettings`` from the connection settings (``CONNECTION_SETTINGS``) of ``raw``.
 
     An endpoint without a scheme gets ``https://``, or ``http://`` when ``secure`` is false;
     ``ca_bundle`` is the file to verify TLS with, ``verify_ssl=False`` turns verifying off;
     ``retries`` counts the attempts after the first.
     """
-    fields = _given(raw, CONNECTION_SETTINGS)
+    fields = given(raw, CONNECTION_SETTINGS)
     endpoint = fields.get("endpoint_url")
     if endpoint and "://" not in endpoint:
         secure = fields.get("secure", ConnectionSettings.secure)
@@ -238,14 +225,9 @@ def build_connection(raw: RawSettings) -> ConnectionSettings:
     return ConnectionSettings(**fields)
 
 
-def build_aws_overrides(raw: RawSettings) -> dict[str, Any]:
-    """The coerced ``AWS_SETTINGS`` that ``raw`` gives (``region_name``, ``verify``), by name."""
-    return _given(raw, AWS_SETTINGS)
-
-
 def build_bounds(raw: RawSettings) -> BatchBounds:
-    """Validated ``BatchBounds`` from ``raw`` plan settings (``PLAN_SETTINGS``)."""
-    return BatchBounds(**_given(raw, PLAN_SETTINGS))
+    """Validated ``BatchBounds`` from the plan settings (``PLAN_SETTINGS``) of ``raw``."""
+    return BatchBounds(**given(raw, PLAN_SETTINGS))
 
 
 #: a stand-in for a setting known only when the task runs, where validation needs a value
@@ -260,11 +242,6 @@ def check_known(raw: RawSettings, *, unknown: Collection[str] = ()) -> None:
     """
     known = {name: value for name, value in raw.items() if name not in unknown}
     known.update((name, value) for name, value in _STAND_INS.items() if name in unknown)
-    build_options(settings_in(known, UPLOAD_SETTINGS))
-    build_bounds(settings_in(known, PLAN_SETTINGS))
-    build_aws_overrides(settings_in(known, AWS_SETTINGS))
-
-
-def settings_in(raw: RawSettings, table: Mapping[str, Coerce]) -> dict[str, object]:
-    """The settings of ``raw`` that ``table`` declares."""
-    return {name: value for name, value in raw.items() if name in table}
+    build_options(known)
+    build_bounds(known)
+    given(known, AWS_SETTINGS)

@@ -30,13 +30,12 @@ from airflow_s3pput.option_builder import (
     PLAN_SETTINGS,
     UPLOAD_SETTINGS,
     as_bool,
-    build_aws_overrides,
     build_bounds,
     build_options,
     check_known,
     coerce,
+    given,
     is_unset,
-    settings_in,
 )
 from airflow_s3pput.planner import Batch, plan
 from airflow_s3pput.progress import Progress
@@ -173,14 +172,13 @@ class _UploadSettings(BaseOperator):
     def upload_options(self) -> UploadOptions:
         """The rendered settings as engine options with the connection's credentials, which
         ``region_name`` and ``verify`` override."""
-        raw = settings_in(self.settings, UPLOAD_SETTINGS)
-        fail_fast(build_options, raw)  # bad settings fail before any connection is looked up
-        overrides = fail_fast(build_aws_overrides, settings_in(self.settings, AWS_SETTINGS))
+        fail_fast(build_options, self.settings)  # bad settings fail before any connection is looked up
+        overrides = fail_fast(given, self.settings, AWS_SETTINGS)
         from airflow_s3pput.provider.connection import settings_from_connection
 
         connection = fail_fast(settings_from_connection, self.aws_conn_id, **overrides)
         # Again with the connection: the transport, and so the default concurrency, may follow it.
-        return fail_fast(build_options, raw, connection=connection)
+        return fail_fast(build_options, self.settings, connection=connection)
 
 
 def parallel_capacity(executor: str | None = None, cpus: int | None = None) -> int:
@@ -222,7 +220,7 @@ class S3PPutPlanOperator(_UploadSettings):
         check_settings(self.settings)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        bounds = fail_fast(build_bounds, settings_in(self.settings, PLAN_SETTINGS))
+        bounds = fail_fast(build_bounds, self.settings)
         options = self.upload_options()
         if doubled := doubled_slash_warning(options.prefix):
             log.warning("s3pput: %s", doubled)

@@ -10,7 +10,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from airflow_s3pput.option_builder import UPLOAD_SETTINGS, build_options, settings_in
+from airflow_s3pput.option_builder import build_options
 from airflow_s3pput.provider.operators import MAP_INDEX_TEMPLATE
 from airflow_s3pput.testing.local_airflow import EXAMPLE_DAGS
 
@@ -107,7 +107,7 @@ def test_template_fields_render_from_params() -> None:
     assert settings["limit"] == 7 and settings["batch_size"] == 3
     assert settings["headers"] == ["Cache-Control:no-cache"]
     assert plan.aws_conn_id == "my_s3"
-    options = build_options(settings_in(plan.settings, UPLOAD_SETTINGS))
+    options = build_options(plan.settings)
     assert (options.sources, options.mode, options.dry_run, options.limit) == (("/src",), "add", True, 7)
 
 
