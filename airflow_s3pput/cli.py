@@ -249,14 +249,12 @@ def build_parser() -> _Parser:
 
 
 def flag_spelling(parser: _Parser) -> dict[str, str]:
-    """How the shell spells each setting: its option (``put_mode`` -> ``--put``), or ``SOURCE``."""
-    spelling: dict[str, str] = {}
+    """How the shell spells each setting: its long option (``put_mode`` -> ``--put``), or ``SOURCE``."""
+    spelling = {}
     for action in parser.declared:
-        if action.option_strings:
-            long = [s for s in action.option_strings if s.startswith("--")]
-            spelling.setdefault(action.dest, long[0] if long else action.option_strings[0])
-        elif isinstance(action.metavar, str):
-            spelling[action.dest] = action.metavar
+        long = [flag for flag in action.option_strings if flag.startswith("--")]
+        spelling[action.dest] = long[0] if long else str(action.metavar)  # a positional: its metavar
+    # The settings that two options share:
     spelling["secure"] = "--secure/--insecure"
     spelling["filters"] = spelling["include"] = spelling["exclude"] = "--include/--exclude"
     return spelling
@@ -320,16 +318,13 @@ class Reporter:
         return f"{'would ' if self.dry_run else ''}{result.action} {where(result)}"
 
     def _print(self, line: str, stream: TextIO) -> None:
-        self._clear()  # the progress line, which the text would otherwise run into
+        self.finish()  # clears the progress line, which the text would otherwise run into
         print(line, file=stream)
 
-    def _clear(self) -> None:
+    def finish(self) -> None:
         if self._drawn:
             self.err.write("\r\033[K")
             self._drawn = False
-
-    def finish(self) -> None:
-        self._clear()
 
 
 class _Output:
@@ -410,19 +405,8 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         args = build_parser().parse_args(argv)
         options = options_from_args(args)
-        if args.verify_ssl is False:
-            # One line for the user's explicit choice, instead of urllib3's warning per connection.
-            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-            print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
         _warn_before(args, options, err)
-        reporter = Reporter(args, out, err)
-        interrupted = False
-        try:
-            stats = upload(options, on_result=reporter)
-        except Interrupted as stopped:
-            stats, interrupted = stopped.stats, True  # type: ignore[assignment]
-        finally:
-            reporter.finish()
+        stats, interrupted = _upload(options, Reporter(args, out, err))
     except UsageError as exc:
         print(f"s3pput: error: {render(exc)}", file=err)
         return EXIT_USAGE
@@ -442,9 +426,23 @@ def _run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if stats.ok else EXIT_FAILED
 
 
+def _upload(options: UploadOptions, reporter: Reporter) -> tuple[Stats, bool]:
+    """The run's stats, and whether Ctrl-C (or SIGTERM) stopped it."""
+    try:
+        return upload(options, on_result=reporter), False
+    except Interrupted as stopped:
+        return stopped.stats, True  # type: ignore[return-value]
+    finally:
+        reporter.finish()
+
+
 def _warn_before(args: argparse.Namespace, options: UploadOptions, err: TextIO) -> None:
-    """One line for each thing the user likely did not mean: a SOURCE given twice, a ``//`` in
-    the prefix, includes that change nothing."""
+    """One line for each thing the user chose or likely did not mean: unverified TLS, a SOURCE
+    given twice, a ``//`` in the prefix, includes that change nothing."""
+    if args.verify_ssl is False:
+        # One line for the user's explicit choice, instead of urllib3's warning per connection.
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+        print("s3pput: warning: TLS certificates are not verified (--no-verify-ssl)", file=err)
     again = list(options.sources)
     for source in distinct_sources(options.sources):
         again.remove(source)  # its first mention: what is left names a SOURCE given before
