@@ -32,14 +32,7 @@ def settings_from_connection(
     """``region_name`` and ``verify`` override the connection's, as ``AwsBaseOperator``'s do."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    if aws_conn_id is not None and not aws_conn_id.strip():
-        # An emptied form field: never fall back to the workers' credentials without a word.
-        raise UsageError(
-            "{setting} is empty: name an Airflow connection, or pass None to use the workers' "
-            "AWS credential chain",
-            setting="aws_conn_id",
-        )
-    client_fields = _client_fields(aws_conn_id) if aws_conn_id is not None else {}
+    client_fields = _client_fields(aws_conn_id)
     hook = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name, verify=verify)
     try:
         config = hook.conn_config
@@ -77,12 +70,21 @@ def _credentials(hook: Any) -> tuple[Any, bool]:
     return credentials, isinstance(resolved, RefreshableCredentials)
 
 
-def _client_fields(aws_conn_id: str) -> dict[str, Any]:
+def _client_fields(aws_conn_id: str | None) -> dict[str, Any]:
     """The ``ConnectionSettings`` fields of the connection's ``config_kwargs``, read before the
     hook builds a botocore Config of them: a bad option is then one line naming it."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    if aws_conn_id is None:  # the workers' chain, asked for on purpose
+        return {}
+    if not aws_conn_id.strip():
+        # An emptied form field: never fall back to the workers' credentials without a word.
+        raise UsageError(
+            "{setting} is empty: name an Airflow connection, or pass None to use the workers' "
+            "AWS credential chain",
+            setting="aws_conn_id",
+        )
     try:
         extra = BaseHook.get_connection(aws_conn_id).extra_dejson
     except AirflowNotFoundException:
