@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from airflow_s3pput.cli import FLAGS
+from airflow_s3pput.cli import FLAGS, build_parser
 from airflow_s3pput.modes import MODES
 from airflow_s3pput.option_builder import (
     AIRFLOW_SPELLING,
@@ -23,6 +23,8 @@ from airflow_s3pput.options import TRANSPORTS, UploadOptions
 
 #: what the table holds but the shell has no use for: the plan's bounds batch Airflow's tasks
 SHELL_LACKS = set(PLAN_SETTINGS)
+#: the shell's options that are no setting: argparse's own, and how the shell prints
+SHELL_ONLY = {"help", "version", "verbose", "quiet", "json", "no_progress"}
 #: keywords that are not upload settings: the connection, the group and its tasks
 NOT_SETTINGS = {
     "aws_conn_id", "group_id", "fail_on_error", "outlets", "retries", "retry_delay",
@@ -54,6 +56,22 @@ def test_the_operators_take_exactly_the_table() -> None:
     shared = keywords(_UploadSettings.__init__) - NOT_SETTINGS
     plan_only = keywords(S3PPutPlanOperator.__init__) - NOT_SETTINGS
     assert shared | plan_only == set(UPLOAD_SETTINGS) | set(PLAN_SETTINGS) | set(AWS_SETTINGS)
+
+
+def test_the_put_leaves_exactly_the_plan_only_settings_to_the_plan() -> None:
+    pytest.importorskip("airflow.sdk")
+    from airflow_s3pput.provider.operators import PLAN_ONLY, S3PPutPlanOperator, _UploadSettings
+
+    assert keywords(S3PPutPlanOperator.__init__) == PLAN_ONLY
+    assert not keywords(_UploadSettings.__init__) & PLAN_ONLY
+
+
+def test_the_shell_takes_exactly_the_table() -> None:
+    """Each option's ``dest`` is a setting of the table, or the ordered ``--include``/``--exclude``
+    list; every setting but the plan's bounds has an option."""
+    dests = {action.dest for action in build_parser().declared} - SHELL_ONLY
+    taken = set(UPLOAD_SETTINGS) - SHELL_LACKS - {"include", "exclude"} | {"filters"}
+    assert dests == taken | set(CONNECTION_SETTINGS)
 
 
 def test_the_shell_spells_every_setting_of_the_table() -> None:
