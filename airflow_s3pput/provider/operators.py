@@ -233,12 +233,7 @@ class S3PPutPlanOperator(_UploadSettings):
             # deletes what is under the prefix, as ``s3pput --delete`` does.
             batches = [Batch(0, None, None, "", "", 0, 0)]
             log.info("nothing to put: one batch deletes the extraneous keys under the prefix")
-        # Each descriptor says where it was planned for, so that a put or the reduce given another
-        # target fails, and when, by the server's clock as LastModified is: what an earlier try of
-        # the run landed was written since then (``engine.landed_earlier``).
-        planned_at = datetime.fromtimestamp(math.floor(server_time or time.time()), tz=timezone.utc)
-        target = {"bucket": options.bucket, "prefix": join_key(options.prefix, "")}
-        return [{**b.to_dict(), **target, "planned_at": planned_at.isoformat()} for b in batches]
+        return _descriptors(batches, options, server_time)
 
     def _max_batches(self) -> int:
         """Airflow's map limit, and as many batches as can run at once unless the DAG bounds them."""
@@ -248,6 +243,17 @@ class S3PPutPlanOperator(_UploadSettings):
         if is_unset(self.settings.get("batch_size")) and is_unset(self.settings.get("max_batches")):
             return min(cap, parallel_capacity())
         return cap
+
+
+def _descriptors(
+    batches: Sequence[Batch], options: UploadOptions, server_time: float | None
+) -> list[dict[str, Any]]:
+    """The batches to map the put over. Each says where it was planned for, so that a put or the
+    reduce given another target fails, and when, by the server's clock as LastModified is: what an
+    earlier try of the run landed was written since then (``engine.landed_earlier``)."""
+    planned_at = datetime.fromtimestamp(math.floor(server_time or time.time()), tz=timezone.utc)
+    target = {"bucket": options.bucket, "prefix": join_key(options.prefix, "")}
+    return [{**b.to_dict(), **target, "planned_at": planned_at.isoformat()} for b in batches]
 
 
 class S3PPutBatchOperator(_UploadSettings):
