@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from airflow_s3pput.errors import UsageError
+from airflow_s3pput.errors import UsageError, describe_error
 from airflow_s3pput.options import ConnectionSettings
 from airflow_s3pput.transport import environment_endpoint
 from airflow_s3pput.transport.client_config import connection_fields
@@ -101,7 +101,7 @@ def _client_fields(aws_conn_id: str | None) -> dict[str, Any]:
 def _unusable(aws_conn_id: str | None, exc: Exception) -> UsageError:
     """Why the hook gave no credentials, naming the connection. The exception's type and first
     line only: a library's message may quote the whole config."""
-    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+    reason = describe_error(exc)
     if isinstance(exc, AttributeError):  # boto3 found no credentials at all
         reason = "no AWS credentials found"
     who = f"{{setting}} {aws_conn_id!r}"
