@@ -202,11 +202,10 @@ class UploadOptions:
     def _check_ranges(self) -> None:
         if self.limit is not None and self.limit < 0:
             raise UsageError(f"{{setting}} must be 0 or more, not {self.limit}", setting="limit")
-        for setting, low, high in (("processes", 1, MAX_PROCESSES), ("threads", 1, MAX_THREADS)):
-            if not low <= getattr(self, setting) <= high:
+        for setting, most in (("processes", MAX_PROCESSES), ("threads", MAX_THREADS)):
+            if not 1 <= getattr(self, setting) <= most:
                 raise UsageError(
-                    f"{{setting}} must be between {low} and {high}, not {getattr(self, setting)}",
-                    setting=setting,
+                    f"{{setting}} must be between 1 and {most}, not {getattr(self, setting)}", setting=setting
                 )
         for name in ("part_size", "multipart_threshold"):
             if not MIN_PART_SIZE <= getattr(self, name) <= MAX_PART_SIZE:
