@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from airflow_s3pput import checksums
@@ -36,11 +37,12 @@ CANCEL_POLL = 0.1
 
 
 class Part(NamedTuple):
-    """A part on the server: its ETag, and the MD5 and CRC64NVME of its bytes."""
+    """A part on the server: its ETag, and the MD5, CRC64NVME and length of its bytes."""
 
     etag: str
     md5: bytes
     crc: int
+    length: int
 
 
 class Landed(NamedTuple):
@@ -50,6 +52,19 @@ class Landed(NamedTuple):
     stored: Stored
     etag: str
     resumed: int
+
+
+@dataclass
+class _Upload:
+    """One multipart upload under way."""
+
+    key: str
+    #: whether its parts and completion carry CRC64NVME: one started here does when the store
+    #: takes checksums; one carried on tries, and drops them at the first refusal
+    checksummed: bool
+    id: str = ""
+    #: set when it failed or was cancelled: send no more parts
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class MultipartUploads:
@@ -68,8 +83,6 @@ class MultipartUploads:
         self.journal = journal
         self.checksum = checksum
         self.cancelled = cancelled
-        #: sends of one part whose bytes arrived damaged, before the file is failed
-        self.attempts = options.connection.max_attempts
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         #: parts on the wire at once (set with the pool), within PART_BYTES_IN_FLIGHT
@@ -98,35 +111,23 @@ class MultipartUploads:
         """Upload ``size`` bytes of ``fd`` in parts, carrying on an open upload of the key whose
         parts are provably these bytes. ``before_completing`` raises if the file changed."""
         part_size = self.options.part_size_for(size)
-        checksummed = _Checksummed(self.checksum.on)
-        resumed = self.resumable(key, fd, size, part_size)
-        if resumed is not None:
-            upload_id, landed = resumed
-        else:
-            intent = self.journal.starting(key)
-            upload_id, landed = self._create(key, params, checksummed), {}
-            self.journal.started(intent, key, upload_id)
-        stop = threading.Event()  # this upload failed or was cancelled: send no more parts
+        spans = [(offset, min(part_size, size - offset)) for offset in range(0, size, part_size)]
+        upload = _Upload(key, self.checksum.on)
+        landed = self._start(upload, params, fd, spans)
         try:
-            futures: list[Future[Part]] = []
-            for number, offset in enumerate(range(0, size, part_size), start=1):
-                if number in landed:
-                    futures.append(_done(landed[number]))
-                else:
-                    body = PartBody(fd, offset, min(part_size, size - offset), stop)
-                    futures.append(
-                        self.pool.submit(self._send_part, key, upload_id, number, body, checksummed)
-                    )
-            parts = self._wait_for_parts(futures, stop)
+            sending: dict[int, Future[Part]] = {}
+            for number, (offset, length) in enumerate(spans, start=1):
+                if number not in landed:
+                    body = PartBody(fd, offset, length, upload.stop)
+                    sending[number] = self.pool.submit(self._send_part, upload, number, body)
+            sent = self._wait_for_parts(sending, upload.stop)
+            parts = [part for _, part in sorted({**landed, **sent}.items())]
             before_completing()
-            whole = checksums.combined(
-                [(p.crc, _part_length(n, part_size, size)) for n, p in enumerate(parts, 1)]
-            )
-            stored, sent_crc = self._complete(key, upload_id, parts, checksums.encode(whole), checksummed)
+            stored, sent_crc = self._complete(upload, parts)
         except BaseException:
-            self.abort(key, upload_id)
+            self.abort(key, upload.id)
             raise
-        self.journal.finished(upload_id)
+        self.journal.finished(upload.id)
         expected = multipart_etag([p.md5 for p in parts])
         if stored.etag_differs(expected):
             raise IntegrityError(f"server ETag {stored.etag} does not match the uploaded parts ({expected})")
@@ -134,17 +135,29 @@ class MultipartUploads:
             raise IntegrityError(
                 f"server CRC64NVME {stored.crc64nvme} does not match the parts' ({sent_crc})"
             )
-        return Landed(stored, expected, sum(_part_length(n, part_size, size) for n in landed))
+        return Landed(stored, expected, sum(part.length for part in landed.values()))
 
-    def resumable(self, key: str, fd: int, size: int, part_size: int) -> tuple[str, dict[int, Part]] | None:
-        """An open upload of ``key`` to carry on, with its parts: every part it holds must be the
-        same byte range of this file (its ETag is that range's MD5), whoever started it. Another
-        run of this host that is still going keeps its own; one of ours that holds other bytes
-        (the file changed since) is aborted; another tool's is left alone. The object gets the
-        headers the upload was started with (ListParts does not show them): those of the run
-        that started it, the same settings when it was a killed run of this DAG or command."""
-        if not self.options.resume:
-            return None
+    def _start(
+        self, upload: _Upload, params: dict[str, Any], fd: int, spans: list[tuple[int, int]]
+    ) -> dict[int, Part]:
+        """Carry on an open upload (``resumable``) or start one; the parts it already holds."""
+        resumed = self.resumable(upload.key, fd, spans) if self.options.resume else None
+        if resumed is not None:
+            upload.id, landed = resumed
+            return landed
+        intent = self.journal.starting(upload.key)
+        upload.id = self._create(upload, params)
+        self.journal.started(intent, upload.key, upload.id)
+        return {}
+
+    def resumable(
+        self, key: str, fd: int, spans: list[tuple[int, int]]
+    ) -> tuple[str, dict[int, Part]] | None:
+        """An open upload of ``key`` whose every part is the same byte range of this file (its
+        ETag that range's MD5), whoever started it, with its parts. A run of this host still
+        going keeps its own; a left one of ours that holds other bytes (the file changed) is
+        aborted; another tool's is left alone. The object gets the headers the upload was
+        started with (ListParts does not show them): a killed run's are this run's settings."""
         for upload_id in self._open_uploads_newest_first(key):
             owner = self.journal.owner(upload_id)
             if owner == "running":
@@ -153,7 +166,7 @@ class MultipartUploads:
                 parts = self.transport.list_parts(key, upload_id)
             except S3Error:
                 continue
-            landed = _our_parts(parts, fd, size, part_size)
+            landed = _our_parts(parts, fd, spans)
             if landed is not None and (landed or owner == "left"):
                 self.journal.adopt(key, upload_id)
                 return upload_id, landed
@@ -177,101 +190,89 @@ class MultipartUploads:
             self.transport.abort_multipart(key, upload_id)
             self.journal.finished(upload_id)
 
-    def _create(self, key: str, params: dict[str, Any], checksummed: _Checksummed) -> str:
+    def _create(self, upload: _Upload, params: dict[str, Any]) -> str:
         """Start an upload whose parts carry their CRC64NVME and whose object keeps the
         whole's, unless the store refuses checksums."""
-        if checksummed.on:
+        if upload.checksummed:
             try:
-                return self.transport.create_multipart(key, {**params, **checksums.MULTIPART_PARAMS})
+                return self.transport.create_multipart(upload.key, {**params, **checksums.MULTIPART_PARAMS})
             except S3Error as error:
                 if not error.refuses_header:
                     raise
                 self.checksum.refused(error)
-                checksummed.on = False
-        return self.transport.create_multipart(key, params)
+                upload.checksummed = False
+        return self.transport.create_multipart(upload.key, params)
 
-    def _wait_for_parts(self, futures: list[Future[Part]], stop: threading.Event) -> list[Part]:
-        """The parts in order; on a failed part or Ctrl-C, parts not on the wire are dropped and
-        the upload stops once the parts on the wire are done."""
-        pending = set(futures)
+    def _wait_for_parts(self, sending: dict[int, Future[Part]], stop: threading.Event) -> dict[int, Part]:
+        """The parts by number; on a failed part or Ctrl-C, parts not on the wire are dropped
+        and the upload stops once the parts on the wire are done."""
+        pending = set(sending.values())
         while pending:
             done, pending = wait(pending, timeout=CANCEL_POLL, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done) or self.cancelled.is_set():
+            failures = [error for f in done if (error := f.exception()) is not None]
+            if failures or self.cancelled.is_set():
                 stop.set()
                 for future in pending:
                     future.cancel()
                 wait(pending)
-                for future in done:
-                    if future.exception() is not None:
-                        raise future.exception()  # type: ignore[misc]
-                raise Interrupted(None)
-        return [f.result() for f in futures]
+                raise failures[0] if failures else Interrupted(None)
+        return {number: future.result() for number, future in sending.items()}
 
-    def _send_part(
-        self, key: str, upload_id: str, number: int, body: PartBody, checksummed: _Checksummed
-    ) -> Part:
+    def _send_part(self, upload: _Upload, number: int, body: PartBody) -> Part:
+        """Send a part again while its bytes arrive damaged, up to the run's attempts."""
         md5, crc = checksums.md5_and_crc64nvme(body.fd, body.offset, body.length)  # before a slot
+        attempts = self.options.connection.max_attempts
         with self._wire_slots:
-            for attempt in range(1, self.attempts + 1):
-                if body.stop is not None and body.stop.is_set():
+            for attempt in range(1, attempts + 1):
+                if upload.stop.is_set():
                     raise Interrupted(None)  # the upload is being aborted: this part is moot
-                sent_crc = checksums.encode(crc) if checksummed.on else ""
                 try:
-                    return Part(
-                        self.transport.upload_part(key, upload_id, number, body, md5, sent_crc), md5, crc
-                    )
+                    return Part(self._upload_part(upload, number, body, md5, crc), md5, crc, body.length)
                 except S3Error as error:
-                    if sent_crc and error.refuses_header:
-                        checksummed.on = False  # an upload carried on that was started without
-                    elif not (error.damaged_in_transit and attempt < self.attempts):
+                    if not error.damaged_in_transit or attempt == attempts:
                         raise
-        raise S3Error("InvalidRequest", f"part {number} refused {self.attempts} times")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _complete(
-        self, key: str, upload_id: str, parts: list[Part], whole_crc: str, checksummed: _Checksummed
-    ) -> tuple[Stored, str]:
-        """CompleteMultipartUpload, with the checksums when the parts carried them; an upload
-        carried on that refuses them (started without, by an older run) is completed without.
-        Returns the answer and the CRC64NVME sent."""
-        for with_crc in (checksummed.on, not checksummed.on):
-            sent = [SentPart(p.etag, checksums.encode(p.crc) if with_crc else "") for p in parts]
-            crc = whole_crc if with_crc else ""
+    def _upload_part(self, upload: _Upload, number: int, body: PartBody, md5: bytes, crc: int) -> str:
+        """UploadPart with the part's CRC64NVME, or without once the upload refuses it (one
+        carried on that was started without)."""
+        if upload.checksummed:
             try:
-                return self.transport.complete_multipart(key, upload_id, sent, crc), crc
+                return self.transport.upload_part(
+                    upload.key, upload.id, number, body, md5, checksums.encode(crc)
+                )
             except S3Error as error:
-                if with_crc != checksummed.on or not error.refuses_header:
+                if not error.refuses_header:
                     raise
-        raise AssertionError("unreachable")  # the second way returns or raises
+                upload.checksummed = False
+        return self.transport.upload_part(upload.key, upload.id, number, body, md5, "")
+
+    def _complete(self, upload: _Upload, parts: list[Part]) -> tuple[Stored, str]:
+        """CompleteMultipartUpload with the checksums as the parts were sent, then the other way
+        if the server refuses: an upload carried on may have been started by an older run.
+        Returns the answer and the whole object's CRC64NVME sent."""
+        whole = checksums.encode(checksums.combined([(p.crc, p.length) for p in parts]))
+        try:
+            return self._send_completion(upload, parts, whole if upload.checksummed else "")
+        except S3Error as error:
+            if not error.refuses_header:
+                raise
+        return self._send_completion(upload, parts, "" if upload.checksummed else whole)
+
+    def _send_completion(self, upload: _Upload, parts: list[Part], whole_crc: str) -> tuple[Stored, str]:
+        sent = [SentPart(p.etag, checksums.encode(p.crc) if whole_crc else "") for p in parts]
+        return self.transport.complete_multipart(upload.key, upload.id, sent, whole_crc), whole_crc
 
 
-class _Checksummed:
-    """Whether an upload's parts and completion carry CRC64NVME: one started here does when
-    the store takes checksums; one carried on tries, and drops them at the first refusal."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-
-
-def _part_length(number: int, part_size: int, size: int) -> int:
-    return min(part_size, size - (number - 1) * part_size)
-
-
-def _our_parts(parts: list[UploadedPart], fd: int, size: int, part_size: int) -> dict[int, Part] | None:
+def _our_parts(parts: list[UploadedPart], fd: int, spans: list[tuple[int, int]]) -> dict[int, Part] | None:
     """The parts, if each is the same byte range of ``fd`` (same length, its ETag the MD5 of
     those bytes); ``None`` if any is not. An opaque part ETag (SSE-KMS) proves nothing."""
-    count = -(-size // part_size)
     landed: dict[int, Part] = {}
     for part in parts:
-        if not 1 <= part.number <= count or part.size != _part_length(part.number, part_size, size):
+        if not 1 <= part.number <= len(spans) or part.size != spans[part.number - 1][1]:
             return None
-        md5, crc = checksums.md5_and_crc64nvme(fd, (part.number - 1) * part_size, part.size)
+        md5, crc = checksums.md5_and_crc64nvme(fd, spans[part.number - 1][0], part.size)
         if part.etag.lower() != md5.hex():  # listed without quotes (the interface's contract)
             return None
-        landed[part.number] = Part(part.etag, md5, crc)
+        landed[part.number] = Part(part.etag, md5, crc, part.size)
     return landed
-
-
-def _done(part: Part) -> Future[Part]:
-    future: Future[Part] = Future()
-    future.set_result(part)
-    return future
