@@ -10,10 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from airflow_s3pput.errors import FileChanged
 
 MIB = 1024 * 1024
-_READ = 1024 * 1024
 
 
-def iter_chunks(fd: int, offset: int, length: int, chunk: int = _READ) -> Iterator[bytes]:
+def iter_chunks(fd: int, offset: int, length: int, chunk: int = MIB) -> Iterator[bytes]:
     """Read ``length`` bytes at ``offset`` from ``fd`` with ``pread``, ``chunk`` at a time."""
     end = offset + length
     while offset < end:
@@ -22,13 +21,6 @@ def iter_chunks(fd: int, offset: int, length: int, chunk: int = _READ) -> Iterat
             raise FileChanged(f"file shrank while it was read (at byte {offset})")
         offset += len(data)
         yield data
-
-
-def md5_range(fd: int, offset: int, length: int) -> bytes:
-    digest = hashlib.md5(usedforsecurity=False)
-    for data in iter_chunks(fd, offset, length):
-        digest.update(data)
-    return digest.digest()
 
 
 def multipart_etag(part_digests: list[bytes]) -> str:

@@ -14,10 +14,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import BinaryIO
 
-from airflow_s3pput.etag import MIB, candidate_part_size_sets, iter_chunks, md5_range, multipart_etags
+from airflow_s3pput.etag import MIB, candidate_part_size_sets, iter_chunks, multipart_etags
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: what ``--gzip`` compresses unless told otherwise: the original's html/css/javascript plus
@@ -91,37 +91,26 @@ class Content:
     """The bytes we would store for one file, hashed lazily for the modes that need it."""
 
     def __init__(self, size: int, part_size: int) -> None:
-        self._size = size
+        self.stored_size = size
         self._part_size = part_size
-        self._md5: bytes | None = None
         self._multipart: dict[int, str] = {}
-
-    @property
-    def stored_size(self) -> int:
-        return self._size
-
-    def md5_range(self, offset: int, length: int) -> bytes:
-        raise NotImplementedError
 
     def chunks(self) -> Iterator[bytes | memoryview]:
         """The stored bytes from first to last, a bounded piece at a time."""
         raise NotImplementedError
 
-    @property
+    @cached_property
     def md5(self) -> bytes:
-        if self._md5 is None:
-            self._md5 = self.md5_range(0, self._size)
-        return self._md5
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.digest()
 
     def matches_etag(self, etag: str) -> bool:
         """Whether ``etag`` (listed) is the ETag of these bytes, uploaded whole or in parts.
 
-        A multipart ETag is compared with the ETags of candidate part sizes
-        (``etag.candidate_part_size_sets``): first those of the uploaders' defaults (ours, aws
-        cli, boto3, the CRT, s5cmd, rclone), then whole-MiB and exact guesses. Each set is
-        computed in one read of the content, whatever its size (a running MD5 per candidate),
-        and the guesses are read only when no default matched: an unchanged file costs one
-        MD5 of its bytes, a changed one of the same size usually three, in two reads.
+        A multipart ETag is compared with those of ``etag.candidate_part_size_sets``, a set per
+        read of the content: the guesses are read only when no uploader's default matched.
         """
         etag = etag.strip('"').lower()
         digest, sep, count = etag.partition("-")
@@ -129,7 +118,7 @@ class Content:
             return digest == self.md5.hex()
         if not count.isdigit():
             return False
-        for part_sizes in candidate_part_size_sets(self._size, int(count), self._part_size):
+        for part_sizes in candidate_part_size_sets(self.stored_size, int(count), self._part_size):
             etags = multipart_etags(self.chunks(), part_sizes)
             self._multipart.update(zip(part_sizes, etags, strict=True))  # what the digest record keeps
             if etag in etags:
@@ -147,12 +136,6 @@ class BytesContent(Content):
         super().__init__(len(data), part_size)
         self.data = data
 
-    def md5_range(self, offset: int, length: int) -> bytes:
-        if offset == 0 and length == len(self.data):  # the common case: no view to make
-            return hashlib.md5(self.data, usedforsecurity=False).digest()
-        view = memoryview(self.data)[offset : offset + length]
-        return hashlib.md5(view, usedforsecurity=False).digest()
-
     def chunks(self) -> Iterator[bytes | memoryview]:
         yield self.data
 
@@ -164,22 +147,5 @@ class FileContent(Content):
         super().__init__(size, part_size)
         self.fd = fd
 
-    def md5_range(self, offset: int, length: int) -> bytes:
-        return md5_range(self.fd, offset, length)
-
     def chunks(self) -> Iterator[bytes | memoryview]:
-        return iter_chunks(self.fd, 0, self._size)
-
-
-__all__ = [
-    "ALL_TYPES",
-    "DEFAULT_CONTENT_TYPE",
-    "DEFAULT_GZIP_TYPES",
-    "BytesContent",
-    "Content",
-    "FileContent",
-    "guess_content_type",
-    "gzip_bytes",
-    "gzip_to_tempfile",
-    "should_gzip",
-]
+        return iter_chunks(self.fd, 0, self.stored_size)

@@ -16,7 +16,6 @@ from airflow_s3pput.etag import (
     PartHasher,
     candidate_part_size_sets,
     iter_chunks,
-    md5_range,
     multipart_etag,
 )
 from airflow_s3pput.upload_body import (
@@ -117,15 +116,15 @@ def test_candidate_part_sizes(size: int, parts: int, configured: int, expected: 
         assert -(-size // part) == parts
 
 
-def test_md5_range_and_short_read(tmp_path: Path) -> None:
+def test_chunks_of_a_range_and_short_read(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(DATA)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert md5_range(fd, 100, 1000) == hashlib.md5(DATA[100:1100]).digest()
+        assert b"".join(iter_chunks(fd, 100, 1000, chunk=300)) == DATA[100:1100]
         assert b"".join(iter_chunks(fd, 0, len(DATA), chunk=100)) == DATA
         with pytest.raises(FileChanged, match="shrank"):
-            md5_range(fd, 0, len(DATA) + 1)
+            FileContent(fd, len(DATA) + 1, 1000).md5  # noqa: B018 - reading it is the point
     finally:
         os.close(fd)
 
@@ -336,7 +335,7 @@ def test_etags_work_on_a_fips_host(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(hashlib, "md5", fips_md5)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert md5_range(fd, 0, len(data)) == REAL_MD5(data).digest()
+        assert FileContent(fd, len(data), 1000).md5 == REAL_MD5(data).digest()
     finally:
         os.close(fd)
     assert multipart_etag(parts) == expected
@@ -345,27 +344,23 @@ def test_etags_work_on_a_fips_host(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert hasher.etag() == expected
     assert BytesContent(data, 1000).matches_etag(expected)
     assert BytesContent(data, 1000).md5 == REAL_MD5(data).digest()
-    assert BytesContent(data, 1000).md5_range(100, 1000) == REAL_MD5(data[100:1100]).digest()
 
 
 @pytest.mark.parametrize(
-    ("offset", "length"),
+    "length",
     [
-        pytest.param(0, 2500, id="whole"),
-        pytest.param(0, 10, id="head"),
-        pytest.param(100, 1000, id="middle"),
-        pytest.param(2495, 5, id="tail"),
-        pytest.param(7, 0, id="empty"),
+        pytest.param(2500, id="one-read"),
+        pytest.param(3 * MIB + 5, id="several-reads"),
+        pytest.param(0, id="empty"),
     ],
 )
-def test_md5_of_a_range_of_the_content(tmp_path: Path, offset: int, length: int) -> None:
-    data = os.urandom(2500)
+def test_md5_of_the_content(tmp_path: Path, length: int) -> None:
+    data = os.urandom(length)
     (tmp_path / "f").write_bytes(data)
-    expected = hashlib.md5(data[offset : offset + length]).digest()
-    assert BytesContent(data, 1000).md5_range(offset, length) == expected
+    expected = hashlib.md5(data).digest()
+    assert BytesContent(data, 1000).md5 == expected
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert FileContent(fd, len(data), 1000).md5_range(offset, length) == expected
-        assert FileContent(fd, len(data), 1000).md5 == hashlib.md5(data).digest()
+        assert FileContent(fd, length, 1000).md5 == expected
     finally:
         os.close(fd)
