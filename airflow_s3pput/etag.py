@@ -78,21 +78,19 @@ def candidate_part_size_sets(size: int, parts: int, configured: int) -> list[lis
     """The part sizes to try for an object of ``size`` bytes written in ``parts`` parts, in two
     sets: what uploaders use at their default settings, then generic guesses.
 
-    An object written in parts has the ETag ``md5(part md5s)-N``, which we can only recompute
-    knowing the part size. Rather than every size that gives N parts, the first set holds what
-    uploaders use at their default settings, grown as each grows it past 10,000 parts: ours
-    (``configured``, then s3pput's default and its earlier one), aws cli and boto3
-    ``upload_file``, the AWS CRT, s5cmd and rclone. These rarely give the same N for one size,
-    so the set usually holds one size, and it recognises the common case (an unchanged file)
-    with one MD5 of the content. The second set, read only when the first matched nothing,
-    holds the fewest whole MiB that give N parts (tools configured in MiB) and the exact
-    ceiling division. Sizes that do not give exactly N parts are left out; for one part, one
-    size stands for all.
+    A multipart ETag (``md5(part md5s)-N``) can only be recomputed knowing the part size. The
+    first set holds the uploaders' defaults, grown as each grows them past 10,000 parts: ours
+    (``configured``, s3pput's default and its earlier one), aws cli and boto3 ``upload_file``,
+    the AWS CRT, s5cmd and rclone. These rarely give the same N for one size, so an unchanged
+    file is usually recognised with one MD5 of its content. The second set, read only when the
+    first matched nothing, holds the fewest whole MiB that give N parts (tools configured in
+    MiB) and the exact ceiling division. Sizes that do not give exactly N parts are left out;
+    for one part, one size stands for all.
     """
     if parts <= 0 or size <= 0:
         return []
     exact = -(-size // parts)
-    defaults = (
+    defaults = [
         configured,
         doubled_to_fit(S3PPUT_PART_SIZE, size),
         doubled_to_fit(S3PPUT_EARLIER_PART_SIZE, size),
@@ -100,20 +98,18 @@ def candidate_part_size_sets(size: int, parts: int, configured: int) -> list[lis
         crt_part_size(AWS_PART_SIZE, size),
         aws_sdk_go_part_size(S5CMD_PART_SIZE, size),
         rclone_part_size(RCLONE_PART_SIZE, size),
-    )
-    guesses = (-(-exact // MIB) * MIB, exact)
-    seen: list[int] = []
-    sets: list[list[int]] = []
-    for group in (defaults, guesses):
-        fitting = []
-        for candidate in group:
-            if candidate > 0 and -(-size // candidate) == parts and candidate not in seen:
-                seen.append(candidate)
-                fitting.append(candidate)
-        if fitting:
-            sets.append(fitting)
-    # One part is the whole content whatever its size: every candidate gives the same ETag.
-    return [seen[:1]] if parts == 1 else sets
+    ]
+    first = _cutting_into(parts, size, defaults)
+    second = [c for c in _cutting_into(parts, size, [-(-exact // MIB) * MIB, exact]) if c not in first]
+    if parts == 1:  # the whole content whatever the size: every candidate gives the same ETag
+        return [(first + second)[:1]]
+    return [candidates for candidates in (first, second) if candidates]
+
+
+def _cutting_into(parts: int, size: int, part_sizes: list[int]) -> list[int]:
+    """The part sizes, each once and in order, that cut ``size`` bytes into exactly ``parts``
+    (a part size of 0 stands for none configured)."""
+    return [p for p in dict.fromkeys(part_sizes) if p > 0 and -(-size // p) == parts]
 
 
 class PartHasher:
