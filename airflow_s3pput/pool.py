@@ -58,17 +58,15 @@ class InProcessDispatcher:
 
     def submit(self, tasks: list[PutTask]) -> Future[list[PutResult]]:
         future: Future[list[PutResult]] = Future()
-        results: list[PutResult | None] = [None] * len(tasks)
-        remaining = [len(tasks)]
+        results: dict[int, PutResult] = {}
         lock = threading.Lock()
 
         def store(index: int, result: PutResult) -> None:
-            results[index] = result
             with lock:
-                remaining[0] -= 1
-                last = remaining[0] == 0
+                results[index] = result
+                last = len(results) == len(tasks)
             if last:
-                future.set_result([r for r in results if r is not None])
+                future.set_result([results[i] for i in range(len(tasks))])
 
         for index, task in enumerate(tasks):
             done = functools.partial(store, index)
