@@ -25,6 +25,8 @@ HEADER = "x-amz-checksum-crc64nvme"
 #: what starts a multipart upload whose parts carry it and whose object keeps the whole's
 MULTIPART_PARAMS = {"ChecksumAlgorithm": "CRC64NVME", "ChecksumType": "FULL_OBJECT"}
 
+log = logging.getLogger(__name__)
+
 
 def crc64nvme(data: bytes | memoryview) -> int:
     return int(_crc64nvme(data))
@@ -52,9 +54,6 @@ def combined(crcs: list[tuple[int, int]]) -> int:
 def encode(crc: int, width: int = 8) -> str:
     """As S3 writes it: the ``width`` bytes (8 for CRC64NVME), big-endian, in base64."""
     return base64.b64encode(crc.to_bytes(width, "big")).decode()
-
-
-log = logging.getLogger(__name__)
 
 
 class ChecksumSupport:
