@@ -157,7 +157,8 @@ class MultipartUploads:
         ETag that range's MD5), whoever started it, with its parts. A run of this host still
         going keeps its own; a left one of ours that holds other bytes (the file changed) is
         aborted; another tool's is left alone. The object gets the headers the upload was
-        started with (ListParts does not show them): a killed run's are this run's settings."""
+        started with (ListParts does not show them): the same settings when a killed run of
+        this DAG or command started it."""
         for upload_id in self._open_uploads_newest_first(key):
             owner = self.journal.owner(upload_id)
             if owner == "running":
