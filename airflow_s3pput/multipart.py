@@ -83,27 +83,15 @@ class MultipartUploads:
         self.journal = journal
         self.checksum = checksum
         self.cancelled = cancelled
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        #: parts on the wire at once (set with the pool), within PART_BYTES_IN_FLIGHT
-        self._wire_slots = threading.BoundedSemaphore(1)
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                streamed = self.transport.streams_parts  # then a part on the wire costs no memory
-                by_memory = MAX_PART_WORKERS if streamed else PART_BYTES_IN_FLIGHT // self.options.part_size
-                on_wire = max(2, min(self.options.threads, MAX_PART_WORKERS, by_memory))
-                self._wire_slots = threading.BoundedSemaphore(on_wire)
-                self._pool = ThreadPoolExecutor(
-                    on_wire + PARTS_HASHED_AHEAD, thread_name_prefix="s3pput-part"
-                )
-            return self._pool
+        streamed = transport.streams_parts  # then a part on the wire costs no memory
+        by_memory = MAX_PART_WORKERS if streamed else PART_BYTES_IN_FLIGHT // options.part_size
+        on_wire = max(2, min(options.threads, MAX_PART_WORKERS, by_memory))
+        self._wire_slots = threading.BoundedSemaphore(on_wire)
+        # The pool starts its threads with the first part: a run without large files has none.
+        self.pool = ThreadPoolExecutor(on_wire + PARTS_HASHED_AHEAD, thread_name_prefix="s3pput-part")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
     def upload(
         self, fd: int, size: int, key: str, params: dict[str, Any], before_completing: Callable[[], None]
