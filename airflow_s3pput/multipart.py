@@ -103,13 +103,7 @@ class MultipartUploads:
         upload = _Upload(key, self.checksum.on)
         landed = self._start(upload, params, fd, spans)
         try:
-            sending: dict[int, Future[Part]] = {}
-            for number, (offset, length) in enumerate(spans, start=1):
-                if number not in landed:
-                    body = PartBody(fd, offset, length, upload.stop)
-                    sending[number] = self.pool.submit(self._send_part, upload, number, body)
-            sent = self._wait_for_parts(sending, upload.stop)
-            parts = [part for _, part in sorted({**landed, **sent}.items())]
+            parts = self._send_parts(upload, fd, spans, landed)
             before_completing()
             stored, sent_crc = self._complete(upload, parts)
         except BaseException:
@@ -192,10 +186,21 @@ class MultipartUploads:
                 upload.checksummed = False
         return self.transport.create_multipart(upload.key, params)
 
-    def _wait_for_parts(self, sending: dict[int, Future[Part]], stop: threading.Event) -> dict[int, Part]:
-        """The parts by number; on a failed part or Ctrl-C, parts not on the wire are dropped
-        and the upload stops once the parts on the wire are done."""
-        pending = set(sending.values())
+    def _send_parts(
+        self, upload: _Upload, fd: int, spans: list[tuple[int, int]], landed: dict[int, Part]
+    ) -> list[Part]:
+        """Every part in order: those ``landed`` already, and the others sent in parallel."""
+        sending: dict[int, Future[Part]] = {}
+        for number, (offset, length) in enumerate(spans, start=1):
+            if number not in landed:
+                body = PartBody(fd, offset, length, upload.stop)
+                sending[number] = self.pool.submit(self._send_part, upload, number, body)
+        self._wait_for_parts(set(sending.values()), upload.stop)
+        return [landed[n] if n in landed else sending[n].result() for n in range(1, len(spans) + 1)]
+
+    def _wait_for_parts(self, pending: set[Future[Part]], stop: threading.Event) -> None:
+        """On a failed part or Ctrl-C, parts not on the wire are dropped and the upload stops
+        once the parts on the wire are done."""
         while pending:
             done, pending = wait(pending, timeout=CANCEL_POLL, return_when=FIRST_EXCEPTION)
             failures = [error for f in done if (error := f.exception()) is not None]
@@ -205,7 +210,6 @@ class MultipartUploads:
                     future.cancel()
                 wait(pending)
                 raise failures[0] if failures else Interrupted(None)
-        return {number: future.result() for number, future in sending.items()}
 
     def _send_part(self, upload: _Upload, number: int, body: PartBody) -> Part:
         """Send a part again while its bytes arrive damaged, up to the run's attempts."""
