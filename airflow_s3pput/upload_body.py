@@ -74,9 +74,9 @@ def gzip_bytes(data: bytes, level: int) -> bytes:
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
-def gzip_to_tempfile(fd: int, level: int, spool_dir: str | None = None) -> BinaryIO:
-    """Compress a large file into an unnamed temporary file, streaming, for multipart upload."""
-    tmp = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - the caller closes it
+def gzip_to_tempfile(fd: int, level: int) -> BinaryIO:
+    """Compress a large file, streaming, into an unnamed file in TMPDIR for multipart upload."""
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
     with (
         gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=tmp, mtime=0) as gz,
         os.fdopen(os.dup(fd), "rb") as src,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -141,10 +142,13 @@ def test_gzip_bytes_is_deterministic(level: int) -> None:
     assert first[4:8] == b"\0\0\0\0"  # header mtime is zero
 
 
-def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
+def test_gzip_to_tempfile_is_deterministic_and_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = os.urandom(1000) * 3000  # ~3 MB, compressible
     path = tmp_path / "big.txt"
     path.write_bytes(data)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     fd = os.open(path, os.O_RDONLY)
     try:
         outputs = []
@@ -152,7 +156,7 @@ def test_gzip_to_tempfile_is_deterministic_and_streams(tmp_path: Path) -> None:
         for now in (1_700_000_000.0, 1_700_086_400.0):
             with pytest.MonkeyPatch.context() as clock:
                 clock.setattr(gzip.time, "time", lambda now=now: now)
-                tmp = gzip_to_tempfile(fd, 6, spool_dir=str(tmp_path))
+                tmp = gzip_to_tempfile(fd, 6)
             tmp.seek(0)
             outputs.append(tmp.read())
             tmp.close()
@@ -293,16 +297,19 @@ def test_gzip_bytes_uses_the_level_it_is_given() -> None:
     assert fast != best
 
 
-def test_gzip_to_tempfile_uses_the_level_and_the_spool_dir(tmp_path: Path) -> None:
+def test_gzip_to_tempfile_uses_the_level_and_the_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = os.urandom(2000) * 50
     (tmp_path / "f").write_bytes(data)
     spool = tmp_path / "spool"
     spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # what TMPDIR sets
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
         outputs = {}
         for level in (1, 9):
-            with gzip_to_tempfile(fd, level, spool_dir=str(spool)) as tmp:
+            with gzip_to_tempfile(fd, level) as tmp:
                 # An unnamed file (O_TMPFILE) still shows the directory it lives in.
                 assert os.readlink(f"/proc/self/fd/{tmp.fileno()}").startswith(f"{spool}/")
                 tmp.seek(0)
