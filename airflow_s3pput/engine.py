@@ -129,7 +129,7 @@ def upload(
         run.account_for_every_file()
         check.wait_head()  # a run with nothing to walk
         if not options.dry_run:
-            # After the run, which carried on those of its own files (see Putter._resumable).
+            # After the run, which carried on those of its own files (see MultipartUploads.resumable).
             # Within its key range: another batch's leftovers are its own to carry on.
             abort_leftovers(transport, journal, join_key(options.prefix, ""), key_range)
         if options.delete:  # --delete: after this range's uploads, which must all have landed

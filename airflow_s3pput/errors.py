@@ -100,14 +100,12 @@ class S3Error(Exception):
         *,
         status: int | None = None,
         region: str | None = None,
-        operation: str = "",
     ) -> None:
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.message = message
         self.status = status
         self.region = region
-        self.operation = operation
 
     @property
     def no_such_upload(self) -> bool:

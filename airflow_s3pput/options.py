@@ -165,7 +165,7 @@ class UploadOptions:
     #: where the record lives; None: ``$S3PPUT_CACHE_DIR`` or the user's cache directory
     cache_dir: str | None = None
     #: a large file whose multipart upload is open on the server (a killed run's) carries it on,
-    #: reusing the parts that are provably its bytes (see ``Putter._resumable``)
+    #: reusing the parts that are provably its bytes (see ``MultipartUploads.resumable``)
     resume: bool = True
 
     def __post_init__(self) -> None:

@@ -104,7 +104,7 @@ class MemoryTransport:
     def head_bucket(self) -> float | None:
         self._enter("HeadBucket")
         if not self.exists:
-            raise S3Error("404", status=404, operation="HeadBucket")
+            raise S3Error("404", status=404)
         return self.now()
 
     def list_page(

@@ -112,7 +112,7 @@ def make_client(settings: ConnectionSettings, pool_size: int, session: Session) 
         tcp_keepalive=True,
     )
     config = botocore_config(settings.client_options, own)
-    with _translated("CreateClient"):
+    with _translated():
         return session.client(
             "s3",
             endpoint_url=settings.endpoint_url,
@@ -166,7 +166,7 @@ class Boto3Transport:
         return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=self.session)
 
     def head_bucket(self) -> float | None:
-        response = self._send("HeadBucket", self.client.head_bucket)
+        response = self._send(self.client.head_bucket)
         return http_date_seconds(_headers(response).get("date"))
 
     def list_page(
@@ -185,11 +185,11 @@ class Boto3Transport:
             params["ContinuationToken"] = token
         elif start_after:
             params["StartAfter"] = start_after
-        return page_of(self._send("ListObjectsV2", self.client.list_objects_v2, **params))
+        return page_of(self._send(self.client.list_objects_v2, **params))
 
     def head_object(self, key: str) -> ObjectHead | None:
         try:
-            response = self._send("HeadObject", self.client.head_object, Key=key, ChecksumMode="ENABLED")
+            response = self._send(self.client.head_object, Key=key, ChecksumMode="ENABLED")
         except S3Error as error:
             if error.status == 404:
                 return None
@@ -197,7 +197,7 @@ class Boto3Transport:
         return head_from_headers(_headers(response))
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        response = self._send("PutObject", self.client.put_object, Key=key, Body=body, **params)
+        response = self._send(self.client.put_object, Key=key, Body=body, **params)
         return stored_from_headers(_headers(response))
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
@@ -206,7 +206,7 @@ class Boto3Transport:
         self._senders.submit(call_back, lambda: self.put_object(key, body, params), callback)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
-        response = self._send("CreateMultipartUpload", self.client.create_multipart_upload, Key=key, **params)
+        response = self._send(self.client.create_multipart_upload, Key=key, **params)
         return str(response["UploadId"])
 
     def upload_part(
@@ -217,7 +217,6 @@ class Boto3Transport:
             raise FileChanged(f"file shrank while it was uploaded (part {number})")
         checksum: dict[str, Any] = {"ChecksumCRC64NVME": crc64nvme} if crc64nvme else {}
         response = self._send(
-            "UploadPart",
             self.client.upload_part,
             stop=body.stop,
             Key=key,
@@ -241,7 +240,6 @@ class Boto3Transport:
             {"ChecksumCRC64NVME": crc64nvme, "ChecksumType": "FULL_OBJECT"} if crc64nvme else {}
         )
         response = self._send(
-            "CompleteMultipartUpload",
             self.client.complete_multipart_upload,
             Key=key,
             UploadId=upload_id,
@@ -253,13 +251,11 @@ class Boto3Transport:
         )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        self._send("AbortMultipartUpload", self.client.abort_multipart_upload, Key=key, UploadId=upload_id)
+        self._send(self.client.abort_multipart_upload, Key=key, UploadId=upload_id)
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         markers = {"NextKeyMarker": "KeyMarker", "NextUploadIdMarker": "UploadIdMarker"}
-        pages = self._pages(
-            "ListMultipartUploads", self.client.list_multipart_uploads, markers, Prefix=prefix
-        )
+        pages = self._pages(self.client.list_multipart_uploads, markers, Prefix=prefix)
         return [
             OpenUpload(u["Key"], u["UploadId"], _iso(u.get("Initiated", "")))
             for page in pages
@@ -268,7 +264,7 @@ class Boto3Transport:
 
     def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
         markers = {"NextPartNumberMarker": "PartNumberMarker"}
-        pages = self._pages("ListParts", self.client.list_parts, markers, Key=key, UploadId=upload_id)
+        pages = self._pages(self.client.list_parts, markers, Key=key, UploadId=upload_id)
         return [
             UploadedPart(int(p["PartNumber"]), _unquoted(p["ETag"]), int(p["Size"]))
             for page in pages
@@ -280,7 +276,7 @@ class Boto3Transport:
         if not objects:
             return {}
         delete = {"Objects": objects, "Quiet": True}
-        response = self._send("DeleteObjects", self.client.delete_objects, Delete=delete)
+        response = self._send(self.client.delete_objects, Delete=delete)
         return {
             e["Key"]: f"{e.get('Code', '')}: {e.get('Message', '')}".strip(": ")
             for e in response.get("Errors", [])
@@ -290,23 +286,21 @@ class Boto3Transport:
         if self._senders is not None:
             self._senders.shutdown(wait=True)
 
-    def _send(
-        self, operation: str, call: Callable[..., T], /, *, stop: threading.Event | None = None, **params: Any
-    ) -> T:
+    def _send(self, call: Callable[..., T], /, *, stop: threading.Event | None = None, **params: Any) -> T:
         """``call(Bucket=..., **params)`` under the retry policy, its errors as ``S3Error``."""
 
         def attempt() -> T:
-            with _translated(operation):
+            with _translated():
                 return call(Bucket=self.bucket, **params)
 
         return self.retry.call(attempt, stop)
 
     def _pages(
-        self, operation: str, call: Callable[..., Any], markers: Mapping[str, str], **params: Any
+        self, call: Callable[..., Any], markers: Mapping[str, str], **params: Any
     ) -> Iterator[Mapping[str, Any]]:
         """Every page of a listing; ``markers``: the answer's next-page field -> the parameter it feeds."""
         while True:
-            page = self._send(operation, call, **params)
+            page = self._send(call, **params)
             yield page
             if not page.get("IsTruncated"):
                 return
@@ -399,7 +393,7 @@ def _iso(value: Any) -> str:
 
 
 @contextmanager
-def _translated(operation: str) -> Iterator[None]:
+def _translated() -> Iterator[None]:
     """Turn what botocore raises into ``S3Error``: the one place that knows botocore's errors."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -411,10 +405,9 @@ def _translated(operation: str) -> Iterator[None]:
         status = meta.get("HTTPStatusCode")
         code = str(error.get("Code") or status or "ClientError")
         region = meta.get("HTTPHeaders", {}).get("x-amz-bucket-region")
-        raise S3Error(code, str(error.get("Message") or ""), status=status, region=region,
-                      operation=operation) from None  # fmt: skip
+        raise S3Error(code, str(error.get("Message") or ""), status=status, region=region) from None
     except BotoCoreError as exc:
-        raise S3Error(*_unanswered(exc), operation=operation) from None
+        raise S3Error(*_unanswered(exc)) from None
 
 
 def _unanswered(exc: Exception) -> tuple[str, str]:

@@ -186,7 +186,7 @@ class CrtSender:
         """Start a signed request to the bucket (``key`` empty) or an object; its answer, or its
         ``S3Error``, comes in the future, set on a CRT thread. ``put_object`` sends a single-part
         PutObject (the CRT's own request type for it); any other request is sent as it is,
-        named by ``operation`` (in its error too), with its response body kept."""
+        named by ``operation``, with its response body kept."""
         from awscrt.s3 import S3RequestType
 
         answer: Future[CrtResponse] = Future()
@@ -204,7 +204,6 @@ class CrtSender:
                 failure = S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s")
             else:
                 failure = _request_error(error, status_code, error_headers, error_body)
-            failure.operation = operation
             answer.set_exception(failure)
 
         try:
@@ -218,7 +217,7 @@ class CrtSender:
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
-            answer.set_exception(S3Error(type(exc).__name__, str(exc), operation=operation))
+            answer.set_exception(S3Error(type(exc).__name__, str(exc)))
             return answer
         self.watchdog.started(watch, started)
         return answer

@@ -120,7 +120,7 @@ class CrtTransport:
         response = self.sender.request(
             "POST", key, query={"uploads": ""}, headers=headers, operation="CreateMultipartUpload"
         ).result()
-        return text(_document(response, "CreateMultipartUpload"), "UploadId")
+        return text(_document(response), "UploadId")
 
     def upload_part(
         self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
@@ -129,11 +129,7 @@ class CrtTransport:
         headers = [("Content-MD5", base64.b64encode(md5).decode())]
         if crc64nvme:
             headers.append(("x-amz-checksum-crc64nvme", crc64nvme))
-        try:
-            response = self.parts.upload_part(path, headers, body)
-        except S3Error as error:
-            error.operation = "UploadPart"
-            raise
+        response = self.parts.upload_part(path, headers, body)
         return response.headers.get("etag", "")
 
     def complete_multipart(
@@ -202,7 +198,7 @@ class CrtTransport:
         response = self.sender.request(
             "POST", key, query=query, headers=headers, body=body, operation=operation
         ).result()
-        return response, _document(response, operation)
+        return response, _document(response)
 
     def _pages(
         self, operation: str, key: str, query: dict[str, str], markers: Mapping[str, str]
@@ -211,7 +207,7 @@ class CrtTransport:
         parameter it feeds."""
         while True:
             response = self.sender.request("GET", key, query=query, operation=operation).result()
-            root = _document(response, operation)
+            root = _document(response)
             yield root
             if text(root, "IsTruncated") != "true":
                 return
@@ -223,10 +219,8 @@ def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _document(response: CrtResponse, operation: str) -> ETree.Element:
+def _document(response: CrtResponse) -> ETree.Element:
     root = ETree.fromstring(response.body)
     if root.tag.rpartition("}")[2] == "Error":  # S3 may answer 200 and still fail
-        error = answer_error(response.status, response.body)
-        error.operation = operation
-        raise error
+        raise answer_error(response.status, response.body)
     return root
