@@ -2,7 +2,7 @@
 
 One client per process, shared by its threads (botocore clients are thread-safe, sessions are
 not). Every request is sent under the transport's ``RetryPolicy``; botocore itself makes one
-attempt (``retry_policy`` says why). ``CrtPuts`` sends the PUTs through the CRT instead.
+attempt (``retry_policy`` says why).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
-    from airflow_s3pput.transport.crt_transport import CrtTransport
 
 T = TypeVar("T")
 
@@ -161,9 +160,7 @@ class Boto3Transport:
     def quick(self) -> Boto3Transport:
         if self.settings is None or self.session is None:  # a test's own client serves the check
             return self
-        settings = quick_settings(self.settings)
-        client = make_client(settings, 10, self.session)
-        return Boto3Transport(client, self.bucket, threads=1, settings=settings, session=self.session)
+        return quick_boto3(self.settings, self.bucket, self.session)
 
     def head_bucket(self) -> float | None:
         response = self._send(self.client.head_bucket)
@@ -307,51 +304,10 @@ class Boto3Transport:
             params.update({param: page[field] for field, param in markers.items()})
 
 
-class CrtPuts(Boto3Transport):
-    """Single PUTs, parts and listing pages through the CRT, signed with the session's
-    credentials; every other call through boto3 (``selection`` says when). The CRT client is
-    started by the first of them. The bucket check's transport (``quick``) is all boto3, and a
-    run lists on it until HeadBucket passed (``ListingBesideCheck``): an endpoint whose
-    certificate the CRT would refuse only after s2n's blinding delay has failed by then."""
-
-    streams_parts = True
-
-    def __init__(self, client: S3Client, bucket: str, **kwargs: Any) -> None:
-        super().__init__(client, bucket, **kwargs)
-        self._puts: CrtTransport | None = None
-        self._puts_lock = threading.Lock()  # the first PUT may be a part, on a part worker
-
-    def list_page(self, prefix: str, **params: Any) -> ListPage:
-        """``Transport.list_page`` on the CRT, whose parameters it passes on: an unchanged re-run
-        is almost all listing, which botocore parses at several times the CRT's CPU
-        (BENCHMARKS.md, issue 25)."""
-        return self._crt().list_page(prefix, **params)
-
-    def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        return self._crt().put_object(key, body, params)
-
-    def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
-        self._crt().put_object_async(key, body, params, callback)
-
-    def upload_part(
-        self, key: str, upload_id: str, number: int, body: PartBody, md5: bytes, crc64nvme: str = ""
-    ) -> str:
-        return self._crt().upload_part(key, upload_id, number, body, md5, crc64nvme)
-
-    def close(self) -> None:
-        if self._puts is not None:
-            self._puts.close()
-        super().close()
-
-    def _crt(self) -> CrtTransport:
-        from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
-
-        assert self.settings is not None  # made by ``open``
-        with self._puts_lock:
-            if self._puts is None:
-                connections = connections_for(self.threads)
-                self._puts = CrtTransport(self.settings, self.bucket, self.session, connections)
-            return self._puts
+def quick_boto3(settings: ConnectionSettings, bucket: str, session: Session) -> Boto3Transport:
+    """A boto3 transport of few attempts for the bucket check (``Transport.quick``)."""
+    quick = quick_settings(settings)
+    return Boto3Transport(make_client(quick, 10, session), bucket, threads=1, settings=quick, session=session)
 
 
 def page_of(page: Mapping[str, Any]) -> ListPage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 from xml.etree import ElementTree as ETree
@@ -27,6 +27,7 @@ from airflow_s3pput.transport.interface import (
     PutCallback,
     SentPart,
     Stored,
+    Transport,
     UploadedPart,
     call_back,
     head_from_headers,
@@ -48,23 +49,33 @@ def connections_for(threads: int) -> int:
 
 class CrtTransport:
     """``Transport`` over the CRT for one bucket. ``session``: a boto3 session whose
-    credentials sign the requests (roles, SSO, profiles); without one, plain keys."""
+    credentials sign the requests (roles, SSO, profiles); without one, plain keys. ``check``:
+    makes the bucket check's transport (``quick``), when it must not be the CRT's."""
 
     streams_parts = True
 
     def __init__(
-        self, settings: ConnectionSettings, bucket: str, session: Any = None, connections: int = 25
+        self,
+        settings: ConnectionSettings,
+        bucket: str,
+        session: Any = None,
+        connections: int = 25,
+        *,
+        check: Callable[[], Transport] | None = None,
     ) -> None:
         self.settings = settings
         self.bucket = bucket
         self.session = session
+        self.check = check
         self.sender = sender = CrtSender(settings, bucket, session, connections)
         # Parts are streamed from the file: the CRT's S3 client would hold a whole part until it ends.
         self.parts = StreamedParts(sender.host, sender.bootstrap, sender.tls_context,
                                    sender.unsigned_payload_signing, settings,
                                    RetryPolicy(settings.max_attempts))  # fmt: skip
 
-    def quick(self) -> CrtTransport:
+    def quick(self) -> Transport:
+        if self.check is not None:
+            return self.check()
         # A CRT client's retry settings are fixed at creation: a client of its own.
         return CrtTransport(quick_settings(self.settings), self.bucket, self.session)
 

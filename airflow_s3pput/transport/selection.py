@@ -1,13 +1,14 @@
 """Which library carries which S3 call: decided here, once, for every run and worker process.
 
-=========================  =====================  ==============================  ============
-transport (after ``auto``)  endpoint / credentials  PUTs, parts, listing pages      other calls
-=========================  =====================  ==============================  ============
-crt                        plain HTTP, plain keys  CRT                             CRT
-crt                        TLS, or keys a boto3    CRT (signed with the session's  boto3
-                           session must resolve    credentials)
-boto3                      any                     boto3                           boto3
-=========================  =====================  ==============================  ============
+=========================  ========================================  ======================  ============
+transport (after ``auto``)  endpoint / credentials                    every call of the run   bucket check
+=========================  ========================================  ======================  ============
+crt                        plain HTTP, plain keys                    CRT                     CRT
+crt                        plain HTTP, keys a boto3 session resolves  CRT, signed with the    CRT
+                                                                     session's credentials
+crt                        TLS                                       CRT, as above           boto3
+boto3                      any                                       boto3                   boto3
+=========================  ========================================  ======================  ============
 
 ``auto`` is ``crt`` when awscrt (0.38.1 or newer) is installed and the connection has no
 client option the CRT cannot honour (a proxy in an Airflow connection's ``config_kwargs``: see
@@ -134,10 +135,13 @@ def open_transport(options: UploadOptions) -> Transport:
         from airflow_s3pput.transport.boto3_transport import Boto3Transport
 
         return Boto3Transport.open(settings, options.bucket, options.threads)
+    from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
+
+    connections = connections_for(options.threads)
     if not settings.uses_tls and plain_credentials(settings) is not None:
-        from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
+        return CrtTransport(settings, options.bucket, connections=connections)
+    from airflow_s3pput.transport.boto3_transport import make_session, quick_boto3
 
-        return CrtTransport(settings, options.bucket, connections=connections_for(options.threads))
-    from airflow_s3pput.transport.boto3_transport import CrtPuts
-
-    return CrtPuts.open(settings, options.bucket, options.threads)
+    session = make_session(settings)
+    check = functools.partial(quick_boto3, settings, options.bucket, session) if settings.uses_tls else None
+    return CrtTransport(settings, options.bucket, session, connections, check=check)

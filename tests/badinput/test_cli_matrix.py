@@ -219,20 +219,20 @@ def test_parts_go_up_over_tls_to_a_private_ca(
     assert stored["Body"].read() == body
 
 
-def test_over_tls_the_listing_pages_come_through_the_crt(
+def test_over_tls_every_call_but_the_bucket_check_goes_through_the_crt(
     cli: CliRunner,
     s3_server: LocalS3Server,
     bucket: str,
     src: Path,
     tls_endpoint: tuple[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Over TLS, once boto3's bucket check has vouched for the certificate, the CRT reads the
-    listing too (botocore's parser costs a re-run several times the CPU): its pages must verify
-    the private CA and parse as boto3's do, so that an unchanged re-run puts nothing."""
+    """Over TLS, once boto3's bucket check has vouched for the certificate, the CRT carries the
+    run, listings included (botocore's parser costs a re-run several times the CPU): its pages
+    must verify the private CA and parse as boto3's do, so that an unchanged re-run puts nothing."""
     from airflow_s3pput.options import UploadOptions
     from airflow_s3pput.transport import open_transport
-    from airflow_s3pput.transport.boto3_transport import CrtPuts
+    from airflow_s3pput.transport.boto3_transport import Boto3Transport
+    from airflow_s3pput.transport.crt_transport import CrtTransport
 
     endpoint, cert = tls_endpoint
     base = ["--bucket", bucket, "--endpoint-url", endpoint, "--ca-bundle", str(cert), "--prefix", "tls-rerun"]
@@ -243,8 +243,10 @@ def test_over_tls_the_listing_pages_come_through_the_crt(
     connection = s3_server.connection(endpoint_url=endpoint, verify=str(cert))
     transport = open_transport(UploadOptions(bucket=bucket, sources=[str(src)], connection=connection))
     try:
-        assert isinstance(transport, CrtPuts)
-        monkeypatch.setattr(transport.client, "list_objects_v2", lambda **_: pytest.fail("listed by boto3"))
+        assert isinstance(transport, CrtTransport)  # every call of the run, listings included
+        check = transport.quick()
+        assert isinstance(check, Boto3Transport)  # but the bucket check's: see transport.selection
+        check.close()
         page = transport.list_page("tls-rerun/")
         assert sorted(o.key for o in page.objects) == ["tls-rerun/a.txt", "tls-rerun/d/b.txt"]
     finally:
