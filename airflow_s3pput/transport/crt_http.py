@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +47,10 @@ class CrtResponse(NamedTuple):
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes
+
+
+#: what ``CrtSender.send`` calls at a request's end: its answer, or the ``S3Error`` it met
+AnswerCallback = Callable[[CrtResponse | None, S3Error | None], None]
 
 
 class ResponseCollector:
@@ -183,13 +187,39 @@ class CrtSender:
         operation: str = "",
         put_object: bool = False,
     ) -> Future[CrtResponse]:
-        """Start a signed request to the bucket (``key`` empty) or an object; its answer, or its
-        ``S3Error``, comes in the future, set on a CRT thread. ``put_object`` sends a single-part
-        PutObject (the CRT's own request type for it); any other request is sent as it is,
-        named by ``operation``, with its response body kept."""
+        """``send`` with the answer, or its ``S3Error``, in a future."""
+        answer: Future[CrtResponse] = Future()
+
+        def settle(response: CrtResponse | None, error: S3Error | None) -> None:
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(response)  # type: ignore[arg-type]
+
+        self.send(method, key, settle, query=query, headers=headers, body=body, operation=operation,
+                  put_object=put_object)  # fmt: skip
+        return answer
+
+    def send(
+        self,
+        method: str,
+        key: str,
+        on_answer: AnswerCallback,
+        *,
+        query: Mapping[str, str] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+        operation: str = "",
+        put_object: bool = False,
+    ) -> None:
+        """Start a signed request to the bucket (``key`` empty) or an object; ``on_answer(response,
+        error)`` runs on a CRT thread at its end. ``put_object`` sends a single-part PutObject
+        (the CRT's own request type for it); any other request is sent as it is, named by
+        ``operation``, with its response body kept. A run of small files sends its PUTs here
+        rather than through ``request``: a future's locks on each of thousands of PUTs cost the
+        small-file target (<= 1.0x s5cmd) about 5% of the client's CPU (BENCHMARKS.md)."""
         from awscrt.s3 import S3RequestType
 
-        answer: Future[CrtResponse] = Future()
         collector = ResponseCollector()
         watch = self.watchdog.watch()
 
@@ -198,13 +228,13 @@ class CrtSender:
                     **kwargs: Any) -> None:  # fmt: skip
             timed_out = self.watchdog.forget(watch)
             if error is None:
-                answer.set_result(collector.response(status_code or 200))
+                on_answer(collector.response(status_code or 200), None)
                 return
             if timed_out:
                 failure = S3Error(S3Error.TIMEOUT, f"no answer in {self.watchdog.seconds:g} s")
             else:
                 failure = _request_error(error, status_code, error_headers, error_body)
-            answer.set_exception(failure)
+            on_answer(None, failure)
 
         try:
             started = self.client.make_request(
@@ -217,10 +247,9 @@ class CrtSender:
             )
         except Exception as exc:  # noqa: BLE001 - refused at submission: report it like any failure
             self.watchdog.forget(watch)
-            answer.set_exception(S3Error(type(exc).__name__, str(exc)))
-            return answer
+            on_answer(None, S3Error(type(exc).__name__, str(exc)))
+            return
         self.watchdog.started(watch, started)
-        return answer
 
     def _http_request(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None

@@ -29,7 +29,6 @@ from airflow_s3pput.transport.interface import (
     Stored,
     Transport,
     UploadedPart,
-    call_back,
     head_from_headers,
     http_date_seconds,
     quick_settings,
@@ -121,10 +120,10 @@ class CrtTransport:
         return stored_from_headers(self._put(key, body, params).result().headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
-        def finished(answer: Future[CrtResponse]) -> None:
-            call_back(lambda: stored_from_headers(answer.result().headers), callback)
+        def finished(response: CrtResponse | None, error: S3Error | None) -> None:
+            callback(None if response is None else stored_from_headers(response.headers), error)
 
-        self._put(key, body, params).add_done_callback(finished)
+        self.sender.send("PUT", key, finished, headers=request_headers(params), body=body, put_object=True)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         headers = request_headers(params)
