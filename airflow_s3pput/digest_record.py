@@ -31,7 +31,7 @@ Usage::
     skip = record.unchanged(entries, remote)   # the engine: a walk group's unchanged keys
     seen = record.look(path, key, listed)      # the putter: stat before opening the file
     seen.confirm(fd)                           # after the read: the file is the one looked at
-    seen.same_as(digest, listed)               # the bytes and the object are the recorded ones
+    seen.same_as(read_digest, listed)          # the bytes and the object are the recorded ones
     seen.remember(stored_size, digest, etag)   # after the put (or the match) of those bytes
     record.close()
 """
@@ -185,11 +185,14 @@ class Lookup:
         with contextlib.suppress(OSError):
             self.intact = self.stat is not None and FileStat.of(os.fstat(fd)) == self.stat
 
-    def same_as(self, digest: str, listed: RemoteObject) -> bool:
-        """Whether the bytes just read (``digest``) are the recorded ones and ``listed`` the
-        object recorded as holding them: a file touched without a change, on any kind of bucket."""
+    def same_as(self, read_digest: Callable[[], str], listed: RemoteObject | None) -> bool:
+        """Whether ``listed`` is the object recorded as holding this file's bytes and the bytes
+        are still those (``read_digest`` reads them, only then): a file touched without a
+        change, on any kind of bucket."""
         entry = self.entry
-        return entry is not None and _holds(listed, entry) and digest == entry.digest
+        if entry is None or listed is None or not _holds(listed, entry):
+            return False
+        return read_digest() == entry.digest
 
     def remember(self, stored_size: int, digest: str, etag: str) -> None:
         """Record that the object ``etag`` holds the bytes read (``digest``). Never raises: a

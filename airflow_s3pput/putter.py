@@ -212,7 +212,7 @@ class Putter:
         holds these very bytes, or where its checksum says so (``checksum_lookup``): on a bucket
         whose ETags are opaque, only they can tell."""
         remote = task.remote
-        if remote is not None and seen.entry is not None and seen.same_as(digest(), remote):
+        if seen.same_as(digest, remote):
             return SKIP_UNCHANGED
         decision = self.mode.decide(content, remote)
         if (
