@@ -262,8 +262,7 @@ class _Run:
         for some of them must not end green: they are counted as failed, in one line."""
         if self.stopped_at_limit:
             return  # the files after the limit were never meant to be put
-        c = self.collector
-        missing = self.walked - (c.files_put + sum(c.skipped.values()) + c.failed)
+        missing = self.walked - self.collector.files_done
         if missing:
             message = f"internal error: {missing} of {self.walked} files got no result"
             self.record(PutResult("", "", "fail", error=message, retryable=False), files=missing)

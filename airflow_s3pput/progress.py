@@ -33,7 +33,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.counts.freeze().files_done
+        return self.counts.files_done
 
     def due(self) -> bool:
         """True at most once per ``interval``: time to show the line again."""

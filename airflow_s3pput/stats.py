@@ -277,6 +277,11 @@ class StatsCollector:
         self.skipped: Counter[str] = Counter()
         self.failures: list[tuple[str, str]] = []
 
+    @property
+    def files_done(self) -> int:
+        """Files accounted for so far (see ``Stats.files_done``)."""
+        return self.files_put + sum(self.skipped.values()) + self.failed
+
     def add(self, result: PutResult, *, files: int = 1) -> None:
         """Count ``result``; a failure may stand for several ``files`` (the engine's one line for
         files that got no result of their own)."""
