@@ -6,7 +6,7 @@ transport (after ``auto``)  endpoint / credentials                    every call
 crt                        plain HTTP, plain keys                    CRT                     CRT
 crt                        plain HTTP, keys a boto3 session resolves  CRT, signed with the    CRT
                                                                      session's credentials
-crt                        TLS                                       CRT, as above           boto3
+crt                        TLS                                       CRT, keys as above      boto3
 boto3                      any                                       boto3                   boto3
 =========================  ========================================  ======================  ============
 
@@ -138,10 +138,13 @@ def open_transport(options: UploadOptions) -> Transport:
     from airflow_s3pput.transport.crt_transport import CrtTransport, connections_for
 
     connections = connections_for(options.threads)
-    if not settings.uses_tls and plain_credentials(settings) is not None:
+    keys = plain_credentials(settings)
+    if not settings.uses_tls and keys is not None:
         return CrtTransport(settings, options.bucket, connections=connections)
     from airflow_s3pput.transport.boto3_transport import make_session, quick_boto3
 
     session = make_session(settings)
     check = functools.partial(quick_boto3, settings, options.bucket, session) if settings.uses_tls else None
-    return CrtTransport(settings, options.bucket, session, connections, check=check)
+    # Plain keys sign in C; only credentials a session must resolve are asked for per signing.
+    signer = session if keys is None else None
+    return CrtTransport(settings, options.bucket, signer, connections, check=check)

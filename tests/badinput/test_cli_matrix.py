@@ -244,6 +244,7 @@ def test_over_tls_every_call_but_the_bucket_check_goes_through_the_crt(
     transport = open_transport(UploadOptions(bucket=bucket, sources=[str(src)], connection=connection))
     try:
         assert isinstance(transport, CrtTransport)  # every call of the run, listings included
+        assert transport.session is None  # plain keys sign in C, not through a boto3 session
         check = transport.quick()
         assert isinstance(check, Boto3Transport)  # but the bucket check's: see transport.selection
         check.close()
