@@ -30,7 +30,6 @@ from airflow_s3pput.transport.interface import (
     SentPart,
     Stored,
     UploadedPart,
-    call_back,
     head_from_headers,
     http_date_seconds,
     iso_seconds,
@@ -200,7 +199,7 @@ class Boto3Transport:
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.threads, thread_name_prefix="s3pput-put")
-        self._senders.submit(call_back, lambda: self.put_object(key, body, params), callback)
+        self._senders.submit(_put_and_call_back, lambda: self.put_object(key, body, params), callback)
 
     def create_multipart(self, key: str, params: ObjectParams) -> str:
         response = self._send(self.client.create_multipart_upload, Key=key, **params)
@@ -308,6 +307,16 @@ def quick_boto3(settings: ConnectionSettings, bucket: str, session: Session) -> 
     """A boto3 transport of few attempts for the bucket check (``Transport.quick``)."""
     quick = quick_settings(settings)
     return Boto3Transport(make_client(quick, 10, session), bucket, threads=1, settings=quick, session=session)
+
+
+def _put_and_call_back(put: Callable[[], Stored], callback: PutCallback) -> None:
+    """``callback`` with what ``put()`` stored, or with the ``S3Error`` it raised."""
+    try:
+        stored = put()
+    except S3Error as error:
+        callback(None, error)
+        return
+    callback(stored, None)
 
 
 def page_of(page: Mapping[str, Any]) -> ListPage:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 from xml.etree import ElementTree as ETree
 
@@ -117,7 +116,9 @@ class CrtTransport:
         return head_from_headers(response.headers)
 
     def put_object(self, key: str, body: bytes, params: ObjectParams) -> Stored:
-        return stored_from_headers(self._put(key, body, params).result().headers)
+        headers = request_headers(params)
+        response = self.sender.request("PUT", key, headers=headers, body=body, put_object=True).result()
+        return stored_from_headers(response.headers)
 
     def put_object_async(self, key: str, body: bytes, params: ObjectParams, callback: PutCallback) -> None:
         def finished(response: CrtResponse | None, error: S3Error | None) -> None:
@@ -160,10 +161,9 @@ class CrtTransport:
         return stored_from_headers(response.headers, text(root, "ETag"), text(root, "ChecksumCRC64NVME"))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        abort = self.sender.request(
+        self.sender.request(
             "DELETE", key, query={"uploadId": upload_id}, operation="AbortMultipartUpload"
-        )
-        abort.result()
+        ).result()
 
     def open_uploads(self, prefix: str) -> list[OpenUpload]:
         markers = {"NextKeyMarker": "key-marker", "NextUploadIdMarker": "upload-id-marker"}
@@ -194,9 +194,6 @@ class CrtTransport:
             text(e, "Key"): f"{text(e, 'Code')}: {text(e, 'Message')}".strip(": ")
             for e in root.iterfind("{*}Error")
         }
-
-    def _put(self, key: str, body: bytes, params: ObjectParams) -> Future[CrtResponse]:
-        return self.sender.request("PUT", key, headers=request_headers(params), body=body, put_object=True)
 
     def _post(
         self, operation: str, key: str, query: dict[str, str], document: str, headers: list[tuple[str, str]]

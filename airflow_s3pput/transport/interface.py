@@ -105,16 +105,6 @@ def full_object_checksums(found: Mapping[str, str], checksum_type: str) -> dict[
     return {algorithm: value for algorithm, value in found.items() if value and "-" not in value}
 
 
-def call_back(send: Callable[[], Stored], callback: PutCallback) -> None:
-    """``callback`` with what ``send()`` stored, or with the ``S3Error`` it raised."""
-    try:
-        stored = send()
-    except S3Error as error:
-        callback(None, error)
-        return
-    callback(stored, None)
-
-
 def stored_from_headers(headers: Mapping[str, str], etag: str | None = None, crc64nvme: str = "") -> Stored:
     """What an answer's headers (names in lower case) say was stored; ``etag`` and
     ``crc64nvme``: those in the answer's document, when it has one (CompleteMultipartUpload)."""
