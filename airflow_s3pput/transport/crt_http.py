@@ -216,8 +216,8 @@ class CrtSender:
         error)`` runs on a CRT thread at its end. ``put_object`` sends a single-part PutObject
         (the CRT's own request type for it); any other request is sent as it is, named by
         ``operation``, with its response body kept. A run of small files sends its PUTs here
-        rather than through ``request``: a future's locks on each of thousands of PUTs cost the
-        small-file target (<= 1.0x s5cmd) about 5% of the client's CPU (BENCHMARKS.md)."""
+        rather than through ``request``: a future's locks on each of thousands of PUTs cost enough
+        client CPU to miss the small-file target (<= 1.0x s5cmd; BENCHMARKS.md)."""
         from awscrt.s3 import S3RequestType
 
         collector = ResponseCollector()
